@@ -1,0 +1,1 @@
+"""Central collector: verify, store once, acknowledge, forward to the city platform."""

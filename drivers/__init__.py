@@ -1,0 +1,1 @@
+"""Device codecs (sans-IO, MicroPython subset) and host transports."""

@@ -1,0 +1,1 @@
+"""Edge agent: local intake, durable outbox, MQTT uplink."""

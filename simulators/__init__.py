@@ -1,0 +1,1 @@
+"""Hardware and platform simulators behind the same seams as the real things."""

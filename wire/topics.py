@@ -1,0 +1,58 @@
+"""MQTT topics of the wire contract. ``prefix`` is configurable ("" by default)."""
+
+
+def _p(prefix: str) -> str:
+    return prefix.rstrip("/") + "/" if prefix else ""
+
+
+def terminal_rec(dev: str, prefix: str = "") -> str:
+    """Terminal → gateway records."""
+    return _p(prefix) + "t/" + dev + "/rec"
+
+
+def terminal_ack(dev: str, prefix: str = "") -> str:
+    """Gateway → terminal acknowledgements."""
+    return _p(prefix) + "t/" + dev + "/ack"
+
+
+def terminal_cmd(dev: str, prefix: str = "") -> str:
+    """Gateway → terminal commands."""
+    return _p(prefix) + "t/" + dev + "/cmd"
+
+
+def site_up(site: str, prefix: str = "") -> str:
+    """Gateway → central batches."""
+    return _p(prefix) + "edge/" + site + "/up"
+
+
+def site_ack(site: str, prefix: str = "") -> str:
+    """Central → gateway batch acknowledgements."""
+    return _p(prefix) + "edge/" + site + "/ack"
+
+
+def site_cmd(site: str, prefix: str = "") -> str:
+    """Central → gateway commands."""
+    return _p(prefix) + "edge/" + site + "/cmd"
+
+
+def shared_up(group: str, prefix: str = "") -> str:
+    """The collectors' shared subscription to every site's batches."""
+    return "$share/" + group + "/" + _p(prefix) + "edge/+/up"
+
+
+def all_up(prefix: str = "") -> str:
+    """Plain subscription to every site's batches (brokers without shared subscriptions)."""
+    return _p(prefix) + "edge/+/up"
+
+
+def all_terminal_recs(prefix: str = "") -> str:
+    """The agent's subscription to its terminals' records."""
+    return _p(prefix) + "t/+/rec"
+
+
+def split(topic: str, prefix: str = "") -> list[str]:
+    """Topic levels after the prefix, e.g. ``['t', 'CYL-1', 'rec']``."""
+    p = _p(prefix)
+    if p and topic.startswith(p):
+        topic = topic[len(p) :]
+    return topic.split("/")
