@@ -1,0 +1,95 @@
+"""Query API over HTTP (FastAPI): store summary, device health and gaps, records.
+
+Each request opens the store read-only, so the API never blocks ingest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Query
+
+from collector.store import device_report, summarize
+from traceedge.settings import CollectorSettings
+
+
+@contextmanager
+def _ro(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db.execute("PRAGMA busy_timeout=5000")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def make_app(store_path: Path) -> FastAPI:
+    app = FastAPI(title="traceedge collector", version="0.1.0")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/stats")
+    def stats() -> dict[str, Any]:
+        with _ro(store_path) as db:
+            return summarize(db)
+
+    @app.get("/devices")
+    def devices() -> list[dict[str, Any]]:
+        with _ro(store_path) as db:
+            return device_report(db)
+
+    @app.get("/records/{dev}/{seq}")
+    def record(dev: str, seq: int) -> dict[str, Any]:
+        import json
+
+        with _ro(store_path) as db:
+            row = db.execute(
+                "SELECT rec FROM records WHERE dev = ? AND seq = ?", (dev, seq)
+            ).fetchone()
+        if row is None:
+            raise HTTPException(404, f"no record ({dev}, {seq})")
+        out: dict[str, Any] = json.loads(row[0])
+        return out
+
+    @app.get("/records")
+    def records(
+        dev: str | None = None,
+        kind: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        import json
+
+        sql, args = "SELECT rec FROM records WHERE 1=1", list[str]()
+        if dev:
+            sql, args = sql + " AND dev = ?", [*args, dev]
+        if kind:
+            sql, args = sql + " AND kind = ?", [*args, kind]
+        with _ro(store_path) as db:
+            rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    return app
+
+
+class ApiServer:
+    def __init__(self, settings: CollectorSettings, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            make_app(settings.store_path), host=host, port=port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)

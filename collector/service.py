@@ -1,0 +1,141 @@
+"""The collector process: batches from the broker → verify → store once → ack → forward."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+
+from collector.forwarder import Forwarder
+from collector.store import SqliteStore, Store
+from collector.verify import verify_batch
+from traceedge.errors import StoreError
+from traceedge.mqttlink import MqttLink
+from traceedge.registry import Registry
+from traceedge.settings import CollectorSettings
+from wire import topics
+from wire.batch import encode_ack
+from wire.envelope import WireError
+from wire.schemas import default_validator
+
+log = logging.getLogger(__name__)
+
+
+class Collector:
+    def __init__(self, settings: CollectorSettings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store = store or SqliteStore(settings.store_path)
+        self.registry = Registry(settings.registry)
+        self.validator = default_validator()
+        prefix = settings.broker.prefix
+        sub = (
+            topics.shared_up(settings.group, prefix)
+            if settings.shared_subscription
+            else topics.all_up(prefix)
+        )
+        self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=64)
+        self.link = MqttLink(
+            settings.broker,
+            client_id=settings.client_id,
+            on_message=self._on_message,
+            subscriptions=(sub,),
+            name="collector",
+        )
+        self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
+        self.api_server: object | None = None
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        while not self._stop.is_set():
+            try:
+                self.queue.put((topic, payload), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def start(self) -> None:
+        self._worker.start()
+        if self.forwarder:
+            self.forwarder.start()
+        self.link.start()
+        if self.settings.api_port:
+            from collector.api import ApiServer
+
+            server = ApiServer(self.settings, self.settings.api_host, self.settings.api_port)
+            server.start()
+            self.api_server = server
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.link.stop()
+        self._worker.join(timeout=10)
+        if self.forwarder:
+            self.forwarder.stop()
+        if self.api_server is not None:
+            self.api_server.stop()  # type: ignore[attr-defined]
+        self.store.close()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                topic, payload = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.handle(topic, payload)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """One batch: verify, commit, then ack. No ack if the commit failed."""
+        parts = topics.split(topic, self.settings.broker.prefix)
+        site = parts[1] if len(parts) == 3 and parts[0] == "edge" else None
+        try:
+            if site is None:
+                raise WireError("topic", f"unexpected topic {topic!r}")
+            vb = verify_batch(
+                site, payload, self.registry, self.validator, self.settings.max_batch_bytes
+            )
+        except WireError as exc:
+            log.warning("collector: unusable batch on %s: %s", topic, exc)
+            try:
+                self.store.quarantine_payload(site, exc.reason, exc.detail, payload)
+            except StoreError:
+                log.exception("collector: cannot even quarantine; the sender will resend")
+            return
+        while not self._stop.is_set():
+            try:
+                res = self.store.commit(vb.site, vb.batch_id, vb.good, vb.bad)
+                break
+            except StoreError as exc:
+                log.error("collector: commit failed (%s); batch %s not acked", exc, vb.batch_id)
+                time.sleep(1.0)
+        else:
+            return
+        if vb.bad:
+            log.warning(
+                "collector: batch %s from %s: %d records quarantined (%s)",
+                vb.batch_id,
+                vb.site,
+                len(vb.bad),
+                sorted({b.reason for b in vb.bad}),
+            )
+        self.link.publish(
+            topics.site_ack(vb.site, self.settings.broker.prefix),
+            encode_ack(vb.batch_id, res.stored, res.duplicates, res.bad),
+        )
+        if self.forwarder and res.stored:
+            self.forwarder.poke()
+
+    def run_forever(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        log.info(
+            "collector: store %s, registry %s", self.settings.store_path, self.settings.registry
+        )
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

@@ -1,0 +1,370 @@
+"""The collector's store: each record once, keyed by ``(dev, seq)``.
+
+:class:`Store` is the interface; :class:`SqliteStore` the embedded default (a PostgreSQL
+store implements the same methods). One call to :meth:`Store.commit` is one transaction:
+records inserted once (``ON CONFLICT DO NOTHING``), a copy with the same identity but
+different content quarantined as a ``conflict`` with an alarm, bad records quarantined,
+per-device counters updated, and the new records queued for the city platform, all
+committed together. The batch is acknowledged only after this returns.
+
+Forwarding reads the store forward by row id. A forward batch is claimed with a lease and a
+stable idempotency key (``<store id>-<lo>-<hi>``), so a crash between the platform's reply
+and our bookkeeping resends the same batch under the same key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from collector.verify import Bad, Good
+from traceedge.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    received REAL NOT NULL,
+    rec TEXT NOT NULL,
+    UNIQUE (dev, seq)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received REAL NOT NULL,
+    site TEXT,
+    batch TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    dev TEXT,
+    seq INTEGER,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    raised REAL NOT NULL,
+    kind TEXT NOT NULL,
+    dev TEXT,
+    seq INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_state (
+    dev TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    max_seq INTEGER NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forward_batches (
+    key TEXT PRIMARY KEY,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    created REAL NOT NULL,
+    claimed_until REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+COUNTERS = (
+    "batches",
+    "stored",
+    "duplicates",
+    "quarantined",
+    "conflicts",
+    "forwarded",
+    "forward_batches",
+    "forward_failures",
+)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    stored: int
+    duplicates: int
+    bad: int
+
+
+@dataclass(frozen=True)
+class ForwardBatch:
+    key: str
+    lo: int
+    hi: int
+    records: list[dict[str, Any]]
+
+
+class Store(Protocol):
+    def commit(
+        self, site: str, batch_id: str, good: list[Good], bad: list[Bad]
+    ) -> CommitResult: ...
+
+    def quarantine_payload(
+        self, site: str | None, reason: str, detail: str, payload: bytes
+    ) -> None: ...
+
+    def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None: ...
+
+    def forwarded(self, key: str) -> None: ...
+
+    def forward_failed(self, key: str) -> None: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteStore:
+    """WAL, ``synchronous=FULL``; several collector processes may share the file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.executescript(SCHEMA)
+        with self.atomic() as db:
+            for name in COUNTERS:
+                db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))
+            db.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES ('store_id', ?)",
+                (uuid.uuid4().hex[:12],),
+            )
+            db.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('forward_cursor', '0')")
+            self.store_id = db.execute("SELECT value FROM meta WHERE name = 'store_id'").fetchone()[
+                0
+            ]
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot begin a transaction: {exc}") from exc
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.db.execute("ROLLBACK")
+                raise StoreError(f"commit failed: {exc}") from exc
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, values: dict[str, int]) -> None:
+        db.executemany(
+            "UPDATE counters SET value = value + ? WHERE name = ?",
+            [(v, k) for k, v in values.items() if v],
+        )
+
+    # -- intake ------------------------------------------------------------------------
+    def commit(self, site: str, batch_id: str, good: list[Good], bad: list[Bad]) -> CommitResult:
+        now = time.time()
+        try:
+            with self.atomic() as db:
+                return self._commit(db, now, site, batch_id, good, bad)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        now: float,
+        site: str,
+        batch_id: str,
+        good: list[Good],
+        bad: list[Bad],
+    ) -> CommitResult:
+        stored = dups = 0
+        quarantine = [(b.reason, b.detail, b.dev, b.seq, b.payload) for b in bad]
+        per_dev: dict[str, tuple[int, int]] = {}
+        insert = (
+            "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dev, seq) DO NOTHING"
+        )
+        for g in good:
+            cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
+            if cur.rowcount:
+                stored += 1
+                n, mx = per_dev.get(g.dev, (0, 0))
+                per_dev[g.dev] = (n + 1, max(mx, g.seq))
+                continue
+            row = db.execute(
+                "SELECT mac FROM records WHERE dev = ? AND seq = ?", (g.dev, g.seq)
+            ).fetchone()
+            if row is not None and row[0] == g.mac:
+                dups += 1
+            else:
+                detail = f"({g.dev}, {g.seq}) already stored with different content"
+                quarantine.append(("conflict", detail, g.dev, g.seq, g.text.encode()))
+                db.execute(
+                    "INSERT INTO alarms(raised, kind, dev, seq, detail) VALUES (?, ?, ?, ?, ?)",
+                    (now, "conflict", g.dev, g.seq, detail),
+                )
+        if quarantine:
+            db.executemany(
+                "INSERT INTO quarantine(received, site, batch, reason, detail, dev, seq, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(now, site, batch_id, r, d[:500], dv, sq, p) for r, d, dv, sq, p in quarantine],
+            )
+        db.executemany(
+            "INSERT INTO device_state(dev, site, count, max_seq, last_seen) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(dev) DO UPDATE SET count = count + excluded.count, "
+            "max_seq = MAX(max_seq, excluded.max_seq), last_seen = excluded.last_seen",
+            [(dev, site, n, mx, now) for dev, (n, mx) in per_dev.items()],
+        )
+        conflicts = sum(1 for q in quarantine if q[0] == "conflict")
+        self._bump(
+            db,
+            {
+                "batches": 1,
+                "stored": stored,
+                "duplicates": dups,
+                "quarantined": len(quarantine),
+                "conflicts": conflicts,
+            },
+        )
+        return CommitResult(stored, dups, len(quarantine))
+
+    def quarantine_payload(
+        self, site: str | None, reason: str, detail: str, payload: bytes
+    ) -> None:
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO quarantine(received, site, reason, detail, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (time.time(), site, reason, detail[:500], payload[:65536]),
+            )
+            self._bump(db, {"quarantined": 1})
+
+    # -- forwarding --------------------------------------------------------------------
+    def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None:
+        now = time.time()
+        with self.atomic() as db:
+            row = db.execute(
+                "SELECT key, lo, hi FROM forward_batches WHERE claimed_until < ? "
+                "ORDER BY lo LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                cursor = int(
+                    db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()[0]
+                )
+                ids = db.execute(
+                    "SELECT id FROM records WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+                ).fetchall()
+                if not ids:
+                    return None
+                lo, hi = int(ids[0][0]), int(ids[-1][0])
+                key = f"{self.store_id}-{lo}-{hi}"
+                db.execute(
+                    "INSERT INTO forward_batches(key, lo, hi, n, created, claimed_until) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, lo, hi, len(ids), now, now + lease_s),
+                )
+                db.execute("UPDATE meta SET value = ? WHERE name = 'forward_cursor'", (str(hi),))
+            else:
+                key, lo, hi = str(row[0]), int(row[1]), int(row[2])
+                db.execute(
+                    "UPDATE forward_batches SET claimed_until = ?, attempts = attempts + 1 "
+                    "WHERE key = ?",
+                    (now + lease_s, key),
+                )
+            texts = db.execute(
+                "SELECT rec FROM records WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
+            ).fetchall()
+        return ForwardBatch(key, lo, hi, [json.loads(t[0]) for t in texts])
+
+    def forwarded(self, key: str) -> None:
+        with self.atomic() as db:
+            row = db.execute("SELECT n FROM forward_batches WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return
+            db.execute("DELETE FROM forward_batches WHERE key = ?", (key,))
+            self._bump(db, {"forwarded": int(row[0]), "forward_batches": 1})
+
+    def forward_failed(self, key: str) -> None:
+        with self.atomic() as db:
+            db.execute("UPDATE forward_batches SET claimed_until = 0 WHERE key = ?", (key,))
+            self._bump(db, {"forward_failures": 1})
+
+    # -- reports -----------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return summarize(self.db)
+
+
+def summarize(db: sqlite3.Connection) -> dict[str, Any]:
+    """Counters, gaps and backlog of a collector store (any connection, read-only is fine)."""
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    n_records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    gaps = db.execute("SELECT COALESCE(SUM(max_seq - count), 0) FROM device_state").fetchone()[0]
+    devices = db.execute("SELECT COUNT(*) FROM device_state").fetchone()[0]
+    cursor = int(db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()[0])
+    unclaimed = db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (cursor,)).fetchone()[0]
+    pending = db.execute("SELECT COALESCE(SUM(n), 0) FROM forward_batches").fetchone()[0]
+    alarms = db.execute("SELECT COUNT(*) FROM alarms").fetchone()[0]
+    quarantine = dict(
+        db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
+    )
+    return {
+        "records": int(n_records),
+        "devices": int(devices),
+        "gaps": int(gaps),
+        "forward_backlog": int(unclaimed) + int(pending),
+        "alarms": int(alarms),
+        "quarantine_by_reason": quarantine,
+        **counters,
+    }
+
+
+def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per device: last seen, contiguous watermark, highest seq, missing count and ranges."""
+    out = []
+    for dev, site, count, max_seq, last_seen in db.execute(
+        "SELECT dev, site, count, max_seq, last_seen FROM device_state ORDER BY dev"
+    ).fetchall():
+        missing: list[list[int]] = []
+        if max_seq > count:
+            prev = 0
+            for (seq,) in db.execute("SELECT seq FROM records WHERE dev = ? ORDER BY seq", (dev,)):
+                if seq > prev + 1 and len(missing) < 100:
+                    missing.append([prev + 1, seq - 1])
+                prev = seq
+        watermark = missing[0][0] - 1 if missing else max_seq
+        out.append(
+            {
+                "dev": dev,
+                "site": site,
+                "records": count,
+                "max_seq": max_seq,
+                "watermark": watermark,
+                "missing": max_seq - count,
+                "gaps": missing,
+                "last_seen": last_seen,
+            }
+        )
+    return out

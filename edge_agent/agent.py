@@ -1,0 +1,145 @@
+"""The edge agent process: local intake → outbox → uplink, plus status and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from edge_agent.intake import Intake
+from edge_agent.outbox import Outbox
+from edge_agent.uplink import Uplink
+from traceedge.backoff import Backoff
+from traceedge.metrics import MetricsServer, render
+from traceedge.mqttlink import MqttLink
+from traceedge.registry import Registry
+from traceedge.settings import AgentSettings
+from wire import topics
+from wire.schemas import default_validator
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 1.0
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
+        registry = Registry(settings.devices) if settings.devices else None
+        self.uplink = Uplink(self.outbox, settings.site, settings.uplink)
+        self.local = MqttLink(
+            settings.local,
+            client_id=f"agent-{settings.site}-local",
+            on_message=self._on_terminal,
+            subscriptions=(topics.all_terminal_recs(settings.local.prefix),),
+            name="local",
+        )
+        self.intake = Intake(
+            self.outbox,
+            default_validator(),
+            registry,
+            ack=self.local.publish,
+            prefix=settings.local.prefix,
+            maxsize=settings.intake_queue,
+        )
+        u = settings.uplink
+        self.central = MqttLink(
+            u.broker,
+            client_id=f"agent-{settings.site}-up",
+            on_message=self.uplink.on_ack,
+            subscriptions=(self.uplink.ack_topic,),
+            backoff=Backoff(u.backoff_initial_s, u.backoff_max_s),
+            on_connect=self.uplink.on_connect,
+            name="uplink",
+        )
+        self.uplink.attach(self.central.publish)
+        self.metrics: MetricsServer | None = None
+        self._stop = threading.Event()
+        self.started_at = time.time()
+        self._rates: list[tuple[float, int, int]] = []
+
+    def _on_terminal(self, topic: str, payload: bytes) -> None:
+        self.intake.offer(topic, payload)
+        self.uplink.poke()
+
+    def start(self) -> None:
+        self.intake.start()
+        self.uplink.start()
+        self.central.start()
+        self.local.start()
+        if self.settings.metrics_port:
+            self.metrics = MetricsServer(
+                "127.0.0.1",
+                self.settings.metrics_port,
+                lambda: render("traceedge_agent", self.numbers()),
+            ).start()
+        log.info(
+            "agent %s: outbox %s (%d records waiting)",
+            self.settings.site,
+            self.settings.outbox_path,
+            self.outbox.depth()[0],
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.local.stop()
+        self.intake.stop()
+        self.uplink.stop()
+        self.central.stop()
+        if self.metrics:
+            self.metrics.stop()
+        self.write_status()
+        self.outbox.close()
+
+    def numbers(self) -> dict[str, Any]:
+        depth, nbytes, oldest = self.outbox.depth()
+        c = self.outbox.counters()
+        st = self.uplink.stats
+        return {
+            **c,
+            "depth": depth,
+            "bytes": nbytes,
+            "max_bytes": self.settings.outbox_max_bytes,
+            "oldest_age_s": round(oldest, 3) if oldest is not None else 0,
+            "in_flight_batches": len(self.uplink.in_flight),
+            "resends": st.resends,
+            "local_connected": int(self.local.connected),
+            "uplink_connected": int(self.central.connected),
+            "alarm_outbox_full": int(self.outbox.alarm),
+            "intake_queue": self.intake.queue.qsize(),
+        }
+
+    def write_status(self) -> None:
+        n = self.numbers()
+        now = time.time()
+        self._rates.append((now, int(n["stored"]), int(n["acked_records"])))
+        self._rates = [r for r in self._rates if now - r[0] <= 10.0]
+        t0, s0, a0 = self._rates[0]
+        dt = max(now - t0, 1e-9)
+        status = {
+            "site": self.settings.site,
+            "pid_started_at": self.started_at,
+            "updated_at": now,
+            "last_ack_at": self.uplink.stats.last_ack_at,
+            "intake_per_s": round((n["stored"] - s0) / dt, 1) if len(self._rates) > 1 else 0.0,
+            "uplink_per_s": round((n["acked_records"] - a0) / dt, 1)
+            if len(self._rates) > 1
+            else 0.0,
+            "uplink_error": self.central.last_error if not self.central.connected else "",
+            **n,
+        }
+        self.outbox.set_meta({"status": json.dumps(status)})
+
+    def run_forever(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        try:
+            while not self._stop.wait(STATUS_EVERY_S):
+                self.write_status()
+        finally:
+            self.stop()

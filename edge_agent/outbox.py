@@ -1,0 +1,286 @@
+"""The edge agent's durable outbox: SQLite in WAL mode, ``synchronous=FULL``.
+
+Every record a terminal sent is committed here before the terminal gets its ack, and leaves
+only when the collector acknowledged the batch that carried it.
+
+* Group commit: :meth:`Outbox.add_many` writes many records in one transaction (one fsync).
+* Bounded in bytes (``max_bytes``, counting each record's size plus a fixed row overhead).
+  When a group does not fit, status samples (``THINNABLE_KINDS``) are *thinned*: every
+  other one in the oldest stretch is deleted, so the series keeps its span at a coarser
+  step. Protected kinds are never evicted. When only protected records remain, the records
+  that do not fit are refused (not committed, not acked: the terminal keeps them) and the
+  ``outbox_full`` alarm is raised until usage drops below 90 %.
+* Row ids are ``AUTOINCREMENT`` so they never go back: the uplink reads forward from a
+  cursor and an acked batch is the id range ``[lo, hi]``.
+* Quarantine: bad input from terminals is kept with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from wire.envelope import THINNABLE_KINDS
+
+ROW_OVERHEAD = 64
+QUARANTINE_KEEP_BYTES = 8192
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    thin INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    received REAL NOT NULL,
+    rec BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_identity ON outbox(dev, seq);
+CREATE INDEX IF NOT EXISTS outbox_thin ON outbox(thin, id) WHERE thin = 1;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received REAL NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+COUNTERS = (
+    "received",
+    "stored",
+    "duplicates",
+    "quarantined",
+    "evicted",
+    "refused",
+    "uplinked",
+    "acked_records",
+    "acked_batches",
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A record accepted by intake validation, waiting for its group commit."""
+
+    dev: str
+    seq: int
+    kind: str
+    rec: bytes
+
+
+@dataclass(frozen=True)
+class AddResult:
+    stored: list[Incoming]
+    duplicates: list[Incoming]
+    refused: list[Incoming]
+    evicted: int
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    rec: bytes
+
+
+class Outbox:
+    """One SQLite file; one writer connection guarded by a lock (the agent's threads share it)."""
+
+    def __init__(self, path: Path | str, max_bytes: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.executescript(SCHEMA)
+        with self.atomic():
+            for name in COUNTERS:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,)
+                )
+        row = self.db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox").fetchone()
+        self.bytes = int(row[0]) + ROW_OVERHEAD * int(row[1])
+        self.alarm = self.get_meta("alarm_outbox_full") == "1"
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed (and fsynced) on exit, rolled back on error."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # -- counters and meta -------------------------------------------------------------
+    def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
+        if n:
+            db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (n, name))
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.db.execute("SELECT name, value FROM counters").fetchall())
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO meta(name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    # -- intake ------------------------------------------------------------------------
+    def add_many(self, items: list[Incoming], received: int = 0) -> AddResult:
+        """Commit a group of records; duplicates of a stored identity are ignored.
+
+        ``received`` counts the messages behind this group (including bad ones) for metrics.
+        """
+        now = time.time()
+        stored: list[Incoming] = []
+        dups: list[Incoming] = []
+        refused: list[Incoming] = []
+        evicted = 0
+        with self.atomic() as db:
+            need = sum(len(i.rec) + ROW_OVERHEAD for i in items)
+            if self.bytes + need > self.max_bytes:
+                evicted = self._thin(db, self.bytes + need - self.max_bytes)
+            for item in items:
+                size = len(item.rec) + ROW_OVERHEAD
+                if self.bytes + size > self.max_bytes:
+                    refused.append(item)
+                    continue
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO outbox(dev, seq, kind, thin, size, received, rec) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.dev,
+                        item.seq,
+                        item.kind,
+                        1 if item.kind in THINNABLE_KINDS else 0,
+                        len(item.rec),
+                        now,
+                        item.rec,
+                    ),
+                )
+                if cur.rowcount:
+                    stored.append(item)
+                    self.bytes += size
+                else:
+                    dups.append(item)
+            self._bump(db, "received", received or len(items))
+            self._bump(db, "stored", len(stored))
+            self._bump(db, "duplicates", len(dups))
+            self._bump(db, "evicted", evicted)
+            self._bump(db, "refused", len(refused))
+            alarm = bool(refused) or (self.alarm and self.bytes > 0.9 * self.max_bytes)
+            if alarm != self.alarm:
+                self.alarm = alarm
+                db.execute(
+                    "INSERT INTO meta(name, value) VALUES ('alarm_outbox_full', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    ("1" if alarm else "0",),
+                )
+        return AddResult(stored, dups, refused, evicted)
+
+    def _thin(self, db: sqlite3.Connection, excess: int) -> int:
+        """Delete every other status sample, oldest first, until ``excess`` bytes are free."""
+        freed = evicted = 0
+        while freed < excess:
+            rows = db.execute(
+                "SELECT id, size FROM outbox WHERE thin = 1 ORDER BY id LIMIT 512"
+            ).fetchall()
+            if not rows:
+                break
+            # Keep the oldest of each pair; with a single sample left, it goes too.
+            victims = rows[1::2] if len(rows) > 1 else rows
+            picked = []
+            for rid, size in victims:
+                picked.append((rid,))
+                freed += size + ROW_OVERHEAD
+                if freed >= excess:
+                    break
+            db.executemany("DELETE FROM outbox WHERE id = ?", picked)
+            evicted += len(picked)
+        self.bytes -= freed
+        return evicted
+
+    def quarantine(self, items: list[tuple[str, str, str, bytes]]) -> None:
+        """Keep bad input: ``(topic, reason, detail, payload)``; payload cut to 8 KiB."""
+        if not items:
+            return
+        now = time.time()
+        with self.atomic() as db:
+            db.executemany(
+                "INSERT INTO quarantine(received, topic, reason, detail, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(now, t, r, d[:500], p[:QUARANTINE_KEEP_BYTES]) for t, r, d, p in items],
+            )
+            self._bump(db, "quarantined", len(items))
+            self._bump(db, "received", len(items))
+
+    # -- uplink ------------------------------------------------------------------------
+    def read_after(self, cursor: int, limit: int, max_bytes: int) -> list[Row]:
+        """Records with id > cursor, oldest first, at most ``limit`` and ~``max_bytes``."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, rec FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            ).fetchall()
+        out: list[Row] = []
+        total = 0
+        for rid, rec in rows:
+            if out and total + len(rec) > max_bytes:
+                break
+            out.append(Row(rid, bytes(rec)))
+            total += len(rec)
+        return out
+
+    def delete_range(self, lo: int, hi: int) -> int:
+        """Delete the acked id range; returns how many records left the outbox."""
+        with self.atomic() as db:
+            row = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE id BETWEEN ? AND ?",
+                (lo, hi),
+            ).fetchone()
+            n, size = int(row[0]), int(row[1])
+            db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (lo, hi))
+            self.bytes -= size + n * ROW_OVERHEAD
+            self._bump(db, "acked_records", n)
+            self._bump(db, "acked_batches", 1)
+            if self.alarm and self.bytes <= 0.9 * self.max_bytes:
+                self.alarm = False
+                db.execute("UPDATE meta SET value = '0' WHERE name = 'alarm_outbox_full'")
+        return n
+
+    def count_uplinked(self, n: int) -> None:
+        with self.atomic() as db:
+            self._bump(db, "uplinked", n)
+
+    # -- inspection --------------------------------------------------------------------
+    def depth(self) -> tuple[int, int, float | None]:
+        """(records, bytes, age in seconds of the oldest record)."""
+        with self._lock:
+            n, oldest = self.db.execute("SELECT COUNT(*), MIN(received) FROM outbox").fetchone()
+        return int(n), self.bytes, (time.time() - oldest) if oldest is not None else None

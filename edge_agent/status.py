@@ -1,0 +1,81 @@
+"""``traceedge agent status``: read an agent's outbox (read-only; works while it runs)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_agent.outbox import ROW_OVERHEAD
+from traceedge.errors import ConfigError
+
+
+def read_status(outbox_path: Path) -> dict[str, Any]:
+    if not outbox_path.exists():
+        raise ConfigError(str(outbox_path), "", "no outbox here: has the agent ever run?")
+    db = sqlite3.connect(f"file:{outbox_path}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        n, size, oldest = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(received) FROM outbox"
+        ).fetchone()
+        counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        by_kind = dict(db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind").fetchall())
+        quarantine = dict(
+            db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
+        )
+    finally:
+        db.close()
+    live = json.loads(meta.get("status", "{}"))
+    now = time.time()
+    alarms = []
+    if meta.get("alarm_outbox_full") == "1":
+        alarms.append("outbox_full: only protected records remain; intake is being refused")
+    updated = live.get("updated_at")
+    running = updated is not None and now - float(updated) < 5.0
+    return {
+        "running": running,
+        "site": live.get("site"),
+        "depth": int(n),
+        "bytes": int(size) + ROW_OVERHEAD * int(n),
+        "max_bytes": live.get("max_bytes"),
+        "oldest_age_s": round(now - oldest, 1) if oldest is not None else None,
+        "waiting_by_kind": by_kind,
+        "last_ack_at": live.get("last_ack_at"),
+        "last_ack_age_s": round(now - live["last_ack_at"], 1) if live.get("last_ack_at") else None,
+        "intake_per_s": live.get("intake_per_s", 0.0),
+        "uplink_per_s": live.get("uplink_per_s", 0.0),
+        "uplink_connected": bool(live.get("uplink_connected")) and running,
+        "local_connected": bool(live.get("local_connected")) and running,
+        "uplink_error": live.get("uplink_error", ""),
+        "counters": counters,
+        "quarantine_by_reason": quarantine,
+        "alarms": alarms,
+    }
+
+
+def format_status(st: dict[str, Any]) -> str:
+    def age(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f} s"
+
+    lines = [
+        f"agent for site {st['site'] or '?'}: {'running' if st['running'] else 'NOT RUNNING'}",
+        f"  outbox      {st['depth']} records, {st['bytes']} bytes"
+        + (f" of {st['max_bytes']}" if st["max_bytes"] else ""),
+        f"  oldest      {age(st['oldest_age_s'])}",
+        f"  last ack    {age(st['last_ack_age_s'])} ago",
+        f"  rates       intake {st['intake_per_s']}/s, uplink {st['uplink_per_s']}/s",
+        f"  links       terminals {'up' if st['local_connected'] else 'DOWN'}, "
+        f"central {'up' if st['uplink_connected'] else 'DOWN'}"
+        + (f" ({st['uplink_error']})" if st["uplink_error"] else ""),
+        "  counters    " + ", ".join(f"{k} {v}" for k, v in sorted(st["counters"].items())),
+    ]
+    if st["quarantine_by_reason"]:
+        q = ", ".join(f"{k} {v}" for k, v in sorted(st["quarantine_by_reason"].items()))
+        lines.append(f"  quarantine  {q}")
+    for a in st["alarms"]:
+        lines.append(f"  ALARM       {a}")
+    return "\n".join(lines)

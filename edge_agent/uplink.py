@@ -1,0 +1,188 @@
+"""Uplink: outbox → batches → central broker, deleted only on the collector's ack.
+
+Policy (tested in ``tests/edge_agent``):
+
+* A batch is up to ``batch_records`` records / ``batch_bytes`` bytes, sent when full or
+  when ``linger_s`` has passed with nothing more to add; zlib-compressed; QoS 1.
+* At most ``max_in_flight`` batches await their ack. A publish that "returns" proves
+  nothing (a silent link swallows it): a batch is resent when ``ack_timeout_s`` passes
+  without its ack, and every unacked batch is resent after each reconnect.
+* The ack (``edge/{site}/ack``) names the batch; its id range is then deleted. An ack for an
+  unknown batch (from before a restart) is ignored: those records are resent and the
+  collector removes the duplicates.
+* A backlog drains at full speed: while records wait and the window has room, batches go
+  out back to back with no linger.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from edge_agent.outbox import Outbox
+from traceedge.settings import UplinkSettings
+from wire import topics
+from wire.batch import decode_ack, encode_batch
+from wire.envelope import WireError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InFlight:
+    batch_id: str
+    lo: int
+    hi: int
+    count: int
+    payload: bytes
+    sent_at: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class UplinkStats:
+    batches_sent: int = 0
+    resends: int = 0
+    acks: int = 0
+    unknown_acks: int = 0
+    bad_acks: int = 0
+    last_ack_at: float | None = None
+    acked_records: int = 0
+    recent: list[tuple[float, int]] = field(default_factory=list)
+
+
+class Uplink:
+    """Reads the outbox forward from a cursor and keeps a window of batches in flight."""
+
+    def __init__(self, outbox: Outbox, site: str, settings: UplinkSettings) -> None:
+        self.outbox = outbox
+        self.site = site
+        self.settings = settings
+        self.prefix = settings.broker.prefix
+        self.topic = topics.site_up(site, self.prefix)
+        self.ack_topic = topics.site_ack(site, self.prefix)
+        self.cursor = 0
+        self.in_flight: dict[str, InFlight] = {}
+        self.stats = UplinkStats()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._resend_all = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self.publish = self._no_link
+
+    @staticmethod
+    def _no_link(topic: str, payload: bytes) -> bool:
+        return False
+
+    def attach(self, publish: object) -> None:
+        self.publish = publish  # type: ignore[assignment]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def on_connect(self) -> None:
+        """The link (re)connected: everything unacked goes again, now."""
+        self._resend_all.set()
+        self._wake.set()
+
+    def poke(self) -> None:
+        """New records were committed."""
+        self._wake.set()
+
+    # -- acks (MQTT thread) ------------------------------------------------------------
+    def on_ack(self, topic: str, payload: bytes) -> None:
+        try:
+            ack = decode_ack(payload)
+        except WireError as exc:
+            self.stats.bad_acks += 1
+            log.warning("uplink: unreadable ack on %s: %s", topic, exc)
+            return
+        with self._lock:
+            batch = self.in_flight.pop(str(ack["b"]), None)
+        if batch is None:
+            self.stats.unknown_acks += 1
+            return
+        n = self.outbox.delete_range(batch.lo, batch.hi)
+        self.stats.acks += 1
+        self.stats.acked_records += n
+        self.stats.last_ack_at = time.time()
+        self._wake.set()
+
+    # -- sending (uplink thread) -------------------------------------------------------
+    def _next_batch(self) -> InFlight | None:
+        s = self.settings
+        rows = self.outbox.read_after(self.cursor, s.batch_records, s.batch_bytes)
+        if not rows:
+            return None
+        if len(rows) < s.batch_records and not self._linger_done(rows[0].id):
+            return None
+        batch_id = uuid.uuid4().hex[:16]
+        payload = encode_batch(self.site, batch_id, [r.rec for r in rows])
+        self.cursor = rows[-1].id
+        self._linger_since = None
+        return InFlight(batch_id, rows[0].id, rows[-1].id, len(rows), payload)
+
+    _linger_since: float | None = None
+    _linger_first: int = 0
+
+    def _linger_done(self, first_id: int) -> bool:
+        now = time.monotonic()
+        if self._linger_since is None or self._linger_first != first_id:
+            self._linger_since, self._linger_first = now, first_id
+        return now - self._linger_since >= self.settings.linger_s
+
+    def _send(self, batch: InFlight) -> None:
+        if self.publish(self.topic, batch.payload):
+            batch.sent_at = time.monotonic()
+            batch.attempts += 1
+            if batch.attempts == 1:
+                self.stats.batches_sent += 1
+                self.outbox.count_uplinked(batch.count)
+            else:
+                self.stats.resends += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:
+                log.exception("uplink: step failed; retrying")
+                self._stop.wait(1.0)
+
+    def _step(self) -> None:
+        s = self.settings
+        now = time.monotonic()
+        with self._lock:
+            pending = list(self.in_flight.values())
+        resend_all = self._resend_all.is_set()
+        self._resend_all.clear()
+        for b in pending:
+            if b.sent_at == 0.0 or resend_all or now - b.sent_at >= s.ack_timeout_s:
+                if b.sent_at and not resend_all:
+                    log.warning(
+                        "uplink: no ack for batch %s after %.0f s, resending",
+                        b.batch_id,
+                        now - b.sent_at,
+                    )
+                self._send(b)
+        sent_new = False
+        while len(self.in_flight) < s.max_in_flight and not self._stop.is_set():
+            batch = self._next_batch()
+            if batch is None:
+                break
+            with self._lock:
+                self.in_flight[batch.batch_id] = batch
+            self._send(batch)
+            sent_new = True
+        if not sent_new:
+            self._wake.wait(min(s.linger_s, 0.5) if self.outbox.bytes else 0.5)
+            self._wake.clear()

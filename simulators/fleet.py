@@ -1,0 +1,197 @@
+"""Fleet simulator: many terminals of all three families publishing realistic records.
+
+Each simulated terminal behaves like the firmware: its sequence never repeats, every record
+is kept until the gateway acknowledges it (``t/{dev}/ack`` ranges), and unacked records are
+published again after ``resend_after_s``. One MQTT connection carries the whole fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from simulators.records import make_body, pick_kind
+from traceedge.mqttlink import MqttLink
+from traceedge.registry import FAMILY_OF_TYPE, Device
+from traceedge.settings import BrokerSettings
+from wire import topics
+from wire.canonical import canonical
+from wire.envelope import make_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Terminal:
+    device: Device
+    family: str
+    seq: int = 0
+    boot: int = 1
+    pending: dict[int, tuple[bytes, float]] = field(default_factory=dict)
+
+
+@dataclass
+class FleetStats:
+    generated: int = 0
+    acked: int = 0
+    rejected: int = 0
+    resent: int = 0
+
+    def as_dict(self, pending: int) -> dict[str, int]:
+        return {
+            "generated": self.generated,
+            "acked": self.acked,
+            "rejected": self.rejected,
+            "resent": self.resent,
+            "pending": pending,
+        }
+
+
+class Fleet:
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        devices: list[Device],
+        seed: int = 1,
+        resend_after_s: float = 5.0,
+        max_pending: int = 200_000,
+        client_id: str = "fleet",
+    ) -> None:
+        if not devices:
+            raise ValueError("a fleet needs at least one device")
+        self.rng = random.Random(seed)
+        self.terminals = [Terminal(d, FAMILY_OF_TYPE[d.type]) for d in devices]
+        self.by_dev = {t.device.dev: t for t in self.terminals}
+        self.prefix = broker.prefix
+        self.resend_after_s = resend_after_s
+        self.max_pending = max_pending
+        self.stats = FleetStats()
+        self._lock = threading.Lock()
+        self.link = MqttLink(
+            broker,
+            client_id=client_id,
+            on_message=self._on_ack,
+            subscriptions=(topics.terminal_ack("+", self.prefix),),
+            name="fleet",
+        )
+
+    # -- acks ------------------------------------------------------------------------
+    def _on_ack(self, topic: str, payload: bytes) -> None:
+        parts = topics.split(topic, self.prefix)
+        term = self.by_dev.get(parts[1]) if len(parts) == 3 else None
+        if term is None:
+            return
+        try:
+            ack = json.loads(payload)
+            ranges = [(int(lo), int(hi)) for lo, hi in ack.get("r", [])]
+            bad = [int(s) for s in ack.get("bad", [])]
+        except (ValueError, TypeError):
+            log.warning("fleet: unreadable ack on %s", topic)
+            return
+        with self._lock:
+            for lo, hi in ranges:
+                if hi - lo > len(term.pending):
+                    hits = [s for s in term.pending if lo <= s <= hi]
+                else:
+                    hits = [s for s in range(lo, hi + 1) if s in term.pending]
+                for s in hits:
+                    del term.pending[s]
+                self.stats.acked += len(hits)
+            for s in bad:
+                if term.pending.pop(s, None) is not None:
+                    self.stats.rejected += 1
+
+    # -- producing -------------------------------------------------------------------
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(t.pending) for t in self.terminals)
+
+    def make(self, term: Terminal) -> tuple[int, bytes]:
+        term.seq += 1
+        kind = pick_kind(term.family, self.rng)
+        body = make_body(kind, self.rng, term.device.dev, term.seq, term.device.site)
+        rec = make_record(
+            term.device.dev,
+            term.seq,
+            term.boot,
+            kind,
+            int(time.time() * 1000),
+            "ntp",
+            body,
+            term.device.key,
+        )
+        return term.seq, canonical(rec)
+
+    def publish_one(self, term: Terminal) -> None:
+        seq, payload = self.make(term)
+        with self._lock:
+            term.pending[seq] = (payload, time.monotonic())
+            self.stats.generated += 1
+        self.link.publish(topics.terminal_rec(term.device.dev, self.prefix), payload)
+
+    def resend_due(self) -> int:
+        now = time.monotonic()
+        due: list[tuple[Terminal, int, bytes]] = []
+        with self._lock:
+            for t in self.terminals:
+                due.extend(
+                    (t, seq, payload)
+                    for seq, (payload, at) in t.pending.items()
+                    if now - at >= self.resend_after_s
+                )
+            for t, seq, payload in due:
+                t.pending[seq] = (payload, now)
+        sent = 0
+        for t, _seq, payload in sorted(due, key=lambda x: (x[0].device.dev, x[1])):
+            if self.link.publish(topics.terminal_rec(t.device.dev, self.prefix), payload):
+                sent += 1
+        self.stats.resent += sent
+        return sent
+
+    def run(
+        self,
+        records: int,
+        rate: float = 0.0,
+        drain_timeout_s: float = 120.0,
+        progress: object = None,
+    ) -> dict[str, int]:
+        """Publish ``records`` records (at ``rate``/s, 0 = as fast as the link takes them),
+        then wait until every one is acknowledged or ``drain_timeout_s`` passes."""
+        self.link.start()
+        if not self.link.wait_connected(30):
+            raise ConnectionError(f"fleet: broker unreachable: {self.link.last_error}")
+        start = time.monotonic()
+        last_resend = start
+        i = 0
+        while self.stats.generated < records:
+            if not self.link.connected or self.pending() >= self.max_pending:
+                time.sleep(0.05)
+            else:
+                self.publish_one(self.terminals[i % len(self.terminals)])
+                i += 1
+                if rate > 0:
+                    ahead = start + self.stats.generated / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+            now = time.monotonic()
+            if now - last_resend >= 1.0:
+                last_resend = now
+                self.resend_due()
+                if callable(progress):
+                    progress(self.stats.as_dict(self.pending()))
+        deadline = time.monotonic() + drain_timeout_s
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if time.monotonic() - last_resend >= 1.0:
+                last_resend = time.monotonic()
+                self.resend_due()
+                if callable(progress):
+                    progress(self.stats.as_dict(self.pending()))
+        return self.stats.as_dict(self.pending())
+
+    def stop(self) -> None:
+        self.link.stop()

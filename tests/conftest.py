@@ -1,0 +1,200 @@
+"""Fixtures that start real peers: Mosquitto (or amqtt) on a free port, the fake platform,
+the collector and the edge agent as child processes, simulated terminals.
+
+A test that cannot get its component fails with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.store import summarize
+from edge_agent.status import read_status
+from simulators.fleet import Fleet
+from simulators.platform import PlatformServer
+from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
+from traceedge.launch import Role, agent_config, collector_config
+from traceedge.provision import new_device
+from traceedge.registry import Device, add_devices
+from traceedge.settings import BrokerSettings
+
+SITE = "T01"
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def require_mosquitto() -> None:
+    if find_mosquitto() is None:
+        pytest.fail(f"mosquitto binary not found: {MOSQUITTO_HINT}", pytrace=False)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    require_mosquitto()
+    b = Broker("mosquitto", free_port(), tmp_path / "mosquitto").start()
+    yield b
+    b.stop()
+
+
+@dataclass
+class Chain:
+    """One site's whole chain; every part can be killed and restarted by the test."""
+
+    root: Path
+    broker: Broker
+    central: Broker
+    platform: PlatformServer
+    devices: list[Device]
+    registry: Path
+    agent: Role
+    collectors: list[Role]
+    fleets: list[Fleet] = field(default_factory=list)
+
+    @property
+    def store(self) -> Path:
+        return self.root / "collector" / "collector.sqlite"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "agent" / "outbox.sqlite"
+
+    def collector_stats(self) -> dict[str, Any]:
+        import sqlite3
+
+        if not self.store.exists():
+            return {}
+        db = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            return summarize(db)
+        except sqlite3.OperationalError:
+            return {}
+        finally:
+            db.close()
+
+    def agent_status(self) -> dict[str, Any]:
+        return read_status(self.outbox)
+
+    def platform_stats(self) -> dict[str, int]:
+        return self.platform.platform.stats()
+
+    def fleet(self, devices: list[Device] | None = None, **kw: Any) -> Fleet:
+        f = Fleet(
+            BrokerSettings(port=self.broker.port),
+            devices or self.devices,
+            client_id=f"fleet-{len(self.fleets)}",
+            **kw,
+        )
+        self.fleets.append(f)
+        return f
+
+    def wait_forwarded(self, n: int, timeout: float = 120.0) -> None:
+        try:
+            wait_until(
+                lambda: self.platform_stats()["records"] >= n,
+                timeout,
+                f"{n} records at the platform",
+            )
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nplatform {self.platform_stats()}\ncollector {self.collector_stats()}"
+                f"\nagent log:\n{self.agent.log_tail()}\ncollector log:\n"
+                f"{self.collectors[0].log_tail()}"
+            ) from None
+
+    def assert_exactly_once(self, generated: int) -> None:
+        p = self.platform_stats()
+        c = self.collector_stats()
+        assert p["records"] == generated, p
+        assert p["duplicate_records"] == 0, p
+        assert c["records"] == generated, c
+        assert c["gaps"] == 0, c
+        assert c["quarantined"] == 0, c["quarantine_by_reason"]
+
+
+def make_chain(
+    root: Path,
+    broker_kind: str = "mosquitto",
+    separate_central: bool = False,
+    collectors: int = 1,
+    devices_per_type: int = 2,
+    agent_overrides: dict[str, Any] | None = None,
+    uplink_overrides: dict[str, Any] | None = None,
+) -> Chain:
+    if broker_kind == "mosquitto":
+        require_mosquitto()
+    registry = root / "registry" / "devices.json"
+    devices = [
+        new_device(t, SITE)
+        for t in ("cylinder-reader", "elevator-box", "market-scale")
+        for _ in range(devices_per_type)
+    ]
+    add_devices(registry, devices, int(time.time()))
+    broker = Broker(broker_kind, free_port(), root / "broker").start()
+    central = (
+        Broker(broker_kind, free_port(), root / "central").start() if separate_central else broker
+    )
+    platform = PlatformServer(port=0, seed=7).start()
+    roles = []
+    for i in range(collectors):
+        cfg = collector_config(
+            root / f"collector-{i}.toml",
+            root / "collector",
+            registry,
+            central.port,
+            platform.url,
+            shared=broker_kind == "mosquitto",
+            client_id=f"collector-{i}",
+        )
+        roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())
+    acfg = agent_config(
+        root / "agent.toml",
+        SITE,
+        root / "agent",
+        broker.port,
+        central.port,
+        devices=registry,
+        agent=agent_overrides,
+        uplink=uplink_overrides,
+    )
+    agent = Role("agent", acfg, root / "agent.log").start()
+    return Chain(root, broker, central, platform, devices, registry, agent, roles)
+
+
+def stop_chain(ch: Chain) -> None:
+    for f in ch.fleets:
+        f.stop()
+    ch.agent.stop()
+    for c in ch.collectors:
+        c.stop()
+    ch.platform.stop()
+    ch.broker.stop()
+    if ch.central is not ch.broker:
+        ch.central.stop()
+
+
+@pytest.fixture
+def chain_factory(tmp_path: Path) -> Iterator[Callable[..., Chain]]:
+    made: list[Chain] = []
+
+    def make(**kw: Any) -> Chain:
+        ch = make_chain(tmp_path / f"chain{len(made)}", **kw)
+        made.append(ch)
+        return ch
+
+    yield make
+    for ch in made:
+        stop_chain(ch)

@@ -1,0 +1,3 @@
+from traceedge.cli import main
+
+main()

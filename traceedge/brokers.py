@@ -1,0 +1,124 @@
+"""Start an MQTT broker of our own on a free port: Mosquitto when installed, else amqtt.
+
+Used by ``traceedge demo``, the tests and the benchmarks. The config is ours (listener on
+127.0.0.1, persistence off unless asked, unlimited queues for persistent sessions), so a
+broker can be killed and restarted on the same port for fault tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from traceedge.errors import TraceedgeError
+
+MOSQUITTO_HINT = "install it with `apt-get install mosquitto` (make test does this)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def find_mosquitto() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for cand in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+class Broker:
+    """A broker child process; ``restart()`` keeps the port."""
+
+    def __init__(self, kind: str, port: int, workdir: Path, persistence: bool = False) -> None:
+        self.kind = kind
+        self.port = port
+        self.workdir = workdir
+        self.persistence = persistence
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def _command(self) -> list[str]:
+        if self.kind == "amqtt":
+            return [sys.executable, "-m", "traceedge.amqtt_broker", "--port", str(self.port)]
+        exe = find_mosquitto()
+        if exe is None:
+            raise TraceedgeError(f"mosquitto not found: {MOSQUITTO_HINT}")
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 0",
+            "max_inflight_messages 100",
+            "message_size_limit 16777216",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return [exe, "-c", str(conf)]
+
+    def start(self) -> Broker:
+        with open(self.workdir / f"{self.kind}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if not wait_port(self.port, 15):
+            self.stop()
+            raise TraceedgeError(
+                f"{self.kind} did not listen on port {self.port}; see {self.workdir}"
+            )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_broker(kind: str, workdir: Path, port: int | None = None) -> Broker:
+    """``kind``: ``mosquitto``, ``amqtt`` or ``auto`` (Mosquitto when on this machine)."""
+    if kind == "auto":
+        kind = "mosquitto" if find_mosquitto() else "amqtt"
+    return Broker(kind, port or free_port(), workdir).start()

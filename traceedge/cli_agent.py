@@ -1,0 +1,74 @@
+"""``traceedge agent``: run the edge agent, inspect its outbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+from traceedge.settings import load_agent
+
+
+@click.group("agent")
+def command() -> None:
+    """The edge agent on a site's gateway.
+
+    \b
+    Example:
+      traceedge agent run --config config/agent.example.toml
+    """
+
+
+@command.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Agent config file (TOML).",
+)
+@verbose_option
+def run_cmd(config_path: Path, verbose: int) -> None:
+    """Run the agent until stopped (SIGTERM / Ctrl-C).
+
+    \b
+    Example:
+      traceedge agent run --config /etc/traceedge/agent.toml -v
+    """
+    setup_logging(max(verbose, 1))
+    from edge_agent.agent import Agent
+
+    with friendly_errors():
+        settings = load_agent(config_path)
+        click.echo(
+            f"agent for site {settings.site}: terminals via {settings.local.host}:"
+            f"{settings.local.port}, uplink to {settings.uplink.broker.host}:"
+            f"{settings.uplink.broker.port}, outbox {settings.outbox_path}",
+            err=True,
+        )
+        Agent(settings).run_forever()
+
+
+@command.command("status")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Agent config file (TOML).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def status_cmd(config_path: Path, as_json: bool) -> None:
+    """Outbox depth, bytes, oldest record, last ack, rates, alarms.
+
+    \b
+    Example:
+      traceedge agent status --config /etc/traceedge/agent.toml --json
+    """
+    from edge_agent.status import format_status, read_status
+
+    with friendly_errors():
+        st = read_status(load_agent(config_path).outbox_path)
+    click.echo(json.dumps(st) if as_json else format_status(st))

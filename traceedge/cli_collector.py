@@ -1,0 +1,96 @@
+"""``traceedge collector``: run the central collector, inspect its store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+
+from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+from traceedge.errors import ConfigError
+from traceedge.settings import load_collector
+
+
+@click.group("collector")
+def command() -> None:
+    """The central collector.
+
+    \b
+    Example:
+      traceedge collector run --config config/collector.example.toml
+    """
+
+
+@command.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Collector config file (TOML).",
+)
+@verbose_option
+def run_cmd(config_path: Path, verbose: int) -> None:
+    """Run a collector process until stopped; start several to share the load.
+
+    \b
+    Example:
+      traceedge collector run --config /etc/traceedge/collector.toml -v
+    """
+    setup_logging(max(verbose, 1))
+    from collector.service import Collector
+
+    with friendly_errors():
+        settings = load_collector(config_path)
+        click.echo(
+            f"collector {settings.client_id}: broker {settings.broker.host}:"
+            f"{settings.broker.port}, store {settings.store_path}, platform "
+            f"{settings.platform.url if settings.platform else 'none'}",
+            err=True,
+        )
+        Collector(settings).run_forever()
+
+
+@command.command("status")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Collector config file (TOML).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.option("--devices", is_flag=True, help="Also list each device's watermark and gaps.")
+def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
+    """Records stored, duplicates, quarantine, gaps, forwarding backlog.
+
+    \b
+    Example:
+      traceedge collector status --config /etc/traceedge/collector.toml --devices
+    """
+    from collector.store import device_report, summarize
+
+    with friendly_errors():
+        path = load_collector(config_path).store_path
+        if not path.exists():
+            raise ConfigError(str(path), "", "no store here: has the collector ever run?")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            out = summarize(db)
+            if devices:
+                out["device_report"] = device_report(db)
+        finally:
+            db.close()
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    for k, v in out.items():
+        if k != "device_report":
+            click.echo(f"{k:20} {v}")
+    for d in out.get("device_report", []):
+        click.echo(
+            f"  {d['dev']:24} records {d['records']:7} watermark {d['watermark']:7} "
+            f"missing {d['missing']}"
+        )

@@ -1,0 +1,37 @@
+"""Helpers shared by the CLI modules: logging set-up and turning our errors into exits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import click
+
+from traceedge.errors import TraceedgeError
+
+T = TypeVar("T")
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Our errors become a one-line message and exit status 2, not a traceback."""
+    try:
+        yield
+    except TraceedgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def verbose_option(f: Callable[..., T]) -> Callable[..., T]:
+    return click.option(
+        "-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."
+    )(f)

@@ -1,0 +1,79 @@
+"""``traceedge demo``: the whole chain on embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+
+
+@click.command("demo")
+@click.option(
+    "--records",
+    type=click.IntRange(1),
+    default=3000,
+    show_default=True,
+    help="Records the simulated terminals capture.",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Capture rate, records/s (0 = as fast as possible).",
+)
+@click.option(
+    "--broker",
+    "broker_kind",
+    type=click.Choice(["auto", "mosquitto", "amqtt"]),
+    default="auto",
+    show_default=True,
+    help="Broker to start (auto: Mosquitto if installed).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep configs, stores and logs here (default: a temporary folder, removed).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Give up after this many seconds.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print only the summary as one JSON object (last line of stdout).",
+)
+@verbose_option
+def command(
+    records: int,
+    rate: float,
+    broker_kind: str,
+    workdir: Path | None,
+    timeout: float,
+    as_json: bool,
+    verbose: int,
+) -> None:
+    """Run terminals → edge agent → broker → collector → city platform and show what happened.
+
+    \b
+    Example:
+      traceedge demo --records 5000
+      traceedge demo --records 2000 --broker amqtt --json
+    """
+    setup_logging(verbose)
+    from traceedge.demo import print_result, run_demo
+
+    def say(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    with friendly_errors():
+        res = run_demo(records, workdir, broker_kind, rate, say, timeout)
+    print_result(res, as_json, click.echo)

@@ -1,0 +1,103 @@
+"""``traceedge device``: provisioning for technicians."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from traceedge.cli_common import friendly_errors
+from traceedge.provision import provision
+from traceedge.registry import DEVICE_TYPES, Registry
+
+DEFAULT_REGISTRY = os.environ.get("TRACEEDGE_REGISTRY", "registry/devices.json")
+
+
+@click.group("device")
+def command() -> None:
+    """Provision and list terminals.
+
+    \b
+    Example:
+      traceedge device provision --type cylinder-reader --site S1 --out ./devices
+    """
+
+
+@command.command("provision")
+@click.option(
+    "--type", "dev_type", type=click.Choice(DEVICE_TYPES), required=True, help="Kind of terminal."
+)
+@click.option("--site", required=True, help="Site (station, market, building) code.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the device config files (one <dev>.json each).",
+)
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REGISTRY,
+    show_default=True,
+    help="Device registry the collector reads ($TRACEEDGE_REGISTRY).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 10000),
+    default=1,
+    show_default=True,
+    help="How many devices to create.",
+)
+@click.option(
+    "--broker-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Gateway broker the device will publish to.",
+)
+@click.option("--broker-port", type=int, default=1883, show_default=True)
+def provision_cmd(
+    dev_type: str,
+    site: str,
+    out_dir: Path,
+    registry: Path,
+    count: int,
+    broker_host: str,
+    broker_port: int,
+) -> None:
+    """Create device ids and keys, write each device's config, register them.
+
+    \b
+    Example:
+      traceedge device provision --type elevator-box --site BLDG7 --out ./devices \\
+          --registry /var/lib/traceedge/devices.json --count 4
+    """
+    with friendly_errors():
+        done = provision(dev_type, site, out_dir, registry, count, broker_host, broker_port)
+    for d, path in done:
+        click.echo(f"{d.dev}\t{path}")
+    click.echo(f"registered {len(done)} device(s) in {registry}", err=True)
+
+
+@command.command("list")
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REGISTRY,
+    show_default=True,
+    help="Device registry file.",
+)
+@click.option("--site", default=None, help="Only this site.")
+def list_cmd(registry: Path, site: str | None) -> None:
+    """List registered devices (never prints keys).
+
+    \b
+    Example:
+      traceedge device list --registry registry/devices.json --site S1
+    """
+    with friendly_errors():
+        devices = Registry(registry).devices()
+    for d in sorted(devices.values(), key=lambda d: d.dev):
+        if site is None or d.site == site:
+            click.echo(f"{d.dev}\t{d.type}\t{d.site}")

@@ -1,0 +1,196 @@
+"""``traceedge demo``: the whole chain on one machine, with live progress and a summary.
+
+simulated terminals (fleet) → broker → edge agent (child process) → broker → collector
+(child process) → fake city platform. Everything lives in a work folder (a temporary one
+unless ``--workdir`` is given) and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from collector.store import summarize
+from edge_agent.status import read_status
+from simulators.fleet import Fleet
+from simulators.platform import PlatformServer
+from traceedge.brokers import free_port, start_broker
+from traceedge.errors import TraceedgeError
+from traceedge.launch import Role, agent_config, collector_config
+from traceedge.provision import new_device
+from traceedge.registry import add_devices
+from traceedge.settings import BrokerSettings
+
+SITE = "DEMO01"
+FLEET_SHAPE = (("cylinder-reader", 3), ("elevator-box", 3), ("market-scale", 4))
+
+
+@dataclass
+class DemoResult:
+    summary: dict[str, Any]
+    sample: dict[str, Any]
+
+
+def _collector_summary(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=2000")
+        return summarize(db)
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+
+
+def run_demo(
+    records: int,
+    workdir: Path | None,
+    broker_kind: str,
+    rate: float,
+    say: Callable[[str], None],
+    timeout_s: float = 300.0,
+) -> DemoResult:
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.mkdtemp(prefix="traceedge-demo-")
+        workdir = Path(tmp)
+    workdir.mkdir(parents=True, exist_ok=True)
+    registry = workdir / "registry" / "devices.json"
+    devices = [new_device(t, SITE) for t, n in FLEET_SHAPE for _ in range(n)]
+    add_devices(registry, devices, int(time.time()))
+    say(f"provisioned {len(devices)} terminals for site {SITE} in {registry}")
+
+    broker = start_broker(broker_kind, workdir / "broker")
+    say(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
+    platform = PlatformServer(port=0).start()
+    say(f"city platform (simulated): {platform.url}")
+    api_port = free_port()
+    ccfg = collector_config(
+        workdir / "collector.toml",
+        workdir / "collector",
+        registry,
+        broker.port,
+        platform.url,
+        shared=broker.kind == "mosquitto",
+        api_port=api_port,
+    )
+    acfg = agent_config(
+        workdir / "agent.toml",
+        SITE,
+        workdir / "agent",
+        broker.port,
+        broker.port,
+        devices=registry,
+    )
+    collector = Role("collector", ccfg, workdir / "collector.log").start()
+    agent = Role("agent", acfg, workdir / "agent.log").start()
+    say(f"collector and edge agent started (logs in {workdir})")
+    _wait_agent_ready(workdir / "agent" / "outbox.sqlite", agent, say)
+    fleet = Fleet(BrokerSettings(port=broker.port), devices, resend_after_s=5.0)
+    fleet_out: dict[str, int] = {}
+
+    def produce() -> None:
+        fleet_out.update(fleet.run(records, rate, drain_timeout_s=timeout_s))
+
+    producer = threading.Thread(target=produce, name="fleet", daemon=True)
+    producer.start()
+    store = workdir / "collector" / "collector.sqlite"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            time.sleep(1.0)
+            p = platform.platform.stats()
+            c = _collector_summary(store)
+            try:
+                a = read_status(workdir / "agent" / "outbox.sqlite")
+                buffered = a["depth"]
+            except TraceedgeError:
+                buffered = 0
+            say(
+                f"captured {fleet.stats.generated:>7}  buffered at edge {buffered:>7}  "
+                f"stored {c.get('stored', 0):>7}  forwarded {p['records']:>7}"
+            )
+            for role in (agent, collector):
+                if not role.alive():
+                    raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
+            if p["records"] >= records and not producer.is_alive():
+                break
+            if time.monotonic() > deadline:
+                say("timed out waiting for the platform to receive everything")
+                break
+        producer.join(timeout=5)
+        sample = _sample_query(api_port, devices[0].dev)
+        c = _collector_summary(store)
+        p = platform.platform.stats()
+        summary = {
+            "generated": fleet.stats.generated,
+            "stored": int(c.get("stored", 0)),
+            "forwarded": int(p["records"]),
+            "duplicates": int(p["duplicate_records"]),
+            "gaps": int(c.get("gaps", 0)),
+            "quarantined": int(c.get("quarantined", 0)),
+            "terminal_resends": fleet.stats.resent,
+            "collector_duplicates_removed": int(c.get("duplicates", 0)),
+        }
+        return DemoResult(summary, sample)
+    finally:
+        fleet.stop()
+        agent.stop()
+        collector.stop()
+        platform.stop()
+        broker.stop()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_agent_ready(outbox: Path, agent: Role, say: Callable[[str], None]) -> None:
+    """Terminals publish only once the agent listens (a real terminal would resend anyway)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not agent.alive():
+            raise TraceedgeError(f"agent died at start:\n{agent.log_tail()}")
+        try:
+            if read_status(outbox)["local_connected"]:
+                say("edge agent is listening for terminals")
+                return
+        except (TraceedgeError, sqlite3.Error):
+            pass
+        time.sleep(0.2)
+    say("edge agent not ready after 30 s; starting terminals anyway")
+
+
+def _sample_query(port: int, dev: str) -> dict[str, Any]:
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/devices", timeout=5)
+        r.raise_for_status()
+        rows = [d for d in r.json() if d["dev"] == dev]
+        return {"query": f"GET /devices ({dev})", "answer": rows[0] if rows else None}
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return {"query": "GET /devices", "error": str(exc)}
+
+
+def print_result(res: DemoResult, as_json: bool, echo: Callable[[str], None]) -> None:
+    s = res.summary
+    if not as_json:
+        echo("")
+        echo("summary")
+        for k, v in s.items():
+            echo(f"  {k:30} {v}")
+        echo(f"sample query: {res.sample.get('query')}")
+        echo(
+            "  "
+            + json.dumps(res.sample.get("answer") or res.sample.get("error"), ensure_ascii=False)
+        )
+    echo(json.dumps(s))

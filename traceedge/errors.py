@@ -1,0 +1,35 @@
+"""Root of traceedge's host-side errors.
+
+TraceedgeError
+├── ConfigError        bad or missing configuration; fix the file, retrying will not help
+├── OutboxFull         intake refused: only protected records remain; retry after draining
+└── StoreError         the collector's store failed; retrying may help
+"""
+
+
+class TraceedgeError(Exception):
+    """Root of the errors the traceedge roles raise."""
+
+    retryable = False
+
+
+class ConfigError(TraceedgeError):
+    """A configuration file is missing, unreadable or holds a bad value."""
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.key = key
+
+
+class OutboxFull(TraceedgeError):
+    """The outbox holds only protected records and has no room; intake is refused."""
+
+    retryable = True
+
+
+class StoreError(TraceedgeError):
+    """The collector's store could not commit; the batch is not acknowledged."""
+
+    retryable = True

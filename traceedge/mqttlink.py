@@ -1,0 +1,162 @@
+"""A paho-mqtt client run by our own connection loop: written reconnect policy, TLS that
+never downgrades, and state callers can read (connected, since when, failures).
+
+paho's own ``loop_start`` reconnects without jitter; here one thread pumps the network with
+``client.loop()`` and, when the connection drops or cannot be made, sleeps a
+:class:`~traceedge.backoff.Backoff` delay before trying again. ``publish`` and
+``subscribe`` are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from traceedge.backoff import Backoff
+from traceedge.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class MqttLink:
+    """One MQTT session with a persistent identity (clean_session False, QoS 1)."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        client_id: str,
+        on_message: MessageHandler,
+        subscriptions: tuple[str, ...] = (),
+        backoff: Backoff | None = None,
+        on_connect: Callable[[], None] | None = None,
+        clean_session: bool = False,
+        name: str = "mqtt",
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.subscriptions = subscriptions
+        self.backoff = backoff or Backoff()
+        self._on_message = on_message
+        self._on_connect_cb = on_connect
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self.connected_since: float | None = None
+        self.disconnects = 0
+        self.last_error = ""
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+        )
+        c.max_inflight_messages_set(100)
+        c.max_queued_messages_set(0)
+        if settings.username:
+            c.username_pw_set(settings.username, settings.password)
+        if settings.tls:
+            ctx = ssl.create_default_context(cafile=settings.tls_ca)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if settings.tls_cert:
+                ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+            c.tls_set_context(ctx)
+        c.on_connect = self._handle_connect
+        c.on_disconnect = self._handle_disconnect
+        c.on_message = self._handle_message
+        self.client = c
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> MqttLink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with contextlib.suppress(Exception):  # closing a dead socket is not an error
+            self.client.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Queue a publish; False when not connected (nothing was queued)."""
+        if not self.connected:
+            return False
+        info = self.client.publish(topic, payload, qos=qos)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+    def _handle_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
+        if getattr(rc, "is_failure", False):
+            self.last_error = f"connection refused: {rc}"
+            log.error("%s: broker refused the connection: %s", self.name, rc)
+            return
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        self.backoff.reset()
+        self.connected_since = time.time()
+        self._connected.set()
+        log.info("%s: connected to %s:%d", self.name, self.settings.host, self.settings.port)
+        if self._on_connect_cb is not None:
+            self._on_connect_cb()
+
+    def _handle_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
+        if self._connected.is_set():
+            self.disconnects += 1
+            log.warning("%s: disconnected (%s)", self.name, rc)
+        self._connected.clear()
+        self.connected_since = None
+
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._on_message(msg.topic, bytes(msg.payload))
+        except Exception:
+            log.exception("%s: handler failed on %s", self.name, msg.topic)
+
+    # -- connection loop -------------------------------------------------------------
+    def _sleep_backoff(self) -> None:
+        delay = self.backoff.next_delay()
+        log.info("%s: retrying in %.1f s", self.name, delay)
+        self._stop.wait(delay)
+
+    def _run(self) -> None:
+        s = self.settings
+        first = True
+        while not self._stop.is_set():
+            try:
+                if first:
+                    self.client.connect(s.host, s.port, keepalive=s.keepalive)
+                    first = False
+                else:
+                    self.client.reconnect()
+            except (OSError, ssl.SSLError) as exc:
+                self.last_error = str(exc)
+                log.warning("%s: cannot reach %s:%d: %s", self.name, s.host, s.port, exc)
+                self._sleep_backoff()
+                continue
+            while not self._stop.is_set():
+                rc = self.client.loop(timeout=0.05)
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._connected.clear()
+                    self.last_error = mqtt.error_string(rc)
+                    break
+            if not self._stop.is_set():
+                self._sleep_backoff()

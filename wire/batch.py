@@ -1,0 +1,88 @@
+"""Uplink batches (gateway → central) and their acknowledgements. Host only.
+
+A batch is zlib-compressed JSON::
+
+    {"site": "S1", "b": "<batch id>", "recs": [<record>, ...]}
+
+The records inside are the terminals' own JSON, byte for byte. An ack is plain JSON on
+``edge/{site}/ack``: ``{"b": "<batch id>", "stored": n, "dup": n, "bad": n}``. The gateway
+deletes a batch's records only on its ack; the collector sends it only after its commit.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+
+from wire.envelope import WireError
+
+MAX_INFLATED = 64 * 1024 * 1024
+
+
+def encode_batch(site: str, batch_id: str, records: list[bytes], level: int = 1) -> bytes:
+    head = json.dumps({"site": site, "b": batch_id}, separators=(",", ":"))[:-1].encode()
+    body = head + b',"recs":[' + b",".join(records) + b"]}"
+    return zlib.compress(body, level)
+
+
+def decode_batch(
+    payload: bytes,
+    max_inflated: int = MAX_INFLATED,
+    parse_float: Callable[[str], object] | None = None,
+) -> dict[str, object]:
+    """Inflate and parse a batch; :class:`WireError` on garbage or a zip bomb.
+
+    ``parse_float`` lets the collector turn floats into values that fail every check.
+    """
+    try:
+        d = zlib.decompressobj()
+        raw = d.decompress(payload, max_inflated)
+        if d.unconsumed_tail:
+            raise WireError("oversized", f"batch inflates past {max_inflated} bytes")
+    except zlib.error as exc:
+        raise WireError("compression", str(exc)) from exc
+    try:
+        obj = json.loads(raw, parse_float=parse_float)
+    except (ValueError, UnicodeError) as exc:
+        raise WireError("json", str(exc)) from exc
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("b"), str)
+        or not isinstance(obj.get("site"), str)
+        or not isinstance(obj.get("recs"), list)
+    ):
+        raise WireError("envelope", "batch needs site, b and recs")
+    return obj
+
+
+def encode_ack(batch_id: str, stored: int, dup: int, bad: int) -> bytes:
+    return json.dumps(
+        {"b": batch_id, "stored": stored, "dup": dup, "bad": bad}, separators=(",", ":")
+    ).encode()
+
+
+def decode_ack(payload: bytes) -> dict[str, object]:
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeError) as exc:
+        raise WireError("json", str(exc)) from exc
+    if not isinstance(obj, dict) or not isinstance(obj.get("b"), str):
+        raise WireError("envelope", "ack needs b")
+    return obj
+
+
+def encode_terminal_ack(ranges: list[tuple[int, int]], bad: list[int]) -> bytes:
+    """Gateway → terminal: seq ranges ``[lo, hi]`` committed, and seqs quarantined."""
+    return json.dumps({"r": [list(r) for r in ranges], "bad": bad}, separators=(",", ":")).encode()
+
+
+def to_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges of ``seqs``."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
