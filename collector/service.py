@@ -45,6 +45,7 @@ class Collector:
         )
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.api_server: object | None = None
+        self.batches = 0
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
@@ -112,6 +113,7 @@ class Collector:
                 time.sleep(1.0)
         else:
             return
+        self.batches += 1
         if vb.bad:
             log.warning(
                 "collector: batch %s from %s: %d records quarantined (%s)",
@@ -127,6 +129,20 @@ class Collector:
         if self.forwarder and res.stored:
             self.forwarder.poke()
 
+    def heartbeat(self) -> None:
+        fw = self.forwarder
+        self.store.heartbeat(
+            self.settings.client_id,
+            {
+                "at": time.time(),
+                "connected": self.link.connected,
+                "broker_error": "" if self.link.connected else self.link.last_error,
+                "platform_error": fw.last_error if fw else "",
+                "queue": self.queue.qsize(),
+                "batches": self.batches,
+            },
+        )
+
     def run_forever(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop.set())
@@ -136,6 +152,6 @@ class Collector:
         )
         try:
             while not self._stop.wait(1.0):
-                pass
+                self.heartbeat()
         finally:
             self.stop()

@@ -120,6 +120,8 @@ class Store(Protocol):
 
     def forwarded(self, key: str) -> None: ...
 
+    def heartbeat(self, name: str, status: dict[str, Any]) -> None: ...
+
     def forward_failed(self, key: str) -> None: ...
 
     def summary(self) -> dict[str, Any]: ...
@@ -306,6 +308,14 @@ class SqliteStore:
             db.execute("DELETE FROM forward_batches WHERE key = ?", (key,))
             self._bump(db, {"forwarded": int(row[0]), "forward_batches": 1})
 
+    def heartbeat(self, name: str, status: dict[str, Any]) -> None:
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO meta(name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (f"process:{name}", json.dumps(status)),
+            )
+
     def forward_failed(self, key: str) -> None:
         with self.atomic() as db:
             db.execute("UPDATE forward_batches SET claimed_until = 0 WHERE key = ?", (key,))
@@ -330,7 +340,13 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     quarantine = dict(
         db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
     )
+    now = time.time()
+    processes = {}
+    for name, value in db.execute("SELECT name, value FROM meta WHERE name LIKE 'process:%'"):
+        st = json.loads(value)
+        processes[name[len("process:") :]] = dict(st, running=now - st["at"] < 5)
     return {
+        "processes": processes,
         "records": int(n_records),
         "devices": int(devices),
         "gaps": int(gaps),

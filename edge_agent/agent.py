@@ -56,7 +56,7 @@ class Agent:
             on_connect=self.uplink.on_connect,
             name="uplink",
         )
-        self.uplink.attach(self.central.publish)
+        self.uplink.attach(self.central.publish, lambda: self.central.connected)
         self.metrics: MetricsServer | None = None
         self._stop = threading.Event()
         self.started_at = time.time()

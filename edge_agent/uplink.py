@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_agent.outbox import Outbox
@@ -72,14 +73,14 @@ class Uplink:
         self._stop = threading.Event()
         self._resend_all = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
-        self.publish = self._no_link
+        self.publish: Callable[[str, bytes], bool] = lambda topic, payload: False
+        self.connected: Callable[[], bool] = lambda: False
 
-    @staticmethod
-    def _no_link(topic: str, payload: bytes) -> bool:
-        return False
-
-    def attach(self, publish: object) -> None:
-        self.publish = publish  # type: ignore[assignment]
+    def attach(self, publish: Callable[[str, bytes], bool], connected: Callable[[], bool]) -> None:
+        """Wire the link: its publish, and whether it is up (no batches are cut while down,
+        so a full outbox can still thin what has not left)."""
+        self.publish = publish
+        self.connected = connected
 
     def start(self) -> None:
         self._thread.start()
@@ -175,7 +176,9 @@ class Uplink:
                     )
                 self._send(b)
         sent_new = False
-        while len(self.in_flight) < s.max_in_flight and not self._stop.is_set():
+        while (
+            len(self.in_flight) < s.max_in_flight and self.connected() and not self._stop.is_set()
+        ):
             batch = self._next_batch()
             if batch is None:
                 break

@@ -70,6 +70,8 @@ class Fleet:
         self.resend_after_s = resend_after_s
         self.max_pending = max_pending
         self.stats = FleetStats()
+        self._started = False
+        self._resend_every = min(1.0, resend_after_s)
         self._lock = threading.Lock()
         self.link = MqttLink(
             broker,
@@ -113,13 +115,14 @@ class Fleet:
     def make(self, term: Terminal) -> tuple[int, bytes]:
         term.seq += 1
         kind = pick_kind(term.family, self.rng)
-        body = make_body(kind, self.rng, term.device.dev, term.seq, term.device.site)
+        now_ms = int(time.time() * 1000)
+        body = make_body(kind, self.rng, term.device.dev, term.seq, term.device.site, now_ms=now_ms)
         rec = make_record(
             term.device.dev,
             term.seq,
             term.boot,
             kind,
-            int(time.time() * 1000),
+            now_ms,
             "ntp",
             body,
             term.device.key,
@@ -159,26 +162,31 @@ class Fleet:
         drain_timeout_s: float = 120.0,
         progress: object = None,
     ) -> dict[str, int]:
-        """Publish ``records`` records (at ``rate``/s, 0 = as fast as the link takes them),
-        then wait until every one is acknowledged or ``drain_timeout_s`` passes."""
-        self.link.start()
+        """Publish ``records`` more records (at ``rate``/s, 0 = as fast as the link takes
+        them), then wait until every one is acknowledged or ``drain_timeout_s`` passes.
+        May be called again: sequences continue where they were."""
+        if not self._started:
+            self._started = True
+            self.link.start()
         if not self.link.wait_connected(30):
             raise ConnectionError(f"fleet: broker unreachable: {self.link.last_error}")
         start = time.monotonic()
         last_resend = start
+        first = self.stats.generated
+        target = first + records
         i = 0
-        while self.stats.generated < records:
+        while self.stats.generated < target:
             if not self.link.connected or self.pending() >= self.max_pending:
                 time.sleep(0.05)
             else:
                 self.publish_one(self.terminals[i % len(self.terminals)])
                 i += 1
                 if rate > 0:
-                    ahead = start + self.stats.generated / rate - time.monotonic()
+                    ahead = start + (self.stats.generated - first) / rate - time.monotonic()
                     if ahead > 0:
                         time.sleep(ahead)
             now = time.monotonic()
-            if now - last_resend >= 1.0:
+            if now - last_resend >= self._resend_every:
                 last_resend = now
                 self.resend_due()
                 if callable(progress):
@@ -186,7 +194,7 @@ class Fleet:
         deadline = time.monotonic() + drain_timeout_s
         while self.pending() and time.monotonic() < deadline:
             time.sleep(0.2)
-            if time.monotonic() - last_resend >= 1.0:
+            if time.monotonic() - last_resend >= self._resend_every:
                 last_resend = time.monotonic()
                 self.resend_due()
                 if callable(progress):

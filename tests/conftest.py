@@ -101,6 +101,26 @@ class Chain:
         self.fleets.append(f)
         return f
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Agent subscribed to its terminals, every collector to the batches."""
+
+        def ready() -> bool:
+            try:
+                a = self.agent_status()
+            except Exception:
+                return False
+            procs = self.collector_stats().get("processes", {})
+            live = [p for p in procs.values() if p["running"] and p["connected"]]
+            return bool(a["local_connected"]) and len(live) >= len(self.collectors)
+
+        try:
+            wait_until(ready, timeout, "agent and collectors to connect")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nagent log:\n{self.agent.log_tail()}\n"
+                f"collector log:\n{self.collectors[0].log_tail()}"
+            ) from None
+
     def wait_forwarded(self, n: int, timeout: float = 120.0) -> None:
         try:
             wait_until(
@@ -171,7 +191,9 @@ def make_chain(
         uplink=uplink_overrides,
     )
     agent = Role("agent", acfg, root / "agent.log").start()
-    return Chain(root, broker, central, platform, devices, registry, agent, roles)
+    ch = Chain(root, broker, central, platform, devices, registry, agent, roles)
+    ch.wait_ready()
+    return ch
 
 
 def stop_chain(ch: Chain) -> None:

@@ -71,11 +71,12 @@ def _value(v: object, out: list[str], depth: int) -> None:
             _value(item, out, depth + 1)
         out.append("]")
     elif isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, str):
+                raise CanonicalError("object key is not a string")
         out.append("{")
         first = True
         for k in sorted(v):
-            if not isinstance(k, str):
-                raise CanonicalError("object key is not a string")
             if not first:
                 out.append(",")
             first = False
