@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := mosquitto
+NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint typecheck unit system-deps bench clean
 
@@ -13,14 +14,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# Debian packages the real-component tests need, installed only when missing.
+# Debian packages the real-component tests need, installed only when missing
+# (node and npm count as present when their commands are, whatever installed them).
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+
+# The real MicroPython interpreter (WebAssembly) for the codec and firmware tests.
+$(NODE_STAMP): package.json | system-deps
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
 
 demo: $(STAMP) system-deps
 	$(VENV)/bin/traceedge demo
@@ -32,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps $(NODE_STAMP)
 	$(VENV)/bin/pytest
 
 test: $(STAMP) system-deps lint typecheck unit
@@ -40,6 +50,9 @@ test: $(STAMP) system-deps lint typecheck unit
 bench: $(STAMP) system-deps
 	$(PY) bench/drain.py --records 200000
 	$(PY) bench/intake.py --records 20000
+	$(PY) bench/agent_rss.py --records 1000000
+	$(PY) bench/validate.py
+	$(PY) bench/codecs.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -54,11 +54,14 @@ class WireError(ValueError):
         self.detail = detail
 
 
+_DEV_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+
+
 def _check_dev(dev: object) -> None:
     if not isinstance(dev, str) or not dev or len(dev) > MAX_DEV_LEN:
         raise WireError("envelope", "dev must be a string of 1..%d characters" % MAX_DEV_LEN)
     for ch in dev:
-        if not (ch.isalpha() or ch.isdigit() or ch in "-_.") or ord(ch) > 127:
+        if ch not in _DEV_CHARS:
             raise WireError("envelope", "dev may hold only A-Z a-z 0-9 - _ .")
 
 

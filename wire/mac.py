@@ -19,13 +19,15 @@ def _hmac_pure(key: bytes, msg: bytes) -> bytes:
 
 
 try:
-    import hmac as _hmac
+    # CPython's one-shot C HMAC. MicroPython 1.27 (WebAssembly) has an ``hmac`` module
+    # without ``digest``: check the function, not the module.
+    from hmac import digest as _digest
 
     def hmac_sha256(key: bytes, msg: bytes) -> bytes:
         """HMAC-SHA256 of ``msg`` under ``key`` (C implementation where available)."""
-        return _hmac.digest(key, msg, "sha256")
+        return _digest(key, msg, "sha256")
 
-except ImportError:  # MicroPython without micropython-lib's hmac
+except ImportError:
     hmac_sha256 = _hmac_pure
 
 

@@ -88,8 +88,12 @@ class BodyValidator:
         """The kinds this validator has a schema for."""
         return tuple(sorted(self._validators))
 
-    def validate(self, kind: str, body: object) -> None:
+    def validate(self, kind: str, body: object, floats_possible: bool = True) -> None:
         """Check ``body`` against the schema of ``kind``.
+
+        ``floats_possible=False`` skips the scan for floats, for callers whose JSON parser
+        already refuses them (``decode_record``) or turns them into values every schema type
+        rejects (the collector).
 
         Raises ``WireError("kind", ...)`` for a kind without a schema and
         ``WireError("schema", "<kind>: <message naming the field>")`` for a bad body.
@@ -101,7 +105,7 @@ class BodyValidator:
             validate(body)
         except fastjsonschema.JsonSchemaValueException as exc:
             raise WireError("schema", f"{kind}: {_message(exc)}") from None
-        where = _float_path(body, "body")
+        where = _float_path(body, "body") if floats_possible else None
         if where is not None:
             raise WireError("schema", f"{kind}: {where} must be integer, not a float")
 

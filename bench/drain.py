@@ -1,0 +1,100 @@
+"""Drain: an agent outbox holding N records → uplink → real Mosquitto → collector store.
+
+Prints records/s drained end to end, and the same run's baseline: plain batched SQLite
+inserts of the same records (WAL, synchronous=FULL). Last line: one JSON object.
+
+    python bench/drain.py --records 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import (
+    SITE,
+    collector_stored,
+    emit,
+    make_devices,
+    make_records,
+    raw_sqlite_insert_rate,
+)
+
+from edge_agent.outbox import Incoming, Outbox
+from traceedge.brokers import start_broker
+from traceedge.launch import Role, agent_config, collector_config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--batch-records", type=int, default=1000)
+    ap.add_argument("--timeout", type=float, default=600)
+    args = ap.parse_args()
+    n = args.records
+    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+        root = Path(tmp)
+        registry = root / "devices.json"
+        devices = make_devices(registry)
+        print(f"generating {n} signed records ...", file=sys.stderr)
+        recs = make_records(devices, n)
+        print("baseline: raw batched SQLite inserts ...", file=sys.stderr)
+        baseline = raw_sqlite_insert_rate([r for *_, r in recs], root / "baseline.sqlite")
+        print("filling the agent outbox ...", file=sys.stderr)
+        ob = Outbox(root / "agent" / "outbox.sqlite", 10**12)
+        for i in range(0, n, 5000):
+            ob.add_many([Incoming(d.dev, s, k, r) for d, s, k, r in recs[i : i + 5000]])
+        ob.close()
+        del recs
+        broker = start_broker("mosquitto", root / "broker")
+        ccfg = collector_config(root / "c.toml", root / "collector", registry, broker.port, None)
+        acfg = agent_config(
+            root / "a.toml",
+            SITE,
+            root / "agent",
+            broker.port,
+            broker.port,
+            devices=registry,
+            uplink={"batch_records": args.batch_records, "max_in_flight": 8},
+        )
+        collector = Role("collector", ccfg, root / "collector.log").start()
+        store = root / "collector" / "collector.sqlite"
+        while not store.exists():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        print(f"draining {n} records ...", file=sys.stderr)
+        t0 = time.perf_counter()
+        agent = Role("agent", acfg, root / "agent.log").start()
+        last = 0.0
+        try:
+            while (stored := collector_stored(store)) < n:
+                if time.perf_counter() - t0 > args.timeout:
+                    raise SystemExit(f"timeout: {stored} of {n} stored")
+                if time.perf_counter() - last > 2:
+                    last = time.perf_counter()
+                    print(f"  stored {stored}/{n}", file=sys.stderr)
+                time.sleep(0.05)
+            dt = time.perf_counter() - t0
+        finally:
+            agent.stop()
+            collector.stop()
+            broker.stop()
+        rate = n / dt
+        emit(
+            {
+                "records": n,
+                "seconds": round(dt, 2),
+                "records_per_s": round(rate),
+                "baseline_records_per_s": round(baseline),
+                "ratio": round(rate / baseline, 3),
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
