@@ -3,12 +3,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-APT_PACKAGES := mosquitto
+# mosquitto: broker; pcscd + vsmartcard-vpcd: smart cards; swig + libpcsclite-dev: build pyscard
+APT_PACKAGES := mosquitto pcscd vsmartcard-vpcd swig libpcsclite-dev
 NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint typecheck unit system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | system-deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

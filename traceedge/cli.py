@@ -27,6 +27,8 @@ def _register() -> None:
         "traceedge.cli_agent",
         "traceedge.cli_collector",
         "traceedge.cli_platform",
+        "traceedge.cli_sim",
+        "traceedge.cli_diag",
         "traceedge.cli_fleet",
         "traceedge.cli_demo",
     ):

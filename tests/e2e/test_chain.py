@@ -9,7 +9,10 @@ import threading
 import time
 from collections.abc import Callable
 
+import httpx
+
 from tests.conftest import Chain, wait_until
+from traceedge.brokers import free_port
 
 
 def run_fleet_in_background(
@@ -27,12 +30,16 @@ def run_fleet_in_background(
 
 
 def test_end_to_end_through_mosquitto(chain_factory: Callable[..., Chain]) -> None:
-    ch = chain_factory()
+    metrics_port = free_port()
+    ch = chain_factory(agent_overrides={"metrics_port": metrics_port})
     fleet = ch.fleet()
     out = fleet.run(3000, drain_timeout_s=60)
     assert out["generated"] == 3000 and out["pending"] == 0
     ch.wait_forwarded(3000)
     ch.assert_exactly_once(3000)
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert "traceedge_agent_stored 3000" in metrics
+    assert "traceedge_agent_depth 0" in metrics
     kinds = {
         k
         for (k,) in __import__("sqlite3")
