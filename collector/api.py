@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 
+from collector import cylinders
 from collector.store import device_report, summarize
 from traceedge.settings import CollectorSettings
 
@@ -45,6 +46,15 @@ def make_app(store_path: Path) -> FastAPI:
     def devices() -> list[dict[str, Any]]:
         with _ro(store_path) as db:
             return device_report(db)
+
+    @app.get("/cylinders/{cyl}")
+    def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
+        """Registry entry, checks and fills of one cylinder (newest first)."""
+        with _ro(store_path) as db:
+            out = cylinders.history(db, cyl, limit)
+        if out is None:
+            raise HTTPException(404, f"cylinder {cyl} is neither registered nor seen")
+        return out
 
     @app.get("/records/{dev}/{seq}")
     def record(dev: str, seq: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import threading
 import time
 
 from collector.forwarder import Forwarder
+from collector.pushdown import PushDown
 from collector.store import SqliteStore, Store
 from collector.verify import verify_batch
 from traceedge.errors import StoreError
@@ -46,6 +47,17 @@ class Collector:
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.api_server: object | None = None
         self.batches = 0
+        self.pushdown = PushDown(
+            str(settings.store_path),
+            lambda: {d.site for d in self.registry.devices().values()},
+            lambda topic, payload: self.link.publish(
+                settings.broker.prefix.rstrip("/") + "/" + topic
+                if settings.broker.prefix
+                else topic,
+                payload,
+                retain=True,
+            ),
+        )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
@@ -153,5 +165,7 @@ class Collector:
         try:
             while not self._stop.wait(1.0):
                 self.heartbeat()
+                if self.link.connected:
+                    self.pushdown.tick()
         finally:
             self.stop()

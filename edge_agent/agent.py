@@ -9,13 +9,16 @@ import threading
 import time
 from typing import Any
 
+from edge_agent.commands import Commands
+from edge_agent.gate import FillGate
 from edge_agent.intake import Intake
 from edge_agent.outbox import Outbox
+from edge_agent.registry_cache import RegistryCache
 from edge_agent.uplink import Uplink
 from traceedge.backoff import Backoff
 from traceedge.metrics import MetricsServer, render
 from traceedge.mqttlink import MqttLink
-from traceedge.registry import Registry
+from traceedge.registry import Registry, load_identity
 from traceedge.settings import AgentSettings
 from wire import topics
 from wire.schemas import default_validator
@@ -30,13 +33,33 @@ class Agent:
         self.settings = settings
         self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
         registry = Registry(settings.devices) if settings.devices else None
+        identity = load_identity(settings.identity) if settings.identity else None
+        self.cache = RegistryCache(self.outbox)
         self.uplink = Uplink(self.outbox, settings.site, settings.uplink)
         self.local = MqttLink(
             settings.local,
             client_id=f"agent-{settings.site}-local",
             on_message=self._on_terminal,
-            subscriptions=(topics.all_terminal_recs(settings.local.prefix),),
+            subscriptions=(
+                topics.all_terminal_recs(settings.local.prefix),
+                topics.terminal_gate("+", settings.local.prefix),
+            ),
             name="local",
+        )
+        self.gate = FillGate(
+            self.outbox,
+            self.cache,
+            identity,
+            settings.site,
+            self.local.publish,
+            settings.local.prefix,
+            settings.utc_offset_minutes,
+        )
+        self.commands = Commands(
+            self.outbox,
+            self.cache,
+            lambda t, p, r: self.local.publish(t, p, retain=r),
+            settings.local.prefix,
         )
         self.intake = Intake(
             self.outbox,
@@ -45,13 +68,14 @@ class Agent:
             ack=self.local.publish,
             prefix=settings.local.prefix,
             maxsize=settings.intake_queue,
+            on_stored=self.commands.saw_terminal,
         )
         u = settings.uplink
         self.central = MqttLink(
             u.broker,
             client_id=f"agent-{settings.site}-up",
-            on_message=self.uplink.on_ack,
-            subscriptions=(self.uplink.ack_topic,),
+            on_message=self._on_central,
+            subscriptions=(self.uplink.ack_topic, topics.site_cmd(settings.site, u.broker.prefix)),
             backoff=Backoff(u.backoff_initial_s, u.backoff_max_s),
             on_connect=self.uplink.on_connect,
             name="uplink",
@@ -63,8 +87,17 @@ class Agent:
         self._rates: list[tuple[float, int, int]] = []
 
     def _on_terminal(self, topic: str, payload: bytes) -> None:
-        self.intake.offer(topic, payload)
+        if topic.endswith("/gate"):
+            self.gate.handle(topic, payload)  # answered at once, offline, from the cache
+        else:
+            self.intake.offer(topic, payload)
         self.uplink.poke()
+
+    def _on_central(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/ack"):
+            self.uplink.on_ack(topic, payload)
+        else:
+            self.commands.on_command(topic, payload)
 
     def start(self) -> None:
         self.intake.start()
@@ -111,6 +144,12 @@ class Agent:
             "uplink_connected": int(self.central.connected),
             "alarm_outbox_full": int(self.outbox.alarm),
             "intake_queue": self.intake.queue.qsize(),
+            "cylinder_registry_version": self.cache.version,
+            "cylinders_known": len(self.cache.entries),
+            "gate_allow": self.gate.decisions["allow"],
+            "gate_deny": self.gate.decisions["deny"],
+            "gate_errors": self.gate.decisions["error"],
+            "commands_rejected": self.commands.rejected,
         }
 
     def write_status(self) -> None:

@@ -80,7 +80,9 @@ class Intake:
         ack: Callable[[str, bytes], bool],
         prefix: str = "",
         maxsize: int = 20000,
+        on_stored: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.on_stored = on_stored
         self.outbox = outbox
         self.validator = validator
         self.registry = registry
@@ -154,6 +156,9 @@ class Intake:
         if result is not None:
             for item in result.stored + result.duplicates:
                 committed[item.dev].append(item.seq)
+            if self.on_stored is not None:
+                for dev, kind in {(i.dev, i.kind) for i in result.stored}:
+                    self.on_stored(dev, kind)
             if result.refused:
                 log.error(
                     "intake: OUTBOX FULL, %d protected records refused (terminals keep them)",

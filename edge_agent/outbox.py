@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,51 +158,69 @@ class Outbox:
 
         ``received`` counts the messages behind this group (including bad ones) for metrics.
         """
+        with self.atomic() as db:
+            return self._add_many(db, items, received)
+
+    def add_own(self, name: str, build: Callable[[int], Incoming]) -> AddResult:
+        """Commit one record of the agent's own identity, its sequence (meta ``name``)
+        advanced in the same transaction: no sequence is used without its record."""
+        with self.atomic() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+            seq = (int(row[0]) if row else 0) + 1
+            res = self._add_many(db, [build(seq)], 1)
+            if res.stored:
+                db.execute(
+                    "INSERT INTO meta(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (name, str(seq)),
+                )
+            return res
+
+    def _add_many(self, db: sqlite3.Connection, items: list[Incoming], received: int) -> AddResult:
         now = time.time()
         stored: list[Incoming] = []
         dups: list[Incoming] = []
         refused: list[Incoming] = []
         evicted = 0
-        with self.atomic() as db:
-            need = sum(len(i.rec) + ROW_OVERHEAD for i in items)
-            if self.bytes + need > self.max_bytes:
-                evicted = self._thin(db, self.bytes + need - self.max_bytes)
-            for item in items:
-                size = len(item.rec) + ROW_OVERHEAD
-                if self.bytes + size > self.max_bytes:
-                    refused.append(item)
-                    continue
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO outbox(dev, seq, kind, thin, size, received, rec) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        item.dev,
-                        item.seq,
-                        item.kind,
-                        1 if item.kind in THINNABLE_KINDS else 0,
-                        len(item.rec),
-                        now,
-                        item.rec,
-                    ),
-                )
-                if cur.rowcount:
-                    stored.append(item)
-                    self.bytes += size
-                else:
-                    dups.append(item)
-            self._bump(db, "received", received or len(items))
-            self._bump(db, "stored", len(stored))
-            self._bump(db, "duplicates", len(dups))
-            self._bump(db, "evicted", evicted)
-            self._bump(db, "refused", len(refused))
-            alarm = bool(refused) or (self.alarm and self.bytes > 0.9 * self.max_bytes)
-            if alarm != self.alarm:
-                self.alarm = alarm
-                db.execute(
-                    "INSERT INTO meta(name, value) VALUES ('alarm_outbox_full', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                    ("1" if alarm else "0",),
-                )
+        need = sum(len(i.rec) + ROW_OVERHEAD for i in items)
+        if self.bytes + need > self.max_bytes:
+            evicted = self._thin(db, self.bytes + need - self.max_bytes)
+        for item in items:
+            size = len(item.rec) + ROW_OVERHEAD
+            if self.bytes + size > self.max_bytes:
+                refused.append(item)
+                continue
+            cur = db.execute(
+                "INSERT OR IGNORE INTO outbox(dev, seq, kind, thin, size, received, rec) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.dev,
+                    item.seq,
+                    item.kind,
+                    1 if item.kind in THINNABLE_KINDS else 0,
+                    len(item.rec),
+                    now,
+                    item.rec,
+                ),
+            )
+            if cur.rowcount:
+                stored.append(item)
+                self.bytes += size
+            else:
+                dups.append(item)
+        self._bump(db, "received", received or len(items))
+        self._bump(db, "stored", len(stored))
+        self._bump(db, "duplicates", len(dups))
+        self._bump(db, "evicted", evicted)
+        self._bump(db, "refused", len(refused))
+        alarm = bool(refused) or (self.alarm and self.bytes > 0.9 * self.max_bytes)
+        if alarm != self.alarm:
+            self.alarm = alarm
+            db.execute(
+                "INSERT INTO meta(name, value) VALUES ('alarm_outbox_full', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                ("1" if alarm else "0",),
+            )
         return AddResult(stored, dups, refused, evicted)
 
     def _thin(self, db: sqlite3.Connection, excess: int) -> int:

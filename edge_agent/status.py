@@ -52,6 +52,8 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "local_connected": bool(live.get("local_connected")) and running,
         "uplink_error": live.get("uplink_error", ""),
         "counters": counters,
+        "cylinder_registry_version": live.get("cylinder_registry_version", 0),
+        "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors")},
         "quarantine_by_reason": quarantine,
         "alarms": alarms,
     }
@@ -73,6 +75,10 @@ def format_status(st: dict[str, Any]) -> str:
         + (f" ({st['uplink_error']})" if st["uplink_error"] else ""),
         "  counters    " + ", ".join(f"{k} {v}" for k, v in sorted(st["counters"].items())),
     ]
+    lines.append(
+        f"  fill gate   registry v{st['cylinder_registry_version']}, "
+        + ", ".join(f"{k} {v}" for k, v in st["gate"].items())
+    )
     if st["quarantine_by_reason"]:
         q = ", ".join(f"{k} {v}" for k, v in sorted(st["quarantine_by_reason"].items()))
         lines.append(f"  quarantine  {q}")

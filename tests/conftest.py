@@ -6,6 +6,7 @@ A test that cannot get its component fails with a message saying what to install
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
-from traceedge.provision import new_device
+from traceedge.provision import device_config, new_device
 from traceedge.registry import Device, add_devices
 from traceedge.settings import BrokerSettings
 
@@ -153,6 +154,7 @@ def make_chain(
     devices_per_type: int = 2,
     agent_overrides: dict[str, Any] | None = None,
     uplink_overrides: dict[str, Any] | None = None,
+    gateway: bool = False,
 ) -> Chain:
     if broker_kind == "mosquitto":
         require_mosquitto()
@@ -163,6 +165,13 @@ def make_chain(
         for _ in range(devices_per_type)
     ]
     add_devices(registry, devices, int(time.time()))
+    agent_overrides = dict(agent_overrides or {})
+    if gateway:  # the agent's own identity, for the records it makes (fill-gate decisions)
+        gw = new_device("gateway", SITE)
+        add_devices(registry, [gw], int(time.time()))
+        ident = root / "gateway.json"
+        ident.write_text(json.dumps(device_config(gw, "127.0.0.1", 0)))
+        agent_overrides["identity"] = str(ident)
     broker = Broker(broker_kind, free_port(), root / "broker").start()
     central = (
         Broker(broker_kind, free_port(), root / "central").start() if separate_central else broker

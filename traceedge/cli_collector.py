@@ -94,3 +94,43 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
             f"  {d['dev']:24} records {d['records']:7} watermark {d['watermark']:7} "
             f"missing {d['missing']}"
         )
+
+
+@command.command("import-cylinders")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Collector config file (TOML).",
+)
+@click.argument("entries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_cylinders_cmd(config_path: Path, entries: Path) -> None:
+    """Import cylinder registry entries (a JSON list); agents get the new version pushed.
+
+    Each entry: cyl, owner, entrusted, medium, manufactured, design_life_years,
+    next_inspection, status, tare_g, max_fill_g, and optionally tag (see docs/cylinders.md).
+
+    \b
+    Example:
+      traceedge collector import-cylinders --config /etc/traceedge/collector.toml cyl.json
+    """
+    from collector.cylinders import CylinderRegistryError, import_cylinders
+    from collector.store import SqliteStore
+
+    with friendly_errors():
+        settings = load_collector(config_path)
+        try:
+            data = json.loads(entries.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise click.ClickException(f"{entries}: not JSON: {exc}") from exc
+        if not isinstance(data, list):
+            raise click.ClickException(f"{entries}: must be a JSON list of entries")
+        store = SqliteStore(settings.store_path)
+        try:
+            version = import_cylinders(store.db, data)
+        except CylinderRegistryError as exc:
+            raise click.ClickException(f"{entries}: {exc}; nothing imported") from exc
+        finally:
+            store.close()
+    click.echo(f"imported {len(data)} cylinders; registry version {version}")

@@ -12,7 +12,12 @@ from pathlib import Path
 from traceedge.errors import ConfigError
 from traceedge.registry import DEVICE_TYPES, Device, add_devices
 
-TYPE_PREFIX = {"cylinder-reader": "CYL", "elevator-box": "ELV", "market-scale": "MKT"}
+TYPE_PREFIX = {
+    "cylinder-reader": "CYL",
+    "elevator-box": "ELV",
+    "market-scale": "MKT",
+    "gateway": "GW",
+}
 
 
 def new_device(dev_type: str, site: str, dev_id: str | None = None) -> Device:

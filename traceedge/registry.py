@@ -24,11 +24,12 @@ from pathlib import Path
 
 from traceedge.errors import ConfigError
 
-DEVICE_TYPES = ("cylinder-reader", "elevator-box", "market-scale")
+DEVICE_TYPES = ("cylinder-reader", "elevator-box", "market-scale", "gateway")
 FAMILY_OF_TYPE = {
     "cylinder-reader": "cylinder",
     "elevator-box": "elevator",
     "market-scale": "market",
+    "gateway": "gateway",
 }
 
 
@@ -49,6 +50,18 @@ def _parse(path: Path, text: str) -> dict[str, Device]:
         return out
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(str(path), "devices", f"not a device registry: {exc}") from exc
+
+
+def load_identity(path: Path | str) -> Device:
+    """A device's own config file (written by provisioning): its id, key, type and site."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return Device(d["dev"], bytes.fromhex(d["key"]), d["type"], d["site"])
+    except FileNotFoundError:
+        raise ConfigError(str(p), "", "identity file not found") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(str(p), "", f"not a device config file: {exc}") from exc
 
 
 class Registry:

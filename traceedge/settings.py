@@ -123,6 +123,8 @@ class AgentSettings:
     devices: Path | None = None
     intake_queue: int = 20000
     metrics_port: int = 0
+    identity: Path | None = None
+    utc_offset_minutes: int = 480
 
     @property
     def outbox_path(self) -> Path:
@@ -191,6 +193,8 @@ def load_agent(path: str | Path) -> AgentSettings:
     outbox_max = a.positive("outbox_max_bytes", int, 2 * 1024**3)
     intake_queue = a.positive("intake_queue", int, 20000)
     metrics_port = a.get("metrics_port", int, 0)
+    identity = a.opt("identity", str)
+    utc_offset = a.get("utc_offset_minutes", int, 480)
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
     u = root.sub("uplink")
@@ -217,6 +221,8 @@ def load_agent(path: str | Path) -> AgentSettings:
         devices=_rel(p, devices) if devices else None,
         intake_queue=intake_queue,
         metrics_port=metrics_port,
+        identity=_rel(p, identity) if identity else None,
+        utc_offset_minutes=utc_offset,
     )
 
 

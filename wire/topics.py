@@ -20,6 +20,11 @@ def terminal_cmd(dev: str, prefix: str = "") -> str:
     return _p(prefix) + "t/" + dev + "/cmd"
 
 
+def terminal_gate(dev: str, prefix: str = "") -> str:
+    """Terminal → gateway fill-gate requests (answered on ``t/{dev}/cmd``)."""
+    return _p(prefix) + "t/" + dev + "/gate"
+
+
 def site_up(site: str, prefix: str = "") -> str:
     """Gateway → central batches."""
     return _p(prefix) + "edge/" + site + "/up"

@@ -1,0 +1,168 @@
+"""Cylinder registry at the collector, and a cylinder's history.
+
+Entries (see :mod:`edge_agent.fillgate` for their meaning) are imported from JSON; each
+import bumps the registry version, and the collector pushes the new snapshot down to every
+site's agent (retained on ``edge/{site}/cmd``) so fill gates answer offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cylinders (
+    cyl TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_cyl ON records(json_extract(rec, '$.body.cyl'))
+    WHERE kind IN ('cylinder.fill', 'cylinder.check');
+"""
+
+_CODE = re.compile(r"^[0-9A-Z][0-9A-Z-]{3,31}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_STATION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,31}$")
+MEDIA = ("lpg", "cng", "o2", "n2", "ar", "co2", "c2h2", "other")
+
+
+class CylinderRegistryError(ValueError):
+    """An entry is malformed; the import is refused as a whole (nothing is changed)."""
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    db.executescript(SCHEMA)
+
+
+def check_entry(i: int, e: object) -> dict[str, Any]:
+    def bad(field: str, why: str) -> CylinderRegistryError:
+        return CylinderRegistryError(f"entry {i}: {field}: {why}")
+
+    if not isinstance(e, dict):
+        raise bad("-", "not an object")
+    out: dict[str, Any] = {}
+    for f, pat in (("cyl", _CODE), ("owner", _STATION)):
+        if not isinstance(e.get(f), str) or not pat.match(e[f]):
+            raise bad(f, "missing or malformed")
+        out[f] = e[f]
+    for f in ("manufactured", "next_inspection"):
+        if not isinstance(e.get(f), str) or not _DATE.match(e[f]):
+            raise bad(f, "must be a date YYYY-MM-DD")
+        out[f] = e[f]
+    if e.get("medium") not in MEDIA:
+        raise bad("medium", f"one of {', '.join(MEDIA)}")
+    out["medium"] = e["medium"]
+    if e.get("status", "in_service") not in ("in_service", "scrapped"):
+        raise bad("status", "in_service or scrapped")
+    out["status"] = e.get("status", "in_service")
+    for f, hi in (("design_life_years", 100), ("tare_g", 2_000_000), ("max_fill_g", 2_000_000)):
+        v = e.get(f)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= hi:
+            raise bad(f, f"an integer in 1..{hi}")
+        out[f] = v
+    ent = e.get("entrusted", [])
+    if not isinstance(ent, list) or not all(isinstance(s, str) and _STATION.match(s) for s in ent):
+        raise bad("entrusted", "a list of station codes")
+    out["entrusted"] = ent
+    if "tag" in e:
+        if not isinstance(e["tag"], str) or not re.fullmatch(r"[0-9A-Fa-f]{8,64}", e["tag"]):
+            raise bad("tag", "hex UID or EPC")
+        out["tag"] = e["tag"].upper()
+    return out
+
+
+def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
+    """Validate all, then upsert all in one transaction; returns the new registry version."""
+    checked = [check_entry(i, e) for i, e in enumerate(entries)]
+    now = time.time()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        ensure_schema_in_tx(db)
+        db.executemany(
+            "INSERT INTO cylinders(cyl, entry, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(cyl) DO UPDATE SET entry = excluded.entry, updated = excluded.updated",
+            [(e["cyl"], json.dumps(e, sort_keys=True), now) for e in checked],
+        )
+        row = db.execute(
+            "SELECT value FROM meta WHERE name = 'cylinder_registry_version'"
+        ).fetchone()
+        version = (int(row[0]) if row else 0) + 1
+        db.execute(
+            "INSERT INTO meta(name, value) VALUES ('cylinder_registry_version', ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (str(version),),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return version
+
+
+def ensure_schema_in_tx(db: sqlite3.Connection) -> None:
+    for stmt in SCHEMA.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+def registry_version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE name = 'cylinder_registry_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def snapshot(db: sqlite3.Connection) -> dict[str, Any]:
+    """The push-down command: every entry and the version."""
+    version = registry_version(db)
+    try:
+        rows = db.execute("SELECT entry FROM cylinders ORDER BY cyl").fetchall()
+    except sqlite3.OperationalError:
+        rows = []
+    return {
+        "type": "cylinder_registry",
+        "version": version,
+        "cylinders": [json.loads(r[0]) for r in rows],
+    }
+
+
+def history(db: sqlite3.Connection, cyl: str, limit: int = 200) -> dict[str, Any] | None:
+    """Registry entry and every check and fill of ``cyl``, newest first; None if unknown."""
+    try:
+        row = db.execute("SELECT entry FROM cylinders WHERE cyl = ?", (cyl,)).fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    recs = db.execute(
+        "SELECT rec FROM records WHERE kind IN ('cylinder.fill', 'cylinder.check') "
+        "AND json_extract(rec, '$.body.cyl') = ? ORDER BY ts DESC, id DESC LIMIT ?",
+        (cyl, limit),
+    ).fetchall()
+    if row is None and not recs:
+        return None
+    events = [json.loads(r[0]) for r in recs]
+    for e in events:
+        e.pop("mac", None)
+    open_overfill = [
+        e
+        for e in events
+        if e["kind"] == "cylinder.check"
+        and e["body"]["stage"] == "post"
+        and "overfilled" in e["body"]["reasons"]
+    ]
+    last_post = next(
+        (e for e in events if e["kind"] == "cylinder.check" and e["body"]["stage"] == "post"),
+        None,
+    )
+    return {
+        "cyl": cyl,
+        "registered": row is not None,
+        "entry": json.loads(row[0]) if row else None,
+        "events": events,
+        "fills": sum(1 for e in events if e["kind"] == "cylinder.fill"),
+        "denied_checks": sum(
+            1 for e in events if e["kind"] == "cylinder.check" and e["body"]["decision"] == "deny"
+        ),
+        # the last post-fill check decides whether the cylinder may leave
+        "held_overfilled": bool(open_overfill) and last_post is open_overfill[0],
+    }

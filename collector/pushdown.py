@@ -1,0 +1,74 @@
+"""State the collector pushes down to every site's agent, retained on ``edge/{site}/cmd``:
+the cylinder registry and the list of batches whose trading is stopped.
+
+Each is a versioned full snapshot. It is published when its version changes and again every
+``republish_s`` (a broker restarted without persistence forgets retained messages); an
+agent applies only a version newer than the one it holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+from collector import cylinders
+
+log = logging.getLogger(__name__)
+
+Snapshot = Callable[[sqlite3.Connection], dict[str, Any] | None]
+
+
+def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
+    try:
+        markets = importlib.import_module("collector.markets")
+    except ImportError:
+        return None
+    fn = getattr(markets, "stop_list_snapshot", None)
+    return fn(db) if fn is not None else None
+
+
+SNAPSHOTS: tuple[Snapshot, ...] = (cylinders.snapshot, stop_list)
+
+
+class PushDown:
+    def __init__(
+        self,
+        db_path: str,
+        sites: Callable[[], set[str]],
+        publish: Callable[[str, bytes], bool],
+        republish_s: float = 300.0,
+    ) -> None:
+        self.db_path = db_path
+        self.sites = sites
+        self.publish = publish
+        self.republish_s = republish_s
+        self._sent: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def tick(self) -> int:
+        """Publish what changed (or is due again); returns how many messages went out."""
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]
+        except sqlite3.Error as exc:
+            log.warning("push-down: cannot read the store: %s", exc)
+            return 0
+        finally:
+            db.close()
+        now = time.time()
+        sent = 0
+        for site in sorted(self.sites()):
+            for snap in snaps:
+                key = (site, str(snap["type"]))
+                version, at = self._sent.get(key, (0, 0.0))
+                if version == snap["version"] and now - at < self.republish_s:
+                    continue
+                if self.publish(f"edge/{site}/cmd", json.dumps(snap).encode()):
+                    self._sent[key] = (int(snap["version"]), now)
+                    sent += 1
+        return sent
