@@ -167,5 +167,9 @@ class Intake:
             if result.evicted:
                 log.warning("intake: outbox full, thinned %d status samples", result.evicted)
         for dev in set(committed) | set(bad_seqs):
-            payload = encode_terminal_ack(to_ranges(committed.get(dev, [])), bad_seqs.get(dev, []))
+            payload = encode_terminal_ack(
+                self.outbox.watermark(dev),
+                to_ranges(committed.get(dev, [])),
+                bad_seqs.get(dev, []),
+            )
             self.ack(topics.terminal_ack(dev, self.prefix), payload)

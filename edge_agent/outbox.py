@@ -17,15 +17,19 @@ only when the collector acknowledged the batch that carried it.
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wire.envelope import THINNABLE_KINDS
+
+log = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 64
 QUARANTINE_KEEP_BYTES = 8192
@@ -50,6 +54,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
     payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS terminal_wm (
+    dev TEXT PRIMARY KEY,
+    wm INTEGER NOT NULL,
+    above TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +93,27 @@ class AddResult:
     duplicates: list[Incoming]
     refused: list[Incoming]
     evicted: int
+    watermarks: dict[str, int] = field(default_factory=dict)
+
+
+MAX_ABOVE = 4096
+
+
+def advance(wm: int, above: set[int], seqs: list[int]) -> tuple[int, set[int], bool]:
+    """Contiguous watermark: every seq <= wm was committed here at some time.
+
+    Returns the new watermark, the committed seqs above it, and whether a hole was given up
+    on (more than ``MAX_ABOVE`` seqs waiting behind it: the terminal lost those records or
+    sent them elsewhere; the collector's gap report shows them).
+    """
+    above = above | {s for s in seqs if s > wm}
+    gave_up = False
+    if len(above) > MAX_ABOVE:
+        wm, gave_up = min(above) - 1, True
+    while wm + 1 in above:
+        wm += 1
+        above.discard(wm)
+    return wm, above, gave_up
 
 
 @dataclass(frozen=True)
@@ -113,6 +143,10 @@ class Outbox:
         row = self.db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox").fetchone()
         self.bytes = int(row[0]) + ROW_OVERHEAD * int(row[1])
         self.alarm = self.get_meta("alarm_outbox_full") == "1"
+        self._wm: dict[str, tuple[int, set[int]]] = {
+            dev: (int(wm), set(json.loads(above)))
+            for dev, wm, above in self.db.execute("SELECT dev, wm, above FROM terminal_wm")
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -208,6 +242,7 @@ class Outbox:
                 self.bytes += size
             else:
                 dups.append(item)
+        watermarks = self._advance_watermarks(db, stored + dups)
         self._bump(db, "received", received or len(items))
         self._bump(db, "stored", len(stored))
         self._bump(db, "duplicates", len(dups))
@@ -221,7 +256,30 @@ class Outbox:
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 ("1" if alarm else "0",),
             )
-        return AddResult(stored, dups, refused, evicted)
+        return AddResult(stored, dups, refused, evicted, watermarks)
+
+    def _advance_watermarks(self, db: sqlite3.Connection, items: list[Incoming]) -> dict[str, int]:
+        by_dev: dict[str, list[int]] = {}
+        for i in items:
+            by_dev.setdefault(i.dev, []).append(i.seq)
+        out = {}
+        for dev, seqs in by_dev.items():
+            wm, above = self._wm.get(dev, (0, set()))
+            new_wm, new_above, gave_up = advance(wm, above, seqs)
+            if gave_up:
+                log.warning("outbox: %s: gave up waiting for seqs after %d", dev, wm)
+            if (new_wm, new_above) != (wm, above):
+                db.execute(
+                    "INSERT INTO terminal_wm(dev, wm, above) VALUES (?, ?, ?) "
+                    "ON CONFLICT(dev) DO UPDATE SET wm = excluded.wm, above = excluded.above",
+                    (dev, new_wm, json.dumps(sorted(new_above))),
+                )
+                self._wm[dev] = (new_wm, new_above)
+            out[dev] = new_wm
+        return out
+
+    def watermark(self, dev: str) -> int:
+        return self._wm.get(dev, (0, set()))[0]
 
     def _thin(self, db: sqlite3.Connection, excess: int) -> int:
         """Delete every other status sample, oldest first, until ``excess`` bytes are free."""

@@ -90,6 +90,9 @@ class Fleet:
         try:
             ack = json.loads(payload)
             ranges = [(int(lo), int(hi)) for lo, hi in ack.get("r", [])]
+            wm = int(ack.get("wm", 0))
+            if wm > 0:
+                ranges.append((1, wm))
             bad = [int(s) for s in ack.get("bad", [])]
         except (ValueError, TypeError):
             log.warning("fleet: unreadable ack on %s", topic)

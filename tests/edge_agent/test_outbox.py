@@ -119,3 +119,28 @@ def test_quarantine_kept_with_reason(tmp_path: Path) -> None:
     assert row == ("t/X/rec", "json", 8192)
     assert ob.counters()["quarantined"] == 1
     ob.close()
+
+
+def test_watermark_contiguous_and_persistent(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", 10**9)
+    r = ob.add_many([rec("A", s, "cylinder.fill") for s in (1, 2, 4, 5)])
+    assert r.watermarks == {"A": 2}  # 3 is missing: 4 and 5 wait above the hole
+    ob.add_many([rec("A", 2, "cylinder.fill")])  # a duplicate changes nothing
+    assert ob.watermark("A") == 2
+    rows = ob.read_after(0, 100, 10**9)
+    ob.delete_range(rows[0].id, rows[-1].id)  # uploaded and gone: still counted as committed
+    ob.close()
+    ob = Outbox(tmp_path / "o.sqlite", 10**9)
+    assert ob.watermark("A") == 2
+    r = ob.add_many([rec("A", 3, "cylinder.fill")])
+    assert r.watermarks == {"A": 5}
+    ob.close()
+
+
+def test_watermark_gives_up_on_a_hole_that_never_fills() -> None:
+    from edge_agent.outbox import MAX_ABOVE, advance
+
+    wm, above, gave_up = advance(0, set(), list(range(2, MAX_ABOVE + 2)))
+    assert (wm, above, gave_up) == (0, set(range(2, MAX_ABOVE + 2)), False)
+    wm, above, gave_up = advance(wm, above, [MAX_ABOVE + 5])
+    assert gave_up and wm == MAX_ABOVE + 1 and above == {MAX_ABOVE + 5}
