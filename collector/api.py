@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 
 from collector import cylinders
-from collector.store import device_report, summarize
+from collector.store import device_report, site_report, summarize
 from traceedge.settings import CollectorSettings
 
 
@@ -55,6 +55,12 @@ def make_app(store_path: Path) -> FastAPI:
         if out is None:
             raise HTTPException(404, f"cylinder {cyl} is neither registered nor seen")
         return out
+
+    @app.get("/sites")
+    def sites() -> list[dict[str, Any]]:
+        """What each site's edge agent last reported: backlog, oldest record, alarms."""
+        with _ro(store_path) as db:
+            return site_report(db)
 
     @app.get("/records/{dev}/{seq}")
     def record(dev: str, seq: int) -> dict[str, Any]:

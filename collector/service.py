@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import signal
@@ -41,7 +42,7 @@ class Collector:
             settings.broker,
             client_id=settings.client_id,
             on_message=self._on_message,
-            subscriptions=(sub,),
+            subscriptions=(sub, topics.all_site_status(prefix)),
             name="collector",
         )
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
@@ -102,6 +103,9 @@ class Collector:
     def handle(self, topic: str, payload: bytes) -> None:
         """One batch: verify, commit, then ack. No ack if the commit failed."""
         parts = topics.split(topic, self.settings.broker.prefix)
+        if len(parts) == 3 and parts[0] == "edge" and parts[2] == "status":
+            self._site_status(parts[1], payload)
+            return
         site = parts[1] if len(parts) == 3 and parts[0] == "edge" else None
         try:
             if site is None:
@@ -140,6 +144,19 @@ class Collector:
         )
         if self.forwarder and res.stored:
             self.forwarder.poke()
+
+    def _site_status(self, site: str, payload: bytes) -> None:
+        try:
+            status = json.loads(payload)
+            if not isinstance(status, dict) or len(payload) > 8192:
+                raise ValueError("not a status object")
+            if self.registry.devices() and site not in {
+                d.site for d in self.registry.devices().values()
+            }:
+                raise ValueError(f"unknown site {site}")
+            self.store.site_status(site, status)
+        except (ValueError, StoreError) as exc:
+            log.warning("collector: ignored status from %s: %s", site, exc)
 
     def heartbeat(self) -> None:
         fw = self.forwarder

@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS forward_batches (
     claimed_until REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS site_status (
+    site TEXT PRIMARY KEY,
+    received REAL NOT NULL,
+    status TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -122,6 +127,8 @@ class Store(Protocol):
     def forwarded(self, key: str) -> None: ...
 
     def heartbeat(self, name: str, status: dict[str, Any]) -> None: ...
+
+    def site_status(self, site: str, status: dict[str, Any]) -> None: ...
 
     def forward_failed(self, key: str) -> None: ...
 
@@ -310,6 +317,15 @@ class SqliteStore:
             db.execute("DELETE FROM forward_batches WHERE key = ?", (key,))
             self._bump(db, {"forwarded": int(row[0]), "forward_batches": 1})
 
+    def site_status(self, site: str, status: dict[str, Any]) -> None:
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO site_status(site, received, status) VALUES (?, ?, ?) "
+                "ON CONFLICT(site) DO UPDATE SET received = excluded.received, "
+                "status = excluded.status",
+                (site, time.time(), json.dumps(status)),
+            )
+
     def heartbeat(self, name: str, status: dict[str, Any]) -> None:
         with self.atomic() as db:
             db.execute(
@@ -359,9 +375,25 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Per device: last seen, contiguous watermark, highest seq, missing count and ranges."""
+def site_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """What each site's agent last reported (backlog, oldest record, alarms)."""
+    now = time.time()
     out = []
+    for site, received, status in db.execute(
+        "SELECT site, received, status FROM site_status ORDER BY site"
+    ):
+        st = json.loads(status)
+        st.update(site=site, age_s=round(now - received, 1))
+        out.append(st)
+    return out
+
+
+def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per device: last seen, contiguous watermark, highest seq, missing count and ranges,
+    and the backlog its site's agent last reported."""
+    out = []
+    now = time.time()
+    sites = {s["site"]: s for s in site_report(db)}
     for dev, site, count, max_seq, last_seen in db.execute(
         "SELECT dev, site, count, max_seq, last_seen FROM device_state ORDER BY dev"
     ).fetchall():
@@ -373,6 +405,7 @@ def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
                     missing.append([prev + 1, seq - 1])
                 prev = seq
         watermark = missing[0][0] - 1 if missing else max_seq
+        agent = sites.get(site)
         out.append(
             {
                 "dev": dev,
@@ -383,6 +416,10 @@ def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
                 "missing": max_seq - count,
                 "gaps": missing,
                 "last_seen": last_seen,
+                "silent_s": round(now - last_seen, 1),
+                "agent_backlog": agent["depth"] if agent else None,
+                "agent_oldest_age_s": agent["oldest_age_s"] if agent else None,
+                "agent_reported_s_ago": agent["age_s"] if agent else None,
             }
         )
     return out

@@ -26,6 +26,23 @@ from wire.schemas import default_validator
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
+REPORT_EVERY_S = 10.0
+REPORTED = (
+    "site",
+    "updated_at",
+    "depth",
+    "bytes",
+    "max_bytes",
+    "oldest_age_s",
+    "last_ack_at",
+    "intake_per_s",
+    "uplink_per_s",
+    "alarm_outbox_full",
+    "evicted",
+    "refused",
+    "quarantined",
+    "cylinder_registry_version",
+)
 
 
 class Agent:
@@ -77,7 +94,7 @@ class Agent:
             on_message=self._on_central,
             subscriptions=(self.uplink.ack_topic, topics.site_cmd(settings.site, u.broker.prefix)),
             backoff=Backoff(u.backoff_initial_s, u.backoff_max_s),
-            on_connect=self.uplink.on_connect,
+            on_connect=self._on_central_connect,
             name="uplink",
         )
         self.uplink.attach(self.central.publish, lambda: self.central.connected)
@@ -85,6 +102,7 @@ class Agent:
         self._stop = threading.Event()
         self.started_at = time.time()
         self._rates: list[tuple[float, int, int]] = []
+        self._reported_at = 0.0
 
     def _on_terminal(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/gate"):
@@ -92,6 +110,10 @@ class Agent:
         else:
             self.intake.offer(topic, payload)
         self.uplink.poke()
+
+    def _on_central_connect(self) -> None:
+        self._reported_at = 0.0  # report health at once after (re)connecting
+        self.uplink.on_connect()
 
     def _on_central(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/ack"):
@@ -172,6 +194,15 @@ class Agent:
             **n,
         }
         self.outbox.set_meta({"status": json.dumps(status)})
+        if now - self._reported_at >= REPORT_EVERY_S and self.central.connected:
+            self._reported_at = now
+            report = {k: status[k] for k in REPORTED if k in status}
+            self.central.publish(
+                topics.site_status(self.settings.site, self.settings.uplink.broker.prefix),
+                json.dumps(report).encode(),
+                qos=0,
+                retain=True,
+            )
 
     def run_forever(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,15 @@ def site_cmd(site: str, prefix: str = "") -> str:
     return _p(prefix) + "edge/" + site + "/cmd"
 
 
+def site_status(site: str, prefix: str = "") -> str:
+    """Gateway → central: the agent's health (backlog, oldest record, alarms), retained."""
+    return _p(prefix) + "edge/" + site + "/status"
+
+
+def all_site_status(prefix: str = "") -> str:
+    return _p(prefix) + "edge/+/status"
+
+
 def shared_up(group: str, prefix: str = "") -> str:
     """The collectors' shared subscription to every site's batches."""
     return "$share/" + group + "/" + _p(prefix) + "edge/+/up"

@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable
 
 import httpx
+from fastapi.testclient import TestClient
 
-from tests.conftest import Chain, wait_until
+from collector.api import make_app
+from tests.conftest import SITE, Chain, wait_until
 from traceedge.brokers import free_port
 
 
@@ -40,6 +42,16 @@ def test_end_to_end_through_mosquitto(chain_factory: Callable[..., Chain]) -> No
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     assert "traceedge_agent_stored 3000" in metrics
     assert "traceedge_agent_depth 0" in metrics
+    # device health at the collector includes the backlog its site's agent reported
+    api = TestClient(make_app(ch.store))
+    wait_until(lambda: api.get("/sites").json() != [], 15, "the agent's status report")
+    site = api.get("/sites").json()[0]
+    assert site["site"] == SITE and site["depth"] >= 0 and site["age_s"] < 15
+    devices = api.get("/devices").json()
+    assert len(devices) == len(ch.devices)
+    for d in devices:
+        assert d["missing"] == 0 and d["watermark"] == d["max_seq"] > 0
+        assert d["agent_backlog"] is not None and d["silent_s"] < 60
     kinds = {
         k
         for (k,) in __import__("sqlite3")
