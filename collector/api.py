@@ -19,6 +19,8 @@ from collector import cylinders
 from collector.store import device_report, site_report, summarize
 from traceedge.settings import CollectorSettings
 
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
+
 
 @contextmanager
 def _ro(path: Path) -> Iterator[sqlite3.Connection]:
@@ -47,7 +49,7 @@ def make_app(store_path: Path) -> FastAPI:
         with _ro(store_path) as db:
             return device_report(db)
 
-    @app.get("/cylinders/{cyl}")
+    @app.get("/cylinders/{cyl}", responses=NOT_FOUND)
     def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
         """Registry entry, checks and fills of one cylinder (newest first)."""
         with _ro(store_path) as db:
@@ -62,7 +64,7 @@ def make_app(store_path: Path) -> FastAPI:
         with _ro(store_path) as db:
             return site_report(db)
 
-    @app.get("/records/{dev}/{seq}")
+    @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
     def record(dev: str, seq: int) -> dict[str, Any]:
         import json
 
