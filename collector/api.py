@@ -5,10 +5,7 @@ Each request opens the store read-only, so the API never blocks ingest.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +13,10 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 
 from collector import cylinders
-from collector.store import device_report, site_report, summarize
+from collector.store import device_report, open_ro, site_report, summarize
 from traceedge.settings import CollectorSettings
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
-
-
-@contextmanager
-def _ro(path: Path) -> Iterator[sqlite3.Connection]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    db.execute("PRAGMA busy_timeout=5000")
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def make_app(store_path: Path) -> FastAPI:
@@ -41,18 +28,18 @@ def make_app(store_path: Path) -> FastAPI:
 
     @app.get("/stats")
     def stats() -> dict[str, Any]:
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             return summarize(db)
 
     @app.get("/devices")
     def devices() -> list[dict[str, Any]]:
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             return device_report(db)
 
     @app.get("/cylinders/{cyl}", responses=NOT_FOUND)
     def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
         """Registry entry, checks and fills of one cylinder (newest first)."""
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             out = cylinders.history(db, cyl, limit)
         if out is None:
             raise HTTPException(404, f"cylinder {cyl} is neither registered nor seen")
@@ -61,14 +48,14 @@ def make_app(store_path: Path) -> FastAPI:
     @app.get("/sites")
     def sites() -> list[dict[str, Any]]:
         """What each site's edge agent last reported: backlog, oldest record, alarms."""
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             return site_report(db)
 
     @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
     def record(dev: str, seq: int) -> dict[str, Any]:
         import json
 
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             row = db.execute(
                 "SELECT rec FROM records WHERE dev = ? AND seq = ?", (dev, seq)
             ).fetchone()
@@ -90,7 +77,7 @@ def make_app(store_path: Path) -> FastAPI:
             sql, args = sql + " AND dev = ?", [*args, dev]
         if kind:
             sql, args = sql + " AND kind = ?", [*args, kind]
-        with _ro(store_path) as db:
+        with open_ro(store_path) as db:
             rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 
 import httpx
@@ -25,6 +27,7 @@ class Forwarder:
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self.client = httpx.Client(timeout=settings.timeout_s)
         self.last_error = ""
+        self.epcis_errors = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
@@ -62,12 +65,37 @@ class Forwarder:
                 log.warning("forwarder: %s; retrying in %.1f s", self.last_error, delay)
                 self._stop.wait(delay)
 
+    def _epcis(self, key: str, records: list[dict[str, object]]) -> dict[str, object]:
+        from collector.epcis import EpcisError, capture_document, record_to_event
+
+        events = []
+        for rec in records:
+            try:
+                events.append(record_to_event(rec, self.settings.timezone))
+            except EpcisError as exc:  # stored, but not expressible: kept, reported
+                self.epcis_errors += 1
+                log.error(
+                    "forwarder: %s/%s has no EPCIS event: %s", rec.get("dev"), rec.get("seq"), exc
+                )
+        return capture_document(events)
+
+    def _archive(self, key: str, doc: dict[str, object]) -> None:
+        folder = self.settings.epcis_archive
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.tmp"
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, folder / f"{key}.jsonld")
+
     def send(self, key: str, records: list[dict[str, object]]) -> bool:
         """POST one batch; True only on a 2xx reply (a duplicate key is a 2xx too)."""
+        epcis = self.settings.format == "epcis"
+        doc: dict[str, object] = self._epcis(key, records) if epcis else {"records": records}
         try:
             r = self.client.post(
-                self.settings.url + "/records",
-                json={"records": records},
+                self.settings.url + ("/capture" if epcis else "/records"),
+                json=doc,
                 headers={"Idempotency-Key": key},
             )
         except httpx.HTTPError as exc:
@@ -75,6 +103,8 @@ class Forwarder:
             return False
         if 200 <= r.status_code < 300:
             self.last_error = ""
+            if epcis:
+                self._archive(key, doc)
             return True
         self.last_error = f"platform answered {r.status_code}: {r.text[:200]}"
         return False

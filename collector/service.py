@@ -15,6 +15,7 @@ from collector.store import SqliteStore, Store
 from collector.verify import verify_batch
 from traceedge.errors import StoreError
 from traceedge.mqttlink import MqttLink
+from traceedge.queues import put_blocking
 from traceedge.registry import Registry
 from traceedge.settings import CollectorSettings
 from wire import topics
@@ -63,12 +64,7 @@ class Collector:
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        while not self._stop.is_set():
-            try:
-                self.queue.put((topic, payload), timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        put_blocking(self.queue, (topic, payload), self._stop)
 
     def start(self) -> None:
         self._worker.start()

@@ -345,6 +345,28 @@ class SqliteStore:
             return summarize(self.db)
 
 
+@contextmanager
+def open_ro(path: Path | str, busy_timeout_ms: int = 5000) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a store (safe beside running collectors, WAL)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        yield db
+    finally:
+        db.close()
+
+
+def read_summary(path: Path | str) -> dict[str, Any]:
+    """:func:`summarize` of the store at ``path``; empty while it does not exist yet."""
+    if not Path(path).exists():
+        return {}
+    try:
+        with open_ro(path) as db:
+            return summarize(db)
+    except sqlite3.Error:
+        return {}
+
+
 def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     """Counters, gaps and backlog of a collector store (any connection, read-only is fine)."""
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.outbox import Incoming, Outbox
+from traceedge.queues import put_blocking
 from traceedge.registry import Registry
 from wire import topics
 from wire.batch import encode_terminal_ack, to_ranges
@@ -101,12 +102,7 @@ class Intake:
 
     def offer(self, topic: str, payload: bytes) -> None:
         """Called on the MQTT thread; blocks while the queue is full (back-pressure)."""
-        while not self._stop.is_set():
-            try:
-                self.queue.put((topic, payload), timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        put_blocking(self.queue, (topic, payload), self._stop)
 
     def _take_group(self) -> list[tuple[str, bytes]]:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from collector.store import summarize
+from collector.store import read_summary
 from edge_agent.status import read_status
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
@@ -73,18 +73,7 @@ class Chain:
         return self.root / "agent" / "outbox.sqlite"
 
     def collector_stats(self) -> dict[str, Any]:
-        import sqlite3
-
-        if not self.store.exists():
-            return {}
-        db = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True)
-        try:
-            db.execute("PRAGMA busy_timeout=5000")
-            return summarize(db)
-        except sqlite3.OperationalError:
-            return {}
-        finally:
-            db.close()
+        return read_summary(self.store)
 
     def agent_status(self) -> dict[str, Any]:
         return read_status(self.outbox)

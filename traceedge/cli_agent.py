@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+from traceedge.cli_common import config_option, friendly_errors, setup_logging, verbose_option
 from traceedge.settings import load_agent
 
 
@@ -22,13 +22,7 @@ def command() -> None:
 
 
 @command.command("run")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Agent config file (TOML).",
-)
+@config_option("Agent")
 @verbose_option
 def run_cmd(config_path: Path, verbose: int) -> None:
     """Run the agent until stopped (SIGTERM / Ctrl-C).
@@ -52,13 +46,7 @@ def run_cmd(config_path: Path, verbose: int) -> None:
 
 
 @command.command("status")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Agent config file (TOML).",
-)
+@config_option("Agent")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def status_cmd(config_path: Path, as_json: bool) -> None:
     """Outbox depth, bytes, oldest record, last ack, rates, alarms.

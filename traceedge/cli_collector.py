@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import click
 
-from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+from traceedge.cli_common import config_option, friendly_errors, setup_logging, verbose_option
 from traceedge.errors import ConfigError
 from traceedge.settings import load_collector
 
@@ -24,13 +23,7 @@ def command() -> None:
 
 
 @command.command("run")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Collector config file (TOML).",
-)
+@config_option("Collector")
 @verbose_option
 def run_cmd(config_path: Path, verbose: int) -> None:
     """Run a collector process until stopped; start several to share the load.
@@ -54,13 +47,7 @@ def run_cmd(config_path: Path, verbose: int) -> None:
 
 
 @command.command("status")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Collector config file (TOML).",
-)
+@config_option("Collector")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @click.option("--devices", is_flag=True, help="Also list each device's watermark and gaps.")
 def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
@@ -70,19 +57,16 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     Example:
       traceedge collector status --config /etc/traceedge/collector.toml --devices
     """
-    from collector.store import device_report, summarize
+    from collector.store import device_report, open_ro, summarize
 
     with friendly_errors():
         path = load_collector(config_path).store_path
         if not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with open_ro(path) as db:
             out = summarize(db)
             if devices:
                 out["device_report"] = device_report(db)
-        finally:
-            db.close()
     if as_json:
         click.echo(json.dumps(out))
         return
@@ -97,13 +81,7 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
 
 
 @command.command("import-cylinders")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Collector config file (TOML).",
-)
+@config_option("Collector")
 @click.argument("entries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_cylinders_cmd(config_path: Path, entries: Path) -> None:
     """Import cylinder registry entries (a JSON list); agents get the new version pushed.

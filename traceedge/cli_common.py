@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -29,6 +30,17 @@ def friendly_errors() -> Iterator[None]:
         yield
     except TraceedgeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def config_option(role: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """The ``--config FILE`` every role command takes."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        required=True,
+        help=f"{role} config file (TOML).",
+    )
 
 
 def verbose_option(f: Callable[..., T]) -> Callable[..., T]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from collector.store import summarize
+from collector.store import read_summary
 from edge_agent.status import read_status
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
@@ -39,19 +39,6 @@ FLEET_SHAPE = (("cylinder-reader", 3), ("elevator-box", 3), ("market-scale", 4))
 class DemoResult:
     summary: dict[str, Any]
     sample: dict[str, Any]
-
-
-def _collector_summary(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=2000")
-        return summarize(db)
-    except sqlite3.Error:
-        return {}
-    finally:
-        db.close()
 
 
 def run_demo(
@@ -112,7 +99,7 @@ def run_demo(
         while True:
             time.sleep(1.0)
             p = platform.platform.stats()
-            c = _collector_summary(store)
+            c = read_summary(store)
             try:
                 a = read_status(workdir / "agent" / "outbox.sqlite")
                 buffered = a["depth"]
@@ -132,7 +119,7 @@ def run_demo(
                 break
         producer.join(timeout=5)
         sample = _sample_query(api_port, devices[0].dev)
-        c = _collector_summary(store)
+        c = read_summary(store)
         p = platform.platform.stats()
         summary = {
             "generated": fleet.stats.generated,

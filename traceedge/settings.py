@@ -6,6 +6,7 @@ the key; nothing surfaces later as a ``KeyError``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,9 @@ class PlatformSettings:
     timeout_s: float = 10.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    format: str = "records"  # or "epcis": EPCIS 2.0 capture documents to POST /capture
+    epcis_archive: Path | None = None  # keep a copy of every EPCIS document delivered
+    timezone: str = "+08:00"  # eventTimeZoneOffset of exported events
 
 
 @dataclass(frozen=True)
@@ -251,8 +255,15 @@ def load_collector(path: str | Path) -> CollectorSettings:
             timeout_s=ps.positive("timeout_s", float, 10.0),
             backoff_initial_s=ps.positive("backoff_initial_s", float, 0.5),
             backoff_max_s=ps.positive("backoff_max_s", float, 30.0),
+            format=ps.get("format", str, "records"),
+            epcis_archive=_rel(p, a) if (a := ps.opt("epcis_archive", str)) else None,
+            timezone=ps.get("timezone", str, "+08:00"),
         )
         ps.finish()
+        if platform.format not in ("records", "epcis"):
+            raise ConfigError(p, "platform.format", "must be records or epcis")
+        if not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", platform.timezone):
+            raise ConfigError(p, "platform.timezone", "must look like +08:00")
     api = root.sub("api")
     api_host = api.get("host", str, "127.0.0.1")
     api_port = api.get("port", int, 0)
