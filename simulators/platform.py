@@ -11,6 +11,16 @@ Faults, set at start or at run time through ``POST /faults``: ``error_rate`` (th
 A real outage (connection refused) is a stopped :class:`PlatformServer`; start another on
 the same port with the same :class:`Platform` or ``db_path`` to bring it back.
 
+``POST /capture`` takes an EPCIS 2.0 capture document (``{"type": "EPCISDocument",
+"epcisBody": {"eventList": [...]}, ...}``, docs/epcis.md) with the same ``Idempotency-Key``
+rule: a key seen before answers 200 ``{"status": "duplicate", "accepted": 0}``; otherwise
+the document must validate against the official GS1 schema (``validate_epcis``, on by
+default; 422 with the first violation if not, 500 if the schema cannot be loaded) and every
+event must carry an ``eventID``; each event is stored once by ``eventID`` (later copies are
+counted in ``duplicate_events``, differing ones also in ``epcis_conflicts``) and the reply is
+202 ``{"status": "ok", "accepted", "duplicates"}``. ``GET /events`` lists stored events.
+The faults apply to ``/capture`` as to ``/records``; ``requests`` counts both.
+
 Storage is SQLite: ``:memory:`` by default, or a file (``db_path``) that survives restarts.
 """
 
@@ -39,12 +49,17 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     dev TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (dev, seq));
 CREATE TABLE IF NOT EXISTS seen_keys (key TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS epcis_events (event_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS epcis_documents (
+    key TEXT PRIMARY KEY, events INTEGER NOT NULL, accepted INTEGER NOT NULL);
 """
 _INSERT = "INSERT OR IGNORE INTO records VALUES (?, ?, ?)"
 _SELECT = "SELECT body FROM records WHERE dev = ? AND seq = ?"
 # Counted in memory per process; ``records`` (distinct (dev, seq) stored) comes from the store.
 _COUNTERS: tuple[str, ...] = ("batches", "duplicate_batches", "duplicate_records", "conflicts")
 _COUNTERS += ("errors_injected", "bad_requests", "requests")
+# ``epcis_events`` and ``epcis_documents`` (stored) come from the store as well.
+_COUNTERS += ("duplicate_documents", "duplicate_events", "epcis_conflicts")
 
 
 class PlatformOptions(TypedDict, total=False):
@@ -55,6 +70,7 @@ class PlatformOptions(TypedDict, total=False):
     latency_ms: int
     down_for_s: float
     seed: int
+    validate_epcis: bool
 
 
 class BadBatch(ValueError):
@@ -85,6 +101,31 @@ def parse_batch(raw: bytes) -> list[dict[str, Any]]:
     return records
 
 
+def parse_capture(raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Decode an EPCIS capture document; return it and its events, or raise :class:`BadBatch`.
+
+    Checks only what storing needs (the shape and an ``eventID`` on every event); the schema
+    check is :meth:`Platform.epcis_errors`.
+    """
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadBatch(400, f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") != "EPCISDocument":
+        raise BadBatch(422, 'body must be an EPCIS 2.0 document {"type": "EPCISDocument", ...}')
+    body = doc.get("epcisBody")
+    if not isinstance(body, dict) or not isinstance(body.get("eventList"), list):
+        raise BadBatch(422, "EPCISDocument needs epcisBody.eventList, a list of events")
+    events: list[dict[str, Any]] = body["eventList"]
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise BadBatch(422, f"epcisBody.eventList[{i}] is not a JSON object")
+        eid = ev.get("eventID")
+        if not isinstance(eid, str) or not eid:
+            raise BadBatch(422, f"epcisBody.eventList[{i}] has no eventID (events are kept by it)")
+    return doc, events
+
+
 class Platform:
     """The platform's state: stored records, seen keys, counters and faults. Thread-safe."""
 
@@ -96,8 +137,10 @@ class Platform:
         latency_ms: int = 0,
         down_for_s: float = 0.0,
         seed: int = 0,
+        validate_epcis: bool = True,
     ) -> None:
         self._lock = threading.Lock()
+        self.validate_epcis = validate_epcis
         self._db = sqlite3.connect(
             ":memory:" if db_path is None else os.fspath(db_path),
             check_same_thread=False,
@@ -108,6 +151,8 @@ class Platform:
             self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         (self._n_records,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
+        (self._n_events,) = self._db.execute("SELECT COUNT(*) FROM epcis_events").fetchone()
+        (self._n_documents,) = self._db.execute("SELECT COUNT(*) FROM epcis_documents").fetchone()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._rng = random.Random(seed)
         self._error_rate, self._latency_ms, self._down_until = 0.0, 0, 0.0
@@ -145,7 +190,7 @@ class Platform:
             return dict(error_rate=self._error_rate, latency_ms=self._latency_ms, down_for_s=left)
 
     def begin_request(self) -> float:
-        """Count a ``/records`` call; return the latency (seconds) to apply to its reply."""
+        """Count a ``/records`` or ``/capture`` call; return the latency (s) for its reply."""
         with self._lock:
             self._counts["requests"] += 1
             return self._latency_ms / 1000.0
@@ -197,6 +242,66 @@ class Platform:
             self._counts["conflicts"] += conflicts
             return {"status": "ok", "accepted": accepted, "duplicates": duplicates}
 
+    def epcis_errors(self, doc: object) -> list[str]:
+        """Violations of the official EPCIS 2.0 schema (formats checked); ``[]`` when valid or
+        when ``validate_epcis`` is off. Raises ``RuntimeError`` (``SchemaUnavailable``) if it
+        cannot check."""
+        if not self.validate_epcis:
+            return []
+        try:
+            from collector.epcis_schema import schema_errors
+        except ImportError as exc:  # jsonschema is a dev extra
+            raise RuntimeError(f"{exc}; pip install 'jsonschema[format]>=4.21'") from None
+        return schema_errors(doc)
+
+    def capture(self, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Store a capture document once per key and each event once per ``eventID``."""
+        with self._lock:
+            db = self._db
+            if db.execute("SELECT 1 FROM epcis_documents WHERE key = ?", (key,)).fetchone():
+                self._counts["duplicate_documents"] += 1
+                return {"status": "duplicate", "accepted": 0}
+            accepted = conflicts = 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for ev in events:
+                    body = json.dumps(ev, sort_keys=True, separators=(",", ":"))
+                    eid = ev["eventID"]
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO epcis_events VALUES (?, ?)", (eid, body)
+                    )
+                    if cur.rowcount == 1:
+                        accepted += 1
+                        continue
+                    sql = "SELECT body FROM epcis_events WHERE event_id = ?"
+                    conflicts += db.execute(sql, (eid,)).fetchone()[0] != body
+                db.execute(
+                    "INSERT INTO epcis_documents VALUES (?, ?, ?)", (key, len(events), accepted)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            duplicates = len(events) - accepted
+            self._n_events += accepted
+            self._n_documents += 1
+            self._counts["duplicate_events"] += duplicates
+            self._counts["epcis_conflicts"] += conflicts
+            return {"status": "ok", "accepted": accepted, "duplicates": duplicates}
+
+    def events(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Stored EPCIS events in the order they were first stored."""
+        with self._lock:
+            sql = "SELECT body FROM epcis_events ORDER BY rowid LIMIT ?"
+            rows = self._db.execute(sql, (limit,)).fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def seen_capture_key(self, key: str) -> bool:
+        """Whether a capture document was already stored under ``key``."""
+        with self._lock:
+            sql = "SELECT 1 FROM epcis_documents WHERE key = ?"
+            return self._db.execute(sql, (key,)).fetchone() is not None
+
     def records(self, dev: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Stored records ordered by (dev, seq), optionally of one device."""
         where, args = ("WHERE dev = ?", [dev]) if dev is not None else ("", [])
@@ -206,9 +311,11 @@ class Platform:
         return [json.loads(body) for (body,) in rows]
 
     def stats(self) -> dict[str, int]:
-        """Counters since this process opened the store; ``records`` counts everything stored."""
+        """Counters since this process opened the store; ``records``, ``epcis_events`` and
+        ``epcis_documents`` count everything stored."""
         with self._lock:
-            return {"records": self._n_records, **self._counts}
+            stored = {"epcis_events": self._n_events, "epcis_documents": self._n_documents}
+            return {"records": self._n_records, **stored, **self._counts}
 
     def close(self) -> None:
         with self._lock:
@@ -235,16 +342,23 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app = FastAPI(title="traceedge fake city platform")
     app.state.platform = plat
 
-    @app.post("/records", response_model=None)
-    async def post_records(request: Request) -> dict[str, Any] | JSONResponse:
+    async def delivery_fault() -> JSONResponse | None:
+        """Latency, then the injected 503 if this delivery call must fail."""
         latency = plat.begin_request()
         if latency > 0:
             await asyncio.sleep(latency)
         fault = plat.injected_fault()
-        if fault is not None:
-            reason, retry_after = fault
-            headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
-            return _error(503, reason, headers)
+        if fault is None:
+            return None
+        reason, retry_after = fault
+        headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
+        return _error(503, reason, headers)
+
+    @app.post("/records", response_model=None)
+    async def post_records(request: Request) -> dict[str, Any] | JSONResponse:
+        failed = await delivery_fault()
+        if failed is not None:
+            return failed
         key = request.headers.get("Idempotency-Key", "").strip()
         try:
             if not key:
@@ -255,16 +369,43 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             return _error(exc.status, str(exc))
         return plat.ingest(key, records)
 
+    @app.post("/capture", response_model=None)
+    async def post_capture(request: Request) -> JSONResponse:
+        failed = await delivery_fault()
+        if failed is not None:
+            return failed
+        key = request.headers.get("Idempotency-Key", "").strip()
+        try:
+            if not key:
+                raise BadBatch(400, "the Idempotency-Key header is required")
+            doc, events = parse_capture(await request.body())
+        except BadBatch as exc:
+            plat.note_bad_request()
+            return _error(exc.status, str(exc))
+        if plat.seen_capture_key(key):
+            return JSONResponse(plat.capture(key, events), status_code=200)
+        try:
+            errors = await asyncio.to_thread(plat.epcis_errors, doc)
+        except RuntimeError as exc:  # SchemaUnavailable, or jsonschema missing
+            return _error(500, f"cannot check EPCIS documents: {exc}")
+        if errors:
+            plat.note_bad_request()
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            return _error(422, f"not a valid EPCIS 2.0 document: {errors[0]}{more}")
+        reply = plat.capture(key, events)
+        return JSONResponse(reply, status_code=202 if reply["status"] == "ok" else 200)
+
+    @app.get("/events")
+    async def get_events(limit: Annotated[int, Query(ge=1)] = 1000) -> dict[str, Any]:
+        events = plat.events(limit)
+        return {"count": len(events), "events": events}
+
     @app.get("/records")
     async def get_records(
         dev: str | None = None, limit: Annotated[int, Query(ge=1)] = 1000
     ) -> dict[str, Any]:
         recs = plat.records(dev, limit)
         return {"count": len(recs), "records": recs}
-
-    @app.post("/capture")
-    async def capture() -> JSONResponse:
-        return _error(501, "EPCIS 2.0 capture is not implemented yet; POST /records instead")
 
     @app.get("/faults")
     async def get_faults() -> dict[str, Any]:

@@ -46,6 +46,12 @@ from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
     help="Give up after this many seconds.",
 )
 @click.option(
+    "--epcis-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Forward EPCIS 2.0 capture documents and keep a copy of each (.jsonld) here.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -59,6 +65,7 @@ def command(
     workdir: Path | None,
     timeout: float,
     as_json: bool,
+    epcis_out: Path | None,
     verbose: int,
 ) -> None:
     """Run terminals → edge agent → broker → collector → city platform and show what happened.
@@ -67,6 +74,7 @@ def command(
     Example:
       traceedge demo --records 5000
       traceedge demo --records 2000 --broker amqtt --json
+      traceedge demo --records 1000 --epcis-out ./epcis --json
     """
     setup_logging(verbose)
     from traceedge.demo import print_result, run_demo
@@ -75,5 +83,5 @@ def command(
         click.echo(msg, err=True)
 
     with friendly_errors():
-        res = run_demo(records, workdir, broker_kind, rate, say, timeout)
+        res = run_demo(records, workdir, broker_kind, rate, say, timeout, epcis_out)
     print_result(res, as_json, click.echo)

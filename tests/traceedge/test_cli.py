@@ -100,3 +100,37 @@ def test_demo_json_summary_last_line() -> None:
     assert summary["generated"] == summary["stored"] == summary["forwarded"] == 500
     assert summary["duplicates"] == summary["gaps"] == summary["quarantined"] == 0
     assert "captured" in res.stderr  # progress was shown
+
+
+def test_demo_epcis_out_documents_validate_against_the_official_schema(tmp_path: Path) -> None:
+    from collector.epcis_schema import validate_document_schema
+
+    out = tmp_path / "epcis"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "traceedge",
+            "demo",
+            "--records",
+            "400",
+            "--epcis-out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["forwarded"] == 400 and summary["duplicates"] == 0
+    docs = sorted(out.glob("*.jsonld"))
+    assert docs
+    events = []
+    for path in docs:
+        doc = json.loads(path.read_text())
+        validate_document_schema(doc)  # official EPCIS 2.0 schema, format checking on
+        events += doc["epcisBody"]["eventList"]
+    assert len(events) == 400
+    assert len({e["eventID"] for e in events}) == 400
