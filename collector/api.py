@@ -6,21 +6,30 @@ Each request opens the store read-only, so the API never blocks ingest.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query
+from fastapi import Path as PathParam
 
-from collector import cylinders
+from collector import api_elevators, api_markets, cylinders
 from collector.store import device_report, open_ro, site_report, summarize
 from traceedge.settings import CollectorSettings
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
 
-def make_app(store_path: Path) -> FastAPI:
-    app = FastAPI(title="traceedge collector", version="0.1.0")
+def make_app(store_path: Path, on_stop: Callable[[str, str], None] | None = None) -> FastAPI:
+    """The query API over the store at ``store_path``; ``on_stop`` relays stop orders."""
+    app = FastAPI(
+        title="traceedge collector",
+        version="0.1.0",
+        description="Trace chains, cylinders, elevators, device health of a traceedge store.",
+    )
+    app.include_router(api_markets.make_router(store_path, on_stop))
+    app.include_router(api_elevators.make_router(store_path))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -52,7 +61,7 @@ def make_app(store_path: Path) -> FastAPI:
             return site_report(db)
 
     @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
-    def record(dev: str, seq: int) -> dict[str, Any]:
+    def record(dev: str, seq: int = PathParam(ge=1, le=2**53 - 1)) -> dict[str, Any]:
         import json
 
         with open_ro(store_path) as db:

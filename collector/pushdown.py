@@ -8,7 +8,6 @@ agent applies only a version newer than the one it holds.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sqlite3
@@ -16,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector import cylinders
+from collector import cylinders, markets
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +23,13 @@ Snapshot = Callable[[sqlite3.Connection], dict[str, Any] | None]
 
 
 def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
-    try:
-        markets = importlib.import_module("collector.markets")
-    except ImportError:
-        return None
-    fn = getattr(markets, "stop_list_snapshot", None)
-    return fn(db) if fn is not None else None
+    """Every batch whose trading is stopped; the version grows with each new order."""
+    orders = markets.stops(db)
+    return {
+        "type": "stop_list",
+        "version": len(orders),
+        "batches": [o.model_dump() for o in orders],
+    }
 
 
 SNAPSHOTS: tuple[Snapshot, ...] = (cylinders.snapshot, stop_list)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import cylinders
+from collector import cylinders, elevators, markets
 from collector.verify import Bad, Good
 from traceedge.errors import StoreError
 
@@ -150,6 +150,8 @@ class SqliteStore:
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.executescript(SCHEMA)
         cylinders.ensure_schema(self.db)
+        markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
+        elevators.ensure_schema(self.db)
         with self.atomic() as db:
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))

@@ -7,9 +7,9 @@ A trace code is 20 ASCII digits (``docs/tracecode.md``)::
     | |      |      |  +------- serial: the terminal's sale counter of that day, 0000-9999
     | |      |      +---------- terminal number within the market, 00-99
     | |      +----------------- local date of the sale (China Standard Time, UTC+8)
-    | +------------------------ market number (6 digits, assigned per market)
-    +-------------------------- "8": a retail trace code (vouchers and batches start with a
-                                GB/T 2260 region code instead)
+    | +------------------------ market number (6 digits, assigned per market, no leading 8)
+    +-------------------------- "8": a retail trace code (vouchers start with a region code,
+                                batch codes with a market number)
 
 Pure and in the MicroPython subset (no imports, annotations never evaluated), so a scale or
 settlement terminal makes its codes with this same file.
@@ -27,10 +27,7 @@ _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 def _all_digits(text: object) -> bool:
     if not isinstance(text, str) or not text:
         return False
-    for ch in text:
-        if ch not in _DIGITS:
-            return False
-    return True
+    return all(ch in _DIGITS for ch in text)
 
 
 def check_digit(digits: str) -> str:

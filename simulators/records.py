@@ -9,8 +9,9 @@ Codes here are ours (SB/T 10680's structure was not readable); every 20-characte
 19 digits plus a GS1 mod-10 check digit (:func:`check_digit`):
 
 - ``tran_id``  (voucher):  region(6) + local date yymmdd(6) + terminal(2) + serial(5) + check
-- ``trace_id`` (receipt):  "8" + region(6) + terminal(2) + serial(10) + check
-- ``batch_id`` (entry):    region(6) + local date yymmdd(6) + serial(7) + check
+- ``trace_id`` (receipt):  "8" + market number(6) + yymmdd(6) + terminal(2) + daily
+  serial(4) + check (:mod:`collector.tracecode`, docs/tracecode.md)
+- ``batch_id`` (entry):    market number(6) + local date yymmdd(6) + serial(7) + check
 - elevator ``reg``:        type(4) + region(6) + year(4) + serial(6)
 - cylinder ``cyl``:        region(6) + year(2) + station(3) + medium(1) + serial(4)
 
@@ -26,6 +27,8 @@ import random
 import time
 import zlib
 from dataclasses import dataclass
+
+from collector.tracecode import make_trace_code
 
 # 2025-11-23T00:00:00Z: the simulated clock when the caller gives no ``now_ms``.
 BASE_MS = 1_763_856_000_000
@@ -635,6 +638,7 @@ class _Market:
     region: str
     code: str
     traders: tuple[tuple[str, str], ...]  # (trader id, card uid)
+    number: str  # 6 digits, 100000..799999: the market in batch ids and trace codes
 
 
 @functools.lru_cache(maxsize=1024)
@@ -644,7 +648,8 @@ def _market(site: str) -> _Market:
     traders = tuple(
         (f"T{s.region}{n + 1:04d}", _hex_uid(f"trader{code}{n}", 4)) for n in range(N_TRADERS)
     )
-    return _Market(s.region, code, traders)
+    number = f"{100_000 + _crc('market-no:' + site) % 700_000:06d}"
+    return _Market(s.region, code, traders, number)
 
 
 def _buyer(market: _Market, n: int) -> tuple[str, str]:
@@ -662,16 +667,25 @@ class _Batch:
 def _batch(site: str, date: str, serial: int) -> _Batch:
     market = _market(site)
     r = random.Random(f"batch|{site}|{date}|{serial}")
-    batch_id = with_check_digit(f"{market.region}{date}{serial % 10_000_000:07d}")
+    batch_id = with_check_digit(f"{market.number}{date}{serial % 10_000_000:07d}")
     return _Batch(batch_id, (serial - 1) % N_TRADERS, r.choice(_GOODS))
+
+
+_TERM_NOS: dict[str, dict[str, int]] = {}
 
 
 @functools.lru_cache(maxsize=4096)
 def _terminal(site: str, dev: str) -> tuple[str, int, str]:
-    """Scale code, 2-digit terminal number, software version of a settlement terminal."""
+    """Scale code, 2-digit terminal number (unique in its market), software version."""
     market = _market(site)
     h = _crc(f"terminal:{site}|{dev}")
-    return f"{market.code}-{h % 1000:03d}", h % 100, _SCALE_SW[(h // 1000) % len(_SCALE_SW)]
+    used = _TERM_NOS.setdefault(site, {})
+    if dev not in used:
+        no = h % 100
+        while no in used.values():
+            no = (no + 1) % 100
+        used[dev] = no
+    return f"{market.code}-{h % 1000:03d}", used[dev], _SCALE_SW[(h // 1000) % len(_SCALE_SW)]
 
 
 def _market_entry(
@@ -750,7 +764,7 @@ def _market_settlement(
         "terminal": terminal,
         "scale_sw": sw,
         "tran_id": with_check_digit(f"{market.region}{date}{term_no:02d}{serial:05d}"),
-        "trace_id": with_check_digit(f"8{market.region}{term_no:02d}{seq % 10**10:010d}"),
+        "trace_id": make_trace_code(market.number, date, term_no, seq % 10_000),
         "seller": seller,
         "seller_card": seller_card,
         "lines": lines,

@@ -144,6 +144,7 @@ def make_chain(
     agent_overrides: dict[str, Any] | None = None,
     uplink_overrides: dict[str, Any] | None = None,
     gateway: bool = False,
+    api_port: int = 0,
 ) -> Chain:
     if broker_kind == "mosquitto":
         require_mosquitto()
@@ -176,6 +177,7 @@ def make_chain(
             platform.url,
             shared=broker_kind == "mosquitto",
             client_id=f"collector-{i}",
+            api_port=api_port if i == 0 else 0,
         )
         roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())
     acfg = agent_config(

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from collector.store import read_summary
+from collector.store import open_ro, read_summary
 from edge_agent.status import read_status
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
@@ -125,6 +125,8 @@ def run_demo(
                 break
         producer.join(timeout=5)
         sample = _sample_query(api_port, devices[0].dev)
+        lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store)
+        say(f"trace lookups through the query API: {lookups_ok} of {lookups} correct")
         c = read_summary(store)
         p = _platform_counts(platform, epcis_out is not None)
         summary = {
@@ -136,6 +138,8 @@ def run_demo(
             "quarantined": int(c.get("quarantined", 0)),
             "terminal_resends": fleet.stats.resent,
             "collector_duplicates_removed": int(c.get("duplicates", 0)),
+            "trace_lookups": lookups,
+            "trace_lookups_ok": lookups_ok,
         }
         return DemoResult(summary, sample)
     finally:
@@ -170,6 +174,69 @@ def _wait_agent_ready(outbox: Path, agent: Role, say: Callable[[str], None]) -> 
             pass
         time.sleep(0.2)
     say("edge agent not ready after 30 s; starting terminals anyway")
+
+
+def check_trace_lookups(api_url: str, store: Path, samples: int = 25) -> tuple[int, int]:
+    """Look up sample receipts' trace codes through the query API and compare each chain
+    with the store itself: the sale, its lines' batches, each batch's entry (certificate,
+    origin). Returns (correct, looked up)."""
+    with open_ro(store) as db:
+        codes = [
+            c
+            for (c,) in db.execute(
+                "SELECT DISTINCT json_extract(rec, '$.body.trace_id') FROM records "
+                "WHERE kind = 'market.settlement' ORDER BY random() LIMIT ?",
+                (samples,),
+            )
+        ]
+        expected = {}
+        for code in codes:
+            sale = json.loads(
+                db.execute(
+                    "SELECT rec FROM records WHERE kind = 'market.settlement' "
+                    "AND json_extract(rec, '$.body.trace_id') = ? ORDER BY id LIMIT 1",
+                    (code,),
+                ).fetchone()[0]
+            )
+            entries = {}
+            for line in sale["body"]["lines"]:
+                row = db.execute(
+                    "SELECT rec FROM records WHERE kind = 'market.entry' "
+                    "AND json_extract(rec, '$.body.batch_id') = ? ORDER BY id LIMIT 1",
+                    (line["batch_id"],),
+                ).fetchone()
+                entries[line["batch_id"]] = json.loads(row[0])["body"] if row else None
+            expected[code] = (sale, entries)
+    ok = 0
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        for code, (sale, entries) in expected.items():
+            r = client.get(f"/trace/{code}")
+            if r.status_code != 200:
+                continue
+            chain = r.json()
+            got = chain["sale"]
+            lines = got["lines"]
+            good = (
+                got["record"]["dev"] == sale["dev"]
+                and got["record"]["seq"] == sale["seq"]
+                and [ln["batch_id"] for ln in lines]
+                == [ln["batch_id"] for ln in sale["body"]["lines"]]
+                and [ln["amount_fen"] for ln in lines]
+                == [ln["amount_fen"] for ln in sale["body"]["lines"]]
+            )
+            for ln in lines:
+                want = entries[ln["batch_id"]]
+                have = ln["batch"]["entry"]
+                if want is None:
+                    good = good and have is None
+                else:
+                    good = (
+                        good
+                        and have is not None
+                        and (have["cert_no"], have["origin"]) == (want["cert_no"], want["origin"])
+                    )
+            ok += good
+    return ok, len(expected)
 
 
 def _sample_query(port: int, dev: str) -> dict[str, Any]:

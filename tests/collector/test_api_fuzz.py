@@ -9,6 +9,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from collector.api import make_app
 from collector.store import SqliteStore
@@ -43,4 +44,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(STORE))
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_never_fails_on_any_input(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    # A trace code's check digit cannot be said in JSON Schema: a well-formed code with a
+    # wrong check digit is rightly refused (422), which schemathesis would call a rejected
+    # valid request. Every other check, including "no server error", applies everywhere.
+    excluded = [positive_data_acceptance] if case.path.startswith("/trace/") else []
+    case.call_and_validate(excluded_checks=excluded)

@@ -99,6 +99,8 @@ def test_demo_json_summary_last_line() -> None:
         assert isinstance(summary[key], int), (key, summary)
     assert summary["generated"] == summary["stored"] == summary["forwarded"] == 500
     assert summary["duplicates"] == summary["gaps"] == summary["quarantined"] == 0
+    assert summary["trace_lookups"] > 0
+    assert summary["trace_lookups_ok"] == summary["trace_lookups"]
     assert "captured" in res.stderr  # progress was shown
 
 

@@ -1,0 +1,93 @@
+"""Elevator routes of the query API: registry, status, open faults and alarms, maintenance.
+
+``make_router(store_path)`` returns an ``APIRouter`` to mount on the collector's app; every
+request opens the store read-only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi import Path as PathParam
+
+from collector import elevators
+from collector.api_markets import ErrorOut
+from collector.elevators import ElevatorView, HistoryEntry, OverdueElevator
+from collector.store import SqliteStore, open_ro
+
+REG_PATTERN = r"^[0-9A-Z]{20}$"
+MAX_MS = 4_102_444_800_000
+
+RegParam = Annotated[
+    str, PathParam(pattern=REG_PATTERN, description="registration code (20 of 0-9 A-Z)")
+]
+DaysParam = Annotated[int, Query(ge=1, le=3650, description="maintenance interval in days")]
+NowParam = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_MS, description="reference time, ms since the epoch (default: now)"),
+]
+
+
+def make_router(store_path: Path) -> APIRouter:
+    """Routes over the store at ``store_path`` (its elevator table and index created if missing)."""
+    store_path = Path(store_path)
+    st = SqliteStore(store_path)
+    try:
+        elevators.ensure_schema(st.db)
+    finally:
+        st.close()
+
+    router = APIRouter(tags=["elevators"])
+
+    def _now(now_ms: int | None) -> int:
+        return int(time.time() * 1000) if now_ms is None else now_ms
+
+    # Before /elevators/{reg}, so that "overdue" is never taken for a registration code.
+    @router.get(
+        "/elevators/overdue",
+        response_model=list[OverdueElevator],
+        summary="Elevators whose last maintenance visit is older than the interval",
+    )
+    def overdue(
+        days: DaysParam = elevators.DEFAULT_OVERDUE_DAYS, now_ms: NowParam = None
+    ) -> list[OverdueElevator]:
+        with open_ro(store_path) as db:
+            return elevators.overdue(db, _now(now_ms), days)
+
+    @router.get(
+        "/elevators/{reg}",
+        response_model=ElevatorView,
+        responses={404: {"model": ErrorOut, "description": "unknown elevator"}},
+        summary="An elevator: registry, last status, open faults and alarms, maintenance",
+    )
+    def elevator(
+        reg: RegParam,
+        days: DaysParam = elevators.DEFAULT_OVERDUE_DAYS,
+        now_ms: NowParam = None,
+        recent: Annotated[int, Query(ge=1, le=500, description="recent items listed")] = 20,
+    ) -> ElevatorView:
+        with open_ro(store_path) as db:
+            view = elevators.elevator_view(db, reg, _now(now_ms), days, recent)
+        if view is None:
+            raise HTTPException(404, f"no elevator {reg}")
+        return view
+
+    @router.get(
+        "/elevators/{reg}/history",
+        response_model=list[HistoryEntry],
+        responses={404: {"model": ErrorOut, "description": "unknown elevator"}},
+        summary="An elevator's latest records (status, faults, maintenance), newest first",
+    )
+    def history(
+        reg: RegParam,
+        limit: Annotated[int, Query(ge=1, le=1000, description="records listed")] = 100,
+    ) -> list[HistoryEntry]:
+        with open_ro(store_path) as db:
+            if not elevators.known(db, reg):
+                raise HTTPException(404, f"no elevator {reg}")
+            return elevators.history(db, reg, limit)
+
+    return router

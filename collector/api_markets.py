@@ -1,0 +1,315 @@
+"""Market routes of the query API: trace chains, the shopper's trace page, batches, stop orders.
+
+``make_router(store_path, on_stop=...)`` returns an ``APIRouter`` to mount on the collector's
+app. Reads open the store read-only per request; the stop order opens it read-write for its
+one transaction and then calls ``on_stop(batch_id, reason)`` so the caller can relay the
+order to the terminals.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, field_validator
+
+from collector import markets, tracecode
+from collector.markets import BatchView, StopOrder, TraceChain
+from collector.store import SqliteStore, open_ro
+
+log = logging.getLogger(__name__)
+
+TRACE_CODE_PATTERN = r"^[0-9]{20}$"
+BATCH_ID_PATTERN = r"^[0-9A-Za-z]{20}$"
+
+TraceCodeParam = Annotated[
+    str,
+    PathParam(
+        pattern=TRACE_CODE_PATTERN,
+        description="trace code on the receipt: 20 digits, GS1 mod-10 check digit last",
+    ),
+]
+BatchIdParam = Annotated[
+    str, PathParam(pattern=BATCH_ID_PATTERN, description="batch code (20 characters)")
+]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class StopRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, description="why trading stops (中止交易)")
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reason must not be blank")
+        try:
+            v.encode("utf-8")
+        except UnicodeError as exc:
+            raise ValueError("reason must be valid Unicode text") from exc
+        return v
+
+
+class StopOut(BaseModel):
+    stop: StopOrder
+    issued: bool = Field(description="false: the batch was already stopped; the first order stands")
+    flagged: int = Field(description="settlements already stored that this order flagged")
+    relayed: bool = Field(description="the stop was handed to the relay to the terminals")
+
+
+@contextmanager
+def _rw(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA busy_timeout=30000")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _bad_code(code: str) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "loc": ("path", "trace_code"),
+                "msg": "not a trace code: its check digit does not match",
+                "type": "check_digit",
+                "input": code,
+            }
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The shopper's page
+
+
+def _yuan(fen: int | None) -> str:
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def _kg(grams: int | None) -> str:
+    if grams is None:
+        return ""
+    sign = "-" if grams < 0 else ""
+    grams = abs(grams)
+    return f"{sign}{grams // 1000}.{grams % 1000:03d}"
+
+
+def _cst(ts_ms: int) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts_ms // 1000 + 8 * 3600))
+    except (ValueError, OverflowError, OSError):
+        return str(ts_ms)
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}"
+    "table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;"
+    "border-bottom:1px solid #ddd;vertical-align:top}th{width:8em;color:#555;font-weight:normal}"
+    ".warn{background:#fde8e8;color:#a00;padding:.5em;border-radius:4px}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def _rows(pairs: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in pairs if v
+    )
+    return f"<table>{cells}</table>"
+
+
+def render_trace_page(chain: TraceChain) -> str:
+    """What a shopper sees after scanning the receipt's QR code. Every value is escaped."""
+    sale = chain.sale
+    seller = sale.seller
+    parts = [f"<h1>肉菜流通追溯 · 追溯码 {html.escape(chain.trace_code)}</h1>"]
+    warnings = {
+        "sold_after_stop": "该批次已被中止交易，本次销售发生在中止交易之后。",
+        "batch_overdrawn": "该批次销售量超过进场登记数量，已报警核查。",
+        "unknown_batch": "部分商品未找到进场登记。",
+        "seller_unregistered": "经营户未在市场实名登记。",
+        "seller_card_mismatch": "经营户卡号与登记不符。",
+        "trace_code_reused": "该追溯码被多笔交易使用，已报警核查。",
+    }
+    for flag in chain.flags:
+        if flag in warnings:
+            parts.append(f'<p class="warn">{html.escape(warnings[flag])}</p>')
+    parts.append("<h2>交易信息</h2>")
+    parts.append(
+        _rows(
+            [
+                ("市场", sale.market),
+                ("经营户", seller.name or seller.trader),
+                ("摊位", seller.stall or ""),
+                ("交易时间", _cst(sale.record.ts)),
+                ("交易凭证号", sale.tran_id),
+                ("合计金额", f"{_yuan(sale.total_fen)} 元"),
+            ]
+        )
+    )
+    for ln in sale.lines:
+        parts.append(f"<h2>商品：{html.escape(ln.goods_name)}</h2>")
+        if ln.mode == "weighed":
+            qty = [
+                ("重量", f"{_kg(ln.weight_g)} 公斤"),
+                ("单价", f"{_yuan(ln.price_fen_per_kg)} 元/公斤"),
+            ]
+        else:
+            qty = [
+                ("数量", f"{ln.pieces} 件" if ln.pieces is not None else ""),
+                ("单价", f"{_yuan(ln.price_fen_per_piece)} 元/件"),
+            ]
+        entry = ln.batch.entry
+        origin: list[tuple[str, str]] = [("批次号", ln.batch_id)]
+        if entry is None:
+            origin.append(("进场登记", "未找到"))
+        else:
+            origin += [
+                ("产地", entry.origin),
+                ("检疫/产地证号", entry.cert_no),
+                ("进场日期", entry.date),
+                ("进场经营户", entry.seller.name or entry.seller.trader),
+            ]
+        if ln.batch.upstream is not None:
+            origin.append(("上游追溯码", ln.batch.upstream.trace_id))
+        if ln.batch.stop is not None:
+            origin.append(("中止交易", ln.batch.stop.reason))
+        parts.append(_rows([*qty, ("金额", f"{_yuan(ln.amount_fen)} 元"), *origin]))
+    return _page(f"追溯码 {chain.trace_code}", "".join(parts))
+
+
+def _message_page(status: int, title: str, text: str) -> HTMLResponse:
+    body = f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+    return HTMLResponse(_page(title, body), status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = None) -> APIRouter:
+    """Routes over the store at ``store_path`` (its market tables are created if missing).
+
+    ``on_stop(batch_id, reason)`` is called after a stop order is committed, also when the
+    batch was already stopped (so a repeated order is relayed again); an exception in it is
+    logged and reported as ``relayed: false``, never as a server error.
+    """
+    store_path = Path(store_path)
+    st = SqliteStore(store_path)
+    try:
+        markets.ensure_schema(st.db)
+    finally:
+        st.close()
+
+    router = APIRouter(tags=["markets"])
+
+    @router.get(
+        "/trace/{trace_code}",
+        response_model=TraceChain,
+        responses={404: {"model": ErrorOut, "description": "no sale with this trace code"}},
+        summary="Trace chain: sale → batch(es) → origin",
+    )
+    def trace(trace_code: TraceCodeParam) -> TraceChain:
+        if not tracecode.valid(trace_code):
+            raise _bad_code(trace_code)
+        with open_ro(store_path) as db:
+            chain = markets.trace_chain(db, trace_code)
+        if chain is None:
+            raise HTTPException(404, f"no sale with trace code {trace_code}")
+        return chain
+
+    @router.get(
+        "/trace/{trace_code}/page",
+        response_class=HTMLResponse,
+        responses={
+            200: {"content": {"text/html": {}}, "description": "the trace page"},
+            404: {"content": {"text/html": {}}, "description": "no sale with this trace code"},
+            422: {"content": {"text/html": {}}, "description": "not a trace code"},
+        },
+        summary="Trace page for shoppers (HTML)",
+    )
+    def trace_page(trace_code: str) -> HTMLResponse:
+        if not tracecode.valid(trace_code):
+            return _message_page(422, "追溯码无效", "请核对小票上的追溯码（20 位数字）。")
+        with open_ro(store_path) as db:
+            chain = markets.trace_chain(db, trace_code)
+        if chain is None:
+            return _message_page(404, "未找到追溯信息", f"没有追溯码为 {trace_code} 的交易。")
+        return HTMLResponse(render_trace_page(chain))
+
+    @router.get(
+        "/markets/batches/{batch_id}",
+        response_model=BatchView,
+        responses={404: {"model": ErrorOut, "description": "no entry or sale names this batch"}},
+        summary="A batch: entry, stock, stop order, sales with running balance",
+    )
+    def batch(
+        batch_id: BatchIdParam,
+        limit: Annotated[int, Query(ge=1, le=10000, description="sales listed")] = 1000,
+    ) -> BatchView:
+        with open_ro(store_path) as db:
+            view = markets.batch_view(db, batch_id, limit)
+        if view is None:
+            raise HTTPException(404, f"no batch {batch_id}")
+        return view
+
+    @router.get(
+        "/markets/stops",
+        response_model=list[StopOrder],
+        summary="Every stop-trading order in force",
+    )
+    def stop_orders() -> list[StopOrder]:
+        with open_ro(store_path) as db:
+            return markets.stops(db)
+
+    @router.post(
+        "/markets/batches/{batch_id}/stop",
+        response_model=StopOut,
+        responses={
+            400: {"model": ErrorOut, "description": "the body is not JSON"},
+            404: {"model": ErrorOut, "description": "no entry or sale names this batch"},
+        },
+        summary="Issue a stop-trading order for a batch (中止交易)",
+    )
+    def stop(batch_id: BatchIdParam, req: StopRequest) -> StopOut:
+        try:
+            with _rw(store_path) as db:
+                res = markets.stop_trading(db, batch_id, req.reason)
+        except markets.UnknownBatch:
+            raise HTTPException(404, f"no batch {batch_id}") from None
+        relayed = False
+        if on_stop is not None:
+            try:
+                on_stop(batch_id, res.stop.reason)
+                relayed = True
+            except Exception:
+                log.exception("relaying the stop order for batch %s failed", batch_id)
+        return StopOut(stop=res.stop, issued=res.issued, flagged=res.flagged, relayed=relayed)
+
+    return router

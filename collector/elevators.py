@@ -1,0 +1,576 @@
+"""Elevators at the collector: registry, status, faults and alarms, maintenance visits.
+
+Computed when asked from the stored ``elevator.*`` records (an expression index on the body's
+``reg`` keeps that cheap), so every reader needs only a read-only connection:
+
+* **Fault episodes** from ``elevator.fault`` events in capture order (``ts``, then device
+  and sequence): a ``raised`` fault is open until a ``cleared`` of the same fault; raising
+  an open fault again does not open a second one (it counts ``raises``); a ``cleared``
+  with nothing open is kept as a closed episode whose start is the body's ``raised_ts``.
+  Trapped passengers and the car alarm button are *alarms*; the rest are faults.
+* **Maintenance visits** from ``elevator.maintenance`` sign-in / sign-out: a sign-out pairs
+  with the sign-in of the same worker and ``time_in`` (else the latest unpaired sign-in of
+  that worker in the 24 h before the sign-out); duration = ``time_out - time_in``. A sign-in
+  without sign-out is a visit in progress.
+* **Overdue maintenance**: the last completed visit of a maintenance plan (half-monthly,
+  quarterly, half-yearly, yearly, or no plan given; repairs and rescues do not count) ended
+  more than ``days`` (default 15) before ``now``, or there is none on record.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DEFAULT_OVERDUE_DAYS = 15
+DAY_MS = 86_400_000
+PAIR_WINDOW_MS = DAY_MS
+ALARM_FAULTS = ("trapped_in_zone", "trapped_out_of_zone", "alarm_button")
+TRAPPED_FAULTS = ("trapped_in_zone", "trapped_out_of_zone")
+# Visits that count as maintenance (TSG T5002 plans); repair and rescue visits do not.
+MAINTENANCE_PLANS = ("half_month", "quarter", "half_year", "year")
+
+_REG = "json_extract(rec, '$.body.reg')"
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS elevators (
+    reg TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    company TEXT,
+    site TEXT
+);
+CREATE INDEX IF NOT EXISTS records_elevator_reg
+    ON records({_REG}, kind, ts) WHERE {_REG} IS NOT NULL;
+"""
+
+
+@contextmanager
+def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    if db.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create the registry table and the index on a store (idempotent; outside a transaction)."""
+    if db.in_transaction:
+        db.execute("COMMIT")
+    db.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "COMMIT;")
+
+
+def valid_reg(reg: object) -> bool:
+    """A registration code: 20 of ``0-9 A-Z``."""
+    return (
+        isinstance(reg, str)
+        and len(reg) == 20
+        and all(ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" for ch in reg)
+    )
+
+
+def import_elevators(db: sqlite3.Connection, rows: Iterable[Mapping[str, object]]) -> int:
+    """Insert or replace registry rows ``reg``, ``address`` (required), ``company``, ``site``.
+
+    All or nothing: a bad row raises ``ValueError`` naming its index.
+    """
+    clean: list[tuple[str, str, str | None, str | None]] = []
+    for i, row in enumerate(rows):
+        reg, address = row.get("reg"), row.get("address")
+        if not isinstance(reg, str) or not valid_reg(reg):
+            raise ValueError(f"elevator row {i}: reg must be 20 of 0-9 A-Z")
+        if not isinstance(address, str) or not address or len(address) > 200:
+            raise ValueError(f"elevator row {i}: address must be text of 1-200 characters")
+        optional: list[str | None] = []
+        for name in ("company", "site"):
+            val = row.get(name) or None
+            if val is not None and (not isinstance(val, str) or len(val) > 64):
+                raise ValueError(f"elevator row {i}: {name} must be text of at most 64 characters")
+            optional.append(val)
+        clean.append((reg, address, optional[0], optional[1]))
+    with _write(db):
+        db.executemany(
+            "INSERT INTO elevators(reg, address, company, site) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(reg) DO UPDATE SET address = excluded.address, "
+            "company = excluded.company, site = excluded.site",
+            clean,
+        )
+    return len(clean)
+
+
+# ---------------------------------------------------------------------------------------------
+# Read models
+
+
+class Registration(BaseModel):
+    reg: str = Field(description="registration code (20 characters)")
+    address: str
+    company: str | None = Field(default=None, description="maintenance company")
+    site: str | None = None
+
+
+class StatusSample(BaseModel):
+    dev: str
+    seq: int
+    ts: int = Field(description="capture time, ms since the epoch (UTC)")
+    dir: str = Field(description="stopped, up, down")
+    floor: int
+    door: str
+    door_zone: bool
+    people: bool
+    inspection: bool
+    maintenance: bool
+    faults: list[str] = Field(description="faults active in this sample")
+    runs: int | None = None
+    door_cycles: int | None = None
+    run_hours: int | None = None
+
+
+class FaultEvent(BaseModel):
+    dev: str
+    seq: int
+    ts: int
+    fault: str
+    state: str = Field(description="raised or cleared")
+    floor: int
+    door: str | None = None
+    people: bool | None = None
+    speed_mm_s: int | None = None
+    raised_ts: int | None = None
+    detail: str | None = None
+
+
+class FaultEpisode(BaseModel):
+    fault: str
+    alarm: bool = Field(description="trapped passengers or the car's alarm button")
+    open: bool
+    raised_ts: int | None = Field(description="first raise (null: raise not on record)")
+    last_raised_ts: int | None
+    cleared_ts: int | None
+    duration_ms: int | None = Field(description="cleared - raised, when both are known")
+    raises: int = Field(description="raise events collapsed into this episode")
+    floor: int
+    people: bool | None = None
+    detail: str | None = None
+
+
+class MaintenanceEvent(BaseModel):
+    dev: str
+    seq: int
+    ts: int
+    event: str = Field(description="sign_in or sign_out")
+    worker: str
+    card: str
+    company: str
+    plan: str | None = None
+    time_in: int
+    time_out: int | None = None
+    items: list[str] | None = None
+
+
+class Visit(BaseModel):
+    worker: str
+    card: str
+    company: str
+    plan: str | None
+    time_in: int
+    time_out: int | None = Field(description="null: signed in, not (yet) out")
+    duration_ms: int | None
+    duration_min: int | None = Field(description="whole minutes, rounded down")
+    items: list[str]
+    signed_in: bool = Field(description="a sign-in record is stored for this visit")
+    signed_out: bool
+    counts_as_maintenance: bool = Field(description="a completed visit of a maintenance plan")
+
+
+class HistoryEntry(BaseModel):
+    kind: str
+    dev: str
+    seq: int
+    ts: int
+    status: StatusSample | None = None
+    fault: FaultEvent | None = None
+    maintenance: MaintenanceEvent | None = None
+
+
+class ElevatorView(BaseModel):
+    reg: str
+    registered: bool
+    registration: Registration | None
+    last_status: StatusSample | None
+    open_faults: list[FaultEpisode] = Field(description="open faults and alarms, oldest first")
+    trapped_passengers: bool = Field(description="a trapped-passenger alarm is open")
+    recent_faults: list[FaultEpisode] = Field(description="latest episodes, newest first")
+    visits: list[Visit] = Field(description="latest maintenance visits, newest first")
+    last_maintenance_ms: int | None = Field(description="end of the last completed visit")
+    overdue: bool
+    overdue_days: int = Field(description="the interval the overdue flag was computed for")
+    now_ms: int
+
+
+class OverdueElevator(BaseModel):
+    reg: str
+    registration: Registration | None
+    last_maintenance_ms: int | None = Field(description="null: no completed visit on record")
+    days_since: int | None = Field(description="whole days since the last visit")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts
+
+
+def _order(e: FaultEvent | MaintenanceEvent) -> tuple[int, str, int]:
+    return (e.ts, e.dev, e.seq)
+
+
+def fault_episodes(events: Iterable[FaultEvent]) -> list[FaultEpisode]:
+    """Episodes from raised / cleared events (any order in, capture order applied)."""
+    out: list[FaultEpisode] = []
+    open_: dict[str, int] = {}
+    for ev in sorted(events, key=_order):
+        idx = open_.get(ev.fault)
+        if ev.state == "raised":
+            if idx is not None:
+                ep = out[idx]
+                out[idx] = ep.model_copy(update={"raises": ep.raises + 1, "last_raised_ts": ev.ts})
+                continue
+            open_[ev.fault] = len(out)
+            out.append(
+                FaultEpisode(
+                    fault=ev.fault,
+                    alarm=ev.fault in ALARM_FAULTS,
+                    open=True,
+                    raised_ts=ev.ts,
+                    last_raised_ts=ev.ts,
+                    cleared_ts=None,
+                    duration_ms=None,
+                    raises=1,
+                    floor=ev.floor,
+                    people=ev.people,
+                    detail=ev.detail,
+                )
+            )
+        elif idx is not None:
+            ep = out[idx]
+            del open_[ev.fault]
+            start = ep.raised_ts
+            out[idx] = ep.model_copy(
+                update={
+                    "open": False,
+                    "cleared_ts": ev.ts,
+                    "duration_ms": None if start is None else max(0, ev.ts - start),
+                }
+            )
+        else:
+            start = ev.raised_ts
+            out.append(
+                FaultEpisode(
+                    fault=ev.fault,
+                    alarm=ev.fault in ALARM_FAULTS,
+                    open=False,
+                    raised_ts=start,
+                    last_raised_ts=start,
+                    cleared_ts=ev.ts,
+                    duration_ms=None if start is None else max(0, ev.ts - start),
+                    raises=0,
+                    floor=ev.floor,
+                    people=ev.people,
+                    detail=ev.detail,
+                )
+            )
+    return out
+
+
+def _counts(plan: str | None, time_out: int | None) -> bool:
+    return time_out is not None and (plan is None or plan in MAINTENANCE_PLANS)
+
+
+def pair_visits(events: Iterable[MaintenanceEvent]) -> list[Visit]:
+    """Visits from sign-in / sign-out events (any order in), oldest first."""
+    evs = sorted(events, key=_order)
+    ins = [e for e in evs if e.event == "sign_in"]
+    used: set[int] = set()
+    visits: list[Visit] = []
+    for out in sorted((e for e in evs if e.event == "sign_out"), key=lambda e: e.time_out or 0):
+        t_out = out.time_out if out.time_out is not None else out.ts
+        match = next(
+            (
+                i
+                for i, e in enumerate(ins)
+                if i not in used and e.worker == out.worker and e.time_in == out.time_in
+            ),
+            None,
+        )
+        if match is None:
+            cands = [
+                i
+                for i, e in enumerate(ins)
+                if i not in used
+                and e.worker == out.worker
+                and t_out - PAIR_WINDOW_MS <= e.time_in <= t_out
+            ]
+            match = max(cands, key=lambda i: ins[i].time_in) if cands else None
+        if match is not None:
+            used.add(match)
+        dur = max(0, t_out - out.time_in)
+        plan = (
+            out.plan if out.plan is not None else (ins[match].plan if match is not None else None)
+        )
+        visits.append(
+            Visit(
+                worker=out.worker,
+                card=out.card,
+                company=out.company,
+                plan=plan,
+                time_in=out.time_in,
+                time_out=t_out,
+                duration_ms=dur,
+                duration_min=dur // 60_000,
+                items=list(out.items or []),
+                signed_in=match is not None,
+                signed_out=True,
+                counts_as_maintenance=_counts(plan, t_out),
+            )
+        )
+    for i, e in enumerate(ins):
+        if i not in used:
+            visits.append(
+                Visit(
+                    worker=e.worker,
+                    card=e.card,
+                    company=e.company,
+                    plan=e.plan,
+                    time_in=e.time_in,
+                    time_out=None,
+                    duration_ms=None,
+                    duration_min=None,
+                    items=[],
+                    signed_in=True,
+                    signed_out=False,
+                    counts_as_maintenance=False,
+                )
+            )
+    visits.sort(key=lambda v: (v.time_in, v.time_out or 0))
+    return visits
+
+
+def is_overdue(last_ms: int | None, now_ms: int, days: int = DEFAULT_OVERDUE_DAYS) -> bool:
+    """No completed maintenance visit, or the last one ended more than ``days`` before now."""
+    return last_ms is None or now_ms - last_ms > days * DAY_MS
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers
+
+
+@dataclass(frozen=True)
+class _Row:
+    dev: str
+    seq: int
+    kind: str
+    ts: int
+    body: dict[str, Any]
+
+
+def _rows(
+    db: sqlite3.Connection,
+    reg: str,
+    kind: str,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[_Row]:
+    sql = (
+        f"SELECT dev, seq, kind, ts, rec FROM records WHERE {_REG} = ? AND kind = ? "
+        f"ORDER BY ts {'DESC' if newest_first else 'ASC'}, id {'DESC' if newest_first else 'ASC'}"
+    )
+    args: tuple[object, ...] = (reg, kind)
+    if limit is not None:
+        sql += " LIMIT ?"
+        args += (limit,)
+    return [
+        _Row(str(d), int(s), str(k), int(t), json.loads(r)["body"])
+        for d, s, k, t, r in db.execute(sql, args).fetchall()
+    ]
+
+
+def _status(r: _Row) -> StatusSample:
+    c = r.body.get("counters") or {}
+    return StatusSample(
+        dev=r.dev,
+        seq=r.seq,
+        ts=r.ts,
+        dir=r.body["dir"],
+        floor=r.body["floor"],
+        door=r.body["door"],
+        door_zone=r.body["door_zone"],
+        people=r.body["people"],
+        inspection=r.body["inspection"],
+        maintenance=r.body["maintenance"],
+        faults=list(r.body["faults"]),
+        runs=c.get("runs"),
+        door_cycles=c.get("door_cycles"),
+        run_hours=c.get("run_hours"),
+    )
+
+
+def _fault(r: _Row) -> FaultEvent:
+    b = r.body
+    return FaultEvent(
+        dev=r.dev,
+        seq=r.seq,
+        ts=r.ts,
+        fault=b["fault"],
+        state=b["state"],
+        floor=b["floor"],
+        door=b.get("door"),
+        people=b.get("people"),
+        speed_mm_s=b.get("speed_mm_s"),
+        raised_ts=b.get("raised_ts"),
+        detail=b.get("detail"),
+    )
+
+
+def _maintenance(r: _Row) -> MaintenanceEvent:
+    b = r.body
+    return MaintenanceEvent(
+        dev=r.dev,
+        seq=r.seq,
+        ts=r.ts,
+        event=b["event"],
+        worker=b["worker"],
+        card=b["card"],
+        company=b["company"],
+        plan=b.get("plan"),
+        time_in=b["time_in"],
+        time_out=b.get("time_out"),
+        items=b.get("items"),
+    )
+
+
+def registration(db: sqlite3.Connection, reg: str) -> Registration | None:
+    row = db.execute(
+        "SELECT reg, address, company, site FROM elevators WHERE reg = ?", (reg,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Registration(reg=row[0], address=row[1], company=row[2], site=row[3])
+
+
+def known(db: sqlite3.Connection, reg: str) -> bool:
+    """Registered, or named by at least one stored record."""
+    if registration(db, reg) is not None:
+        return True
+    return (
+        db.execute(f"SELECT 1 FROM records WHERE {_REG} = ? LIMIT 1", (reg,)).fetchone() is not None
+    )
+
+
+def last_status(db: sqlite3.Connection, reg: str) -> StatusSample | None:
+    rows = _rows(db, reg, "elevator.status", 1, newest_first=True)
+    return _status(rows[0]) if rows else None
+
+
+def faults(db: sqlite3.Connection, reg: str) -> list[FaultEpisode]:
+    """Every fault episode of an elevator, oldest first."""
+    return fault_episodes(_fault(r) for r in _rows(db, reg, "elevator.fault"))
+
+
+def open_faults(db: sqlite3.Connection, reg: str) -> list[FaultEpisode]:
+    return [e for e in faults(db, reg) if e.open]
+
+
+def visits(db: sqlite3.Connection, reg: str) -> list[Visit]:
+    """Every maintenance visit of an elevator, oldest first."""
+    return pair_visits(_maintenance(r) for r in _rows(db, reg, "elevator.maintenance"))
+
+
+def history(db: sqlite3.Connection, reg: str, limit: int = 100) -> list[HistoryEntry]:
+    """The latest ``limit`` records of an elevator (status, faults, maintenance), newest first."""
+    rows: list[_Row] = []
+    for kind in ("elevator.status", "elevator.fault", "elevator.maintenance"):
+        rows += _rows(db, reg, kind, limit, newest_first=True)
+    rows.sort(key=lambda r: (r.ts, r.dev, r.seq), reverse=True)
+    out: list[HistoryEntry] = []
+    for r in rows[:limit]:
+        entry = HistoryEntry(kind=r.kind, dev=r.dev, seq=r.seq, ts=r.ts)
+        if r.kind == "elevator.status":
+            entry.status = _status(r)
+        elif r.kind == "elevator.fault":
+            entry.fault = _fault(r)
+        else:
+            entry.maintenance = _maintenance(r)
+        out.append(entry)
+    return out
+
+
+def _last_maintenance(vs: Sequence[Visit]) -> int | None:
+    ends = [v.time_out for v in vs if v.counts_as_maintenance and v.time_out is not None]
+    return max(ends) if ends else None
+
+
+def elevator_view(
+    db: sqlite3.Connection,
+    reg: str,
+    now_ms: int,
+    days: int = DEFAULT_OVERDUE_DAYS,
+    recent: int = 20,
+) -> ElevatorView | None:
+    """Registry, last status, open and recent faults, visits, overdue flag; None if unknown."""
+    if not known(db, reg):
+        return None
+    reg_row = registration(db, reg)
+    episodes = faults(db, reg)
+    vs = visits(db, reg)
+    last = _last_maintenance(vs)
+    open_eps = [e for e in episodes if e.open]
+    return ElevatorView(
+        reg=reg,
+        registered=reg_row is not None,
+        registration=reg_row,
+        last_status=last_status(db, reg),
+        open_faults=open_eps,
+        trapped_passengers=any(e.fault in TRAPPED_FAULTS for e in open_eps),
+        recent_faults=list(reversed(episodes[-recent:])),
+        visits=list(reversed(vs[-recent:])),
+        last_maintenance_ms=last,
+        overdue=is_overdue(last, now_ms, days),
+        overdue_days=days,
+        now_ms=now_ms,
+    )
+
+
+def overdue(
+    db: sqlite3.Connection, now_ms: int, days: int = DEFAULT_OVERDUE_DAYS
+) -> list[OverdueElevator]:
+    """Elevators (registered or seen in records) whose maintenance is overdue, by reg."""
+    regs = {r for (r,) in db.execute("SELECT reg FROM elevators")}
+    regs |= {
+        r
+        for (r,) in db.execute(f"SELECT DISTINCT {_REG} FROM records WHERE {_REG} IS NOT NULL")
+        if isinstance(r, str)
+    }
+    out: list[OverdueElevator] = []
+    for reg in sorted(regs):
+        ms = _last_maintenance(visits(db, reg))
+        if not is_overdue(ms, now_ms, days):
+            continue
+        out.append(
+            OverdueElevator(
+                reg=reg,
+                registration=registration(db, reg),
+                last_maintenance_ms=ms,
+                days_since=None if ms is None else (now_ms - ms) // DAY_MS,
+            )
+        )
+    return out

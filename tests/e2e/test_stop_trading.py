@@ -1,0 +1,67 @@
+"""A stop-trading order issued at the collector reaches the market terminals: pushed down
+to the site's agent, relayed retained on each market terminal's command topic, so even a
+terminal that connects later gets it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import Chain, wait_until
+from traceedge.brokers import free_port
+from wire import topics
+
+
+def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]) -> None:
+    port = free_port()
+    ch = chain_factory(api_port=port)
+    markets = [d for d in ch.devices if d.type == "market-scale"]
+    out = ch.fleet(devices=markets).run(300, drain_timeout_s=60)
+    assert out["pending"] == 0
+    ch.wait_forwarded(300)
+    db = sqlite3.connect(ch.store)
+    batch = db.execute(
+        "SELECT json_extract(rec, '$.body.batch_id') FROM records WHERE kind = 'market.entry' "
+        "LIMIT 1"
+    ).fetchone()[0]
+    db.close()
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/markets/batches/{batch}/stop",
+        json={"reason": "瘦肉精 test positive"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    got: dict[str, dict[str, object]] = {}
+    lock = threading.Lock()
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        msg = json.loads(m.payload)
+        if msg.get("type") == "stop_list":
+            with lock:
+                got[m.topic.split("/")[1]] = msg
+
+    # a terminal connecting after the order still finds it (retained)
+    time.sleep(3)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="late-terminal")
+    c.on_message = on_message
+    c.connect("127.0.0.1", ch.broker.port)
+    c.loop_start()
+    for d in markets:
+        c.subscribe(topics.terminal_cmd(d.dev), qos=1)
+    try:
+        wait_until(lambda: len(got) == len(markets), 30, "every market terminal's stop list")
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    for msg in got.values():
+        batches = msg["batches"]
+        assert isinstance(batches, list)
+        assert [b["batch_id"] for b in batches] == [batch]
+        assert batches[0]["reason"] == "瘦肉精 test positive"
