@@ -27,6 +27,8 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+	@# the tests' own pcscd writes its pid file here, also when they do not run as root
+	@[ -w /run/pcscd ] 2>/dev/null || $(SUDO) install -d -m 1777 /run/pcscd
 
 # The real MicroPython interpreter (WebAssembly) for the codec and firmware tests.
 $(NODE_STAMP): package.json | system-deps
