@@ -6,8 +6,11 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # mosquitto: broker; pcscd + vsmartcard-vpcd: smart cards; swig + libpcsclite-dev: build pyscard
 APT_PACKAGES := mosquitto pcscd vsmartcard-vpcd swig libpcsclite-dev
 NODE_STAMP := node_modules/.installed
+MPY_STUBS     := build/mpy-stubs
+MPY_STUBS_REQ := micropython-esp32-stubs==1.27.0.post1
+MPY_STAMP     := $(MPY_STUBS)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bench clean
+.PHONY: demo test lint typecheck unit system-deps bench clean firmware-test firmware-typecheck
 
 $(STAMP): pyproject.toml | system-deps
 	python3 -m venv $(VENV)
@@ -35,6 +38,20 @@ $(NODE_STAMP): package.json | system-deps
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# MicroPython stubs: a typeshed of their own, kept out of the venv.
+$(MPY_STAMP): Makefile | $(STAMP)
+	rm -rf $(MPY_STUBS)
+	$(PY) -m pip install -q --target $(MPY_STUBS) '$(MPY_STUBS_REQ)'
+	touch $@
+
+# The firmware suite under the real MicroPython interpreter; ends with "N passed, M failed".
+firmware-test: $(STAMP) system-deps $(NODE_STAMP)
+	$(PY) -m tests.firmware.suite
+
+# The firmware type-checked against the MicroPython (ESP32) stubs.
+firmware-typecheck: $(STAMP) $(MPY_STAMP)
+	MYPYPATH=$(MPY_STUBS) $(VENV)/bin/mypy --config-file firmware/micropython/mypy.ini --custom-typeshed-dir $(MPY_STUBS)
+
 demo: $(STAMP) system-deps
 	$(VENV)/bin/traceedge demo
 
@@ -42,10 +59,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) firmware-typecheck
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) system-deps $(NODE_STAMP)
+unit: $(STAMP) system-deps $(NODE_STAMP) $(MPY_STAMP)
 	$(VENV)/bin/pytest
 
 test: $(STAMP) system-deps lint typecheck unit

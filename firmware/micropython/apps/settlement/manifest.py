@@ -1,0 +1,11 @@
+# Settlement scale terminal: CAS ECR price-computing scale, MFRC522 cards, 4x4 keypad,
+# ESC/POS receipt printer; trace codes from the collector's own tracecode module.
+include("../../manifest.py")
+package(
+    "te",
+    files=["scale.py", "cas_scale.py", "keypad.py", "mfrc522.py", "receipt.py"],
+    base_path="../../lib",
+)
+package("drivers", files=["codecs/cas_ecr.py"], base_path="../../../..")
+module("tracecode.py", base_path="../../../../collector")
+module("settlement.py")

@@ -1,0 +1,1 @@
+"""traceedge terminal firmware core (MicroPython). See firmware/micropython/README.md."""

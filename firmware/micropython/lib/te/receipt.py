@@ -1,0 +1,74 @@
+"""The sale receipt: a payload (text lines and the QR content) and its ESC/POS bytes.
+
+The QR holds ``trace_url + trace_id``: a consumer scanning it reaches the chain behind the
+sale (collector query API ``/trace/{code}``). Text is UTF-8: set the printer's code page
+to UTF-8 (most Chinese thermal printers have the setting).
+"""
+
+import struct
+
+from tracecode import local_date
+
+_TYPING = False
+if _TYPING:
+    from typing import Any
+
+WIDTH = 32
+
+
+def money(fen: int) -> str:
+    return "%d.%02d" % (fen // 100, fen % 100)
+
+
+def kilos(g: int) -> str:
+    return "%d.%03d" % (g // 1000, g % 1000)
+
+
+def local_time(ts_ms: int, offset_min: int = 480) -> str:
+    d = local_date(ts_ms, offset_min)
+    s = ((ts_ms + offset_min * 60000) % 86400000) // 1000
+    return "20%s-%s-%s %02d:%02d:%02d" % (d[0:2], d[2:4], d[4:6], s // 3600, s // 60 % 60, s % 60)
+
+
+def _pair(left: str, right: str) -> str:
+    gap = WIDTH - len(left) - len(right)
+    return left + " " * (gap if gap > 1 else 1) + right
+
+
+def receipt(body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str) -> "dict[str, Any]":
+    """``{"lines": [...], "qr": url}`` for a ``market.settlement`` body."""
+    lines = [title, _pair("No. " + body["terminal"], body["scale_sw"]), local_time(ts_ms),
+             "Voucher " + body["tran_id"], "Seller " + body["seller"]]
+    if "buyer" in body:
+        lines.append("Buyer " + body["buyer"])
+    lines.append("-" * WIDTH)
+    for ln in body["lines"]:
+        lines.append(ln["goods_name"] + " (" + ln["batch_id"][-6:] + ")")
+        if ln["mode"] == "weighed":
+            qty = "%s kg x %s" % (kilos(ln["weight_g"]), money(ln["price_fen_per_kg"]))
+        else:
+            qty = "%d x %s" % (ln["pieces"], money(ln["price_fen_per_piece"]))
+        lines.append(_pair("  " + qty, money(ln["amount_fen"])))
+    lines.append("-" * WIDTH)
+    lines.append(_pair("TOTAL", money(body["total_fen"])))
+    if "pay" in body:
+        lines.append("Paid by " + body["pay"])
+    lines.append("Trace " + body["trace_id"])
+    return {"lines": lines, "qr": trace_url + body["trace_id"]}
+
+
+def _qr(data: bytes) -> bytes:
+    n = len(data) + 3
+    return (b"\x1d(k\x04\x001A2\x00"      # model 2
+            + b"\x1d(k\x03\x001C\x06"      # module size 6
+            + b"\x1d(k\x03\x001E1"         # error correction M
+            + b"\x1d(k" + struct.pack("<H", n) + b"1P0" + data
+            + b"\x1d(k\x03\x001Q0")        # print
+
+
+def escpos(r: "dict[str, Any]") -> bytes:
+    out = b"\x1b@"
+    for line in r["lines"]:
+        out += line.encode() + b"\n"
+    out += b"\x1ba\x01" + _qr(r["qr"].encode()) + b"\n\x1ba\x00\n\n\x1dVB\x00"
+    return out

@@ -1,0 +1,164 @@
+"""Serial link to the gateway: frames through the drivers' StreamDecoder, and the link
+layer over a noisy line (corrupted and lost bytes): every record arrives exactly once and
+is freed only by the gateway's ack."""
+
+import json
+
+import tesim
+
+tesim.install()
+
+from te import slink  # noqa: E402
+from te.flashlog import FlashLog  # noqa: E402
+from te.sender import Sender  # noqa: E402
+from tesim.memfs import MemFS  # noqa: E402
+from tesim.world import new_world  # noqa: E402
+
+from drivers.codecs.stream import BadFrame  # noqa: E402
+
+
+def test_frames_roundtrip_and_every_chunking() -> None:
+    frames = [
+        slink.Frame(slink.REC, 1, b'{"seq":1}'),
+        slink.Frame(slink.LACK, 1),
+        slink.Frame(slink.ACK, 9, b'{"r":[[1,1]],"bad":[]}'),
+        slink.Frame(slink.HELLO, 0),
+    ]
+    stream = b"".join(slink.encode(f.type, f.num, f.payload) for f in frames)
+    assert slink.Decoder().feed(stream) == frames
+    for cut in range(1, len(stream)):
+        d = slink.Decoder()
+        assert d.feed(stream[:cut]) + d.feed(stream[cut:]) == frames, cut
+
+
+def test_corrupt_frame_costs_only_itself() -> None:
+    a = slink.encode(slink.REC, 1, b"first")
+    b = slink.encode(slink.REC, 2, b"second")
+    for i in range(len(a)):
+        bad = bytearray(a)
+        bad[i] ^= 0x10
+        out = slink.Decoder().feed(b"\x00garbage" + bytes(bad) + b)
+        good = [f for f in out if isinstance(f, slink.Frame)]
+        assert good[-1] == slink.Frame(slink.REC, 2, b"second"), (i, out)
+        assert slink.Frame(slink.REC, 1, b"first") not in good
+        assert any(isinstance(f, BadFrame) for f in out) or len(good) == 1
+
+
+class Rng:
+    """xorshift32: deterministic noise (MicroPython's random has no Random class)."""
+
+    def __init__(self, seed: int) -> None:
+        self.x = seed * 2654435761 % (1 << 32) or 1
+
+    def random(self) -> float:
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return x / 4294967296
+
+
+class Line:
+    """One direction of a UART cable: corrupts and drops bytes on the way."""
+
+    def __init__(self, rng: Rng, flip: float, drop: float) -> None:
+        self.rng = rng
+        self.flip = flip
+        self.drop = drop
+        self.peer: Line | None = None
+        self.buf = b""
+
+    def write(self, data: bytes) -> int:
+        out = bytearray()
+        for x in data:
+            r = self.rng.random()
+            if r < self.drop:
+                continue
+            out.append(x ^ 0x04 if r < self.drop + self.flip else x)
+        assert self.peer is not None
+        self.peer.buf += bytes(out)
+        return len(data)
+
+    def read(self) -> "bytes | None":
+        out, self.buf = self.buf, b""
+        return out or None
+
+
+def _pair(seed: int, flip: float, drop: float) -> "tuple[Line, Line]":
+    rng = Rng(seed + 1)
+    t, g = Line(rng, flip, drop), Line(rng, flip, drop)
+    t.peer, g.peer = g, t  # what the terminal writes lands in the gateway's buffer
+    return t, g
+
+
+def _gateway(uart: Line, clock: "object") -> "tuple[slink.SerialEndpoint, dict[int, bytes]]":
+    stored: dict[int, bytes] = {}
+    ep: list[slink.SerialEndpoint] = []
+
+    def deliver(ftype: int, payload: bytes) -> None:
+        if ftype == slink.REC:
+            seq = json.loads(payload)["seq"]
+            assert stored.setdefault(seq, payload) == payload
+            ep[0].send(slink.ACK, json.dumps({"r": [[seq, seq]], "bad": []}).encode())
+        elif ftype == slink.GATE:
+            req = json.loads(payload)
+            ep[0].send(
+                slink.CMD,
+                json.dumps(
+                    {"type": "gate", "id": req["id"], "decision": "allow", "reasons": []}
+                ).encode(),
+            )
+
+    ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))  # type: ignore
+    return ep[0], stored
+
+
+def _run(noise: "tuple[float, float]", seed: int) -> None:
+    w = new_world()
+    t_line, g_line = _pair(seed, *noise)
+    ch = slink.SerialChannel(t_line, w.clock, rto_ms=200)  # type: ignore[arg-type]
+    gw, stored = _gateway(g_line, w.clock)
+    log = FlashLog(MemFS(), "/log", 2000, 100000, 0)
+    log.open()
+    want = {}
+    for s in range(1, 31):
+        p = json.dumps({"seq": s, "pad": "p" * (s * 7 % 50)}).encode()
+        log.append(s, p)
+        want[s] = p
+    snd = Sender(log, ch, w.clock, window=4, ack_timeout_ms=5000)
+    cmds: list[bytes] = []
+    ch.on_cmd = cmds.append
+    for _ in range(12000):
+        w.advance(10)
+        now = w.clock.ticks_ms()
+        ch.poll(now)
+        snd.poll(now)
+        gw.poll(now)
+        if log.pending() == 0:
+            break
+    assert stored == want, sorted(set(want) - set(stored))
+    assert log.pending() == 0, log.pending()
+    ch.send_gate(b'{"id": 5}')
+    for _ in range(500):
+        w.advance(10)
+        now = w.clock.ticks_ms()
+        ch.poll(now)
+        gw.poll(now)
+        if cmds:
+            break
+    assert json.loads(cmds[0])["id"] == 5
+    print(
+        f"serial link noise={noise}: {ch.ep.retransmits + gw.retransmits} retransmits, "
+        f"{gw.bad_frames} bad frames at the gateway, {ch.ep.bad_frames} at the terminal"
+    )
+
+
+def test_clean_line() -> None:
+    _run((0.0, 0.0), 1)
+
+
+def test_noisy_line_every_record_once() -> None:
+    for seed in range(5):
+        _run((0.002, 0.001), seed)
+    _run((0.01, 0.005), 99)
