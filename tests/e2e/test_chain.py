@@ -110,12 +110,13 @@ def test_collector_kill9_mid_batch_and_broker_restart(chain_factory: Callable[..
 
 def test_platform_down_then_back(chain_factory: Callable[..., Chain]) -> None:
     ch = chain_factory()
-    ch.platform.platform.set_faults(down_for_s=8.0)
+    ch.platform.platform.set_faults(down_for_s=20.0)
     out = ch.fleet().run(2000, drain_timeout_s=60)
     assert out["pending"] == 0
-    time.sleep(2)
-    assert ch.platform_stats()["records"] == 0  # still down: nothing got through
-    assert ch.collector_stats()["records"] == 2000  # but everything is safe centrally
+    # everything is safe centrally while the platform is still down
+    wait_until(lambda: ch.collector_stats()["records"] == 2000, 15, "all stored centrally")
+    assert ch.platform.platform.faults()["down_for_s"] > 0, "platform came back too soon"
+    assert ch.platform_stats()["records"] == 0  # nothing got through
     ch.wait_forwarded(2000, timeout=60)
     ch.assert_exactly_once(2000)
     assert ch.collector_stats()["forward_failures"] > 0
