@@ -3,7 +3,7 @@
 Prints records/s drained end to end, and the same run's baseline: plain batched SQLite
 inserts of the same records (WAL, synchronous=FULL). Last line: one JSON object.
 
-    python bench/drain.py --records 200000
+    python bench/drain.py --records 200000 [--collectors 2]
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--batch-records", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument(
+        "--collectors",
+        type=int,
+        default=2,
+        help="collector processes sharing the subscription (and the store)",
+    )
     args = ap.parse_args()
     n = args.records
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
@@ -52,7 +58,21 @@ def main() -> None:
         ob.close()
         del recs
         broker = start_broker("mosquitto", root / "broker")
-        ccfg = collector_config(root / "c.toml", root / "collector", registry, broker.port, None)
+        collectors = [
+            Role(
+                "collector",
+                collector_config(
+                    root / f"c{i}.toml",
+                    root / "collector",
+                    registry,
+                    broker.port,
+                    None,
+                    client_id=f"collector-{i}",
+                ),
+                root / f"collector-{i}.log",
+            ).start()
+            for i in range(args.collectors)
+        ]
         acfg = agent_config(
             root / "a.toml",
             SITE,
@@ -62,7 +82,6 @@ def main() -> None:
             devices=registry,
             uplink={"batch_records": args.batch_records, "max_in_flight": 8},
         )
-        collector = Role("collector", ccfg, root / "collector.log").start()
         store = root / "collector" / "collector.sqlite"
         while not store.exists():
             time.sleep(0.05)
@@ -82,12 +101,14 @@ def main() -> None:
             dt = time.perf_counter() - t0
         finally:
             agent.stop()
-            collector.stop()
+            for c in collectors:
+                c.stop()
             broker.stop()
         rate = n / dt
         emit(
             {
                 "records": n,
+                "collectors": args.collectors,
                 "seconds": round(dt, 2),
                 "records_per_s": round(rate),
                 "baseline_records_per_s": round(baseline),

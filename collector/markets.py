@@ -98,11 +98,9 @@ CREATE INDEX IF NOT EXISTS records_settlement_tran
 CREATE INDEX IF NOT EXISTS records_entry_batch
     ON records(json_extract(rec, '$.body.batch_id')) WHERE kind = 'market.entry';
 
-CREATE TRIGGER IF NOT EXISTS market_records_feed AFTER INSERT ON records
-WHEN NEW.kind IN ('market.entry', 'market.settlement')
-BEGIN
-    INSERT INTO market_feed(id) VALUES (NEW.id);
-END;
+-- Records reach market_feed through project(), not a trigger on records: the triggers
+-- below then run in the projector's transaction, off the ingest path.
+DROP TRIGGER IF EXISTS market_records_feed;
 
 CREATE TRIGGER IF NOT EXISTS market_feed_entry AFTER INSERT ON market_feed
 WHEN (SELECT kind FROM records WHERE id = NEW.id) = 'market.entry'
@@ -194,6 +192,32 @@ WHERE kind IN ('market.entry', 'market.settlement')
   AND id NOT IN (SELECT id FROM market_feed)
 ORDER BY id;
 """
+
+
+_PROJECT = """
+INSERT INTO market_feed(id)
+SELECT id FROM records
+WHERE kind IN ('market.entry', 'market.settlement')
+  AND id > (SELECT COALESCE(MAX(id), 0) FROM market_feed)
+ORDER BY id
+LIMIT ?
+"""
+
+
+def project(db: sqlite3.Connection, limit: int = 2000) -> int:
+    """Apply up to ``limit`` market records not applied yet, oldest first, in the caller's
+    transaction (stock, stop flags, alarms: the triggers on ``market_feed``). Record ids
+    only grow in commit order, so the highest applied id is the cursor."""
+    return db.execute(_PROJECT, (limit,)).rowcount
+
+
+def projection_backlog(db: sqlite3.Connection) -> int:
+    """Market records stored but not applied yet."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM records WHERE kind IN ('market.entry', 'market.settlement') "
+        "AND id > (SELECT COALESCE(MAX(id), 0) FROM market_feed)"
+    ).fetchone()
+    return int(row[0])
 
 
 class UnknownBatch(LookupError):

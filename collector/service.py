@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Collector:
     def __init__(self, settings: CollectorSettings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store or SqliteStore(settings.store_path)
+        self.store: Store = store or SqliteStore(settings.store_path, project_inline=False)
         self.registry = Registry(settings.registry)
         self.validator = default_validator()
         prefix = settings.broker.prefix
@@ -62,12 +62,14 @@ class Collector:
         )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self._projector = threading.Thread(target=self._project, name="project", daemon=True)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)
 
     def start(self) -> None:
         self._worker.start()
+        self._projector.start()
         if self.forwarder:
             self.forwarder.start()
         self.link.start()
@@ -82,11 +84,23 @@ class Collector:
         self._stop.set()
         self.link.stop()
         self._worker.join(timeout=10)
+        self._projector.join(timeout=10)
         if self.forwarder:
             self.forwarder.stop()
         if self.api_server is not None:
             self.api_server.stop()  # type: ignore[attr-defined]
         self.store.close()
+
+    def _project(self) -> None:
+        """Market stock, stop flags and alarms follow the store within a fraction of a
+        second, in transactions of their own (see SqliteStore.project_inline)."""
+        while not self._stop.is_set():
+            try:
+                if self.store.project() == 0:
+                    self._stop.wait(0.2)
+            except StoreError as exc:
+                log.warning("collector: projection failed (%s); retrying", exc)
+                self._stop.wait(1.0)
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -128,6 +128,8 @@ class Store(Protocol):
 
     def heartbeat(self, name: str, status: dict[str, Any]) -> None: ...
 
+    def project(self, limit: int = 2000) -> int: ...
+
     def site_status(self, site: str, status: dict[str, Any]) -> None: ...
 
     def forward_failed(self, key: str) -> None: ...
@@ -140,7 +142,11 @@ class Store(Protocol):
 class SqliteStore:
     """WAL, ``synchronous=FULL``; several collector processes may share the file."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, project_inline: bool = True) -> None:
+        """``project_inline``: apply market records (stock, flags) in each commit's own
+        transaction; the collector service turns it off and runs :meth:`project` in a
+        thread of its own, which keeps that work off the ingest path."""
+        self.project_inline = project_inline
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -249,6 +255,9 @@ class SqliteStore:
             "max_seq = MAX(max_seq, excluded.max_seq), last_seen = excluded.last_seen",
             [(dev, site, n, mx, now) for dev, (n, mx) in per_dev.items()],
         )
+        if self.project_inline:
+            while markets.project(db):
+                pass
         conflicts = sum(1 for q in quarantine if q[0] == "conflict")
         self._bump(
             db,
@@ -328,6 +337,11 @@ class SqliteStore:
                 (site, time.time(), json.dumps(status)),
             )
 
+    def project(self, limit: int = 2000) -> int:
+        """Apply up to ``limit`` stored market records not applied yet (one transaction)."""
+        with self.atomic() as db:
+            return markets.project(db, limit)
+
     def heartbeat(self, name: str, status: dict[str, Any]) -> None:
         with self.atomic() as db:
             db.execute(
@@ -389,6 +403,7 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
         processes[name[len("process:") :]] = dict(st, running=now - st["at"] < 5)
     return {
         "processes": processes,
+        "projection_backlog": markets.projection_backlog(db),
         "records": int(n_records),
         "devices": int(devices),
         "gaps": int(gaps),

@@ -124,6 +124,9 @@ def run_demo(
                 say("timed out waiting for the platform to receive everything")
                 break
         producer.join(timeout=5)
+        deadline_p = time.monotonic() + 30
+        while read_summary(store).get("projection_backlog", 0) and time.monotonic() < deadline_p:
+            time.sleep(0.2)  # market stock and flags are applied just behind ingest
         sample = _sample_query(api_port, devices[0].dev)
         lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store)
         say(f"trace lookups through the query API: {lookups_ok} of {lookups} correct")
