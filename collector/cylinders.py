@@ -13,6 +13,8 @@ import sqlite3
 import time
 from typing import Any
 
+from collector.sqlitetx import write_tx
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cylinders (
     cyl TEXT PRIMARY KEY,
@@ -78,8 +80,7 @@ def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
     """Validate all, then upsert all in one transaction; returns the new registry version."""
     checked = [check_entry(i, e) for i, e in enumerate(entries)]
     now = time.time()
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_tx(db):
         ensure_schema_in_tx(db)
         db.executemany(
             "INSERT INTO cylinders(cyl, entry, updated) VALUES (?, ?, ?) "
@@ -95,10 +96,6 @@ def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             (str(version),),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return version
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from collector.sqlitetx import write_tx
 
 DEFAULT_OVERDUE_DAYS = 15
 DAY_MS = 86_400_000
@@ -48,20 +49,6 @@ CREATE TABLE IF NOT EXISTS elevators (
 CREATE INDEX IF NOT EXISTS records_elevator_reg
     ON records({_REG}, kind, ts) WHERE {_REG} IS NOT NULL;
 """
-
-
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    if db.in_transaction:
-        yield db
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
@@ -99,7 +86,7 @@ def import_elevators(db: sqlite3.Connection, rows: Iterable[Mapping[str, object]
                 raise ValueError(f"elevator row {i}: {name} must be text of at most 64 characters")
             optional.append(val)
         clean.append((reg, address, optional[0], optional[1]))
-    with _write(db):
+    with write_tx(db):
         db.executemany(
             "INSERT INTO elevators(reg, address, company, site) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(reg) DO UPDATE SET address = excluded.address, "

@@ -32,13 +32,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from collector import tracecode
+from collector.sqlitetx import write_tx
 
 ALARM_OVERDRAWN = "batch_overdrawn"
 ALARM_SOLD_AFTER_STOP = "sold_after_stop"
@@ -224,21 +224,6 @@ class UnknownBatch(LookupError):
     """No entry and no sale names this batch id."""
 
 
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction, unless the caller already holds one."""
-    if db.in_transaction:
-        yield db
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the market tables, indexes and triggers in a store; apply stored records once.
 
@@ -294,7 +279,7 @@ def import_traders(db: sqlite3.Connection, rows: Iterable[Mapping[str, object]])
             raise ValueError(f"trader row {i}: {exc}") from exc
         assert trader is not None and name is not None and market is not None
         clean.append((trader, name, card, market, stall))
-    with _write(db):
+    with write_tx(db):
         db.executemany(
             "INSERT INTO traders(trader, name, card_uid, market, stall) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(market, trader) DO UPDATE SET name = excluded.name, "
@@ -762,7 +747,7 @@ def stop_trading(
     if not reason.strip():
         raise ValueError("a stop order needs a reason")
     issued_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    with _write(db):
+    with write_tx(db):
         if not batch_known(db, batch_id):
             raise UnknownBatch(batch_id)
         existing = _stop(db, batch_id)
