@@ -77,11 +77,12 @@ def check_entry(i: int, e: object) -> dict[str, Any]:
 
 
 def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
-    """Validate all, then upsert all in one transaction; returns the new registry version."""
+    """Validate all, then upsert all in one transaction; returns the new registry version.
+
+    ``db`` is a store's connection (:class:`collector.store.SqliteStore` created the table)."""
     checked = [check_entry(i, e) for i, e in enumerate(entries)]
     now = time.time()
     with write_tx(db):
-        ensure_schema_in_tx(db)
         db.executemany(
             "INSERT INTO cylinders(cyl, entry, updated) VALUES (?, ?, ?) "
             "ON CONFLICT(cyl) DO UPDATE SET entry = excluded.entry, updated = excluded.updated",
@@ -97,12 +98,6 @@ def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
             (str(version),),
         )
     return version
-
-
-def ensure_schema_in_tx(db: sqlite3.Connection) -> None:
-    for stmt in SCHEMA.split(";"):
-        if stmt.strip():
-            db.execute(stmt)
 
 
 def registry_version(db: sqlite3.Connection) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector import cylinders, markets
+from wire import topics
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ class PushDown:
         db_path: str,
         sites: Callable[[], set[str]],
         publish: Callable[[str, bytes], bool],
+        prefix: str = "",
         republish_s: float = 300.0,
     ) -> None:
+        self.prefix = prefix
         self.db_path = db_path
         self.sites = sites
         self.publish = publish
@@ -68,7 +71,7 @@ class PushDown:
                 version, at = self._sent.get(key, (0, 0.0))
                 if version == snap["version"] and now - at < self.republish_s:
                     continue
-                if self.publish(f"edge/{site}/cmd", json.dumps(snap).encode()):
+                if self.publish(topics.site_cmd(site, self.prefix), json.dumps(snap).encode()):
                     self._sent[key] = (int(snap["version"]), now)
                     sent += 1
         return sent

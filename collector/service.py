@@ -52,13 +52,8 @@ class Collector:
         self.pushdown = PushDown(
             str(settings.store_path),
             lambda: {d.site for d in self.registry.devices().values()},
-            lambda topic, payload: self.link.publish(
-                settings.broker.prefix.rstrip("/") + "/" + topic
-                if settings.broker.prefix
-                else topic,
-                payload,
-                retain=True,
-            ),
+            lambda topic, payload: self.link.publish(topic, payload, retain=True),
+            prefix,
         )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
