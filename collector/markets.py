@@ -748,6 +748,10 @@ def stop_trading(
         raise ValueError("a stop order needs a reason")
     issued_ms = int(time.time() * 1000) if now_ms is None else now_ms
     with write_tx(db):
+        # A running collector applies market records just behind ingest: catch up first,
+        # so every stored entry and sale counts for this order.
+        while project(db):
+            pass
         if not batch_known(db, batch_id):
             raise UnknownBatch(batch_id)
         existing = _stop(db, batch_id)

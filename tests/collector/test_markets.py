@@ -926,3 +926,34 @@ def test_api_codes_in_the_store_parse(day: MarketDay) -> None:
     codes = Counter(r.trace_id for r in day.receipts)
     assert max(codes.values()) == 1
     assert all(valid(c) and parse_trace_code(c)["market"] == MARKET_NO for c in codes)
+
+
+def test_stop_order_applies_records_stored_but_not_yet_projected(tmp_path: Path) -> None:
+    """Regression: with projection off the ingest path (the running collector), a stop order
+    issued right after an entry was stored answered 'no batch'."""
+    from collector.markets import projection_backlog, stop_trading
+    from collector.store import SqliteStore
+    from collector.verify import Good
+    from wire.canonical import canonical
+    from wire.envelope import make_record, unsigned
+
+    store = SqliteStore(tmp_path / "s.sqlite", project_inline=False)
+    body = {
+        "market": "M330100001",
+        "trader": "T3301000001",
+        "batch_id": "33010025112300000017",
+        "cert_no": "33012345678",
+        "origin": "浙江省嘉兴市",
+        "goods_code": "10010001",
+        "goods_name": "猪肉",
+        "quantity_g": 100000,
+    }
+    rec = make_record("MKT-X-1", 1, 1, "market.entry", 1763900000000, "ntp", body, b"k" * 32)
+    text = canonical(unsigned(rec))[:-1].decode() + f',"mac":"{rec["mac"]}"}}'
+    store.commit(
+        "X", "b1", [Good("MKT-X-1", 1, "market.entry", 1763900000000, str(rec["mac"]), text)], []
+    )
+    assert projection_backlog(store.db) == 1
+    res = stop_trading(store.db, "33010025112300000017", "test positive")
+    assert res.issued and projection_backlog(store.db) == 0
+    store.close()
