@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hostlib.registry import FAMILY_OF_TYPE, Device, add_devices
 from simulators.records import make_body, pick_kind
 from traceedge.provision import new_device
-from traceedge.registry import FAMILY_OF_TYPE, Device, add_devices
 from wire.canonical import canonical
 from wire.envelope import make_record
 

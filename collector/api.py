@@ -15,8 +15,9 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 
 from collector import api_elevators, api_markets, cylinders
-from collector.store import device_report, open_ro, site_report, summarize
-from traceedge.settings import CollectorSettings
+from collector.settings import CollectorSettings
+from collector.store import device_report, site_report, summarize
+from hostlib.sqlite import open_ro
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 

@@ -16,7 +16,8 @@ from fastapi import Path as PathParam
 from collector import elevators
 from collector.api_markets import ErrorOut
 from collector.elevators import ElevatorView, HistoryEntry, OverdueElevator
-from collector.store import SqliteStore, open_ro
+from collector.store import SqliteStore
+from hostlib.sqlite import open_ro
 
 REG_PATTERN = r"^[0-9A-Z]{20}$"
 MAX_MS = 4_102_444_800_000

@@ -25,7 +25,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from collector import markets, tracecode
 from collector.markets import BatchView, StopOrder, TraceChain
-from collector.store import SqliteStore, open_ro
+from collector.store import SqliteStore
+from hostlib.sqlite import open_ro
 
 log = logging.getLogger(__name__)
 

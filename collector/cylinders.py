@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Any
 
-from collector.sqlitetx import write_tx
+from hostlib.sqlite import set_meta, write_tx
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cylinders (
@@ -92,11 +92,7 @@ def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
             "SELECT value FROM meta WHERE name = 'cylinder_registry_version'"
         ).fetchone()
         version = (int(row[0]) if row else 0) + 1
-        db.execute(
-            "INSERT INTO meta(name, value) VALUES ('cylinder_registry_version', ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (str(version),),
-        )
+        set_meta(db, {"cylinder_registry_version": str(version)})
     return version
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from collector.sqlitetx import write_tx
+from hostlib.sqlite import write_tx
 
 DEFAULT_OVERDUE_DAYS = 15
 DAY_MS = 86_400_000

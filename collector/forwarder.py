@@ -11,9 +11,9 @@ import threading
 
 import httpx
 
+from collector.settings import PlatformSettings
 from collector.store import Store
-from traceedge.backoff import Backoff
-from traceedge.settings import PlatformSettings
+from hostlib.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from collector import tracecode
-from collector.sqlitetx import write_tx
+from hostlib.sqlite import write_tx
 
 ALARM_OVERDRAWN = "batch_overdrawn"
 ALARM_SOLD_AFTER_STOP = "sold_after_stop"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector import cylinders, markets
+from hostlib.sqlite import open_ro
 from wire import topics
 
 log = logging.getLogger(__name__)
@@ -54,15 +55,12 @@ class PushDown:
 
     def tick(self) -> int:
         """Publish what changed (or is due again); returns how many messages went out."""
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
         try:
-            db.execute("PRAGMA busy_timeout=5000")
-            snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]
+            with open_ro(self.db_path) as db:
+                snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]
         except sqlite3.Error as exc:
             log.warning("push-down: cannot read the store: %s", exc)
             return 0
-        finally:
-            db.close()
         now = time.time()
         sent = 0
         for site in sorted(self.sites()):

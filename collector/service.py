@@ -11,13 +11,13 @@ import time
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
+from collector.settings import CollectorSettings
 from collector.store import SqliteStore, Store
 from collector.verify import verify_batch
-from traceedge.errors import StoreError
-from traceedge.mqttlink import MqttLink
-from traceedge.queues import put_blocking
-from traceedge.registry import Registry
-from traceedge.settings import CollectorSettings
+from hostlib.errors import StoreError
+from hostlib.mqttlink import MqttLink
+from hostlib.queues import put_blocking
+from hostlib.registry import Registry
 from wire import topics
 from wire.batch import encode_ack
 from wire.envelope import WireError

@@ -27,9 +27,13 @@ from typing import Any, Protocol
 
 from collector import cylinders, elevators, markets
 from collector.verify import Bad, Good
-from traceedge.errors import StoreError
+from hostlib import sqlite as sqlitedb
+from hostlib.errors import StoreError
+from hostlib.sqlite import open_ro
 
-SCHEMA = """
+SCHEMA = (
+    sqlitedb.META_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     dev TEXT NOT NULL,
@@ -83,8 +87,8 @@ CREATE TABLE IF NOT EXISTS site_status (
     status TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+)
 
 COUNTERS = (
     "batches",
@@ -148,12 +152,8 @@ class SqliteStore:
         thread of its own, which keeps that work off the ingest path."""
         self.project_inline = project_inline
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlitedb.connect(self.path, busy_timeout_ms=30000)
         self.db.executescript(SCHEMA)
         cylinders.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
@@ -176,21 +176,8 @@ class SqliteStore:
 
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot begin a transaction: {exc}") from exc
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            try:
-                self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self.db.execute("ROLLBACK")
-                raise StoreError(f"commit failed: {exc}") from exc
+        with self._lock, sqlitedb.write_tx(self.db, error=StoreError) as db:
+            yield db
 
     @staticmethod
     def _bump(db: sqlite3.Connection, values: dict[str, int]) -> None:
@@ -344,11 +331,7 @@ class SqliteStore:
 
     def heartbeat(self, name: str, status: dict[str, Any]) -> None:
         with self.atomic() as db:
-            db.execute(
-                "INSERT INTO meta(name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                (f"process:{name}", json.dumps(status)),
-            )
+            sqlitedb.set_meta(db, {f"process:{name}": json.dumps(status)})
 
     def forward_failed(self, key: str) -> None:
         with self.atomic() as db:
@@ -359,17 +342,6 @@ class SqliteStore:
     def summary(self) -> dict[str, Any]:
         with self._lock:
             return summarize(self.db)
-
-
-@contextmanager
-def open_ro(path: Path | str, busy_timeout_ms: int = 5000) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a store (safe beside running collectors, WAL)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        yield db
-    finally:
-        db.close()
 
 
 def read_summary(path: Path | str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from traceedge.registry import Registry
+from hostlib.registry import Registry
 from wire.batch import decode_batch
 from wire.canonical import canonical_trusted
 from wire.envelope import MAX_RECORD_BYTES, WireError, check_envelope, unsigned

@@ -14,12 +14,12 @@ from edge_agent.gate import FillGate
 from edge_agent.intake import Intake
 from edge_agent.outbox import Outbox
 from edge_agent.registry_cache import RegistryCache
+from edge_agent.settings import AgentSettings
 from edge_agent.uplink import Uplink
-from traceedge.backoff import Backoff
-from traceedge.metrics import MetricsServer, render
-from traceedge.mqttlink import MqttLink
-from traceedge.registry import Registry, load_identity
-from traceedge.settings import AgentSettings
+from hostlib.backoff import Backoff
+from hostlib.metrics import MetricsServer, render
+from hostlib.mqttlink import MqttLink
+from hostlib.registry import Registry, load_identity
 from wire import topics
 from wire.schemas import default_validator
 

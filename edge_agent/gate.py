@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from edge_agent.fillgate import GateRequestError, check_body, decide, parse_request
 from edge_agent.outbox import Incoming, Outbox
 from edge_agent.registry_cache import RegistryCache
-from traceedge.registry import Device
+from hostlib.registry import Device
 from wire import topics
 from wire.canonical import canonical
 from wire.envelope import make_record

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.outbox import Incoming, Outbox
-from traceedge.queues import put_blocking
-from traceedge.registry import Registry
+from hostlib.queues import put_blocking
+from hostlib.registry import Registry
 from wire import topics
 from wire.batch import encode_terminal_ack, to_ranges
 from wire.envelope import WireError, decode_record, verify_mac

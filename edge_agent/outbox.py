@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hostlib import sqlite as sqlitedb
 from wire.envelope import THINNABLE_KINDS
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 ROW_OVERHEAD = 64
 QUARANTINE_KEEP_BYTES = 8192
 
-SCHEMA = """
+SCHEMA = (
+    sqlitedb.META_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     dev TEXT NOT NULL,
@@ -61,8 +64,8 @@ CREATE TABLE IF NOT EXISTS terminal_wm (
     above TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+)
 
 COUNTERS = (
     "received",
@@ -127,13 +130,9 @@ class Outbox:
 
     def __init__(self, path: Path | str, max_bytes: int) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db = sqlitedb.connect(self.path, busy_timeout_ms=10000)
         self.db.executescript(SCHEMA)
         with self.atomic():
             for name in COUNTERS:
@@ -155,14 +154,8 @@ class Outbox:
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         """One transaction: committed (and fsynced) on exit, rolled back on error."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, sqlitedb.write_tx(self.db) as db:
+            yield db
 
     # -- counters and meta -------------------------------------------------------------
     def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
@@ -175,16 +168,11 @@ class Outbox:
 
     def get_meta(self, name: str) -> str | None:
         with self._lock:
-            row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+            return sqlitedb.get_meta(self.db, name)
 
     def set_meta(self, values: dict[str, str]) -> None:
         with self.atomic() as db:
-            db.executemany(
-                "INSERT INTO meta(name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                list(values.items()),
-            )
+            sqlitedb.set_meta(db, values)
 
     # -- intake ------------------------------------------------------------------------
     def add_many(self, items: list[Incoming], received: int = 0) -> AddResult:
@@ -199,15 +187,10 @@ class Outbox:
         """Commit one record of the agent's own identity, its sequence (meta ``name``)
         advanced in the same transaction: no sequence is used without its record."""
         with self.atomic() as db:
-            row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-            seq = (int(row[0]) if row else 0) + 1
+            seq = int(sqlitedb.get_meta(db, name) or 0) + 1
             res = self._add_many(db, [build(seq)], 1)
             if res.stored:
-                db.execute(
-                    "INSERT INTO meta(name, value) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                    (name, str(seq)),
-                )
+                sqlitedb.set_meta(db, {name: str(seq)})
             return res
 
     def _add_many(self, db: sqlite3.Connection, items: list[Incoming], received: int) -> AddResult:
@@ -251,11 +234,7 @@ class Outbox:
         alarm = bool(refused) or (self.alarm and self.bytes > 0.9 * self.max_bytes)
         if alarm != self.alarm:
             self.alarm = alarm
-            db.execute(
-                "INSERT INTO meta(name, value) VALUES ('alarm_outbox_full', ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                ("1" if alarm else "0",),
-            )
+            sqlitedb.set_meta(db, {"alarm_outbox_full": "1" if alarm else "0"})
         return AddResult(stored, dups, refused, evicted, watermarks)
 
     def _advance_watermarks(self, db: sqlite3.Connection, items: list[Incoming]) -> dict[str, int]:

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from edge_agent.outbox import Outbox
+from hostlib.sqlite import set_meta
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS cylinder_registry (cyl TEXT PRIMARY KEY, entry TEXT NOT NULL)"
 
@@ -36,11 +37,7 @@ class RegistryCache:
                     "INSERT INTO cylinder_registry(cyl, entry) VALUES (?, ?)",
                     [(c["cyl"], json.dumps(c)) for c in cylinders],
                 )
-                db.execute(
-                    "INSERT INTO meta(name, value) VALUES ('cylinder_registry_version', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                    (str(version),),
-                )
+                set_meta(db, {"cylinder_registry_version": str(version)})
             self.entries = {c["cyl"]: c for c in cylinders}
             self.version = version
             return True

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from edge_agent.outbox import ROW_OVERHEAD
-from traceedge.errors import ConfigError
+from hostlib.errors import ConfigError
+from hostlib.sqlite import open_ro
 
 
 def read_status(outbox_path: Path) -> dict[str, Any]:
     if not outbox_path.exists():
         raise ConfigError(str(outbox_path), "", "no outbox here: has the agent ever run?")
-    db = sqlite3.connect(f"file:{outbox_path}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
+    with open_ro(outbox_path) as db:
         n, size, oldest = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(received) FROM outbox"
         ).fetchone()
@@ -27,8 +25,6 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         quarantine = dict(
             db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
         )
-    finally:
-        db.close()
     live = json.loads(meta.get("status", "{}"))
     now = time.time()
     alarms = []

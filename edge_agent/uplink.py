@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_agent.outbox import Outbox
-from traceedge.settings import UplinkSettings
+from edge_agent.settings import UplinkSettings
 from wire import topics
 from wire.batch import decode_ack, encode_batch
 from wire.envelope import WireError

@@ -14,10 +14,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from hostlib.mqttlink import BrokerSettings, MqttLink
+from hostlib.registry import FAMILY_OF_TYPE, Device
 from simulators.records import make_body, pick_kind
-from traceedge.mqttlink import MqttLink
-from traceedge.registry import FAMILY_OF_TYPE, Device
-from traceedge.settings import BrokerSettings
 from wire import topics
 from wire.canonical import canonical
 from wire.envelope import make_record

@@ -17,13 +17,13 @@ import pytest
 
 from collector.store import read_summary
 from edge_agent.status import read_status
+from hostlib.mqttlink import BrokerSettings
+from hostlib.registry import Device, add_devices
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import device_config, new_device
-from traceedge.registry import Device, add_devices
-from traceedge.settings import BrokerSettings
 
 SITE = "T01"
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from traceedge.errors import TraceedgeError
+from hostlib.errors import TraceedgeError
 
 MOSQUITTO_HINT = "install it with `apt-get install mosquitto` (make test does this)"
 

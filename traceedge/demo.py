@@ -20,16 +20,17 @@ from typing import Any
 
 import httpx
 
-from collector.store import open_ro, read_summary
+from collector.store import read_summary
 from edge_agent.status import read_status
+from hostlib.errors import TraceedgeError
+from hostlib.mqttlink import BrokerSettings
+from hostlib.registry import add_devices
+from hostlib.sqlite import open_ro
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
-from traceedge.errors import TraceedgeError
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import new_device
-from traceedge.registry import add_devices
-from traceedge.settings import BrokerSettings
 
 SITE = "DEMO01"
 FLEET_SHAPE = (("cylinder-reader", 3), ("elevator-box", 3), ("market-scale", 4))

@@ -9,8 +9,8 @@ import secrets
 import time
 from pathlib import Path
 
-from traceedge.errors import ConfigError
-from traceedge.registry import DEVICE_TYPES, Device, add_devices
+from hostlib.errors import ConfigError
+from hostlib.registry import DEVICE_TYPES, Device, add_devices
 
 TYPE_PREFIX = {
     "cylinder-reader": "CYL",

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hostlib.registry import add_devices
 from simulators.records import make_body
 from tests.conftest import SITE, Chain, wait_until
 from traceedge.provision import new_device
-from traceedge.registry import add_devices
 from wire import topics
 from wire.batch import encode_batch
 from wire.canonical import canonical

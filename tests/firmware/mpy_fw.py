@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from traceedge.devcli_flash import APP_TYPES, FIRMWARE, board_files
+from traceedge.cli.dev_flash import APP_TYPES, FIRMWARE, board_files
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"

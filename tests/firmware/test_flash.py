@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.firmware import mpy_fw
-from traceedge.devcli_flash import APP_TYPES, FIRMWARE, board_files, register
+from traceedge.cli.dev_flash import APP_TYPES, FIRMWARE, board_files, register
 from traceedge.provision import device_config, new_device
 
 

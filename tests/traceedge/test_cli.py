@@ -14,8 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from hostlib.registry import Registry
 from traceedge.cli import main
-from traceedge.registry import Registry
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from traceedge.errors import ConfigError
+from hostlib.errors import ConfigError
 
 DEVICE_TYPES = ("cylinder-reader", "elevator-box", "market-scale", "gateway")
 FAMILY_OF_TYPE = {

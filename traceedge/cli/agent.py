@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import config_option, friendly_errors, setup_logging, verbose_option
-from traceedge.settings import load_agent
+from edge_agent.settings import load_agent
+from traceedge.cli.common import config_option, friendly_errors, setup_logging, verbose_option
 
 
 @click.group("agent")

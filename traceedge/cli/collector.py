@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import config_option, friendly_errors, setup_logging, verbose_option
-from traceedge.errors import ConfigError
-from traceedge.settings import load_collector
+from collector.settings import load_collector
+from hostlib.errors import ConfigError
+from traceedge.cli.common import config_option, friendly_errors, setup_logging, verbose_option
 
 
 @click.group("collector")
@@ -57,7 +57,8 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     Example:
       traceedge collector status --config /etc/traceedge/collector.toml --devices
     """
-    from collector.store import device_report, open_ro, summarize
+    from collector.store import device_report, summarize
+    from hostlib.sqlite import open_ro
 
     with friendly_errors():
         path = load_collector(config_path).store_path

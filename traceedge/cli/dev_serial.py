@@ -36,7 +36,7 @@ from drivers.transports.serial_port import (
     SerialSettings,
 )
 from simulators.serial_devices import PtyDevice
-from traceedge.cli_common import setup_logging, verbose_option
+from traceedge.cli.common import setup_logging, verbose_option
 
 T = TypeVar("T")
 

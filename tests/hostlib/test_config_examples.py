@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from traceedge.settings import load_agent, load_collector
+from collector.settings import load_collector
+from edge_agent.settings import load_agent
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

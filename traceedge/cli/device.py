@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import friendly_errors
+from hostlib.registry import DEVICE_TYPES, Registry
+from traceedge.cli import dev_flash
+from traceedge.cli.common import friendly_errors
 from traceedge.provision import provision
-from traceedge.registry import DEVICE_TYPES, Registry
 
 DEFAULT_REGISTRY = os.environ.get("TRACEEDGE_REGISTRY", "registry/devices.json")
 
@@ -103,10 +104,4 @@ def list_cmd(registry: Path, site: str | None) -> None:
             click.echo(f"{d.dev}\t{d.type}\t{d.site}")
 
 
-def _register_flash() -> None:
-    from traceedge.devcli_flash import register
-
-    register(command)
-
-
-_register_flash()
+dev_flash.register(command)

@@ -3,7 +3,7 @@ never downgrades, and state callers can read (connected, since when, failures).
 
 paho's own ``loop_start`` reconnects without jitter; here one thread pumps the network with
 ``client.loop()`` and, when the connection drops or cannot be made, sleeps a
-:class:`~traceedge.backoff.Backoff` delay before trying again. ``publish`` and
+:class:`~hostlib.backoff.Backoff` delay before trying again. ``publish`` and
 ``subscribe`` are safe from any thread.
 """
 
@@ -15,16 +15,57 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from traceedge.backoff import Backoff
-from traceedge.settings import BrokerSettings
+from hostlib.backoff import Backoff
+from hostlib.config import Section
+from hostlib.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where and how to reach one MQTT broker (a ``[…broker]`` table of a role's config)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    keepalive: int = 30
+    prefix: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca is not None
+
+    @classmethod
+    def parse(cls, s: Section) -> BrokerSettings:
+        b = cls(
+            host=s.get("host", str, "127.0.0.1"),
+            port=s.positive("port", int, 1883),
+            username=s.opt("username", str),
+            password=s.opt("password", str),
+            tls_ca=s.opt("tls_ca", str),
+            tls_cert=s.opt("tls_cert", str),
+            tls_key=s.opt("tls_key", str),
+            keepalive=s.positive("keepalive", int, 30),
+            prefix=s.get("prefix", str, ""),
+        )
+        s.finish()
+        if (b.tls_cert is None) != (b.tls_key is None):
+            raise ConfigError(s.path, s.name, "tls_cert and tls_key go together")
+        if b.tls_cert and not b.tls_ca:
+            raise s.error("tls_ca", "is required with tls_cert")
+        return b
 
 
 class MqttLink:

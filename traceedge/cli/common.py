@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import click
 
-from traceedge.errors import TraceedgeError
+from hostlib.errors import TraceedgeError
 
 T = TypeVar("T")
 

@@ -24,10 +24,10 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from traceedge.cli_common import friendly_errors
-from traceedge.errors import ConfigError, TraceedgeError
+from hostlib.errors import ConfigError, TraceedgeError
+from traceedge.cli.common import friendly_errors
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "micropython"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware" / "micropython"
 APP_TYPES = {
     "cylinder": "cylinder-reader",
     "elevator": "elevator-box",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from traceedge.backoff import Backoff
-from traceedge.errors import ConfigError
-from traceedge.settings import load_agent, load_collector
+from collector.settings import load_collector
+from edge_agent.settings import load_agent
+from hostlib.backoff import Backoff
+from hostlib.errors import ConfigError
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
-from traceedge.registry import Registry
-from traceedge.settings import BrokerSettings
+from hostlib.mqttlink import BrokerSettings
+from hostlib.registry import Registry
+from traceedge.cli.common import friendly_errors, setup_logging, verbose_option
 
 
 @click.group("fleet")

@@ -1,8 +1,7 @@
-"""Root of traceedge's host-side errors.
+"""Root of traceedge's host-side errors (the roles raise these or subclasses of them).
 
 TraceedgeError
 ├── ConfigError        bad or missing configuration; fix the file, retrying will not help
-├── OutboxFull         intake refused: only protected records remain; retry after draining
 └── StoreError         the collector's store failed; retrying may help
 """
 
@@ -21,12 +20,6 @@ class ConfigError(TraceedgeError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.key = key
-
-
-class OutboxFull(TraceedgeError):
-    """The outbox holds only protected records and has no room; intake is refused."""
-
-    retryable = True
 
 
 class StoreError(TraceedgeError):

@@ -1,11 +1,11 @@
 """``traceedge diag``: read a live device (real or simulated) and print decoded values.
-Commands are contributed by the ``traceedge.devcli_*`` modules (``register_diag(group)``)."""
+Commands are contributed by the ``traceedge.cli.dev_*`` modules (``register_diag(group)``)."""
 
 from __future__ import annotations
 
 import click
 
-from traceedge.cli_sim import load_plugins
+from traceedge.cli.sim import DEVICE_MODULES
 
 
 @click.group("diag")
@@ -18,4 +18,5 @@ def command() -> None:
     """
 
 
-load_plugins(command, "register_diag")
+for _mod in DEVICE_MODULES:
+    _mod.register_diag(command)

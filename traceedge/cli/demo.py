@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli_common import friendly_errors, setup_logging, verbose_option
+from traceedge.cli.common import friendly_errors, setup_logging, verbose_option
 
 
 @click.command("demo")

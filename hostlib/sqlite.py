@@ -1,0 +1,90 @@
+"""The one place SQLite connections are opened and written: the project's pragmas, one
+write-transaction helper, one read-only opener, one meta upsert.
+
+Every durable file (the agent's outbox, the collector's store) is WAL with
+``synchronous=FULL``: a commit that returned survives power loss, and readers never block
+the writer. Connections are opened in autocommit mode (``isolation_level=None``) so the
+transaction boundaries are ours, written with :func:`write_tx`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from hostlib.errors import TraceedgeError
+
+
+def connect(path: Path | str, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
+    """A writer connection with the project's pragmas; the folder is created if missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    return db
+
+
+@contextmanager
+def write_tx(
+    db: sqlite3.Connection, error: type[TraceedgeError] | None = None
+) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any error), unless the caller already
+    holds a transaction, whose part this then is.
+
+    ``error``: the caller's error type that a failed ``BEGIN`` or ``COMMIT`` becomes (a
+    locked or full database), so callers see their own error root, not ``sqlite3.Error``.
+    """
+    if db.in_transaction:
+        yield db
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        if error is None:
+            raise
+        raise error(f"cannot begin a transaction: {exc}") from exc
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if error is None:
+            raise
+        raise error(f"commit failed: {exc}") from exc
+
+
+@contextmanager
+def open_ro(path: Path | str, busy_timeout_ms: int = 5000) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (safe beside running writers, WAL), closed on exit."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        yield db
+    finally:
+        db.close()
+
+
+META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+
+
+def set_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    """Upsert ``name → value`` pairs into the ``meta`` table (inside the caller's
+    transaction, if any)."""
+    db.executemany(
+        "INSERT INTO meta(name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
+
+
+def get_meta(db: sqlite3.Connection, name: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
