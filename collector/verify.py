@@ -72,6 +72,8 @@ def verify_record(
             raise WireError("unknown_device", dev_s)
         if device.site != site:
             raise WireError("wrong_site", f"{dev_s} belongs to {device.site}, not {site}")
+        if not device.accepts(seq_i):
+            raise WireError("revoked", f"{dev_s} is revoked from seq {device.revoked_from}")
         kind = rec["kind"]
         assert isinstance(kind, str)
         validator.validate(kind, rec["body"], floats_possible=False)
@@ -82,7 +84,7 @@ def verify_record(
         if len(data) + 80 > MAX_RECORD_BYTES:
             raise WireError("oversized", f"{len(data)} bytes")
         mac = str(rec["mac"])
-        if not hmac.compare_digest(hmac_sha256(device.key, data).hex(), mac):
+        if not hmac.compare_digest(hmac_sha256(device.key_for(seq_i), data).hex(), mac):
             raise WireError("mac", "MAC does not match the device key")
         ts = rec["ts"]
         assert isinstance(ts, int)

@@ -65,7 +65,9 @@ def check_message(
         device = registry.get(dev)
         if device is None:
             return Rejected("unknown_device", dev, dev, seq)
-        if not verify_mac(rec, device.key):
+        if not device.accepts(seq):
+            return Rejected("revoked", f"{dev} is revoked from seq {device.revoked_from}", dev, seq)
+        if not verify_mac(rec, device.key_for(seq)):
             return Rejected("mac", "MAC does not match the device key", dev, seq)
     return Incoming(dev, seq, kind, bytes(payload))
 

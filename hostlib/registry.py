@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -21,8 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hostlib.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEVICE_TYPES = ("cylinder-reader", "elevator-box", "market-scale", "gateway")
 FAMILY_OF_TYPE = {
@@ -35,19 +39,50 @@ FAMILY_OF_TYPE = {
 
 @dataclass(frozen=True)
 class Device:
+    """A registered device. ``key`` is its newest key; ``keys`` every key it has had, as
+    ``(from_seq, key)`` in ascending order: a rotated key is valid from a stated sequence
+    number on, so no clock has to be trusted. ``revoked_from``: records with this sequence
+    number or later are refused (None: not revoked)."""
+
     dev: str
     key: bytes
     type: str
     site: str
+    keys: tuple[tuple[int, bytes], ...] = ()
+    revoked_from: int | None = None
+
+    def key_for(self, seq: int) -> bytes:
+        """The key that signs record ``seq``."""
+        chosen = self.keys[0][1] if self.keys else self.key
+        for from_seq, key in self.keys:
+            if from_seq <= seq:
+                chosen = key
+        return chosen
+
+    def accepts(self, seq: int) -> bool:
+        """False for a record at or past the device's revocation point."""
+        return self.revoked_from is None or seq < self.revoked_from
+
+    def recent_keys(self) -> list[bytes]:
+        """The newest key and the one before it (a terminal may hold either while a
+        rotation reaches it)."""
+        ks = [k for _, k in self.keys] or [self.key]
+        return list(reversed(ks[-2:]))
+
+
+def _device(dev: str, d: dict[str, Any]) -> Device:
+    key = bytes.fromhex(d["key"])
+    history = d.get("keys") or [{"key": d["key"], "from_seq": 1}]
+    keys = tuple(sorted((int(k["from_seq"]), bytes.fromhex(k["key"])) for k in history))
+    revoked = d.get("revoked")
+    revoked_from = int(revoked["from_seq"]) if isinstance(revoked, dict) else None
+    return Device(dev, key, str(d["type"]), str(d["site"]), keys, revoked_from)
 
 
 def _parse(path: Path, text: str) -> dict[str, Device]:
     try:
         data = json.loads(text) if text.strip() else {"devices": {}}
-        out = {}
-        for dev, d in data["devices"].items():
-            out[dev] = Device(dev, bytes.fromhex(d["key"]), d["type"], d["site"])
-        return out
+        return {dev: _device(dev, d) for dev, d in data["devices"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(str(path), "devices", f"not a device registry: {exc}") from exc
 
@@ -72,19 +107,37 @@ class Registry:
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._devices: dict[str, Device] = {}
+        self._loaded = False
+        self.problem: str | None = None  # why the file in force is not the file on disk
         self.reload()
 
     def reload(self) -> None:
+        """Take the file if it changed. A file that disappears or breaks after a good load
+        never changes who is trusted: the last good registry stays in force and
+        :attr:`problem` says why (an alarm for the operator)."""
         with self._lock:
             try:
                 st = self.path.stat()
+                if st.st_mtime_ns == self._mtime:
+                    return
+                devices = _parse(self.path, self.path.read_text(encoding="utf-8"))
             except FileNotFoundError:
-                self._devices, self._mtime = {}, None
+                if self._loaded:
+                    self._fail("registry file missing; the last good registry stays in force")
                 return
-            if st.st_mtime_ns == self._mtime:
+            except ConfigError as exc:
+                if not self._loaded:
+                    raise
+                self._fail(f"{exc}; the last good registry stays in force")
+                self._mtime = st.st_mtime_ns
                 return
-            self._devices = _parse(self.path, self.path.read_text(encoding="utf-8"))
-            self._mtime = st.st_mtime_ns
+            self._devices, self._mtime, self._loaded = devices, st.st_mtime_ns, True
+            self.problem = None
+
+    def _fail(self, problem: str) -> None:
+        if problem != self.problem:
+            log.error("device registry %s: %s", self.path, problem)
+        self.problem = problem
 
     def get(self, dev: str) -> Device | None:
         d = self._devices.get(dev)
@@ -108,14 +161,29 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _read(p: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """The registry file's JSON for an update; a broken file is refused, never rebuilt."""
+    data: dict[str, dict[str, dict[str, object]]] = {"devices": {}}
+    if p.exists() and p.read_text(encoding="utf-8").strip():
+        _parse(p, p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8"))
+    return data
+
+
+def _write(p: Path, data: dict[str, dict[str, dict[str, object]]]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=str(p.parent), prefix=p.name + ".")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
 def add_devices(path: Path | str, devices: list[Device], provisioned: int) -> None:
     """Add devices to the registry file atomically; an existing id is an error."""
     p = Path(path)
     with _locked(p):
-        data: dict[str, dict[str, dict[str, object]]] = {"devices": {}}
-        if p.exists() and p.read_text(encoding="utf-8").strip():
-            _parse(p, p.read_text(encoding="utf-8"))  # refuse to build on a broken file
-            data = json.loads(p.read_text(encoding="utf-8"))
+        data = _read(p)
         for d in devices:
             if d.dev in data["devices"]:
                 raise ConfigError(str(p), d.dev, "device id already registered")
@@ -125,9 +193,41 @@ def add_devices(path: Path | str, devices: list[Device], provisioned: int) -> No
                 "site": d.site,
                 "provisioned": provisioned,
             }
-        fd, tmp = tempfile.mkstemp(dir=str(p.parent), prefix=p.name + ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        _write(p, data)
+
+
+def _entry(p: Path, data: dict[str, dict[str, dict[str, object]]], dev: str) -> dict[str, object]:
+    entry = data["devices"].get(dev)
+    if entry is None:
+        raise ConfigError(str(p), dev, "no such device in the registry")
+    if entry.get("revoked"):
+        raise ConfigError(str(p), dev, "device is revoked")
+    return entry
+
+
+def rotate_key(path: Path | str, dev: str, key: bytes, from_seq: int, at: int) -> None:
+    """Give ``dev`` a new key, valid for its records from ``from_seq`` on (older records keep
+    verifying with the keys before it). ``from_seq`` must lie past every earlier rotation."""
+    p = Path(path)
+    with _locked(p):
+        data = _read(p)
+        entry = _entry(p, data, dev)
+        history: list[Any] = list(entry.get("keys") or [{"key": entry["key"], "from_seq": 1}])  # type: ignore[call-overload]
+        last = max(int(k["from_seq"]) for k in history)
+        if from_seq <= last:
+            raise ConfigError(str(p), dev, f"from_seq must be > {last}, the last rotation's")
+        history.append({"key": key.hex(), "from_seq": from_seq, "at": at})
+        entry["keys"] = history
+        entry["key"] = key.hex()
+        _write(p, data)
+
+
+def revoke(path: Path | str, dev: str, from_seq: int, at: int, reason: str) -> None:
+    """Refuse ``dev``'s records from ``from_seq`` on; the entry and its keys stay (history:
+    earlier records still verify)."""
+    p = Path(path)
+    with _locked(p):
+        data = _read(p)
+        entry = _entry(p, data, dev)
+        entry["revoked"] = {"from_seq": from_seq, "at": at, "reason": reason}
+        _write(p, data)
