@@ -2,7 +2,7 @@
 
 A record is a JSON object::
 
-    {"v": 1, "dev": "CYL-R-0001", "seq": 42, "boot": 3, "kind": "cylinder.fill",
+    {"v": 2, "dev": "CYL-R-0001", "seq": 42, "boot": 3, "kind": "cylinder.fill",
      "ts": 1763900000000, "tq": "ntp", "body": {...}, "mac": "<64 hex>"}
 
 ``ts`` is the capture time in milliseconds since the Unix epoch (UTC); ``tq`` says how far
@@ -14,7 +14,8 @@ provisioned key over the canonical encoding of every other field. Identity is
 from wire.canonical import CanonicalError, canonical
 from wire.mac import hexlify, hmac_sha256
 
-VERSION = 1
+# 2: control messages sealed or signed (wire.auth, wire.command); 1 is refused by name.
+VERSION = 2
 
 KINDS = (
     "cylinder.fill",
@@ -116,7 +117,15 @@ def check_envelope(rec: object, with_mac: bool = True) -> None:
         if k not in rec and (with_mac or k != "mac"):
             raise WireError("envelope", "missing field %r" % k)
     if rec["v"] != VERSION:
-        raise WireError("version", "unsupported version %r" % (rec["v"],))
+        if rec["v"] == 1:
+            raise WireError(
+                "version",
+                "wire version 1 is no longer accepted: update the device's firmware"
+                " (this side speaks %d)" % VERSION,
+            )
+        raise WireError(
+            "version", "unsupported version %r (this side speaks %d)" % (rec["v"], VERSION)
+        )
     _check_dev(rec["dev"])
     for k in ("seq", "boot", "ts"):
         val = rec[k]

@@ -37,7 +37,7 @@ def _nest(depth: int) -> object:
 
 def _envelope(kind: str, body: dict[str, object], **over: object) -> dict[str, object]:
     rec: dict[str, object] = {
-        "v": 1,
+        "v": 2,
         "dev": "CYL-R-0001",
         "seq": 1,
         "boot": 1,

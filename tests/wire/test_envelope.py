@@ -169,7 +169,12 @@ def test_decode_rejects_bad_kind_and_version() -> None:
     rec = _record()
     assert _reason(_bytes(dict(rec, kind="market.exit"))) == "kind"
     assert _reason(_bytes(dict(rec, kind=""))) == "kind"
-    assert _reason(_bytes(dict(rec, v=2))) == "version"
+    assert _reason(_bytes(dict(rec, v=3))) == "version"
+
+
+def test_wire_version_1_is_refused_by_name() -> None:
+    with pytest.raises(WireError, match="wire version 1 is no longer accepted"):
+        decode_record(_bytes(dict(_record(), v=1)))
 
 
 def test_decode_rejects_bad_sequence_numbers() -> None:
