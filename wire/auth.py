@@ -12,7 +12,7 @@ message         topic               fields (besides ``t`` and ``mac``); key
 terminal ack    ``t/{dev}/ack``     ``dev, wm, r, bad``; the device key
 gate answer     ``t/{dev}/cmd``     ``dev, id, n, decision, reasons, reg_ver[, seq][, error]``;
                                     the device key; ``n`` echoes the request's nonce
-relayed order   ``t/{dev}/cmd``     ``dev, version, ...`` (a stop list); the device key
+stop list       ``t/{dev}/cmd``     ``dev, version, batches``; the device key
 batch ack       ``edge/{site}/ack`` ``site, gw, b, digest, stored, dup, bad``; the gateway key;
                                     ``digest`` is :func:`batch_digest` of the batch's bytes
 site status     ``edge/{site}/status`` ``site, gw, ...``; the gateway key
@@ -32,7 +32,7 @@ import json
 
 from wire.canonical import CanonicalError, canonical
 from wire.envelope import WireError
-from wire.mac import hexlify, hmac_sha256
+from wire.mac import hexlify, hmac_sha256, unhexlify
 
 MAX_SEALED_BYTES = 65536
 
@@ -263,3 +263,54 @@ def status(site: str, gw: str, fields: dict[str, object], key: bytes) -> bytes:
     msg["site"] = site
     msg["gw"] = gw
     return seal(msg, key)
+
+
+# -- orders relayed to terminals (agent → terminal) -------------------------------------------
+
+
+def stop_list(dev: str, version: int, batches: list[object], key: bytes) -> bytes:
+    """The site's stop list relayed to market terminal ``dev`` (the agent verified the
+    centre's signature first). A terminal takes it only when it verifies and ``version``
+    is above the one it holds; a lifted stop is a newer list without that batch."""
+    return seal({"t": T_STOP_LIST, "dev": dev, "version": version, "batches": batches}, key)
+
+
+def open_stop_list(payload: bytes, dev: str, keys: list[bytes]) -> dict[str, object]:
+    """A verified stop list for ``dev``; :class:`WireError` otherwise (the caller checks
+    that ``version`` grew)."""
+    msg = unseal(payload, T_STOP_LIST, keys)
+    if msg.get("dev") != dev:
+        raise WireError("envelope", "stop list for another device")
+    if not _uint(msg.get("version")) or not isinstance(msg.get("batches"), list):
+        raise WireError("envelope", "stop list needs version and batches")
+    return msg
+
+
+# -- keys carried to a gateway or terminal ----------------------------------------------------
+
+
+def _pad(key: bytes, dev: str, from_seq: int) -> bytes:
+    return hmac_sha256(key, ("traceedge-key-wrap|%s|%d" % (dev, from_seq)).encode())
+
+
+def wrap_key(new_key: bytes, under: bytes, dev: str, from_seq: int) -> str:
+    """``new_key`` (32 bytes) for ``dev`` from ``from_seq`` on, hidden under key ``under``
+    (the gateway's key, or the device's current key) as hex. The pad is HMAC-SHA256 under
+    ``under`` of the device id and ``from_seq``, which are unique per rotation, so no pad is
+    ever used twice; authenticity comes from the signature or seal around it."""
+    if len(new_key) != 32:
+        raise WireError("key", "keys are 32 bytes")
+    pad = _pad(under, dev, from_seq)
+    return hexlify(bytes(a ^ b for a, b in zip(new_key, pad)))
+
+
+def unwrap_key(wrapped: str, under: bytes, dev: str, from_seq: int) -> bytes:
+    """The key :func:`wrap_key` hid; :class:`WireError` on malformed input."""
+    try:
+        raw = unhexlify(wrapped)
+    except (ValueError, TypeError) as exc:
+        raise WireError("key", "wrapped key is not hex") from exc
+    if len(raw) != 32:
+        raise WireError("key", "keys are 32 bytes")
+    pad = _pad(under, dev, from_seq)
+    return bytes(a ^ b for a, b in zip(raw, pad))

@@ -29,6 +29,8 @@ def build(fn, a, key):
         return auth.batch_ack(
             a["site"], a["gw"], a["batch_id"], a["digest"], a["stored"], a["dup"], a["bad"], key
         )
+    if fn == "stop_list":
+        return auth.stop_list(a["dev"], a["version"], a["batches"], key)
     if fn == "status":
         return auth.status(a["site"], a["gw"], a["fields"], key)
     raise AssertionError("unknown builder %r" % fn)
@@ -77,9 +79,17 @@ def run(path="config/vectors/auth.json"):
             assert not auth.check_gate_answer(msg, a["dev"], "f" * 32, [key])
             assert not auth.check_gate_answer(msg, "OTHER-DEV", a["nonce"], [key])
             assert not auth.check_gate_answer(msg, a["dev"], a["nonce"], [other])
+        elif case["fn"] == "stop_list":
+            assert auth.open_stop_list(data, a["dev"], [key])["version"] == a["version"]
+            assert _refused(auth.open_stop_list, data, "OTHER-DEV", [key])
         elif case["fn"] == "batch_ack":
             assert auth.open_batch_ack(data, a["site"], a["gw"], [key])["digest"] == a["digest"]
             assert _refused(auth.open_batch_ack, data, "S2", a["gw"], [key])
         ok += 1
+    new = bytes(range(32, 64))
+    w = auth.wrap_key(new, other, "D1", 1000)
+    assert (
+        auth.unwrap_key(w, other, "D1", 1000) == new and auth.unwrap_key(w, other, "D1", 1) != new
+    )
     print("mp_auth_vectors: %d vectors passed" % ok)
     return ok

@@ -167,3 +167,21 @@ def test_command_parser_is_total(payload: bytes) -> None:
 def test_gate_answer_check_is_total(msg: object) -> None:
     if isinstance(msg, dict):
         assert not auth.check_gate_answer(msg, "D1", "0" * 32, [KEY])
+
+
+def test_a_stop_list_relay_is_bound_to_its_device() -> None:
+    data = auth.stop_list("M1", 4, [{"batch_id": "B1"}], KEY)
+    assert auth.open_stop_list(data, "M1", [KEY])["version"] == 4
+    assert _reason(auth.open_stop_list, data, "M2", [KEY]) == "envelope"
+    assert _reason(auth.open_stop_list, data, "M1", [b"y" * 32]) == "mac"
+
+
+def test_a_wrapped_key_unwraps_only_under_its_key_device_and_seq() -> None:
+    new = bytes(range(32, 64))
+    w = auth.wrap_key(new, KEY, "D1", 1000)
+    assert auth.unwrap_key(w, KEY, "D1", 1000) == new
+    assert new.hex() not in w
+    assert auth.unwrap_key(w, KEY, "D2", 1000) != new
+    assert auth.unwrap_key(w, KEY, "D1", 1001) != new
+    assert auth.unwrap_key(w, b"z" * 32, "D1", 1000) != new
+    assert _reason(auth.unwrap_key, "abc", KEY, "D1", 1) == "key"
