@@ -78,6 +78,15 @@ def sealed_cases() -> list[dict[str, object]]:
             },
         ),
         (
+            "stop_list",
+            "stop_list",
+            {
+                "dev": "SCL-M1-0002",
+                "version": 5,
+                "batches": [{"batch_id": "B-7", "reason": "检测不合格"}],
+            },
+        ),
+        (
             "status",
             "status",
             {
