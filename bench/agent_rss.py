@@ -24,6 +24,7 @@ from benchlib import SITE, emit, make_devices, make_records
 from edge_agent.outbox import Incoming, Outbox
 from traceedge.brokers import start_broker
 from traceedge.launch import Role, agent_config
+from traceedge.provision import site_trust
 
 
 def main() -> None:
@@ -35,6 +36,7 @@ def main() -> None:
         root = Path(tmp)
         registry = root / "devices.json"
         devices = make_devices(registry)
+        trust = site_trust(root, registry, SITE)
         sample = make_records(devices, 10_000)
         print(f"filling the outbox with {args.records} records ...", file=sys.stderr)
         ob = Outbox(root / "agent" / "outbox.sqlite", 10**12)
@@ -58,7 +60,9 @@ def main() -> None:
             root / "agent",
             broker.port,
             broker.port,
-            devices=registry,
+            devices=trust.agent_devices,
+            identity=trust.identity,
+            command_key=trust.command_pub,
             agent={"outbox_max_bytes": 10**12},
         )
         agent = Role("agent", acfg, root / "agent.log").start()

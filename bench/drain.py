@@ -28,6 +28,7 @@ from benchlib import (
 from edge_agent.outbox import Incoming, Outbox
 from traceedge.brokers import start_broker
 from traceedge.launch import Role, agent_config, collector_config
+from traceedge.provision import site_trust
 
 
 def main() -> None:
@@ -47,6 +48,7 @@ def main() -> None:
         root = Path(tmp)
         registry = root / "devices.json"
         devices = make_devices(registry)
+        trust = site_trust(root, registry, SITE)
         print(f"generating {n} signed records ...", file=sys.stderr)
         recs = make_records(devices, n)
         print("baseline: raw batched SQLite inserts ...", file=sys.stderr)
@@ -67,6 +69,7 @@ def main() -> None:
                     registry,
                     broker.port,
                     None,
+                    trust.command_key,
                     client_id=f"collector-{i}",
                 ),
                 root / f"collector-{i}.log",
@@ -79,7 +82,9 @@ def main() -> None:
             root / "agent",
             broker.port,
             broker.port,
-            devices=registry,
+            devices=trust.agent_devices,
+            identity=trust.identity,
+            command_key=trust.command_pub,
             uplink={"batch_records": args.batch_records, "max_in_flight": 8},
         )
         store = root / "collector" / "collector.sqlite"

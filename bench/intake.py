@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from traceedge.brokers import start_broker
 from traceedge.launch import Role, agent_config
+from traceedge.provision import site_trust
 from wire import topics
 
 
@@ -106,6 +107,7 @@ def main() -> None:
         root = Path(tmp)
         registry = root / "devices.json"
         devices = make_devices(registry)
+        trust = site_trust(root, registry, SITE)
         print(f"generating {args.records} signed records ...", file=sys.stderr)
         recs = make_records(devices, args.records)
         broker = start_broker("mosquitto", root / "broker")
@@ -118,7 +120,9 @@ def main() -> None:
                 root / "agent",
                 broker.port,
                 broker.port,
-                devices=registry,
+                devices=trust.agent_devices,
+                identity=trust.identity,
+                command_key=trust.command_pub,
             )
             agent = Role("agent", acfg, root / "agent.log").start()
             time.sleep(2.0)

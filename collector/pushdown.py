@@ -1,23 +1,29 @@
 """State the collector pushes down to every site's agent, retained on ``edge/{site}/cmd``:
-the cylinder registry and the list of batches whose trading is stopped.
+the cylinder registry, the list of batches whose trading is stopped, and the site's device
+registry (rotated keys, revocations).
 
-Each is a versioned full snapshot. It is published when its version changes and again every
-``republish_s`` (a broker restarted without persistence forgets retained messages); an
-agent applies only a version newer than the one it holds.
+Each is a versioned full snapshot, signed for its site with the centre's command key
+(:mod:`wire.command`) and an expiry ``ttl_s`` ahead. It is published when its version
+changes and again every ``republish_s`` (a broker restarted without persistence forgets
+retained messages; re-signing also renews the expiry); an agent applies only a verified
+version newer than the one it holds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from collector import cylinders, markets
+from hostlib.registry import Registry
 from hostlib.sqlite import open_ro
-from wire import topics
+from wire import auth, topics
+from wire.command import sign_command
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +43,48 @@ def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
 SNAPSHOTS: tuple[Snapshot, ...] = (cylinders.snapshot, stop_list)
 
 
+def devices_snapshot(registry: Registry, site: str, gw: str) -> dict[str, Any] | None:
+    """The devices of ``site`` for its gateway ``gw``: keys (wrapped under the gateway's
+    key) and revocations. None when ``gw`` is not a registered gateway."""
+    all_devices = registry.devices()
+    gateway = all_devices.get(gw)
+    if gateway is None or gateway.type != "gateway":
+        return None
+    entries: dict[str, Any] = {}
+    for d in all_devices.values():
+        if d.site != site:
+            continue
+        keys = d.keys or ((1, d.key),)
+        e: dict[str, Any] = {
+            "type": d.type,
+            "keys": [
+                {"from_seq": f, "wrapped": auth.wrap_key(k, gateway.key, d.dev, f)} for f, k in keys
+            ],
+        }
+        if d.revoked_from is not None:
+            e["revoked"] = {"from_seq": d.revoked_from}
+        entries[d.dev] = e
+    return {"type": "devices", "gw": gw, "version": registry.version, "devices": entries}
+
+
 class PushDown:
     def __init__(
         self,
         db_path: str,
-        sites: Callable[[], set[str]],
+        registry: Registry,
+        key: Ed25519PrivateKey,
         publish: Callable[[str, bytes], bool],
         prefix: str = "",
         republish_s: float = 300.0,
+        ttl_s: float = 7 * 86400.0,
     ) -> None:
         self.prefix = prefix
         self.db_path = db_path
-        self.sites = sites
+        self.registry = registry
+        self.key = key
         self.publish = publish
         self.republish_s = republish_s
+        self.ttl_s = ttl_s
         self._sent: dict[tuple[str, str], tuple[int, float]] = {}
 
     def tick(self) -> int:
@@ -61,15 +95,27 @@ class PushDown:
         except sqlite3.Error as exc:
             log.warning("push-down: cannot read the store: %s", exc)
             return 0
+        self.registry.reload()
+        gateways: dict[str, list[str]] = {}
+        for d in self.registry.devices().values():
+            gateways.setdefault(d.site, [])
+            if d.type == "gateway":
+                gateways[d.site].append(d.dev)
         now = time.time()
         sent = 0
-        for site in sorted(self.sites()):
-            for snap in snaps:
-                key = (site, str(snap["type"]))
+        for site in sorted(gateways):
+            per_site = list(snaps)
+            for gw in sorted(gateways[site]):
+                snap = devices_snapshot(self.registry, site, gw)
+                if snap and snap["version"]:
+                    per_site.append(snap)
+            for snap in per_site:
+                key = (site, f"{snap['type']}:{snap.get('gw', '')}")
                 version, at = self._sent.get(key, (0, 0.0))
                 if version == snap["version"] and now - at < self.republish_s:
                     continue
-                if self.publish(topics.site_cmd(site, self.prefix), json.dumps(snap).encode()):
+                signed = {**snap, "site": site, "expires": int((now + self.ttl_s) * 1000)}
+                if self.publish(topics.site_cmd(site, self.prefix), sign_command(signed, self.key)):
                     self._sent[key] = (int(snap["version"]), now)
                     sent += 1
         return sent

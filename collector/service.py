@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
@@ -14,12 +13,12 @@ from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
 from collector.store import SqliteStore, Store
 from collector.verify import verify_batch
-from hostlib.errors import StoreError
+from hostlib.errors import ConfigError, StoreError
 from hostlib.mqttlink import MqttLink
 from hostlib.queues import put_blocking
 from hostlib.registry import Registry
-from wire import topics
-from wire.batch import encode_ack
+from wire import auth, topics
+from wire.command import load_private_key
 from wire.envelope import WireError
 from wire.schemas import default_validator
 
@@ -49,12 +48,18 @@ class Collector:
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.api_server: object | None = None
         self.batches = 0
+        try:
+            command_key = load_private_key(settings.command_key)
+        except WireError as exc:
+            raise ConfigError(settings.path, "collector.command_key", exc.detail) from exc
         self.pushdown = PushDown(
             str(settings.store_path),
-            lambda: {d.site for d in self.registry.devices().values()},
+            self.registry,
+            command_key,
             lambda topic, payload: self.link.publish(topic, payload, retain=True),
             prefix,
         )
+        self.status_refused: dict[str, int] = {}
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._projector = threading.Thread(target=self._project, name="project", daemon=True)
@@ -143,25 +148,39 @@ class Collector:
                 len(vb.bad),
                 sorted({b.reason for b in vb.bad}),
             )
+        gw = vb.gateway
         self.link.publish(
             topics.site_ack(vb.site, self.settings.broker.prefix),
-            encode_ack(vb.batch_id, res.stored, res.duplicates, res.bad),
+            auth.batch_ack(
+                vb.site,
+                gw.dev,
+                vb.batch_id,
+                auth.batch_digest(payload),
+                res.stored,
+                res.duplicates,
+                res.bad,
+                gw.key,
+            ),
         )
         if self.forwarder and res.stored:
             self.forwarder.poke()
 
     def _site_status(self, site: str, payload: bytes) -> None:
+        """A gateway's health report, taken only when sealed with that gateway's key."""
         try:
-            status = json.loads(payload)
-            if not isinstance(status, dict) or len(payload) > 8192:
-                raise ValueError("not a status object")
-            if self.registry.devices() and site not in {
-                d.site for d in self.registry.devices().values()
-            }:
-                raise ValueError(f"unknown site {site}")
+            msg = auth.parse(payload, auth.T_STATUS, max_bytes=8192)
+            gw = self.registry.get(str(msg.get("gw")))
+            if gw is None or gw.type != "gateway" or gw.site != site or msg.get("site") != site:
+                raise WireError("unknown_gateway", f"{msg.get('gw')!r} is no gateway of {site}")
+            if not auth.verify(msg, gw.recent_keys()):
+                raise WireError("mac", f"status of {site} does not verify")
+            status = {k: v for k, v in msg.items() if k not in ("t", "mac", "site", "gw")}
             self.store.site_status(site, status)
-        except (ValueError, StoreError) as exc:
-            log.warning("collector: ignored status from %s: %s", site, exc)
+        except WireError as exc:
+            self.status_refused[exc.reason] = self.status_refused.get(exc.reason, 0) + 1
+            log.warning("collector: ignored status on %s: %s", site, exc)
+        except StoreError as exc:
+            log.warning("collector: cannot keep the status of %s: %s", site, exc)
 
     def heartbeat(self) -> None:
         fw = self.forwarder

@@ -31,6 +31,7 @@ class CollectorSettings:
     path: str
     data_dir: Path
     registry: Path
+    command_key: Path  # the centre's Ed25519 private key: signs what is pushed to the sites
     broker: BrokerSettings
     platform: PlatformSettings | None
     group: str = "collectors"
@@ -76,6 +77,7 @@ def load_collector(path: str | Path) -> CollectorSettings:
     c = root.sub("collector")
     data_dir = rel_path(p, c.get("data_dir", str))
     registry = rel_path(p, c.get("registry", str))
+    command_key = rel_path(p, c.get("command_key", str))
     group = c.get("group", str, "collectors")
     shared = c.get("shared_subscription", bool, True)
     max_batch = c.positive("max_batch_bytes", int, 4 * 1024 * 1024)
@@ -92,6 +94,7 @@ def load_collector(path: str | Path) -> CollectorSettings:
         path=p,
         data_dir=data_dir,
         registry=registry,
+        command_key=command_key,
         broker=broker,
         platform=platform,
         group=group,

@@ -9,7 +9,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from hostlib.registry import Registry
+from hostlib.registry import Device, Registry
 from wire.batch import decode_batch
 from wire.canonical import canonical_trusted
 from wire.envelope import MAX_RECORD_BYTES, WireError, check_envelope, unsigned
@@ -48,6 +48,7 @@ class Bad:
 @dataclass(frozen=True)
 class VerifiedBatch:
     site: str
+    gateway: Device
     batch_id: str
     good: list[Good]
     bad: list[Bad]
@@ -108,6 +109,11 @@ def verify_batch(
     site, batch_id = str(obj["site"]), str(obj["b"])
     if site != topic_site:
         raise WireError("wrong_site", f"batch for {site} published under {topic_site}")
+    gateway = registry.get(str(obj["gw"]))
+    if gateway is None or gateway.type != "gateway" or gateway.site != site:
+        # without the gateway's key no ack can be sealed: nothing is stored, so nothing
+        # is acknowledged that the sender would then delete
+        raise WireError("unknown_gateway", f"{obj['gw']!r} is not a gateway of site {site}")
     good: list[Good] = []
     bad: list[Bad] = []
     recs = obj["recs"]
@@ -115,4 +121,4 @@ def verify_batch(
     for rec in recs:
         res = verify_record(rec, site, registry, validator)
         (good if isinstance(res, Good) else bad).append(res)  # type: ignore[arg-type]
-    return VerifiedBatch(site, batch_id, good, bad)
+    return VerifiedBatch(site, gateway, batch_id, good, bad)

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from edge_agent.commands import Commands
+from edge_agent.commands import Commands, load_command_key
 from edge_agent.gate import FillGate
 from edge_agent.intake import Intake
 from edge_agent.outbox import Outbox
@@ -17,10 +17,11 @@ from edge_agent.registry_cache import RegistryCache
 from edge_agent.settings import AgentSettings
 from edge_agent.uplink import Uplink
 from hostlib.backoff import Backoff
+from hostlib.errors import ConfigError
 from hostlib.metrics import MetricsServer, render
 from hostlib.mqttlink import MqttLink
 from hostlib.registry import Registry, load_identity
-from wire import topics
+from wire import auth, topics
 from wire.schemas import default_validator
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,27 @@ REPORTED = (
 )
 
 
+def _whole(v: object) -> object:
+    """Status travels sealed, in the canonical encoding, which has no floats."""
+    return round(v) if isinstance(v, float) else v
+
+
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
-        registry = Registry(settings.devices) if settings.devices else None
-        identity = load_identity(settings.identity) if settings.identity else None
+        self.registry = registry = Registry(settings.devices)
+        self.identity = identity = load_identity(settings.identity)
+        if identity.type != "gateway" or identity.site != settings.site:
+            raise ConfigError(
+                str(settings.identity),
+                "",
+                f"{identity.dev} is a {identity.type} of site {identity.site}, "
+                f"not a gateway of site {settings.site}",
+            )
+        command_key = load_command_key(settings.command_key)
         self.cache = RegistryCache(self.outbox)
-        self.uplink = Uplink(self.outbox, settings.site, settings.uplink)
+        self.uplink = Uplink(self.outbox, settings.site, settings.uplink, identity)
         self.local = MqttLink(
             settings.local,
             client_id=f"agent-{settings.site}-local",
@@ -76,6 +90,10 @@ class Agent:
             self.outbox,
             self.cache,
             lambda t, p, r: self.local.publish(t, p, retain=r),
+            settings.site,
+            command_key,
+            registry,
+            identity,
             settings.local.prefix,
         )
         self.intake = Intake(
@@ -171,7 +189,12 @@ class Agent:
             "gate_allow": self.gate.decisions["allow"],
             "gate_deny": self.gate.decisions["deny"],
             "gate_errors": self.gate.decisions["error"],
-            "commands_rejected": self.commands.rejected,
+            "commands_applied": self.commands.applied,
+            "commands_rejected": self.commands.rejected_total(),
+            **{f"commands_rejected_{k}": v for k, v in self.commands.rejected.items()},
+            "uplink_forged_acks": st.forged_acks,
+            "uplink_bad_acks": st.bad_acks,
+            "registry_problem": int(self.registry.problem is not None),
         }
 
     def write_status(self) -> None:
@@ -196,10 +219,11 @@ class Agent:
         self.outbox.set_meta({"status": json.dumps(status)})
         if now - self._reported_at >= REPORT_EVERY_S and self.central.connected:
             self._reported_at = now
-            report = {k: status[k] for k in REPORTED if k in status}
+            report = {k: _whole(status[k]) for k in REPORTED if k in status}
+            ident = self.identity
             self.central.publish(
                 topics.site_status(self.settings.site, self.settings.uplink.broker.prefix),
-                json.dumps(report).encode(),
+                auth.status(self.settings.site, ident.dev, report, ident.key),
                 qos=0,
                 retain=True,
             )

@@ -1,25 +1,46 @@
-"""Commands from the central side on ``edge/{site}/cmd``.
+"""Commands from the centre on ``edge/{site}/cmd``, each signed with the centre's Ed25519
+command key (:mod:`wire.command`): applied only when the signature verifies under the
+public key this agent holds, the command is for this site (or every site), it has not
+expired, and its ``version`` is above the last one applied of its type (kept in the outbox
+database, so a replayed older command changes nothing, across restarts too).
 
-* ``{"type": "cylinder_registry", "version": N, "cylinders": [...]}``: a full snapshot for
-  the fill gate, applied only when newer than the one held.
-* ``{"type": "stop_list", "version": N, "batches": [{"batch_id", "reason", "at"}]}``: batches
-  whose trading is stopped. Kept, and relayed *retained* to every market terminal on
-  ``t/{dev}/cmd`` (a terminal that connects later still gets it).
+* ``cylinder_registry`` ``{"version", "cylinders": [...]}``: a full snapshot for the fill gate.
+* ``stop_list`` ``{"version", "batches": [{"batch_id", "reason", "at"}]}``: batches whose
+  trading is stopped (a lifted stop is a newer list without it). Kept, and relayed
+  *retained* to every market terminal on ``t/{dev}/cmd``, sealed with that terminal's key
+  (:func:`wire.auth.stop_list`): terminals need no public-key code.
+* ``devices`` ``{"version", "devices": {dev: {"type", "keys": [{"from_seq", "wrapped"}],
+  "revoked": {...}}}}``: the site's device registry with rotated keys (each wrapped under this
+  gateway's key, :func:`wire.auth.wrap_key`) and revocations. Written to the agent's device
+  registry file, which the intake and the gate read: a revoked device is refused from its
+  revocation point within one push.
 
-Anything else is counted and logged; a bad command never stops the agent.
+Anything else (a bad signature, another site, expired, not newer, malformed) is refused,
+counted by reason and logged; a bad command never stops the agent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent.outbox import Outbox
 from edge_agent.registry_cache import RegistryCache
-from wire import topics
+from hostlib.errors import ConfigError
+from hostlib.registry import Device, Registry, write_registry
+from wire import auth, topics
+from wire.command import load_public_key, verify_command
+from wire.envelope import WireError
 
 log = logging.getLogger(__name__)
+
+TYPES = ("cylinder_registry", "stop_list", "devices")
 
 
 class Commands:
@@ -28,46 +49,123 @@ class Commands:
         outbox: Outbox,
         cache: RegistryCache,
         publish: Callable[[str, bytes, bool], bool],
+        site: str,
+        command_key: Ed25519PublicKey,
+        registry: Registry,
+        identity: Device,
         prefix: str = "",
     ) -> None:
         self.outbox = outbox
         self.cache = cache
         self.publish = publish
+        self.site = site
+        self.command_key = command_key
+        self.registry = registry
+        self.identity = identity
         self.prefix = prefix
         self.market_terminals: set[str] = set(
             json.loads(outbox.get_meta("market_terminals") or "[]")
         )
-        self.stop_list = outbox.get_meta("stop_list")
-        self.rejected = 0
+        self.stop_list: dict[str, Any] | None = json.loads(outbox.get_meta("stop_list") or "null")
+        self.applied = 0
+        self.rejected: dict[str, int] = {}
+
+    def _version(self, kind: str) -> int:
+        if kind == "cylinder_registry":
+            return self.cache.version
+        return int(self.outbox.get_meta(f"command_version:{kind}") or 0)
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        log.warning("commands: refused a command (%s): %s", reason, detail)
 
     def on_command(self, topic: str, payload: bytes) -> None:
         try:
-            cmd = json.loads(payload)
-            kind = cmd["type"]
+            cmd = verify_command(payload, self.command_key, self.site, int(time.time() * 1000))
+        except WireError as exc:
+            self._refuse(exc.reason, exc.detail)
+            return
+        kind, version = str(cmd["type"]), int(cmd["version"])  # type: ignore[call-overload]
+        if kind not in TYPES:
+            self._refuse("type", f"unknown command type {kind!r}")
+            return
+        if version <= self._version(kind):
+            return  # already applied (republished, or a replay): nothing to do
+        try:
             if kind == "cylinder_registry":
-                cyls = cmd["cylinders"]
-                if not isinstance(cyls, list) or not all(
-                    isinstance(c, dict) and isinstance(c.get("cyl"), str) for c in cyls
-                ):
-                    raise ValueError("cylinders must be a list of entries with cyl")
-                if self.cache.apply(int(cmd["version"]), cyls):
-                    log.info("cylinder registry v%d: %d cylinders", cmd["version"], len(cyls))
+                self._registry(cmd, version)
             elif kind == "stop_list":
-                old = json.loads(self.stop_list or '{"version": 0}')
-                if int(cmd["version"]) > int(old["version"]):
-                    self.stop_list = json.dumps(cmd)
-                    self.outbox.set_meta({"stop_list": self.stop_list})
-                    for dev in sorted(self.market_terminals):
-                        self._relay(dev)
+                self._stop_list(cmd, version)
             else:
-                raise ValueError(f"unknown command type {kind!r}")
-        except (ValueError, KeyError, TypeError) as exc:
-            self.rejected += 1
-            log.warning("commands: rejected a command on %s: %s", topic, exc)
+                self._devices(cmd, version)
+        except (ValueError, KeyError, TypeError, WireError) as exc:
+            self._refuse("malformed", f"{kind} v{version}: {exc}")
+            return
+        self.applied += 1
+
+    def _registry(self, cmd: dict[str, object], version: int) -> None:
+        cyls = cmd["cylinders"]
+        if not isinstance(cyls, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("cyl"), str) for c in cyls
+        ):
+            raise ValueError("cylinders must be a list of entries with cyl")
+        if self.cache.apply(version, cyls):
+            log.info("cylinder registry v%d: %d cylinders", version, len(cyls))
+
+    def _stop_list(self, cmd: dict[str, object], version: int) -> None:
+        batches = cmd["batches"]
+        if not isinstance(batches, list):
+            raise ValueError("batches must be a list")
+        self.stop_list = {"version": version, "batches": batches}
+        self.outbox.set_meta(
+            {"stop_list": json.dumps(self.stop_list), "command_version:stop_list": str(version)}
+        )
+        log.info("stop list v%d: %d batches stopped", version, len(batches))
+        for dev in sorted(self.market_terminals):
+            self._relay(dev)
+
+    def _devices(self, cmd: dict[str, object], version: int) -> None:
+        if cmd.get("gw") != self.identity.dev:
+            return  # for another gateway of this site: its keys are wrapped for that one
+        entries = cmd["devices"]
+        if not isinstance(entries, dict):
+            raise ValueError("devices must be an object")
+        ident = self.identity
+        devices: dict[str, dict[str, object]] = {}
+        for dev, e in entries.items():
+            keys = [
+                {
+                    "from_seq": int(k["from_seq"]),
+                    "key": auth.unwrap_key(
+                        str(k["wrapped"]), ident.key, str(dev), int(k["from_seq"])
+                    ).hex(),
+                }
+                for k in e["keys"]
+            ]
+            keys.sort(key=lambda k: int(k["from_seq"]))  # type: ignore[call-overload]
+            entry: dict[str, object] = {
+                "type": str(e["type"]),
+                "site": self.site,
+                "key": keys[-1]["key"],
+                "keys": keys,
+            }
+            if isinstance(e.get("revoked"), dict):
+                entry["revoked"] = e["revoked"]
+            devices[str(dev)] = entry
+        write_registry(self.registry.path, devices, version)
+        self.outbox.set_meta({"command_version:devices": str(version)})
+        self.registry.reload()
+        revoked = sorted(d for d, e in devices.items() if "revoked" in e)
+        log.info("device registry v%d: %d devices, revoked %s", version, len(devices), revoked)
 
     def _relay(self, dev: str) -> None:
-        if self.stop_list:
-            self.publish(topics.terminal_cmd(dev, self.prefix), self.stop_list.encode(), True)
+        device = self.registry.get(dev)
+        if self.stop_list is None or device is None:
+            return
+        payload = auth.stop_list(
+            dev, int(self.stop_list["version"]), list(self.stop_list["batches"]), device.key
+        )
+        self.publish(topics.terminal_cmd(dev, self.prefix), payload, True)
 
     def saw_terminal(self, dev: str, kind: str) -> None:
         """A record came from ``dev``: market terminals get the stop list when first seen."""
@@ -75,3 +173,14 @@ class Commands:
             self.market_terminals.add(dev)
             self.outbox.set_meta({"market_terminals": json.dumps(sorted(self.market_terminals))})
             self._relay(dev)
+
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def load_command_key(path: Path) -> Ed25519PublicKey:
+    """The centre's public command key; a :class:`~hostlib.errors.ConfigError` if unusable."""
+    try:
+        return load_public_key(path)
+    except WireError as exc:
+        raise ConfigError(str(path), "agent.command_key", exc.detail) from exc

@@ -28,11 +28,12 @@ class AgentSettings:
     data_dir: Path
     local: BrokerSettings
     uplink: UplinkSettings
+    devices: Path  # the site's device registry: keys to check records and seal acks
+    identity: Path  # the gateway's own config file: its id and key (batch acks, status)
+    command_key: Path  # the centre's Ed25519 public key: commands must verify under it
     outbox_max_bytes: int = 2 * 1024**3
-    devices: Path | None = None
     intake_queue: int = 20000
     metrics_port: int = 0
-    identity: Path | None = None
     utc_offset_minutes: int = 480
 
     @property
@@ -46,11 +47,12 @@ def load_agent(path: str | Path) -> AgentSettings:
     a = root.sub("agent")
     site = site_id(a, "site")
     data_dir = rel_path(p, a.get("data_dir", str))
-    devices = a.opt("devices", str)
+    devices = rel_path(p, a.get("devices", str))
     outbox_max = a.positive("outbox_max_bytes", int, 2 * 1024**3)
     intake_queue = a.positive("intake_queue", int, 20000)
     metrics_port = a.get("metrics_port", int, 0)
-    identity = a.opt("identity", str)
+    identity = rel_path(p, a.get("identity", str))
+    command_key = rel_path(p, a.get("command_key", str))
     utc_offset = a.get("utc_offset_minutes", int, 480)
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
@@ -75,9 +77,10 @@ def load_agent(path: str | Path) -> AgentSettings:
         local=local,
         uplink=uplink,
         outbox_max_bytes=outbox_max,
-        devices=rel_path(p, devices) if devices else None,
+        devices=devices,
         intake_queue=intake_queue,
         metrics_port=metrics_port,
-        identity=rel_path(p, identity) if identity else None,
+        identity=identity,
+        command_key=command_key,
         utc_offset_minutes=utc_offset,
     )

@@ -7,9 +7,12 @@ Policy (tested in ``tests/edge_agent``):
 * At most ``max_in_flight`` batches await their ack. A publish that "returns" proves
   nothing (a silent link swallows it): a batch is resent when ``ack_timeout_s`` passes
   without its ack, and every unacked batch is resent after each reconnect.
-* The ack (``edge/{site}/ack``) names the batch; its id range is then deleted. An ack for an
-  unknown batch (from before a restart) is ignored: those records are resent and the
-  collector removes the duplicates.
+* The ack (``edge/{site}/ack``) names the batch and is sealed with this gateway's key over
+  the batch's digest (:func:`wire.auth.batch_ack`); only then is its id range deleted. An
+  ack that does not verify, or whose digest is not the batch's, deletes nothing and is
+  counted (``forged_acks``): an open broker costs availability at worst, never records. A
+  genuine ack for an unknown batch (from before a restart) is ignored: those records are
+  resent and the collector removes the duplicates.
 * A backlog drains at full speed: while records wait and the window has room, batches go
   out back to back with no linger.
 """
@@ -25,8 +28,9 @@ from dataclasses import dataclass, field
 
 from edge_agent.outbox import Outbox
 from edge_agent.settings import UplinkSettings
-from wire import topics
-from wire.batch import decode_ack, encode_batch
+from hostlib.registry import Device
+from wire import auth, topics
+from wire.batch import encode_batch
 from wire.envelope import WireError
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class InFlight:
     hi: int
     count: int
     payload: bytes
+    digest: str
     sent_at: float = 0.0
     attempts: int = 0
 
@@ -50,6 +55,7 @@ class UplinkStats:
     acks: int = 0
     unknown_acks: int = 0
     bad_acks: int = 0
+    forged_acks: int = 0
     last_ack_at: float | None = None
     acked_records: int = 0
     recent: list[tuple[float, int]] = field(default_factory=list)
@@ -58,9 +64,12 @@ class UplinkStats:
 class Uplink:
     """Reads the outbox forward from a cursor and keeps a window of batches in flight."""
 
-    def __init__(self, outbox: Outbox, site: str, settings: UplinkSettings) -> None:
+    def __init__(
+        self, outbox: Outbox, site: str, settings: UplinkSettings, identity: Device
+    ) -> None:
         self.outbox = outbox
         self.site = site
+        self.identity = identity
         self.settings = settings
         self.prefix = settings.broker.prefix
         self.topic = topics.site_up(site, self.prefix)
@@ -101,14 +110,25 @@ class Uplink:
 
     # -- acks (MQTT thread) ------------------------------------------------------------
     def on_ack(self, topic: str, payload: bytes) -> None:
+        ident = self.identity
         try:
-            ack = decode_ack(payload)
+            ack = auth.open_batch_ack(payload, self.site, ident.dev, ident.recent_keys())
         except WireError as exc:
-            self.stats.bad_acks += 1
-            log.warning("uplink: unreadable ack on %s: %s", topic, exc)
+            if exc.reason == "mac":
+                self.stats.forged_acks += 1
+                log.warning("uplink: an ack on %s does not verify; nothing deleted", topic)
+            else:
+                self.stats.bad_acks += 1
+                log.warning("uplink: unusable ack on %s: %s", topic, exc)
             return
         with self._lock:
-            batch = self.in_flight.pop(str(ack["b"]), None)
+            batch = self.in_flight.get(str(ack["b"]))
+            if batch is not None and batch.digest != ack["digest"]:
+                self.stats.forged_acks += 1
+                log.warning("uplink: ack for batch %s names other content", batch.batch_id)
+                return
+            if batch is not None:
+                del self.in_flight[batch.batch_id]
         if batch is None:
             self.stats.unknown_acks += 1
             return
@@ -127,10 +147,11 @@ class Uplink:
         if len(rows) < s.batch_records and not self._linger_done(rows[0].id):
             return None
         batch_id = uuid.uuid4().hex[:16]
-        payload = encode_batch(self.site, batch_id, [r.rec for r in rows])
+        payload = encode_batch(self.site, self.identity.dev, batch_id, [r.rec for r in rows])
         self.cursor = rows[-1].id
         self._linger_since = None
-        return InFlight(batch_id, rows[0].id, rows[-1].id, len(rows), payload)
+        digest = auth.batch_digest(payload)
+        return InFlight(batch_id, rows[0].id, rows[-1].id, len(rows), payload, digest)
 
     _linger_since: float | None = None
     _linger_first: int = 0

@@ -87,6 +87,16 @@ def _parse(path: Path, text: str) -> dict[str, Device]:
         raise ConfigError(str(path), "devices", f"not a device registry: {exc}") from exc
 
 
+def _parse_versioned(path: Path) -> tuple[dict[str, Device], int]:
+    text = path.read_text(encoding="utf-8")
+    devices = _parse(path, text)
+    try:
+        version = int(json.loads(text).get("version", 0)) if text.strip() else 0
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(str(path), "version", f"not a registry version: {exc}") from exc
+    return devices, version
+
+
 def load_identity(path: Path | str) -> Device:
     """A device's own config file (written by provisioning): its id, key, type and site."""
     p = Path(path)
@@ -108,6 +118,7 @@ class Registry:
         self._mtime: float | None = None
         self._devices: dict[str, Device] = {}
         self._loaded = False
+        self.version = 0  # grows with every write of the file
         self.problem: str | None = None  # why the file in force is not the file on disk
         self.reload()
 
@@ -120,7 +131,7 @@ class Registry:
                 st = self.path.stat()
                 if st.st_mtime_ns == self._mtime:
                     return
-                devices = _parse(self.path, self.path.read_text(encoding="utf-8"))
+                devices, version = _parse_versioned(self.path)
             except FileNotFoundError:
                 if self._loaded:
                     self._fail("registry file missing; the last good registry stays in force")
@@ -132,6 +143,7 @@ class Registry:
                 self._mtime = st.st_mtime_ns
                 return
             self._devices, self._mtime, self._loaded = devices, st.st_mtime_ns, True
+            self.version = version
             self.problem = None
 
     def _fail(self, problem: str) -> None:
@@ -161,16 +173,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read(p: Path) -> dict[str, dict[str, dict[str, object]]]:
+def _read(p: Path) -> dict[str, Any]:
     """The registry file's JSON for an update; a broken file is refused, never rebuilt."""
-    data: dict[str, dict[str, dict[str, object]]] = {"devices": {}}
+    data: dict[str, Any] = {"devices": {}}
     if p.exists() and p.read_text(encoding="utf-8").strip():
         _parse(p, p.read_text(encoding="utf-8"))
         data = json.loads(p.read_text(encoding="utf-8"))
     return data
 
 
-def _write(p: Path, data: dict[str, dict[str, dict[str, object]]]) -> None:
+def _write(p: Path, data: dict[str, Any], version: int | None = None) -> None:
+    """Replace the file atomically; ``version`` grows with every write (the push-down to
+    the sites applies only a newer one) unless given."""
+    data["version"] = int(data.get("version", 0)) + 1 if version is None else version
     fd, tmp = tempfile.mkstemp(dir=str(p.parent), prefix=p.name + ".")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
@@ -196,8 +211,8 @@ def add_devices(path: Path | str, devices: list[Device], provisioned: int) -> No
         _write(p, data)
 
 
-def _entry(p: Path, data: dict[str, dict[str, dict[str, object]]], dev: str) -> dict[str, object]:
-    entry = data["devices"].get(dev)
+def _entry(p: Path, data: dict[str, Any], dev: str) -> dict[str, Any]:
+    entry: dict[str, Any] | None = data["devices"].get(dev)
     if entry is None:
         raise ConfigError(str(p), dev, "no such device in the registry")
     if entry.get("revoked"):
@@ -212,7 +227,7 @@ def rotate_key(path: Path | str, dev: str, key: bytes, from_seq: int, at: int) -
     with _locked(p):
         data = _read(p)
         entry = _entry(p, data, dev)
-        history: list[Any] = list(entry.get("keys") or [{"key": entry["key"], "from_seq": 1}])  # type: ignore[call-overload]
+        history: list[Any] = list(entry.get("keys") or [{"key": entry["key"], "from_seq": 1}])
         last = max(int(k["from_seq"]) for k in history)
         if from_seq <= last:
             raise ConfigError(str(p), dev, f"from_seq must be > {last}, the last rotation's")
@@ -231,3 +246,10 @@ def revoke(path: Path | str, dev: str, from_seq: int, at: int, reason: str) -> N
         entry = _entry(p, data, dev)
         entry["revoked"] = {"from_seq": from_seq, "at": at, "reason": reason}
         _write(p, data)
+
+
+def write_registry(path: Path | str, devices: dict[str, dict[str, object]], version: int) -> None:
+    """Replace the whole registry file (a gateway's copy, pushed down from the centre)."""
+    p = Path(path)
+    with _locked(p):
+        _write(p, {"devices": devices}, version)

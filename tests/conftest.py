@@ -6,7 +6,6 @@ A test that cannot get its component fails with a message saying what to install
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
-from traceedge.provision import device_config, new_device
+from traceedge.provision import SiteTrust, new_device, site_trust
 
 SITE = "T01"
 
@@ -62,6 +61,7 @@ class Chain:
     registry: Path
     agent: Role
     collectors: list[Role]
+    trust: SiteTrust
     fleets: list[Fleet] = field(default_factory=list)
 
     @property
@@ -143,7 +143,6 @@ def make_chain(
     devices_per_type: int = 2,
     agent_overrides: dict[str, Any] | None = None,
     uplink_overrides: dict[str, Any] | None = None,
-    gateway: bool = False,
     api_port: int = 0,
 ) -> Chain:
     if broker_kind == "mosquitto":
@@ -156,12 +155,8 @@ def make_chain(
     ]
     add_devices(registry, devices, int(time.time()))
     agent_overrides = dict(agent_overrides or {})
-    if gateway:  # the agent's own identity, for the records it makes (fill-gate decisions)
-        gw = new_device("gateway", SITE)
-        add_devices(registry, [gw], int(time.time()))
-        ident = root / "gateway.json"
-        ident.write_text(json.dumps(device_config(gw, "127.0.0.1", 0)))
-        agent_overrides["identity"] = str(ident)
+    # the gateway's identity (batch acks, status, the records it makes) and the command keys
+    trust = site_trust(root, registry, SITE)
     broker = Broker(broker_kind, free_port(), root / "broker").start()
     central = (
         Broker(broker_kind, free_port(), root / "central").start() if separate_central else broker
@@ -178,6 +173,7 @@ def make_chain(
             shared=broker_kind == "mosquitto",
             client_id=f"collector-{i}",
             api_port=api_port if i == 0 else 0,
+            command_key=trust.command_key,
         )
         roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())
     acfg = agent_config(
@@ -186,12 +182,14 @@ def make_chain(
         root / "agent",
         broker.port,
         central.port,
-        devices=registry,
+        devices=trust.agent_devices,
+        identity=trust.identity,
+        command_key=trust.command_pub,
         agent=agent_overrides,
         uplink=uplink_overrides,
     )
     agent = Role("agent", acfg, root / "agent.log").start()
-    ch = Chain(root, broker, central, platform, devices, registry, agent, roles)
+    ch = Chain(root, broker, central, platform, devices, registry, agent, roles, trust)
     ch.wait_ready()
     return ch
 

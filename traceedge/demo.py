@@ -30,7 +30,7 @@ from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
 from traceedge.launch import Role, agent_config, collector_config
-from traceedge.provision import new_device
+from traceedge.provision import new_device, site_trust
 
 SITE = "DEMO01"
 FLEET_SHAPE = (("cylinder-reader", 3), ("elevator-box", 3), ("market-scale", 4))
@@ -66,12 +66,14 @@ def run_demo(
     platform = PlatformServer(port=0).start()
     say(f"city platform (simulated): {platform.url}")
     api_port = free_port()
+    trust = site_trust(workdir, registry, SITE)
     ccfg = collector_config(
         workdir / "collector.toml",
         workdir / "collector",
         registry,
         broker.port,
         platform.url,
+        trust.command_key,
         shared=broker.kind == "mosquitto",
         api_port=api_port,
         platform=(
@@ -86,7 +88,9 @@ def run_demo(
         workdir / "agent",
         broker.port,
         broker.port,
-        devices=registry,
+        devices=trust.agent_devices,
+        identity=trust.identity,
+        command_key=trust.command_pub,
     )
     collector = Role("collector", ccfg, workdir / "collector.log").start()
     agent = Role("agent", acfg, workdir / "agent.log").start()

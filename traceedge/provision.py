@@ -1,5 +1,6 @@
-"""Minimal provisioning: a device id and a 256-bit key, the device's config file, and an
-entry in the device registry the collector reads."""
+"""Provisioning: a device id and a 256-bit key, the device's config file, and an entry in
+the device registry the collector reads; a site's gateway identity; the centre's Ed25519
+command key pair (the private half for the collectors, the public half for the agents)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hostlib.errors import ConfigError
-from hostlib.registry import DEVICE_TYPES, Device, add_devices
+from hostlib.registry import DEVICE_TYPES, Device, Registry, add_devices
+from wire.command import new_private_key, private_pem, public_pem
 
 TYPE_PREFIX = {
     "cylinder-reader": "CYL",
@@ -61,3 +64,71 @@ def provision(
             json.dump(device_config(d, broker_host, broker_port), fh, indent=1)
         written.append((d, path))
     return written
+
+
+def write_secret(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` readable by its owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def command_keypair(out_dir: Path) -> tuple[Path, Path]:
+    """``command.key`` (private, 0600, for the collectors) and ``command.pub`` (for every
+    agent) in ``out_dir``; an existing pair is kept, never overwritten."""
+    key_path, pub_path = out_dir / "command.key", out_dir / "command.pub"
+    if key_path.exists():
+        if not pub_path.exists():
+            raise ConfigError(str(pub_path), "", "command.key exists without command.pub")
+        return key_path, pub_path
+    key = new_private_key()
+    write_secret(key_path, private_pem(key))
+    pub_path.write_bytes(public_pem(key))
+    return key_path, pub_path
+
+
+def site_gateway(registry: Path, site: str, out_dir: Path) -> Path:
+    """The identity file of ``site``'s gateway in ``out_dir`` (``<site>-gateway.json``),
+    provisioning the gateway when the registry has none for the site yet."""
+    path = out_dir / f"{site}-gateway.json"
+    if path.exists():
+        return path
+    known = (
+        [d for d in Registry(registry).devices().values() if d.type == "gateway" and d.site == site]
+        if registry.exists()
+        else []
+    )
+    if known:
+        raise ConfigError(
+            str(path), "", f"site {site} has gateway {known[0].dev} but no identity file here"
+        )
+    gw = new_device("gateway", site)
+    add_devices(registry, [gw], int(time.time()))
+    write_secret(path, json.dumps(device_config(gw, "127.0.0.1", 0), indent=1).encode())
+    return path
+
+
+@dataclass(frozen=True)
+class SiteTrust:
+    """What one site's agent and the collectors need to trust each other (tests, demo,
+    benchmarks): the gateway's identity, the command key pair, and the agent's own copy of
+    the registry (kept current by the collector's signed push-down)."""
+
+    identity: Path
+    command_key: Path
+    command_pub: Path
+    agent_devices: Path
+
+
+def site_trust(root: Path, registry: Path, site: str) -> SiteTrust:
+    """Provision the gateway of ``site`` (if needed) and the command key pair under
+    ``root/trust``; copy the registry as the agent's device file. Call it after the
+    site's terminals are registered."""
+    trust = root / "trust"
+    key, pub = command_keypair(trust)
+    identity = site_gateway(registry, site, trust)
+    agent_devices = trust / f"{site}-devices.json"
+    write_secret(agent_devices, registry.read_bytes())
+    return SiteTrust(identity, key, pub, agent_devices)

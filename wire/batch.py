@@ -1,12 +1,15 @@
-"""Uplink batches (gateway → central) and their acknowledgements. Host only.
+"""Uplink batches (gateway → central). Host only.
 
 A batch is zlib-compressed JSON::
 
-    {"site": "S1", "b": "<batch id>", "recs": [<record>, ...]}
+    {"site": "S1", "gw": "<gateway id>", "b": "<batch id>", "recs": [<record>, ...]}
 
-The records inside are the terminals' own JSON, byte for byte. An ack is plain JSON on
-``edge/{site}/ack``: ``{"b": "<batch id>", "stored": n, "dup": n, "bad": n}``. The gateway
-deletes a batch's records only on its ack; the collector sends it only after its commit.
+The records inside are the terminals' own JSON, byte for byte. ``gw`` names the gateway
+that sent it: the collector seals its ack (``edge/{site}/ack``, :func:`wire.auth.batch_ack`)
+with that gateway's key and binds it to :func:`wire.auth.batch_digest` of the batch's bytes,
+so only a collector that holds the key can make the gateway delete anything, and only for
+the batch it sent. The gateway deletes a batch's records only on such an ack; the collector
+sends it only after its commit.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from wire.envelope import WireError
 MAX_INFLATED = 64 * 1024 * 1024
 
 
-def encode_batch(site: str, batch_id: str, records: list[bytes], level: int = 1) -> bytes:
-    head = json.dumps({"site": site, "b": batch_id}, separators=(",", ":"))[:-1].encode()
-    body = head + b',"recs":[' + b",".join(records) + b"]}"
+def encode_batch(site: str, gw: str, batch_id: str, records: list[bytes], level: int = 1) -> bytes:
+    head = json.dumps({"site": site, "gw": gw, "b": batch_id}, separators=(",", ":"))
+    body = head[:-1].encode() + b',"recs":[' + b",".join(records) + b"]}"
     return zlib.compress(body, level)
 
 
@@ -52,23 +55,11 @@ def decode_batch(
         or not isinstance(obj.get("site"), str)
         or not isinstance(obj.get("recs"), list)
     ):
-        raise WireError("envelope", "batch needs site, b and recs")
-    return obj
-
-
-def encode_ack(batch_id: str, stored: int, dup: int, bad: int) -> bytes:
-    return json.dumps(
-        {"b": batch_id, "stored": stored, "dup": dup, "bad": bad}, separators=(",", ":")
-    ).encode()
-
-
-def decode_ack(payload: bytes) -> dict[str, object]:
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeError) as exc:
-        raise WireError("json", str(exc)) from exc
-    if not isinstance(obj, dict) or not isinstance(obj.get("b"), str):
-        raise WireError("envelope", "ack needs b")
+        raise WireError("envelope", "batch needs site, gw, b and recs")
+    if not isinstance(obj.get("gw"), str):
+        raise WireError(
+            "version", "batch without gw: the gateway speaks wire version 1; update its agent"
+        )
     return obj
 
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hostlib.registry import add_devices
+from hostlib.registry import add_devices, load_identity
 from simulators.records import make_body
 from tests.conftest import SITE, Chain, wait_until
 from traceedge.provision import new_device
-from wire import topics
+from wire import auth, topics
 from wire.batch import encode_batch
 from wire.canonical import canonical
 from wire.envelope import make_record
@@ -92,7 +92,8 @@ def test_bad_batches_quarantined_at_the_collector(chain_factory: Callable[..., C
     stranger = new_device("cylinder-reader", SITE)
     unknown = canonical(signed(stranger.key, stranger.dev, 1))
     floaty = json.dumps(dict(json.loads(good[0]), seq=100_020, ts=1.5)).encode()
-    mixed = encode_batch(SITE, "mixed-1", [*good, bad_mac, wrong_site, unknown, floaty])
+    gw = load_identity(ch.trust.identity)
+    mixed = encode_batch(SITE, gw.dev, "mixed-1", [*good, bad_mac, wrong_site, unknown, floaty])
     c = publisher(ch.central.port)
     up = topics.site_up(SITE)
     acks: list[bytes] = []
@@ -106,11 +107,17 @@ def test_bad_batches_quarantined_at_the_collector(chain_factory: Callable[..., C
         c, up, zlib.compress(json.dumps({"site": "T01", "b": "x", "recs": []}).encode() + b" " * 10)
     )
     send(c, up, secrets.token_bytes(5 * 1024 * 1024))  # over max_batch_bytes
-    send(c, topics.site_up("OTHER"), encode_batch(SITE, "spoof", good))  # site mismatch
+    send(c, topics.site_up("OTHER"), encode_batch(SITE, gw.dev, "spoof", good))  # site mismatch
+    # a gateway the registry does not know: nothing stored, so nothing acknowledged
+    send(c, up, encode_batch(SITE, "GW-NOBODY", "nobody-1", good))
+    # a wire version 1 batch (no gw): refused by name
+    send(c, up, zlib.compress(json.dumps({"site": SITE, "b": "v1", "recs": []}).encode()))
     send(c, up, mixed)
     wait_until(lambda: any(b"mixed-1" in a for a in acks), 20, "the ack of the mixed batch")
-    ack = json.loads(next(a for a in acks if b"mixed-1" in a))
-    assert ack == {"b": "mixed-1", "stored": 5, "dup": 0, "bad": 4}
+    ack = auth.open_batch_ack(next(a for a in acks if b"mixed-1" in a), SITE, gw.dev, [gw.key])
+    assert (ack["b"], ack["stored"], ack["dup"], ack["bad"]) == ("mixed-1", 5, 0, 4)
+    assert ack["digest"] == auth.batch_digest(mixed)
+    assert not any(b"nobody-1" in a or b'"v1"' in a for a in acks)
     st = ch.collector_stats()
     reasons = st["quarantine_by_reason"]
     for r in (
@@ -121,6 +128,8 @@ def test_bad_batches_quarantined_at_the_collector(chain_factory: Callable[..., C
         "wrong_site",
         "mac",
         "unknown_device",
+        "unknown_gateway",
+        "version",
     ):
         assert reasons.get(r), (r, reasons)
     assert st["records"] == 5
@@ -132,7 +141,7 @@ def test_bad_batches_quarantined_at_the_collector(chain_factory: Callable[..., C
     forged = json.loads(good[0])
     forged["body"]["operator"] = "someone-else"
     forged["mac"] = __import__("wire").sign(forged, cyl.key)
-    send(c, up, encode_batch(SITE, "conflict-1", [canonical(forged)]))
+    send(c, up, encode_batch(SITE, gw.dev, "conflict-1", [canonical(forged)]))
     wait_until(lambda: ch.collector_stats()["conflicts"] == 1, 20, "the conflict")
     assert ch.collector_stats()["alarms"] == 1
     c.loop_stop()

@@ -83,7 +83,7 @@ def test_gate_answers_offline_and_records_every_decision(
     chain_factory: Callable[..., Chain],
     tmp_path: Any,
 ) -> None:
-    ch = chain_factory(separate_central=True, gateway=True)
+    ch = chain_factory(separate_central=True)
     entries = tmp_path / "cyl.json"
     entries.write_text(json.dumps(cylinders()))
     cli = subprocess.run(

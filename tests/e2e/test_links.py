@@ -28,7 +28,9 @@ def test_silent_link_then_reset_loses_nothing(tmp_path: Path) -> None:
             ch.root / "agent",
             ch.broker.port,
             proxy.port,
-            devices=ch.registry,
+            devices=ch.trust.agent_devices,
+            identity=ch.trust.identity,
+            command_key=ch.trust.command_pub,
             uplink={"ack_timeout_s": 3.0},
         )
         ch.agent = Role("agent", acfg, tmp_path / "agent2.log").start()

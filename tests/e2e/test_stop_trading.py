@@ -4,7 +4,6 @@ terminal that connects later gets it."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -16,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Chain, wait_until
 from traceedge.brokers import free_port
-from wire import topics
+from wire import auth, topics
 
 
 def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]) -> None:
@@ -41,11 +40,14 @@ def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]
     got: dict[str, dict[str, object]] = {}
     lock = threading.Lock()
 
+    keys = {d.dev: d.key for d in markets}
+
     def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
-        msg = json.loads(m.payload)
-        if msg.get("type") == "stop_list":
-            with lock:
-                got[m.topic.split("/")[1]] = msg
+        dev = m.topic.split("/")[1]
+        # sealed with the terminal's own key: what the firmware checks before obeying
+        msg = auth.open_stop_list(m.payload, dev, [keys[dev]])
+        with lock:
+            got[dev] = msg
 
     # a terminal connecting after the order still finds it (retained)
     time.sleep(3)

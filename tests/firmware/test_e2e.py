@@ -153,7 +153,7 @@ def _push_registry(ch: Chain, tmp: Path, cylinders: list[dict[str, Any]]) -> Non
 
 
 def test_cylinder_reader_asks_the_real_fill_gate(chain: Any, tmp_path: Path) -> None:
-    ch = chain(gateway=True)
+    ch = chain()
     _push_registry(
         ch,
         tmp_path,

@@ -42,6 +42,9 @@ AGENT = """
 [agent]
 site = "S1"
 data_dir = "data"
+devices = "devices.json"
+identity = "S1-gateway.json"
+command_key = "command.pub"
 [local]
 port = 1883
 [uplink]
@@ -102,7 +105,8 @@ def test_missing_and_broken_config_files(tmp_path: Path) -> None:
 def test_collector_platform_url_checked(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
     p.write_text(
-        '[collector]\ndata_dir = "d"\nregistry = "r.json"\n[broker]\n[platform]\nurl = "ftp://x"\n'
+        '[collector]\ndata_dir = "d"\nregistry = "r.json"\ncommand_key = "k"\n[broker]\n'
+        '[platform]\nurl = "ftp://x"\n'
     )
     with pytest.raises(ConfigError, match=r"platform\.url"):
         load_collector(p)

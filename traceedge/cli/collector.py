@@ -46,6 +46,33 @@ def run_cmd(config_path: Path, verbose: int) -> None:
         Collector(settings).run_forever()
 
 
+@command.command("keygen")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for command.key (0600, for the collectors) and command.pub (for the agents).",
+)
+def keygen_cmd(out_dir: Path) -> None:
+    """Make the centre's Ed25519 command key pair; an existing pair is kept.
+
+    Collectors sign what they push to the sites (cylinder registry, stop list, device keys
+    and revocations) with command.key; every agent holds command.pub and applies only what
+    verifies under it.
+
+    \b
+    Example:
+      traceedge collector keygen --out /etc/traceedge
+    """
+    from traceedge.provision import command_keypair
+
+    with friendly_errors():
+        key, pub = command_keypair(out_dir)
+    click.echo(f"private: {key} (collectors' [collector] command_key)")
+    click.echo(f"public:  {pub} (agents' [agent] command_key)")
+
+
 @command.command("status")
 @config_option("Collector")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")

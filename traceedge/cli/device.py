@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hostlib.registry import DEVICE_TYPES, Registry
-from traceedge.cli import dev_flash
+from traceedge.cli import dev_flash, device_keys
 from traceedge.cli.common import friendly_errors
 from traceedge.provision import provision
 
@@ -105,3 +105,4 @@ def list_cmd(registry: Path, site: str | None) -> None:
 
 
 dev_flash.register(command)
+device_keys.register(command)
