@@ -17,12 +17,14 @@ The host floors, bottom up (``FLOORS`` holds them as data)::
     traceedge/            everything above, never tests/    (the top floor)
     tests/, bench/        anything
 
-``drivers/codecs/`` may import ``wire/`` although both are the bottom floor: they are the
-pure modules copied onto the devices, and a check both need (the GS1 check digit of a trace
-code and of a barcode) must exist once. ``drivers/transports/`` may by design also use
-only the standard library and pyserial / pyscard / pymodbus; today it imports nothing of
-ours but the codecs, and that stricter rule is kept. Nothing but ``tests/`` and ``bench/``
-imports ``traceedge/``; product code never imports ``simulators/`` or ``tests/``.
+``drivers/codecs/`` may import ``wire/`` although the issue asked codecs to import nothing
+of ours: both are the bottom floor, the pure modules copied onto the devices, and a check
+both need (the GS1 check digit of a trace code and of a barcode) must exist once.
+``drivers/transports/`` imports nothing of ours but the codecs (DESIGN.md's layout gives
+drivers the standard library, pyserial, pyscard and pymodbus), not even ``wire/``: the
+stricter rule the code already keeps. Nothing but ``tests/`` and ``bench/`` imports
+``traceedge/``; product code (the floors below ``traceedge/``) never imports
+``simulators/`` or ``tests/``.
 
 No import cycles among our modules: a graph of the imports that run when a module loads
 (module level, not under a type-checking guard; imports inside functions run later and
@@ -34,7 +36,9 @@ own modules (``te``, ``tesim``, the apps, ``main``), the host modules its manife
 onto a board (``wire/``, ``drivers/codecs/``, the trace code), MicroPython's own modules
 (``js`` only in the simulator, which runs on the WebAssembly port), and ``typing`` only
 under its ``if _TYPING:`` guard. Then, board by board (the files ``traceedge device flash``
-copies), every import that runs on the device must find its module on that board.
+copies), every import that runs on the device must find its module on that board, unless it
+sits in a ``try:`` that catches ``ImportError`` (``wire/mac.py`` falls back when ``hmac``
+is missing).
 """
 
 from __future__ import annotations
