@@ -162,6 +162,8 @@ class Agent:
             "oldest_age_s": round(oldest, 3) if oldest is not None else 0,
             "in_flight_batches": len(self.uplink.in_flight),
             "resends": st.resends,
+            "bad_acks": st.bad_acks,
+            "unknown_acks": st.unknown_acks,
             "local_connected": int(self.local.connected),
             "uplink_connected": int(self.central.connected),
             "alarm_outbox_full": int(self.outbox.alarm),
