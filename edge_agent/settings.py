@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hostlib.config import load_toml, rel_path, site_id
 from hostlib.mqttlink import BrokerSettings
+from wire.tracecode import CST_OFFSET_MIN
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class AgentSettings:
     intake_queue: int = 20000
     metrics_port: int = 0
     identity: Path | None = None
-    utc_offset_minutes: int = 480
+    utc_offset_minutes: int = CST_OFFSET_MIN
 
     @property
     def outbox_path(self) -> Path:
@@ -51,7 +52,7 @@ def load_agent(path: str | Path) -> AgentSettings:
     intake_queue = a.positive("intake_queue", int, 20000)
     metrics_port = a.get("metrics_port", int, 0)
     identity = a.opt("identity", str)
-    utc_offset = a.get("utc_offset_minutes", int, 480)
+    utc_offset = a.get("utc_offset_minutes", int, CST_OFFSET_MIN)
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
     u = root.sub("uplink")
