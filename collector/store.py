@@ -492,7 +492,8 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     n_records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     gaps = db.execute("SELECT COALESCE(SUM(max_seq - count), 0) FROM device_state").fetchone()[0]
     devices = db.execute("SELECT COUNT(*) FROM device_state").fetchone()[0]
-    cursor = int(db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()[0])
+    row = db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()
+    cursor = int(row[0]) if row else 0  # a store a collector is creating this moment
     unclaimed = db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (cursor,)).fetchone()[0]
     pending = db.execute("SELECT COALESCE(SUM(n), 0) FROM forward_batches").fetchone()[0]
     held = db.execute("SELECT COUNT(*) FROM forward_held").fetchone()[0]

@@ -95,12 +95,7 @@ FLOORS: dict[str, Floor] = {
 }
 
 # Known breaks someone is mending on another branch: (file, imported module).
-ALLOWED_BREAKS = frozenset(
-    {
-        # removed when trace code moves to wire (issue 8)
-        ("simulators/records.py", "collector.tracecode"),
-    }
-)
+ALLOWED_BREAKS: frozenset[tuple[str, str]] = frozenset()
 
 # MicroPython's own modules on the ESP32 port (the micropython-esp32-stubs 1.27 the firmware
 # type-checks against, u-prefixed aliases left out).
