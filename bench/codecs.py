@@ -34,7 +34,7 @@ from drivers.codecs import (
     toledo8217,
     toledo_continuous,
 )
-from drivers.codecs.gs1 import check_digit
+from wire.checkdigit import with_check_digit
 
 
 def streams(n: int) -> dict[str, tuple[Callable[[], object], bytes, Callable[[bytes], int]]]:
@@ -110,8 +110,7 @@ def streams(n: int) -> dict[str, tuple[Callable[[], object], bytes, Callable[[by
     )
     gtins = []
     for i in range(n):
-        body = f"{950600013400 + i:013d}"
-        gtins.append(body + str(check_digit(body)))
+        gtins.append(with_check_digit(f"{950600013400 + i:013d}"))
     out["barcode"] = (
         barcode.Decoder,
         b"".join(

@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 
 from collector import api_elevators, api_markets, cylinders
+from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
 from hostlib.sqlite import open_ro
@@ -40,6 +41,20 @@ def make_app(store_path: Path, on_stop: Callable[[str, str], None] | None = None
     def stats() -> dict[str, Any]:
         with open_ro(store_path) as db:
             return summarize(db)
+
+    @app.get(
+        "/forwarding",
+        response_model=ForwardingView,
+        summary="Forwarding to the city platform: counts and the records held back, with why",
+    )
+    def forwarding(
+        limit: int = Query(100, ge=1, le=1000, description="held records listed"),
+    ) -> ForwardingView:
+        """Records the forwarder could not send (the EPCIS mapper refused them) are held, not
+        counted as forwarded; they are retried when a collector starts and on
+        ``traceedge collector forward-retry``."""
+        with open_ro(store_path) as db:
+            return forwarding_view(db, limit)
 
     @app.get("/devices")
     def devices() -> list[dict[str, Any]]:

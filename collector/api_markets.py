@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +22,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, field_validator
 
-from collector import markets, tracecode
+from collector import markets
 from collector.markets import BatchView, StopOrder, TraceChain
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
+from wire import tracecode
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,6 @@ def _kg(grams: int | None) -> str:
     return f"{sign}{grams // 1000}.{grams % 1000:03d}"
 
 
-def _cst(ts_ms: int) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts_ms // 1000 + 8 * 3600))
-    except (ValueError, OverflowError, OSError):
-        return str(ts_ms)
-
-
 _STYLE = (
     "body{font-family:sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#222}"
     "h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}"
@@ -169,7 +162,7 @@ def render_trace_page(chain: TraceChain) -> str:
                 ("市场", sale.market),
                 ("经营户", seller.name or seller.trader),
                 ("摊位", seller.stall or ""),
-                ("交易时间", _cst(sale.record.ts)),
+                ("交易时间", tracecode.local_datetime(sale.record.ts)),
                 ("交易凭证号", sale.tran_id),
                 ("合计金额", f"{_yuan(sale.total_fen)} 元"),
             ]

@@ -5,8 +5,8 @@
 in an ``EPCISDocument`` for ``POST /capture``; :func:`records_to_document` does both. Every
 event and document passes :func:`validate_event` / :func:`validate_document` (our own checks,
 stricter than the schema on URIs) before it is returned; a failure raises :class:`EpcisError`.
-The official JSON Schema check is :mod:`collector.epcis_schema`. docs/epcis.md has the long
-form of this table.
+The official JSON Schema is checked where a real platform checks it, by the fake platform
+(:mod:`simulators.epcis_schema`). docs/epcis.md has the long form of this table.
 
 =====================  ================  ======  ===========================  =================
 kind                   event             action  bizStep                      disposition

@@ -37,8 +37,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from collector import tracecode
 from hostlib.sqlite import write_tx
+from wire import tracecode
 
 ALARM_OVERDRAWN = "batch_overdrawn"
 ALARM_SOLD_AFTER_STOP = "sold_after_stop"
@@ -459,14 +459,6 @@ class BatchView(BaseModel):
 # Readers
 
 
-def _cst_day(ts_ms: int) -> str:
-    """YYYY-MM-DD in China Standard Time ("" for a time no calendar here can show)."""
-    try:
-        return time.strftime("%Y-%m-%d", time.gmtime(ts_ms // 1000 + 8 * 3600))
-    except (ValueError, OverflowError, OSError):
-        return ""
-
-
 def _entries(db: sqlite3.Connection, batch_id: str) -> list[tuple[int, str, int, int, Any]]:
     rows = db.execute(
         "SELECT id, dev, seq, ts, rec FROM records "
@@ -480,7 +472,7 @@ def _entry(db: sqlite3.Connection, dev: str, seq: int, ts: int, body: Mapping[st
     market = str(body["market"])
     return Entry(
         record=RecordRef(dev=dev, seq=seq, ts=ts),
-        date=_cst_day(ts),
+        date=tracecode.local_day(ts),
         market=market,
         seller=_trader(db, market, str(body["trader"]), body.get("card")),
         batch_id=str(body["batch_id"]),

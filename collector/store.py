@@ -7,19 +7,26 @@ different content quarantined as a ``conflict`` with an alarm, bad records quara
 per-device counters updated, and the new records queued for the city platform, all
 committed together. The batch is acknowledged only after this returns.
 
-Forwarding reads the store forward by row id. A forward batch is claimed with a lease and a
-stable idempotency key (``<store id>-<lo>-<hi>``), so a crash between the platform's reply
-and our bookkeeping resends the same batch under the same key.
+Forwarding reads the store forward by row id. A forward batch is claimed with a lease; the
+document sent for it carries an idempotency key naming exactly its records
+(:meth:`ForwardBatch.delivery_key`), so a crash between the platform's reply and our
+bookkeeping resends the same records under the same key. A record is counted forwarded only
+when a document carrying it was accepted. One the forwarder cannot send (the EPCIS mapper
+refuses it) is *held* in ``forward_held`` with the reason and an alarm, and sent on its own
+when a retry is asked for (:meth:`SqliteStore.retry_held`). A held record whose batch is still
+pending is left out of that batch and is not retried until the batch is settled, so no
+record is ever in two deliveries at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +88,17 @@ CREATE TABLE IF NOT EXISTS forward_batches (
     claimed_until REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS forward_held (
+    record_id INTEGER PRIMARY KEY,
+    dev TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_tried REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    due INTEGER NOT NULL DEFAULT 0,
+    claimed_until REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS site_status (
     site TEXT PRIMARY KEY,
     received REAL NOT NULL,
@@ -99,6 +117,7 @@ COUNTERS = (
     "forwarded",
     "forward_batches",
     "forward_failures",
+    "forward_holds",
 )
 
 
@@ -111,10 +130,31 @@ class CommitResult:
 
 @dataclass(frozen=True)
 class ForwardBatch:
-    key: str
-    lo: int
-    hi: int
+    """Records claimed for one delivery: ``ids`` (row ids) parallel to ``records``. ``lease``
+    is the ``forward_batches`` key of a batch read forward from the cursor, empty for a
+    retry of held records."""
+
+    store_id: str
+    lease: str
+    ids: list[int]
     records: list[dict[str, Any]]
+
+    def delivery_key(self, ids: Collection[int]) -> str:
+        """The ``Idempotency-Key`` of a document carrying exactly the records ``ids`` of this
+        batch: ``<store id>-<first id>-<last id>-<digest of their ids and MACs>``.
+
+        The same records sent again (after a crash, a lost reply) give the same key; any
+        other set (a batch without its held records, a held record retried alone, row ids
+        reused by a store restored from a backup) gives another, so the platform never
+        answers "duplicate" for records it has not got.
+        """
+        macs = dict(zip(self.ids, (str(r.get("mac")) for r in self.records), strict=True))
+        chosen = sorted(ids)
+        if not chosen:
+            raise ValueError("a delivery carries at least one record")
+        text = "".join(f"{i}:{macs[i]}\n" for i in chosen)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"{self.store_id}-{chosen[0]}-{chosen[-1]}-{digest}"
 
 
 class Store(Protocol):
@@ -128,15 +168,21 @@ class Store(Protocol):
 
     def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None: ...
 
-    def forwarded(self, key: str) -> None: ...
+    def claim_held(self, limit: int, lease_s: float) -> ForwardBatch | None: ...
+
+    def hold(self, batch: ForwardBatch, reasons: Mapping[int, str]) -> None: ...
+
+    def forwarded(self, batch: ForwardBatch, delivered: Collection[int]) -> None: ...
+
+    def forward_failed(self, batch: ForwardBatch) -> None: ...
+
+    def retry_held(self) -> int: ...
 
     def heartbeat(self, name: str, status: dict[str, Any]) -> None: ...
 
     def project(self, limit: int = 2000) -> int: ...
 
     def site_status(self, site: str, status: dict[str, Any]) -> None: ...
-
-    def forward_failed(self, key: str) -> None: ...
 
     def summary(self) -> dict[str, Any]: ...
 
@@ -271,6 +317,8 @@ class SqliteStore:
 
     # -- forwarding --------------------------------------------------------------------
     def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None:
+        """The oldest batch whose lease ran out, else the next ``limit`` records after the
+        cursor as a new batch; its held records are left out (they go on their own)."""
         now = time.time()
         with self.atomic() as db:
             row = db.execute(
@@ -302,18 +350,100 @@ class SqliteStore:
                     "WHERE key = ?",
                     (now + lease_s, key),
                 )
-            texts = db.execute(
-                "SELECT rec FROM records WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
+            rows = db.execute(
+                "SELECT id, rec FROM records WHERE id BETWEEN ? AND ? "
+                "AND id NOT IN (SELECT record_id FROM forward_held) ORDER BY id",
+                (lo, hi),
             ).fetchall()
-        return ForwardBatch(key, lo, hi, [json.loads(t[0]) for t in texts])
+        return ForwardBatch(
+            self.store_id, key, [int(r[0]) for r in rows], [json.loads(r[1]) for r in rows]
+        )
 
-    def forwarded(self, key: str) -> None:
+    def claim_held(self, limit: int, lease_s: float) -> ForwardBatch | None:
+        """Up to ``limit`` held records due for a retry, none of them in a pending batch."""
+        now = time.time()
         with self.atomic() as db:
-            row = db.execute("SELECT n FROM forward_batches WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                return
-            db.execute("DELETE FROM forward_batches WHERE key = ?", (key,))
-            self._bump(db, {"forwarded": int(row[0]), "forward_batches": 1})
+            rows = db.execute(
+                "SELECT h.record_id, r.rec FROM forward_held h "
+                "JOIN records r ON r.id = h.record_id "
+                "WHERE h.due = 1 AND h.claimed_until < ? AND NOT EXISTS (SELECT 1 FROM "
+                "forward_batches b WHERE h.record_id BETWEEN b.lo AND b.hi) "
+                "ORDER BY h.record_id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            if not rows:
+                return None
+            db.executemany(
+                "UPDATE forward_held SET claimed_until = ? WHERE record_id = ?",
+                [(now + lease_s, r[0]) for r in rows],
+            )
+        return ForwardBatch(
+            self.store_id, "", [int(r[0]) for r in rows], [json.loads(r[1]) for r in rows]
+        )
+
+    def hold(self, batch: ForwardBatch, reasons: Mapping[int, str]) -> None:
+        """Keep the records ``reasons`` names (row id → why it cannot be sent) out of
+        forwarding: new ones held with an alarm and counted, ones already held get the
+        latest reason and wait for the next retry."""
+        now = time.time()
+        recs = dict(zip(batch.ids, batch.records, strict=True))
+        with self.atomic() as db:
+            new = 0
+            for rid, why in reasons.items():
+                why = why[:500]
+                cur = db.execute(
+                    "UPDATE forward_held SET reason = ?, last_tried = ?, attempts = attempts + 1, "
+                    "due = 0, claimed_until = 0 WHERE record_id = ?",
+                    (why, now, rid),
+                )
+                if cur.rowcount or not batch.lease:  # a retry settled elsewhere: gone
+                    continue
+                dev, seq = recs[rid]["dev"], recs[rid]["seq"]
+                db.execute(
+                    "INSERT INTO forward_held(record_id, dev, seq, reason, first_seen, "
+                    "last_tried, attempts) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                    (rid, dev, seq, why, now, now),
+                )
+                db.execute(
+                    "INSERT INTO alarms(raised, kind, dev, seq, detail) VALUES (?, ?, ?, ?, ?)",
+                    (now, "forward_held", dev, seq, f"({dev}, {seq}) not forwarded: {why}"[:500]),
+                )
+                new += 1
+            self._bump(db, {"forward_holds": new})
+
+    def forwarded(self, batch: ForwardBatch, delivered: Collection[int]) -> None:
+        """Settle ``batch``: the records ``delivered`` (row ids of an accepted document, none
+        if nothing could be sent) are done. A batch settled elsewhere meanwhile (its lease
+        ran out) changes nothing."""
+        with self.atomic() as db:
+            if batch.lease:
+                cur = db.execute("DELETE FROM forward_batches WHERE key = ?", (batch.lease,))
+                done = len(delivered) if cur.rowcount else 0
+            else:
+                done = sum(
+                    db.execute("DELETE FROM forward_held WHERE record_id = ?", (rid,)).rowcount
+                    for rid in delivered
+                )
+            self._bump(db, {"forwarded": done, "forward_batches": 1 if done else 0})
+
+    def forward_failed(self, batch: ForwardBatch) -> None:
+        """The platform did not take ``batch``: release it for the next attempt."""
+        with self.atomic() as db:
+            if batch.lease:
+                db.execute(
+                    "UPDATE forward_batches SET claimed_until = 0 WHERE key = ?", (batch.lease,)
+                )
+            else:
+                db.executemany(
+                    "UPDATE forward_held SET claimed_until = 0 WHERE record_id = ?",
+                    [(rid,) for rid in batch.ids],
+                )
+            self._bump(db, {"forward_failures": 1})
+
+    def retry_held(self) -> int:
+        """Make every held record due for one more attempt; how many there are."""
+        with self.atomic() as db:
+            return int(db.execute("UPDATE forward_held SET due = 1").rowcount)
 
     def site_status(self, site: str, status: dict[str, Any]) -> None:
         with self.atomic() as db:
@@ -333,11 +463,6 @@ class SqliteStore:
         with self.atomic() as db:
             sqlitedb.set_meta(db, {f"process:{name}": json.dumps(status)})
 
-    def forward_failed(self, key: str) -> None:
-        with self.atomic() as db:
-            db.execute("UPDATE forward_batches SET claimed_until = 0 WHERE key = ?", (key,))
-            self._bump(db, {"forward_failures": 1})
-
     # -- reports -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         with self._lock:
@@ -356,7 +481,13 @@ def read_summary(path: Path | str) -> dict[str, Any]:
 
 
 def summarize(db: sqlite3.Connection) -> dict[str, Any]:
-    """Counters, gaps and backlog of a collector store (any connection, read-only is fine)."""
+    """Counters, gaps and backlog of a collector store (any connection, read-only is fine).
+
+    ``forward_backlog`` counts records waiting to be sent, ``forward_held`` records held back
+    from the platform (:func:`collector.held.forwarding_view` lists them); together they are
+    what the platform does not have yet. The counter ``forward_holds`` counts records ever
+    held.
+    """
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
     n_records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     gaps = db.execute("SELECT COALESCE(SUM(max_seq - count), 0) FROM device_state").fetchone()[0]
@@ -365,6 +496,11 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     cursor = int(row[0]) if row else 0  # a store a collector is creating this moment
     unclaimed = db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (cursor,)).fetchone()[0]
     pending = db.execute("SELECT COALESCE(SUM(n), 0) FROM forward_batches").fetchone()[0]
+    held = db.execute("SELECT COUNT(*) FROM forward_held").fetchone()[0]
+    held_pending = db.execute(
+        "SELECT COUNT(*) FROM forward_held h WHERE EXISTS "
+        "(SELECT 1 FROM forward_batches b WHERE h.record_id BETWEEN b.lo AND b.hi)"
+    ).fetchone()[0]
     alarms = db.execute("SELECT COUNT(*) FROM alarms").fetchone()[0]
     quarantine = dict(
         db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
@@ -380,7 +516,8 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
         "records": int(n_records),
         "devices": int(devices),
         "gaps": int(gaps),
-        "forward_backlog": int(unclaimed) + int(pending),
+        "forward_backlog": int(unclaimed) + int(pending) - int(held_pending),
+        "forward_held": int(held),
         "alarms": int(alarms),
         "quarantine_by_reason": quarantine,
         **counters,

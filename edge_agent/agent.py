@@ -180,6 +180,8 @@ class Agent:
             "oldest_age_s": round(oldest, 3) if oldest is not None else 0,
             "in_flight_batches": len(self.uplink.in_flight),
             "resends": st.resends,
+            "bad_acks": st.bad_acks,
+            "unknown_acks": st.unknown_acks,
             "local_connected": int(self.local.connected),
             "uplink_connected": int(self.central.connected),
             "alarm_outbox_full": int(self.outbox.alarm),
@@ -192,8 +194,7 @@ class Agent:
             "commands_applied": self.commands.applied,
             "commands_rejected": self.commands.rejected_total(),
             **{f"commands_rejected_{k}": v for k, v in self.commands.rejected.items()},
-            "uplink_forged_acks": st.forged_acks,
-            "uplink_bad_acks": st.bad_acks,
+            "forged_acks": st.forged_acks,
             "registry_problem": int(self.registry.problem is not None),
         }
 

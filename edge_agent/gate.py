@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from edge_agent.fillgate import GateRequestError, check_body, decide, parse_request
 from edge_agent.outbox import Incoming, Outbox
@@ -21,6 +20,7 @@ from hostlib.registry import Device
 from wire import topics
 from wire.canonical import canonical
 from wire.envelope import make_record
+from wire.tracecode import CST_OFFSET_MIN, local_day
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class FillGate:
         station: str,
         answer: Callable[[str, bytes], bool],
         prefix: str = "",
-        utc_offset_minutes: int = 480,
+        utc_offset_minutes: int = CST_OFFSET_MIN,
     ) -> None:
         self.outbox = outbox
         self.cache = cache
@@ -45,7 +45,7 @@ class FillGate:
         self.station = station
         self.answer = answer
         self.prefix = prefix
-        self.offset = timedelta(minutes=utc_offset_minutes)
+        self.offset_min = utc_offset_minutes
         self.decisions = {"allow": 0, "deny": 0, "error": 0}
         self.boot = 0
         if identity is not None:
@@ -53,7 +53,8 @@ class FillGate:
             outbox.set_meta({OWN_BOOT: str(self.boot)})
 
     def today(self) -> str:
-        return (datetime.now(UTC) + self.offset).strftime("%Y-%m-%d")
+        """The station's local date, ``YYYY-MM-DD`` like the registry's inspection dates."""
+        return local_day(int(time.time() * 1000), self.offset_min)
 
     def handle(self, topic: str, payload: bytes) -> None:
         parts = topics.split(topic, self.prefix)

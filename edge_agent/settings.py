@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hostlib.config import load_toml, rel_path, site_id
 from hostlib.mqttlink import BrokerSettings
+from wire.tracecode import CST_OFFSET_MIN
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class AgentSettings:
     outbox_max_bytes: int = 2 * 1024**3
     intake_queue: int = 20000
     metrics_port: int = 0
-    utc_offset_minutes: int = 480
+    utc_offset_minutes: int = CST_OFFSET_MIN
 
     @property
     def outbox_path(self) -> Path:
@@ -53,7 +54,7 @@ def load_agent(path: str | Path) -> AgentSettings:
     metrics_port = a.get("metrics_port", int, 0)
     identity = rel_path(p, a.get("identity", str))
     command_key = rel_path(p, a.get("command_key", str))
-    utc_offset = a.get("utc_offset_minutes", int, 480)
+    utc_offset = a.get("utc_offset_minutes", int, CST_OFFSET_MIN)
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
     u = root.sub("uplink")

@@ -1,10 +1,10 @@
 """A paho-mqtt client run by our own connection loop: written reconnect policy, TLS that
-never downgrades, and state callers can read (connected, since when, failures).
+never downgrades, and state callers can read (``connected``, ``last_error``).
 
 paho's own ``loop_start`` reconnects without jitter; here one thread pumps the network with
 ``client.loop()`` and, when the connection drops or cannot be made, sleeps a
-:class:`~hostlib.backoff.Backoff` delay before trying again. ``publish`` and
-``subscribe`` are safe from any thread.
+:class:`~hostlib.backoff.Backoff` delay before trying again. ``publish`` is safe from any
+thread; the subscriptions given at construction are made again on every connect.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,8 +89,6 @@ class MqttLink:
         self._on_connect_cb = on_connect
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self.connected_since: float | None = None
-        self.disconnects = 0
         self.last_error = ""
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -151,7 +148,6 @@ class MqttLink:
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
         self.backoff.reset()
-        self.connected_since = time.time()
         self._connected.set()
         log.info("%s: connected to %s:%d", self.name, self.settings.host, self.settings.port)
         if self._on_connect_cb is not None:
@@ -161,10 +157,8 @@ class MqttLink:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
         if self._connected.is_set():
-            self.disconnects += 1
             log.warning("%s: disconnected (%s)", self.name, rc)
         self._connected.clear()
-        self.connected_since = None
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:

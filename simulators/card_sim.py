@@ -29,7 +29,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 from drivers.codecs.errors import FrameError
 from drivers.codecs.pcsc import MAX_UID, decode_apdu, encode_response
@@ -264,17 +264,3 @@ def _messages(sock: socket.socket) -> Iterator[bytes]:
                 break
             yield buf[2 : 2 + size]
             buf = buf[2 + size :]
-
-
-@contextmanager
-def card_simulator(
-    port: int = DEFAULT_VPCD_PORT, uid: str | None = None
-) -> Iterator[CardSimulator]:
-    """A :class:`CardSimulator` (with a card inserted when ``uid`` is given), closed on exit."""
-    sim = CardSimulator(port)
-    try:
-        if uid is not None:
-            sim.insert(uid)
-        yield sim
-    finally:
-        sim.close()

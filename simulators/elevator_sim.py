@@ -47,7 +47,7 @@ import random
 import threading
 import time
 import tty
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -553,11 +553,6 @@ class ElevatorSimulator:
     def status(self) -> dict[str, object]:
         with self.lock:
             return self.model.status()
-
-    def with_model(self, fn: Callable[[CarModel], T]) -> T:
-        """Run ``fn(model)`` under the simulator's lock."""
-        with self.lock:
-            return fn(self.model)
 
     def stop(self) -> None:
         if not self._thread.is_alive():

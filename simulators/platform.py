@@ -45,6 +45,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulators.epcis_schema import SchemaUnavailable, schema_errors
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     dev TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (dev, seq));
@@ -244,14 +246,9 @@ class Platform:
 
     def epcis_errors(self, doc: object) -> list[str]:
         """Violations of the official EPCIS 2.0 schema (formats checked); ``[]`` when valid or
-        when ``validate_epcis`` is off. Raises ``RuntimeError`` (``SchemaUnavailable``) if it
-        cannot check."""
+        when ``validate_epcis`` is off. Raises :class:`SchemaUnavailable` if it cannot check."""
         if not self.validate_epcis:
             return []
-        try:
-            from collector.epcis_schema import schema_errors
-        except ImportError as exc:  # jsonschema is a dev extra
-            raise RuntimeError(f"{exc}; pip install 'jsonschema[format]>=4.21'") from None
         return schema_errors(doc)
 
     def capture(self, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -386,7 +383,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             return JSONResponse(plat.capture(key, events), status_code=200)
         try:
             errors = await asyncio.to_thread(plat.epcis_errors, doc)
-        except RuntimeError as exc:  # SchemaUnavailable, or jsonschema missing
+        except SchemaUnavailable as exc:
             return _error(500, f"cannot check EPCIS documents: {exc}")
         if errors:
             plat.note_bad_request()

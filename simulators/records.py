@@ -6,11 +6,11 @@ so one simulated device keeps the same identity across calls and runs; what it *
 from ``rng``; counters and serial numbers grow with ``seq``.
 
 Codes here are ours (SB/T 10680's structure was not readable); every 20-character code is
-19 digits plus a GS1 mod-10 check digit (:func:`check_digit`):
+19 digits plus a GS1 mod-10 check digit (:mod:`wire.checkdigit`):
 
 - ``tran_id``  (voucher):  region(6) + local date yymmdd(6) + terminal(2) + serial(5) + check
 - ``trace_id`` (receipt):  "8" + market number(6) + yymmdd(6) + terminal(2) + daily
-  serial(4) + check (:mod:`collector.tracecode`, docs/tracecode.md)
+  serial(4) + check (:mod:`wire.tracecode`, docs/tracecode.md)
 - ``batch_id`` (entry):    market number(6) + local date yymmdd(6) + serial(7) + check
 - elevator ``reg``:        type(4) + region(6) + year(4) + serial(6)
 - cylinder ``cyl``:        region(6) + year(2) + station(3) + medium(1) + serial(4)
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import functools
 import random
-import time
 import zlib
 from dataclasses import dataclass
 
-from collector.tracecode import make_trace_code
+from wire.checkdigit import with_check_digit
+from wire.tracecode import local_date, make_trace_code
 
 # 2025-11-23T00:00:00Z: the simulated clock when the caller gives no ``now_ms``.
 BASE_MS = 1_763_856_000_000
@@ -61,19 +61,6 @@ def pick_kind(family: str, rng: random.Random) -> str:
     kinds = [k for k, _ in mix]
     weights = [w for _, w in mix]
     return rng.choices(kinds, weights)[0]
-
-
-def check_digit(digits: str) -> str:
-    """GS1 mod-10 check digit of a string of digits (weights 3, 1, 3, ... from the right)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return str((10 - total % 10) % 10)
-
-
-def with_check_digit(digits: str) -> str:
-    """``digits`` followed by its :func:`check_digit`."""
-    return digits + check_digit(digits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,12 +104,6 @@ class _Site:
 def _site(site: str) -> _Site:
     h = _crc("site:" + site)
     return _Site(_REGIONS[h % len(_REGIONS)], (h // len(_REGIONS)) % 1000)
-
-
-def _local_date(now_ms: int) -> str:
-    """yymmdd in China Standard Time (UTC+8), the date printed on vouchers."""
-    t = time.gmtime(now_ms // 1000 + 8 * 3600)
-    return f"{t.tm_year % 100:02d}{t.tm_mon:02d}{t.tm_mday:02d}"
 
 
 def _round_to(value: int, step: int) -> int:
@@ -692,7 +673,7 @@ def _market_entry(
     rng: random.Random, dev: str, seq: int, site: str, now_ms: int
 ) -> dict[str, object]:
     market = _market(site)
-    date = _local_date(now_ms)
+    date = local_date(now_ms)
     batch = _batch(site, date, seq)
     code, name, meat, _, _, counted = batch.goods
     trader, card = market.traders[batch.trader]
@@ -728,7 +709,7 @@ def _market_settlement(
     rng: random.Random, dev: str, seq: int, site: str, now_ms: int
 ) -> dict[str, object]:
     market = _market(site)
-    date = _local_date(now_ms)
+    date = local_date(now_ms)
     terminal, term_no, sw = _terminal(site, dev)
     trader_index = rng.randrange(N_TRADERS)
     seller, seller_card = market.traders[trader_index]

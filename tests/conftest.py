@@ -41,14 +41,6 @@ def require_mosquitto() -> None:
         pytest.fail(f"mosquitto binary not found: {MOSQUITTO_HINT}", pytrace=False)
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
-    require_mosquitto()
-    b = Broker("mosquitto", free_port(), tmp_path / "mosquitto").start()
-    yield b
-    b.stop()
-
-
 @dataclass
 class Chain:
     """One site's whole chain; every part can be killed and restarted by the test."""

@@ -18,15 +18,10 @@ Scans are UTF-8 (QR codes carry any text); control characters other than GS, RS,
 and TAB make a line invalid. GS1 parsing is in :mod:`drivers.codecs.gs1`.
 """
 
+from wire.checkdigit import verify_check_digit
+
 from .errors import CodecError, EncodeError, FrameError
-from .gs1 import (
-    encode_element_string,
-    find_digital_link,
-    net_weight,
-    parse_element_string,
-    utf8,
-    verify_check_digit,
-)
+from .gs1 import encode_element_string, find_digital_link, net_weight, parse_element_string, utf8
 from .lines import LineDecoder, strip_eol
 from .quantities import Weight
 

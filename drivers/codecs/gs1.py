@@ -26,6 +26,8 @@ AI     meaning             format    check
 254    GLN extension       X..20
 =====  ==================  ========  =================================================
 
+The check digit is the wire contract's (:mod:`wire.checkdigit`), the one our own codes carry.
+
 Element strings: AIs whose first two digits are in GS1's predefined-length table
 (:data:`PREDEFINED`) need no separator; every other field ends with GS (0x1D, FNC1) or
 at the end of the string. The parser also accepts a GS after a predefined-length field.
@@ -34,6 +36,8 @@ Digital Link: ``https://host/[prefix/]01/{gtin}[/22/{cpv}][/10/{lot}][/21/{seria
 then ``?ai=value&...`` for the other AIs; values are percent-encoded, a GTIN-8/12/13 in
 the path is padded to 14 digits, non-AI query parameters are ignored.
 """
+
+from wire.checkdigit import check_digit, verify_check_digit
 
 from .errors import EncodeError, FrameError
 from .quantities import Weight, is_digits
@@ -82,20 +86,6 @@ def utf8(raw: bytes) -> str | None:
         return raw.decode()
     except UnicodeError:
         return None
-
-
-def check_digit(digits: str) -> int:
-    """GS1 mod-10 check digit for ``digits`` (the body, without its check digit)."""
-    total = 0
-    weight = 3
-    for ch in reversed(digits):
-        total += (ord(ch) - 48) * weight
-        weight = 4 - weight
-    return (10 - total % 10) % 10
-
-
-def verify_check_digit(number: str) -> bool:
-    return is_digits(number) and check_digit(number[:-1]) == ord(number[-1]) - 48
 
 
 def value_problem(ai: str, value: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -26,12 +27,13 @@ from hypothesis import strategies as st
 from collector import markets
 from collector.api_markets import make_router
 from collector.store import SqliteStore
-from collector.tracecode import make_trace_code, parse_trace_code, valid, with_check_digit
 from collector.verify import Good
 from simulators.records import make_body
 from wire.canonical import canonical
+from wire.checkdigit import with_check_digit
 from wire.envelope import make_record
 from wire.schemas import default_validator
+from wire.tracecode import make_trace_code, parse_trace_code, valid
 
 SITE = "MKT01"
 KEY = bytes(range(32))
@@ -793,7 +795,9 @@ def test_api_trace_page_shows_what_the_shopper_needs(day: MarketDay, client: Tes
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     text = page.text
     seller = next(t for t in TRADERS if t["trader"] == r.seller)
-    for needle in (MARKET, seller["name"], seller["stall"], r.tran_id, "中止交易"):
+    # the sale's time as the receipt prints it: China Standard Time, to the second
+    sold_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.ts // 1000 + 8 * 3600))
+    for needle in (MARKET, seller["name"], seller["stall"], r.tran_id, "中止交易", sold_at):
         assert needle in text, needle
     for lot, ln in zip(r.lots, r.lines, strict=True):
         for needle in (lot.goods_name, lot.batch_id, lot.origin, lot.cert_no, "2025-11-24"):

@@ -11,7 +11,6 @@ from drivers.codecs.gs1 import (
     CSET82,
     GS,
     build_digital_link,
-    check_digit,
     encode_element_string,
     expand_date,
     parse_digital_link,
@@ -19,6 +18,7 @@ from drivers.codecs.gs1 import (
     percent_decode,
     percent_encode,
 )
+from wire.checkdigit import with_check_digit
 
 from .feeding import check_all_ways, check_recovers, feed, kinds
 from .props import FUZZ, SETTINGS, check_fuzz, check_garbage_between, check_pure_decode, chunked
@@ -26,11 +26,6 @@ from .props import FUZZ, SETTINGS, check_fuzz, check_garbage_between, check_pure
 GTIN = "09506000134352"
 DL = "https://id.example.com/01/09506000134352/10/ABC?3103=000195"
 AIS_EXAMPLE = {"01": GTIN, "10": "ABC", "3103": "000195"}
-
-
-def test_check_digit() -> None:
-    assert check_digit(GTIN[:-1]) == 2
-    assert check_digit("400638133393") == 1  # EAN-13 4006381333931
 
 
 def test_element_string_with_fnc1_as_gs() -> None:
@@ -198,7 +193,7 @@ def test_encode_scan_and_gs1_scan() -> None:
 @st.composite
 def gtins(draw: st.DrawFn) -> str:
     body = "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=13, max_size=13)))
-    return body + str(check_digit(body))
+    return with_check_digit(body)
 
 
 cset = st.text(st.sampled_from(CSET82), min_size=1, max_size=20)

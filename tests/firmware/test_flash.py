@@ -62,7 +62,7 @@ def test_dry_run_lists_the_manifest_and_the_command(tmp_path: Path) -> None:
         "lib/drivers/codecs/sics.py",
         "lib/drivers/codecs/chafon.py",
     } <= want
-    assert "lib/settlement.py" not in want and "lib/tracecode.py" not in want
+    assert "lib/settlement.py" not in want and "lib/wire/tracecode.py" not in want
     assert all(Path(src).is_file() for src in listed.values())
     cmd = shlex.split(res.output.split("# command:\n", 1)[1])
     assert cmd[:4] == ["mpremote", "connect", "/dev/ttyUSB0", "exec"]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.epcis_schema import export_document
+from collector.epcis import records_to_document
 from simulators.platform import PlatformServer
 from simulators.records import BASE_MS, make_body
 from wire.envelope import KINDS, make_record
@@ -28,7 +28,7 @@ def record(kind: str, seq: int, dev: str | None = None) -> dict[str, Any]:
 
 def document(seqs: range, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
     recs = [record(kind, seq) for kind in kinds for seq in seqs]
-    return export_document(recs, creation_ms=BASE_MS)
+    return records_to_document(recs, creation_ms=BASE_MS)
 
 
 def capture(client: httpx.Client, key: str | None, doc: object) -> httpx.Response:

@@ -11,6 +11,8 @@ from collector.settings import load_collector
 from hostlib.errors import ConfigError
 from traceedge.cli.common import config_option, friendly_errors, setup_logging, verbose_option
 
+HELD_LISTED = 20  # held records `collector status` lists
+
 
 @click.group("collector")
 def command() -> None:
@@ -78,12 +80,14 @@ def keygen_cmd(out_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @click.option("--devices", is_flag=True, help="Also list each device's watermark and gaps.")
 def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
-    """Records stored, duplicates, quarantine, gaps, forwarding backlog.
+    """Records stored, duplicates, quarantine, gaps, forwarding backlog, and the records
+    held back from the platform with why.
 
     \b
     Example:
       traceedge collector status --config /etc/traceedge/collector.toml --devices
     """
+    from collector.held import held_records
     from collector.store import device_report, summarize
     from hostlib.sqlite import open_ro
 
@@ -93,19 +97,53 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
         with open_ro(path) as db:
             out = summarize(db)
+            held = held_records(db, HELD_LISTED)
+            out["forward_held_records"] = [h.model_dump() for h in held]
             if devices:
                 out["device_report"] = device_report(db)
     if as_json:
         click.echo(json.dumps(out))
         return
     for k, v in out.items():
-        if k != "device_report":
+        if k not in ("device_report", "forward_held_records"):
             click.echo(f"{k:20} {v}")
+    if held:
+        click.echo("held back from the platform, not forwarded (tried again when a collector")
+        click.echo("starts and on `traceedge collector forward-retry`):")
+    for h in held:
+        click.echo(f"  {h.dev}/{h.seq} {h.kind}: {h.reason} (attempts {h.attempts})")
+    if out["forward_held"] > len(held):
+        click.echo(f"  ... and {out['forward_held'] - len(held)} more (GET /forwarding lists them)")
     for d in out.get("device_report", []):
         click.echo(
             f"  {d['dev']:24} records {d['records']:7} watermark {d['watermark']:7} "
             f"missing {d['missing']}"
         )
+
+
+@command.command("forward-retry")
+@config_option("Collector")
+def forward_retry_cmd(config_path: Path) -> None:
+    """Try the records held back from the platform again (after a fix to the collector or
+    its settings). A running collector tries them within a second, a stopped one when it
+    starts; `collector status` shows what is still held and why.
+
+    \b
+    Example:
+      traceedge collector forward-retry --config /etc/traceedge/collector.toml
+    """
+    from collector.store import SqliteStore
+
+    with friendly_errors():
+        path = load_collector(config_path).store_path
+        if not path.exists():
+            raise ConfigError(str(path), "", "no store here: has the collector ever run?")
+        store = SqliteStore(path)
+        try:
+            n = store.retry_held()
+        finally:
+            store.close()
+    click.echo(f"{n} held records due for another attempt")
 
 
 @command.command("import-cylinders")

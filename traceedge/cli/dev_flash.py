@@ -6,7 +6,7 @@ with ``FROZEN_MANIFEST``), plus ``main.py``, the device's provisioned ``config.j
 its ``app.json``::
 
     /main.py  /config.json  /app.json
-    /lib/te/...  /lib/wire/...  /lib/drivers/codecs/...  /lib/tracecode.py  /lib/<app>.py
+    /lib/te/...  /lib/wire/...  /lib/drivers/codecs/...  /lib/<app>.py
 
 The copy is one ``mpremote`` invocation (one serial connection), commands chained with
 ``+``: an ``exec`` that creates the folders (existing ones are fine), one ``fs cp`` per

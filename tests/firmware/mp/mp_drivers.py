@@ -10,7 +10,7 @@ from te.cas_scale import CasScale  # noqa: E402
 from te.hal import Board  # noqa: E402
 from te.keypad import Keypad  # noqa: E402
 from te.mfrc522 import CardWatch, Mfrc522  # noqa: E402
-from te.receipt import escpos, local_time, receipt  # noqa: E402
+from te.receipt import escpos, receipt  # noqa: E402
 from te.scale import fen, grams  # noqa: E402
 from te.sics_scale import SicsScale  # noqa: E402
 from te.uhf import UhfReader  # noqa: E402
@@ -204,8 +204,11 @@ def test_receipt_and_escpos() -> None:
         "pay": "wechat",
     }
     ts = 1763859600000 + 15 * 60000 + 2000  # 09:15:02 CST
-    assert local_time(ts) == "2025-11-23 09:15:02"
     r = receipt(body, ts, "西湖农贸市场", "https://t.example/t/")
+    assert r["lines"][2] == "2025-11-23 09:15:02"
+    # a terminal set to another UTC offset prints its own local time, as its codes use
+    utc = receipt(body, ts, "西湖农贸市场", "https://t.example/t/", 0)
+    assert utc["lines"][2] == "2025-11-23 01:15:02" and utc["lines"][3:] == r["lines"][3:]
     assert r["qr"] == "https://t.example/t/83301422511231700012"
     assert "  1.235 kg x 32.80         40.51" in r["lines"] and len(r["lines"][8]) == 32
     assert (

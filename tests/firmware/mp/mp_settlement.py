@@ -1,7 +1,7 @@
 """Settlement terminal scenarios: a sale from cards, keypad and the scale's own figures to
 the record and the printed receipt; serials across a reboot and a new day; stopped
-batches; cancel; unknown cards. Codes expected here were computed on the host with
-collector/tracecode.py (the same file the board runs)."""
+batches; cancel; unknown cards; the terminal's UTC offset. Codes expected here were
+computed on the host with wire/tracecode.py (the same file the board runs)."""
 
 import scen
 from scen import BUYER, SELLER, tap
@@ -85,10 +85,24 @@ def test_a_sale_is_recorded_and_printed() -> None:
     (printed,) = rig.dev["printer"].receipts()
     assert printed["qr"] == "https://trace.example.cn/t/83301422511231700014"
     assert printed["lines"][0] == "西湖农贸市场"
+    assert printed["lines"][2] == "2025-11-23 09:00:07", printed["lines"]
     assert "Voucher 33010625112317000014" in printed["lines"]
     assert "Trace 83301422511231700014" in printed["lines"]
     assert printed["lines"][-3] == "TOTAL" + " " * 22 + "48.01"
     assert rig.dev["scale"].requests == 1, "one DC2: the scale's figures, taken once"
+
+
+def test_the_terminal_utc_offset_dates_codes_and_receipt_alike() -> None:
+    cfg = scen.example("settlement")
+    cfg["settlement"]["utc_offset_min"] = 0
+    rig = scen.settlement(cfg)
+    rig.w.clock.set_wall_ms(1763920800000)  # 2025-11-24 02:00 CST, 2025-11-23 18:00 UTC
+    _sale(rig, 0)
+    rig.run(9000)
+    (rec,) = scen.dump(rig.ch)
+    assert rec["body"]["trace_id"] == "83301422511231700014", rec["body"]
+    (printed,) = rig.dev["printer"].receipts()
+    assert printed["lines"][2] == "2025-11-23 18:00:07", printed["lines"]
 
 
 def test_serials_continue_after_a_reboot_and_restart_each_day() -> None:

@@ -1,5 +1,5 @@
 # Settlement scale terminal: CAS ECR price-computing scale, MFRC522 cards, 4x4 keypad,
-# ESC/POS receipt printer; trace codes from the collector's own tracecode module.
+# ESC/POS receipt printer; trace codes and their check digit from the wire contract.
 include("../../manifest.py")
 package(
     "te",
@@ -7,5 +7,5 @@ package(
     base_path="../../lib",
 )
 package("drivers", files=["codecs/cas_ecr.py"], base_path="../../../..")
-module("tracecode.py", base_path="../../../../collector")
+package("wire", files=["checkdigit.py", "tracecode.py"], base_path="../../../..")
 module("settlement.py")

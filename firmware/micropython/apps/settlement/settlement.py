@@ -13,7 +13,7 @@ weighed goods take the scale's stable DC2 reading, counted goods then take
 ``*`` cancels, ``C`` clears the number or drops the last line. A batch on the stop list
 (``stop_list`` command relayed by the agent, kept in flash) cannot be sold.
 
-Codes (``collector/tracecode.py``, copied to the board as ``tracecode``):
+Codes (``wire/tracecode.py`` and ``wire/checkdigit.py``, the same files the collector uses):
 ``trace_id`` = 8 + market number + local date + terminal number + the day's serial +
 check digit; ``tran_id`` = region + date + terminal + serial (5) + check digit. The
 serial is saved *before* the record is made, so a power cut can skip one, never repeat.
@@ -27,7 +27,8 @@ from te.recorder import Refused
 from te.runtime import App as _App
 from te.scale import fen, grams
 from te.state import StateFile
-from tracecode import local_date, make_trace_code, with_check_digit
+from wire.checkdigit import with_check_digit
+from wire.tracecode import CST_OFFSET_MIN, local_date, make_trace_code
 
 _TYPING = False
 if _TYPING:
@@ -57,7 +58,7 @@ class App(_App):
         self.scale_sw = cfg.text("scale_sw", hi=32)
         self.title = cfg.text("title", self.market, hi=64)
         self.trace_url = cfg.text("trace_url", "https://trace.example.cn/t/", hi=128)
-        self.offset_min = cfg.num("utc_offset_min", 480, 0, 840)
+        self.offset_min = cfg.num("utc_offset_min", CST_OFFSET_MIN, 0, 840)
         self.session_ms = cfg.num("session_ms", 180000, 1000, 3600000)
         self.weigh_ms = cfg.num("weigh_ms", 5000, 200, 60000)
         self.traders = cfg.obj("traders")
@@ -253,7 +254,7 @@ class App(_App):
         except (Refused, ValueError) as exc:
             self.rt.say("SALE NOT RECORDED: %s" % exc)
             return
-        r = receipt(body, ts, self.title, self.trace_url)
+        r = receipt(body, ts, self.title, self.trace_url, self.offset_min)
         self.printer.write(escpos(r))
         self.last_receipt = r
         self.sales += 1

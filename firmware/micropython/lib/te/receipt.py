@@ -7,7 +7,7 @@ to UTF-8 (most Chinese thermal printers have the setting).
 
 import struct
 
-from tracecode import local_date
+from wire.tracecode import CST_OFFSET_MIN, local_datetime
 
 _TYPING = False
 if _TYPING:
@@ -24,20 +24,17 @@ def kilos(g: int) -> str:
     return "%d.%03d" % (g // 1000, g % 1000)
 
 
-def local_time(ts_ms: int, offset_min: int = 480) -> str:
-    d = local_date(ts_ms, offset_min)
-    s = ((ts_ms + offset_min * 60000) % 86400000) // 1000
-    return "20%s-%s-%s %02d:%02d:%02d" % (d[0:2], d[2:4], d[4:6], s // 3600, s // 60 % 60, s % 60)
-
-
 def _pair(left: str, right: str) -> str:
     gap = WIDTH - len(left) - len(right)
     return left + " " * (gap if gap > 1 else 1) + right
 
 
-def receipt(body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str) -> "dict[str, Any]":
-    """``{"lines": [...], "qr": url}`` for a ``market.settlement`` body."""
-    lines = [title, _pair("No. " + body["terminal"], body["scale_sw"]), local_time(ts_ms),
+def receipt(body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str,
+            offset_min: int = CST_OFFSET_MIN) -> "dict[str, Any]":
+    """``{"lines": [...], "qr": url}`` for a ``market.settlement`` body made at ``ts_ms``,
+    its time printed at ``offset_min`` minutes east of UTC (the terminal's, as in its codes)."""
+    lines = [title, _pair("No. " + body["terminal"], body["scale_sw"]),
+             local_datetime(ts_ms, offset_min),
              "Voucher " + body["tran_id"], "Seller " + body["seller"]]
     if "buyer" in body:
         lines.append("Buyer " + body["buyer"])

@@ -1,14 +1,20 @@
-"""Validation of EPCIS 2.0 documents against the official GS1 JSON Schema, formats enforced.
+"""The fake platform's check of EPCIS 2.0 documents: the official GS1 JSON Schema, formats
+enforced.
+
+A real city platform validates what it is sent; so does ours (``simulators/platform.py``,
+``POST /capture``), which is how the tests prove that the collector's documents
+(``collector/epcis.py``) are valid EPCIS 2.0 and not only valid by our own rules.
 
 The schema is not copied into the repository: it is read from ``$TRACEEDGE_EPCIS_SCHEMA``
 when set, else from ``<repo>/../shared/epcis/EPCIS-JSON-Schema.json`` (gs1/EPCIS at commit
 2b888be). It is checked with ``jsonschema``'s Draft-07 validator and its format checker. The
 schema types every identifier (``bizStep``, ``readPoint.id``, ``epcList``…) as
 ``"format": "uri"``, and ``jsonschema`` only enforces formats whose checker library is
-installed (``rfc3987`` or ``rfc3986-validator`` for ``uri``, ``rfc3339-validator`` for
-``date-time``, all in the ``jsonschema[format]`` extra): without them a bare ``"filling"``
-passes as a business step. :func:`validator` therefore proves the checkers are live before
-it answers, and raises :class:`SchemaUnavailable` naming the pip requirement if they are not.
+installed (``rfc3986-validator`` for ``uri`` and ``rfc3339-validator`` for ``date-time``,
+both in the ``jsonschema[format-nongpl]`` extra the project depends on): without them a bare
+``"filling"`` passes as a business step. :func:`validator` therefore proves the checkers are
+live before it answers, and raises :class:`SchemaUnavailable` naming the pip requirement if
+they are not.
 """
 
 from __future__ import annotations
@@ -16,17 +22,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from collector.epcis import DEFAULT_TZ, EpcisError, records_to_document, validate_document
-
 ENV_VAR = "TRACEEDGE_EPCIS_SCHEMA"
-PIP_REQUIREMENT = "jsonschema[format]>=4.21"
+PIP_REQUIREMENT = "jsonschema[format-nongpl]>=4.21"
 # A few wrong values each checker must refuse, and a right one it must accept.
 _FORMAT_PROBES = (
     ("uri", "filling", "https://traceedge.example/voc/bizstep/filling"),
@@ -103,29 +105,3 @@ def schema_errors(doc: object, path: str | os.PathLike[str] | None = None) -> li
     first = best_match(errors)
     ordered = [first, *(e for e in errors if e is not first)]
     return [f"{_where(e)}: {e.message}" for e in ordered]
-
-
-def validate_document_schema(doc: object, path: str | os.PathLike[str] | None = None) -> None:
-    """Raise :class:`EpcisError` unless ``doc`` validates against the official schema."""
-    errors = schema_errors(doc, path)
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise EpcisError("schema", errors[0] + more)
-
-
-def export_document(
-    records: Iterable[Mapping[str, Any]],
-    tz: str = DEFAULT_TZ,
-    *,
-    creation_ms: int | None = None,
-    schema_path: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """Map ``records`` to a capture document, check it with our rules and the official schema.
-
-    What the forwarder sends to ``POST /capture``; raises :class:`EpcisError` (refused) or
-    :class:`SchemaUnavailable` (cannot check).
-    """
-    doc = records_to_document(records, tz, creation_ms=creation_ms)
-    validate_document(doc)
-    validate_document_schema(doc, schema_path)
-    return doc

@@ -1,4 +1,4 @@
-"""Trace codes printed on market receipts: make, check and take apart.
+"""Trace codes printed on market receipts: make, check and take apart; the local date in them.
 
 A trace code is 20 ASCII digits (``docs/tracecode.md``)::
 
@@ -11,42 +11,22 @@ A trace code is 20 ASCII digits (``docs/tracecode.md``)::
     +-------------------------- "8": a retail trace code (vouchers start with a region code,
                                 batch codes with a market number)
 
-Pure and in the MicroPython subset (no imports, annotations never evaluated), so a scale or
-settlement terminal makes its codes with this same file.
+:func:`local_time` is the one conversion from a record's ``ts`` to the local calendar: the
+date in codes, the time on the receipt and on the collector's trace page. The check digit is
+:mod:`wire.checkdigit`'s.
+
+In the MicroPython subset (annotations never evaluated), so a scale or settlement terminal
+makes its codes with this same file.
 """
+
+from wire.checkdigit import all_digits, check_digit, verify_check_digit, with_check_digit
 
 PREFIX = "8"
 LENGTH = 20
 # China Standard Time: the date in a code is the market's local date.
 CST_OFFSET_MIN = 480
 
-_DIGITS = "0123456789"
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _all_digits(text: object) -> bool:
-    if not isinstance(text, str) or not text:
-        return False
-    return all(ch in _DIGITS for ch in text)
-
-
-def check_digit(digits: str) -> str:
-    """GS1 mod-10 check digit of a string of ASCII digits (weights 3, 1, 3, ... from the right)."""
-    if not _all_digits(digits):
-        raise ValueError("check digit needs a non-empty string of digits")
-    total = 0
-    weight = 3
-    i = len(digits) - 1
-    while i >= 0:
-        total += (ord(digits[i]) - 48) * weight
-        weight = 4 - weight
-        i -= 1
-    return str((10 - total % 10) % 10)
-
-
-def with_check_digit(digits: str) -> str:
-    """``digits`` followed by its :func:`check_digit`."""
-    return digits + check_digit(digits)
 
 
 def valid(code: object) -> bool:
@@ -55,9 +35,7 @@ def valid(code: object) -> bool:
     Holds for every 20-digit code of ours (trace code, voucher, batch); it says nothing about
     the fields inside: :func:`parse_trace_code` checks those.
     """
-    if not isinstance(code, str) or len(code) != LENGTH or not _all_digits(code):
-        return False
-    return check_digit(code[:-1]) == code[-1]
+    return isinstance(code, str) and len(code) == LENGTH and verify_check_digit(code)
 
 
 def _leap(year: int) -> bool:
@@ -65,7 +43,7 @@ def _leap(year: int) -> bool:
 
 
 def _check_date(yymmdd: str) -> None:
-    if len(yymmdd) != 6 or not _all_digits(yymmdd):
+    if len(yymmdd) != 6 or not all_digits(yymmdd):
         raise ValueError("date must be yymmdd (6 digits)")
     year = 2000 + int(yymmdd[0:2])
     month = int(yymmdd[2:4])
@@ -77,13 +55,17 @@ def _check_date(yymmdd: str) -> None:
         raise ValueError(f"no day {day} in month {month} of date {yymmdd}")
 
 
-def local_date(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> str:
-    """The local date ``yymmdd`` of a time in ms since the Unix epoch (UTC).
+def local_time(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> tuple[int, int, int, int, int, int]:
+    """``(year, month, day, hour, minute, second)`` of a time in ms since the Unix epoch (UTC)
+    at ``offset_min`` minutes east of UTC (default China Standard Time).
 
-    Integer civil-from-days arithmetic: no ``time`` module, whose epoch differs between
-    MicroPython ports.
+    The one conversion from a record's ``ts`` to the local calendar. Integer civil-from-days
+    arithmetic for any integer ``ts_ms``: no ``time`` module, whose epoch differs between
+    MicroPython ports and whose range differs between platforms.
     """
-    days = (ts_ms + offset_min * 60_000) // 86_400_000
+    ms = ts_ms + offset_min * 60_000
+    days = ms // 86_400_000
+    secs = (ms - days * 86_400_000) // 1000
     z = days + 719_468
     era = z // 146_097
     doe = z - era * 146_097
@@ -93,9 +75,31 @@ def local_date(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> str:
     day = doy - (153 * mp + 2) // 5 + 1
     month = mp + 3 if mp < 10 else mp - 9
     year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return (year, month, day, secs // 3600, secs // 60 % 60, secs % 60)
+
+
+def local_date(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> str:
+    """The local date ``yymmdd`` of a time, as codes carry it.
+
+    Raises ``ValueError`` for a year outside 2000-2099, which ``yymmdd`` cannot hold.
+    """
+    year, month, day = local_time(ts_ms, offset_min)[:3]
     if year < 2000 or year > 2099:
         raise ValueError(f"year {year} does not fit a yymmdd code")
     return f"{year % 100:02d}{month:02d}{day:02d}"
+
+
+def local_day(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> str:
+    """The local date ``YYYY-MM-DD`` of a time (any year)."""
+    year, month, day = local_time(ts_ms, offset_min)[:3]
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def local_datetime(ts_ms: int, offset_min: int = CST_OFFSET_MIN) -> str:
+    """The local time ``YYYY-MM-DD hh:mm:ss`` of a time (any year): the receipt's and the
+    trace page's."""
+    year, month, day, hour, minute, second = local_time(ts_ms, offset_min)
+    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
 
 
 def _field(value: object, width: int, name: str) -> str:
@@ -107,7 +111,7 @@ def _field(value: object, width: int, name: str) -> str:
             raise ValueError(f"{name} {value} does not fit {width} digits")
         text = str(value)
         return "0" * (width - len(text)) + text
-    if isinstance(value, str) and len(value) == width and _all_digits(value):
+    if isinstance(value, str) and len(value) == width and all_digits(value):
         return value
     raise ValueError(f"{name} must be {width} digits")
 
@@ -135,7 +139,7 @@ def parse_trace_code(code: str) -> dict[str, object]:
     Returns ``{"code", "market", "date" (yymmdd), "day" (YYYY-MM-DD), "terminal" (int),
     "serial" (int), "check" (int)}``.
     """
-    if not isinstance(code, str) or len(code) != LENGTH or not _all_digits(code):
+    if not isinstance(code, str) or len(code) != LENGTH or not all_digits(code):
         raise ValueError(f"a trace code is {LENGTH} digits")
     if check_digit(code[:-1]) != code[-1]:
         raise ValueError("check digit does not match")

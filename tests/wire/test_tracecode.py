@@ -1,25 +1,34 @@
-"""Trace codes: structure, check digit (what it catches, and the one thing GS1 mod-10 cannot),
-dates, and the same file under the real MicroPython interpreter."""
+"""Trace codes and the check digit (what it catches, and the one thing GS1 mod-10 cannot),
+local dates and times, one implementation for every user, and the same files under the real
+MicroPython interpreter."""
 
 from __future__ import annotations
 
 import datetime
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.tracecode import (
-    check_digit,
+from collector import api_markets, markets
+from drivers.codecs import barcode, gs1
+from edge_agent import gate
+from simulators import records
+from tests.mpy import repo_files, run_micropython
+from traceedge.cli.dev_flash import board_files
+from wire import checkdigit, tracecode
+from wire.checkdigit import check_digit, verify_check_digit, with_check_digit
+from wire.tracecode import (
     local_date,
+    local_datetime,
+    local_day,
+    local_time,
     make_trace_code,
     parse_trace_code,
     valid,
-    with_check_digit,
 )
-from simulators import records
-from tests.mpy import repo_files, run_micropython
 
 DIGIT = "0123456789"
 
@@ -63,11 +72,36 @@ def test_round_trip(market: int, day: datetime.date, terminal: int, serial: int)
     assert f["day"] == day.isoformat()
 
 
+def test_check_digit_gs1_examples() -> None:
+    assert check_digit("400638133393") == "1"  # EAN-13 4006381333931
+    assert check_digit("10614141123456789") == "7"  # SSCC 106141411234567897
+    assert check_digit("0950600013435") == "2"  # GTIN-14 09506000134352
+    assert with_check_digit("629104150021") == "6291041500213"
+    assert verify_check_digit("4006381333931") and not verify_check_digit("4006381333932")
+
+
+def _reference_check_digit(digits: str) -> str:
+    """docs/tracecode.md written out: weights 3, 1, 3, ... from the right."""
+    total = sum(int(ch) * (3 if i % 2 == 0 else 1) for i, ch in enumerate(reversed(digits)))
+    return str((10 - total % 10) % 10)
+
+
 @given(st.text(DIGIT, min_size=1, max_size=40))
-def test_check_digit_is_the_one_records_py_uses(digits: str) -> None:
-    assert check_digit(digits) == records.check_digit(digits)
-    assert with_check_digit(digits) == records.with_check_digit(digits)
+def test_check_digit_is_the_documented_one(digits: str) -> None:
+    assert check_digit(digits) == _reference_check_digit(digits)
+    assert verify_check_digit(with_check_digit(digits))
     assert valid(with_check_digit(digits)) is (len(digits) == 19)
+
+
+@pytest.mark.parametrize("digits", ["", "12a4", "١٢٣", "１２３", None, 123])
+def test_check_digit_needs_ascii_digits(digits: object) -> None:
+    with pytest.raises(ValueError, match="digits"):
+        check_digit(digits)  # type: ignore[arg-type]
+    assert not verify_check_digit(digits)
+
+
+def test_a_check_digit_needs_a_body() -> None:
+    assert not verify_check_digit("0") and not verify_check_digit("5")
 
 
 @settings(max_examples=300)
@@ -164,25 +198,78 @@ def test_local_date_is_china_standard_time(ts_ms: int) -> None:
     assert local_date(ts_ms) == time.strftime("%y%m%d", time.gmtime(ts_ms // 1000 + 8 * 3600))
 
 
-def test_local_date_at_midnight() -> None:
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+@given(
+    # every instant whose local time has a year Python's datetime can show (1-9999)
+    st.integers(-62_135_500_000_000, 253_402_200_000_000),
+    st.integers(-720, 840),
+)
+def test_local_time_matches_the_calendar(ts_ms: int, offset_min: int) -> None:
+    t = EPOCH + datetime.timedelta(milliseconds=ts_ms, minutes=offset_min)
+    assert local_time(ts_ms, offset_min) == (t.year, t.month, t.day, t.hour, t.minute, t.second)
+    assert local_day(ts_ms, offset_min) == f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+    assert local_datetime(ts_ms, offset_min) == t.isoformat(" ", "seconds")
+
+
+def test_local_time_at_midnight() -> None:
     midnight = 1_763_913_600_000  # 2025-11-24 00:00 CST = 2025-11-23 16:00 UTC
     assert local_date(midnight - 1) == "251123" and local_date(midnight) == "251124"
-    with pytest.raises(ValueError):
+    assert local_datetime(midnight - 1) == "2025-11-23 23:59:59"
+    assert local_datetime(midnight) == "2025-11-24 00:00:00"
+    assert local_datetime(midnight, 0) == "2025-11-23 16:00:00"
+    assert local_day(0) == "1970-01-01"
+    with pytest.raises(ValueError, match="1970"):
         local_date(0)  # 1970 does not fit yymmdd
 
 
-def test_the_same_file_under_micropython() -> None:
-    code = make_trace_code("100001", local_date(1_763_913_600_000), 4, 36)
+def test_any_record_time_has_a_local_time() -> None:
+    # The envelope allows ts up to 2**53 - 1: far beyond year 9999, still shown, never raised.
+    assert local_day(2**53 - 1) == "287396-10-12"
+    with pytest.raises(ValueError, match="287396"):
+        local_date(2**53 - 1)
+
+
+def test_one_implementation_everywhere() -> None:
+    """The simulators, the collector, the fill gate and the scanner codec call these very
+    functions, and the settlement board gets these very files."""
+    assert records.make_trace_code is tracecode.make_trace_code
+    assert records.with_check_digit is checkdigit.with_check_digit
+    assert records.local_date is tracecode.local_date
+    assert markets.tracecode is tracecode and api_markets.tracecode is tracecode
+    assert gate.local_day is tracecode.local_day
+    assert gs1.check_digit is checkdigit.check_digit
+    assert barcode.verify_check_digit is gs1.verify_check_digit is checkdigit.verify_check_digit
+    board = {f.dest: f.src for f in board_files("settlement")}
+    assert board["lib/wire/tracecode.py"] == Path(tracecode.__file__).resolve()
+    assert board["lib/wire/checkdigit.py"] == Path(checkdigit.__file__).resolve()
+    assert "lib/tracecode.py" not in board  # no second copy beside the wire package
+
+
+def test_the_same_files_under_micropython() -> None:
+    ts = 1_763_913_600_000 + 9 * 3_600_000 + 15 * 60_000 + 2000
+    code = make_trace_code("100001", local_date(ts), 4, 36)
     out = run_micropython(
-        "from collector import tracecode as t\n"
-        "c = t.make_trace_code('100001', t.local_date(1763913600000), 4, 36)\n"
-        "print('code', c, t.valid(c))\n"
+        "from wire import tracecode as t\n"
+        "from wire.checkdigit import verify_check_digit\n"
+        f"c = t.make_trace_code('100001', t.local_date({ts}), 4, 36)\n"
+        "print('code', c, t.valid(c), verify_check_digit(c))\n"
         "f = t.parse_trace_code(c)\n"
         "print('fields', f['market'], f['day'], f['terminal'], f['serial'])\n"
         "bad = c[:-1] + str((int(c[-1]) + 1) % 10)\n"
-        "print('bad', t.valid(bad))\n",
-        repo_files("collector/tracecode.py"),
+        "print('bad', t.valid(bad))\n"
+        f"print('time', t.local_datetime({ts}), t.local_day({2**53 - 1}, 0))\n",
+        repo_files(
+            "wire/tracecode.py",
+            "wire/checkdigit.py",
+            # wire/__init__.py imports these
+            "wire/canonical.py",
+            "wire/envelope.py",
+            "wire/mac.py",
+        ),
     )
-    assert f"code {code} True" in out
+    assert f"code {code} True True" in out
     assert "fields 100001 2025-11-24 4 36" in out
     assert "bad False" in out
+    assert "time 2025-11-24 09:15:02 287396-10-12" in out
