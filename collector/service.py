@@ -193,6 +193,7 @@ class Collector:
                 "platform_error": fw.last_error if fw else "",
                 "queue": self.queue.qsize(),
                 "batches": self.batches,
+                "status_refused": dict(self.status_refused),
             },
         )
 

@@ -11,6 +11,9 @@ from edge_agent.outbox import ROW_OVERHEAD
 from hostlib.errors import ConfigError
 from hostlib.sqlite import open_ro
 
+# what this agent refused to obey: forged or unusable acks and commands (DESIGN.md "Trust")
+REFUSED = ("forged_acks", "bad_acks", "unknown_acks", "commands_rejected", "commands_applied")
+
 
 def read_status(outbox_path: Path) -> dict[str, Any]:
     if not outbox_path.exists():
@@ -28,6 +31,8 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
     live = json.loads(meta.get("status", "{}"))
     now = time.time()
     alarms = []
+    if live.get("registry_problem"):
+        alarms.append("device registry: the file on disk is broken or gone; last good in force")
     if meta.get("alarm_outbox_full") == "1":
         alarms.append("outbox_full: only protected records remain; intake is being refused")
     updated = live.get("updated_at")
@@ -49,6 +54,10 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "uplink_error": live.get("uplink_error", ""),
         "counters": counters,
         "cylinder_registry_version": live.get("cylinder_registry_version", 0),
+        "cylinders_known": live.get("cylinders_known", 0),
+        "refused": {
+            k: v for k, v in live.items() if k in REFUSED or k.startswith("commands_rejected_")
+        },
         "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors")},
         "quarantine_by_reason": quarantine,
         "alarms": alarms,
@@ -75,6 +84,9 @@ def format_status(st: dict[str, Any]) -> str:
         f"  fill gate   registry v{st['cylinder_registry_version']}, "
         + ", ".join(f"{k} {v}" for k, v in st["gate"].items())
     )
+    if any(st["refused"].values()):
+        r = ", ".join(f"{k} {v}" for k, v in sorted(st["refused"].items()) if v)
+        lines.append(f"  refused     {r}")
     if st["quarantine_by_reason"]:
         q = ", ".join(f"{k} {v}" for k, v in sorted(st["quarantine_by_reason"].items()))
         lines.append(f"  quarantine  {q}")
