@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hostlib.errors import ConfigError
+from wire.topics import check_site
 
 T = TypeVar("T")
 
@@ -92,6 +93,7 @@ def rel_path(config_path: str, value: str) -> Path:
 
 def site_id(s: Section, key: str) -> str:
     site = s.get(key, str)
-    if not site or any(c in site for c in "/+#$ ") or len(site) > 32:
-        raise s.error(key, "1..32 characters, none of / + # $ or space")
-    return site
+    try:
+        return check_site(site)
+    except ValueError as exc:
+        raise s.error(key, str(exc)) from None

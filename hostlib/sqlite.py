@@ -9,6 +9,7 @@ transaction boundaries are ours, written with :func:`write_tx`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,8 +19,15 @@ from hostlib.errors import TraceedgeError
 
 
 def connect(path: Path | str, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
-    """A writer connection with the project's pragmas; the folder is created if missing."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """A writer connection with the project's pragmas; the folder is created if missing.
+
+    A new database file is created readable by its owner only (0600): stores and outboxes
+    hold personal data (card UIDs, buyer ids). SQLite gives its WAL and shared-memory files
+    the database file's permissions."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if not p.exists():
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

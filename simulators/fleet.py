@@ -110,6 +110,11 @@ class Fleet:
                     self.stats.rejected += 1
 
     # -- producing -------------------------------------------------------------------
+    def update_device(self, device: Device) -> None:
+        """New keys for a terminal (a rotation it received), used for its next records."""
+        with self._lock:
+            self.by_dev[device.dev].device = device
+
     def pending(self) -> int:
         with self._lock:
             return sum(len(t.pending) for t in self.terminals)
@@ -127,7 +132,7 @@ class Fleet:
             now_ms,
             "ntp",
             body,
-            term.device.key,
+            term.device.key_for(term.seq),  # a rotated key signs from its stated seq on
         )
         return term.seq, canonical(rec)
 

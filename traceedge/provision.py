@@ -14,6 +14,8 @@ from pathlib import Path
 from hostlib.errors import ConfigError
 from hostlib.registry import DEVICE_TYPES, Device, Registry, add_devices
 from wire.command import new_private_key, private_pem, public_pem
+from wire.envelope import WireError, check_dev
+from wire.topics import check_site
 
 TYPE_PREFIX = {
     "cylinder-reader": "CYL",
@@ -24,9 +26,19 @@ TYPE_PREFIX = {
 
 
 def new_device(dev_type: str, site: str, dev_id: str | None = None) -> Device:
+    """A new device with a fresh 256-bit key; bad type, site or id refused before anything
+    is written (ids are used in topics and file names)."""
     if dev_type not in DEVICE_TYPES:
         raise ConfigError("--type", dev_type, f"unknown device type; one of {DEVICE_TYPES}")
+    try:
+        check_site(site)
+    except ValueError as exc:
+        raise ConfigError("--site", site, str(exc)) from None
     dev = dev_id or f"{TYPE_PREFIX[dev_type]}-{site}-{secrets.token_hex(3).upper()}"
+    try:
+        check_dev(dev)
+    except WireError as exc:
+        raise ConfigError("device id", dev, exc.detail) from None
     return Device(dev=dev, key=secrets.token_bytes(32), type=dev_type, site=site)
 
 

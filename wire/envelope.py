@@ -58,7 +58,8 @@ class WireError(ValueError):
 _DEV_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
-def _check_dev(dev: object) -> None:
+def check_dev(dev: object) -> None:
+    """A device id: 1..32 of ``A-Z a-z 0-9 - _ .`` (safe in topics and file names)."""
     if not isinstance(dev, str) or not dev or len(dev) > MAX_DEV_LEN:
         raise WireError("envelope", "dev must be a string of 1..%d characters" % MAX_DEV_LEN)
     for ch in dev:
@@ -126,7 +127,7 @@ def check_envelope(rec: object, with_mac: bool = True) -> None:
         raise WireError(
             "version", "unsupported version %r (this side speaks %d)" % (rec["v"], VERSION)
         )
-    _check_dev(rec["dev"])
+    check_dev(rec["dev"])
     for k in ("seq", "boot", "ts"):
         val = rec[k]
         if not isinstance(val, int) or isinstance(val, bool) or val < 0 or val >= 1 << 53:

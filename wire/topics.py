@@ -1,5 +1,23 @@
 """MQTT topics of the wire contract. ``prefix`` is configurable ("" by default)."""
 
+MAX_SITE_LEN = 20  # so that "<TYPE>-<site>-<6 hex>" stays a device id of at most 32
+_SITE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+
+
+def check_site(site: object) -> str:
+    """``site`` if it is a site code (1..20 of ``A-Z a-z 0-9 - _ .``, not all dots: safe in
+    topics, device ids and file names); ``ValueError`` naming the rule otherwise."""
+    if (
+        not isinstance(site, str)
+        or not 0 < len(site) <= MAX_SITE_LEN
+        or any(c not in _SITE_CHARS for c in site)
+        or site.strip(".") == ""
+    ):
+        raise ValueError(
+            "a site code is 1..%d of A-Z a-z 0-9 - _ . (got %r)" % (MAX_SITE_LEN, site)
+        )
+    return site
+
 
 def _p(prefix: str) -> str:
     return prefix.rstrip("/") + "/" if prefix else ""
