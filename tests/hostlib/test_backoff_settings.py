@@ -79,7 +79,7 @@ def test_agent_config_parsed_into_frozen_objects(tmp_path: Path) -> None:
             "uplink.batch_recs",
             "unknown key",
         ),
-        (AGENT.replace('site = "S1"', 'site = "a/b"'), "agent.site", "none of"),
+        (AGENT.replace('site = "S1"', 'site = "a/b"'), "agent.site", "a site code is"),
         (AGENT + "\n[extra]\n", "extra", "unknown key"),
     ],
 )
