@@ -1,7 +1,9 @@
 """Drain: an agent outbox holding N records → uplink → real Mosquitto → collector store.
 
 Prints records/s drained end to end, and the same run's baseline: plain batched SQLite
-inserts of the same records (WAL, synchronous=FULL). Last line: one JSON object.
+inserts of the same records (WAL, synchronous=FULL). Also the cost of the batch-ack checks
+of wire version 2 (digest, sealed ack, its verification) timed on the same records, and
+their share of the run's time per record. Last line: one JSON object.
 
     python bench/drain.py --records 200000 [--collectors 2]
 """
@@ -18,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchlib import (
     SITE,
+    batch_auth_seconds,
     collector_stored,
     emit,
     make_devices,
@@ -58,6 +61,8 @@ def main() -> None:
         for i in range(0, n, 5000):
             ob.add_many([Incoming(d.dev, s, k, r) for d, s, k, r in recs[i : i + 5000]])
         ob.close()
+        # the checks wire version 2 added, timed on this run's own records and batch size
+        auth_s = batch_auth_seconds([r for *_, r in recs], args.batch_records)
         del recs
         broker = start_broker("mosquitto", root / "broker")
         collectors = [
@@ -118,6 +123,8 @@ def main() -> None:
                 "records_per_s": round(rate),
                 "baseline_records_per_s": round(baseline),
                 "ratio": round(rate / baseline, 3),
+                "batch_ack_checks_us_per_record": round(auth_s * 1e6, 3),
+                "batch_ack_checks_share": round(auth_s * rate, 4),
             }
         )
 

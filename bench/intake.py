@@ -3,7 +3,9 @@
 Publishes N realistic records (QoS 1) from terminal clients to a real Mosquitto and times
 until the agent has acknowledged every one (each ack means "committed to the outbox").
 Baseline, same run, same broker, same payloads: raw paho QoS 1 publishing to a plain
-subscriber, timed until it received everything. Last line: one JSON object.
+subscriber, timed until it received everything. Also what sealing the terminal acks costs
+(wire version 2), timed in the same run, and its share of the time per record. Last line:
+one JSON object.
 
     python bench/intake.py --records 20000
 """
@@ -11,7 +13,6 @@ subscriber, timed until it received everything. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -21,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import paho.mqtt.client as mqtt
-from benchlib import SITE, emit, make_devices, make_records
+from benchlib import SITE, emit, make_devices, make_records, terminal_ack_seconds
 from paho.mqtt.enums import CallbackAPIVersion
 
 from traceedge.brokers import start_broker
 from traceedge.launch import Role, agent_config
 from traceedge.provision import site_trust
-from wire import topics
+from wire import auth, topics
 
 
 def client(port: int, cid: str) -> mqtt.Client:
@@ -69,7 +70,9 @@ def baseline(port: int, payloads: list[bytes]) -> float:
     return n / dt
 
 
-def through_agent(port: int, msgs: list[tuple[str, int, bytes]]) -> float:
+def through_agent(port: int, msgs: list[tuple[str, int, bytes]], keys: dict[str, bytes]) -> float:
+    """Records/s acknowledged; each ack checked as a terminal checks it (sealed with the
+    device's key, wire version 2) before it counts."""
     n = len(msgs)
     pending = {(dev, seq) for dev, seq, _ in msgs}
     lock = threading.Lock()
@@ -77,9 +80,9 @@ def through_agent(port: int, msgs: list[tuple[str, int, bytes]]) -> float:
 
     def on_ack(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
         dev = m.topic.split("/")[1]
-        ack = json.loads(m.payload)
+        _wm, ranges, _bad = auth.open_terminal_ack(m.payload, dev, [keys[dev]])
         with lock:
-            for lo, hi in ack["r"]:
+            for lo, hi in ranges:
                 for s in range(lo, hi + 1):
                     pending.discard((dev, s))
             if not pending:
@@ -128,17 +131,22 @@ def main() -> None:
             time.sleep(2.0)
             print("through the agent (acked after commit) ...", file=sys.stderr)
             try:
-                rate = through_agent(broker.port, [(d.dev, s, r) for d, s, _, r in recs])
+                keys = {d.dev: d.key for d in devices}
+                rate = through_agent(broker.port, [(d.dev, s, r) for d, s, _, r in recs], keys)
             finally:
                 agent.stop()
         finally:
             broker.stop()
+        # what wire version 2 added at intake: one sealed ack per terminal per group commit
+        seal_s = terminal_ack_seconds(group=200, devices=len(devices))
         emit(
             {
                 "records": args.records,
                 "records_per_s": round(rate),
                 "baseline_records_per_s": round(base),
                 "ratio": round(rate / base, 3),
+                "ack_sealing_us_per_record": round(seal_s * 1e6, 3),
+                "ack_sealing_share": round(seal_s * rate, 4),
             }
         )
 
