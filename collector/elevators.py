@@ -68,13 +68,19 @@ def valid_reg(reg: object) -> bool:
     )
 
 
-def import_elevators(db: sqlite3.Connection, rows: Iterable[Mapping[str, object]]) -> int:
-    """Insert or replace registry rows ``reg``, ``address`` (required), ``company``, ``site``.
+def import_elevators(db: sqlite3.Connection, rows: Iterable[object]) -> int:
+    """Insert or replace registry rows; returns how many were imported.
 
-    All or nothing: a bad row raises ``ValueError`` naming its index.
+    Each row is an object with ``reg`` (registration code, 20 of ``0-9 A-Z``) and
+    ``address`` (1-200 characters), both required, and optionally ``company`` (the
+    maintenance company) and ``site`` (at most 64 characters each). Importing a ``reg``
+    again replaces its row. All or nothing: a bad row raises ``ValueError`` naming its index
+    and field, and nothing is imported.
     """
     clean: list[tuple[str, str, str | None, str | None]] = []
     for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"elevator row {i}: not an object")
         reg, address = row.get("reg"), row.get("address")
         if not isinstance(reg, str) or not valid_reg(reg):
             raise ValueError(f"elevator row {i}: reg must be 20 of 0-9 A-Z")
