@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from collector import elevators
-from collector.api_markets import ErrorOut
+from collector.api_models import ErrorOut
 from collector.elevators import ElevatorView, HistoryEntry, OverdueElevator
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro

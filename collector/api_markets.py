@@ -20,10 +20,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, field_validator
 
 from collector import markets
-from collector.markets import BatchView, StopOrder, TraceChain
+from collector.api_models import BatchView, ErrorOut, StopOrder, StopOut, StopRequest, TraceChain
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
 from wire import tracecode
@@ -43,32 +42,6 @@ TraceCodeParam = Annotated[
 BatchIdParam = Annotated[
     str, PathParam(pattern=BATCH_ID_PATTERN, description="batch code (20 characters)")
 ]
-
-
-class ErrorOut(BaseModel):
-    detail: str
-
-
-class StopRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=200, description="why trading stops (中止交易)")
-
-    @field_validator("reason")
-    @classmethod
-    def _printable(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("reason must not be blank")
-        try:
-            v.encode("utf-8")
-        except UnicodeError as exc:
-            raise ValueError("reason must be valid Unicode text") from exc
-        return v
-
-
-class StopOut(BaseModel):
-    stop: StopOrder
-    issued: bool = Field(description="false: the batch was already stopped; the first order stands")
-    flagged: int = Field(description="settlements already stored that this order flagged")
-    relayed: bool = Field(description="the stop was handed to the relay to the terminals")
 
 
 @contextmanager
@@ -139,7 +112,7 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def render_trace_page(chain: TraceChain) -> str:
+def render_trace_page(chain: markets.TraceChain) -> str:
     """What a shopper sees after scanning the receipt's QR code. Every value is escaped."""
     sale = chain.sale
     seller = sale.seller
@@ -236,7 +209,7 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
             chain = markets.trace_chain(db, trace_code)
         if chain is None:
             raise HTTPException(404, f"no sale with trace code {trace_code}")
-        return chain
+        return TraceChain.model_validate(chain)
 
     @router.get(
         "/trace/{trace_code}/page",
@@ -271,7 +244,7 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
             view = markets.batch_view(db, batch_id, limit)
         if view is None:
             raise HTTPException(404, f"no batch {batch_id}")
-        return view
+        return BatchView.model_validate(view)
 
     @router.get(
         "/markets/stops",
@@ -280,7 +253,7 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
     )
     def stop_orders() -> list[StopOrder]:
         with open_ro(store_path) as db:
-            return markets.stops(db)
+            return [StopOrder.model_validate(o) for o in markets.stops(db)]
 
     @router.post(
         "/markets/batches/{batch_id}/stop",
@@ -304,6 +277,11 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
                 relayed = True
             except Exception:
                 log.exception("relaying the stop order for batch %s failed", batch_id)
-        return StopOut(stop=res.stop, issued=res.issued, flagged=res.flagged, relayed=relayed)
+        return StopOut(
+            stop=StopOrder.model_validate(res.stop),
+            issued=res.issued,
+            flagged=res.flagged,
+            relayed=relayed,
+        )
 
     return router

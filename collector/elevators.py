@@ -37,9 +37,9 @@ TRAPPED_FAULTS = ("trapped_in_zone", "trapped_out_of_zone")
 # Visits that count as maintenance (TSG T5002 plans); repair and rescue visits do not.
 MAINTENANCE_PLANS = ("half_month", "quarter", "half_year", "year")
 
-_REG = "json_extract(rec, '$.body.reg')"
-
-SCHEMA = f"""
+# Queries name an elevator by json_extract(rec, '$.body.reg'), spelled exactly as in the
+# index below: SQLite uses an expression index only for the same expression.
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS elevators (
     reg TEXT PRIMARY KEY,
     address TEXT NOT NULL,
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS elevators (
     site TEXT
 );
 CREATE INDEX IF NOT EXISTS records_elevator_reg
-    ON records({_REG}, kind, ts) WHERE {_REG} IS NOT NULL;
+    ON records(json_extract(rec, '$.body.reg'), kind, ts)
+    WHERE json_extract(rec, '$.body.reg') IS NOT NULL;
 """
 
 
@@ -67,13 +68,19 @@ def valid_reg(reg: object) -> bool:
     )
 
 
-def import_elevators(db: sqlite3.Connection, rows: Iterable[Mapping[str, object]]) -> int:
-    """Insert or replace registry rows ``reg``, ``address`` (required), ``company``, ``site``.
+def import_elevators(db: sqlite3.Connection, rows: Iterable[object]) -> int:
+    """Insert or replace registry rows; returns how many were imported.
 
-    All or nothing: a bad row raises ``ValueError`` naming its index.
+    Each row is an object with ``reg`` (registration code, 20 of ``0-9 A-Z``) and
+    ``address`` (1-200 characters), both required, and optionally ``company`` (the
+    maintenance company) and ``site`` (at most 64 characters each). Importing a ``reg``
+    again replaces its row. All or nothing: a bad row raises ``ValueError`` naming its index
+    and field, and nothing is imported.
     """
     clean: list[tuple[str, str, str | None, str | None]] = []
     for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"elevator row {i}: not an object")
         reg, address = row.get("reg"), row.get("address")
         if not isinstance(reg, str) or not valid_reg(reg):
             raise ValueError(f"elevator row {i}: reg must be 20 of 0-9 A-Z")
@@ -370,6 +377,15 @@ class _Row:
     body: dict[str, Any]
 
 
+# An elevator's records of one kind, oldest or newest first; LIMIT -1 is no limit.
+_ROWS = {
+    False: "SELECT dev, seq, kind, ts, rec FROM records "
+    "WHERE json_extract(rec, '$.body.reg') = ? AND kind = ? ORDER BY ts ASC, id ASC LIMIT ?",
+    True: "SELECT dev, seq, kind, ts, rec FROM records "
+    "WHERE json_extract(rec, '$.body.reg') = ? AND kind = ? ORDER BY ts DESC, id DESC LIMIT ?",
+}
+
+
 def _rows(
     db: sqlite3.Connection,
     reg: str,
@@ -377,18 +393,8 @@ def _rows(
     limit: int | None = None,
     newest_first: bool = False,
 ) -> list[_Row]:
-    sql = (
-        f"SELECT dev, seq, kind, ts, rec FROM records WHERE {_REG} = ? AND kind = ? "
-        f"ORDER BY ts {'DESC' if newest_first else 'ASC'}, id {'DESC' if newest_first else 'ASC'}"
-    )
-    args: tuple[object, ...] = (reg, kind)
-    if limit is not None:
-        sql += " LIMIT ?"
-        args += (limit,)
-    return [
-        _Row(str(d), int(s), str(k), int(t), json.loads(r)["body"])
-        for d, s, k, t, r in db.execute(sql, args).fetchall()
-    ]
+    rows = db.execute(_ROWS[newest_first], (reg, kind, -1 if limit is None else limit))
+    return [_Row(str(d), int(s), str(k), int(t), json.loads(r)["body"]) for d, s, k, t, r in rows]
 
 
 def _status(r: _Row) -> StatusSample:
@@ -459,7 +465,10 @@ def known(db: sqlite3.Connection, reg: str) -> bool:
     if registration(db, reg) is not None:
         return True
     return (
-        db.execute(f"SELECT 1 FROM records WHERE {_REG} = ? LIMIT 1", (reg,)).fetchone() is not None
+        db.execute(
+            "SELECT 1 FROM records WHERE json_extract(rec, '$.body.reg') = ? LIMIT 1", (reg,)
+        ).fetchone()
+        is not None
     )
 
 
@@ -544,7 +553,10 @@ def overdue(
     regs = {r for (r,) in db.execute("SELECT reg FROM elevators")}
     regs |= {
         r
-        for (r,) in db.execute(f"SELECT DISTINCT {_REG} FROM records WHERE {_REG} IS NOT NULL")
+        for (r,) in db.execute(
+            "SELECT DISTINCT json_extract(rec, '$.body.reg') FROM records "
+            "WHERE json_extract(rec, '$.body.reg') IS NOT NULL"
+        )
         if isinstance(r, str)
     }
     out: list[OverdueElevator] = []

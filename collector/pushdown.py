@@ -11,6 +11,7 @@ version newer than the one it holds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -36,7 +37,7 @@ def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
     return {
         "type": "stop_list",
         "version": len(orders),
-        "batches": [o.model_dump() for o in orders],
+        "batches": [dataclasses.asdict(o) for o in orders],
     }
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -146,35 +149,115 @@ def forward_retry_cmd(config_path: Path) -> None:
     click.echo(f"{n} held records due for another attempt")
 
 
+def _json_list(path: Path, items: str) -> list[object]:
+    """The JSON list in ``path``; a one-line error if it is not JSON or not a list."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: not JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise click.ClickException(f"{path}: must be a JSON list of {items}")
+    return data
+
+
+@contextmanager
+def _import_into_store(config_path: Path, source: Path) -> Iterator[sqlite3.Connection]:
+    """The configured collector's store, for one all-or-nothing import from ``source``.
+
+    The importers raise ``ValueError`` naming the bad row and field before writing anything;
+    that, and a store that cannot be written (locked, not a store), become one-line errors.
+    """
+    from collector.store import SqliteStore
+
+    with friendly_errors():
+        path = load_collector(config_path).store_path
+        try:
+            store = SqliteStore(path)
+            try:
+                yield store.db
+            finally:
+                store.close()
+        except ValueError as exc:
+            raise click.ClickException(f"{source}: {exc}; nothing imported") from exc
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"{path}: {exc}; nothing imported") from exc
+
+
+_JSON_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @command.command("import-cylinders")
 @config_option("Collector")
-@click.argument("entries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_cylinders_cmd(config_path: Path, entries: Path) -> None:
+@click.argument("source", metavar="ENTRIES", type=_JSON_FILE)
+def import_cylinders_cmd(config_path: Path, source: Path) -> None:
     """Import cylinder registry entries (a JSON list); agents get the new version pushed.
 
     Each entry: cyl, owner, entrusted, medium, manufactured, design_life_years,
     next_inspection, status, tare_g, max_fill_g, and optionally tag (see docs/cylinders.md).
+    All or nothing: a bad entry is named by its index and field, and nothing is imported.
 
     \b
     Example:
       traceedge collector import-cylinders --config /etc/traceedge/collector.toml cyl.json
     """
-    from collector.cylinders import CylinderRegistryError, import_cylinders
-    from collector.store import SqliteStore
+    from collector.cylinders import import_cylinders
 
-    with friendly_errors():
-        settings = load_collector(config_path)
-        try:
-            data = json.loads(entries.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise click.ClickException(f"{entries}: not JSON: {exc}") from exc
-        if not isinstance(data, list):
-            raise click.ClickException(f"{entries}: must be a JSON list of entries")
-        store = SqliteStore(settings.store_path)
-        try:
-            version = import_cylinders(store.db, data)
-        except CylinderRegistryError as exc:
-            raise click.ClickException(f"{entries}: {exc}; nothing imported") from exc
-        finally:
-            store.close()
-    click.echo(f"imported {len(data)} cylinders; registry version {version}")
+    entries = _json_list(source, "entries")
+    with _import_into_store(config_path, source) as db:
+        version = import_cylinders(db, entries)
+    click.echo(f"imported {len(entries)} cylinders; registry version {version}")
+
+
+@command.command("import-traders")
+@config_option("Collector")
+@click.argument("source", metavar="TRADERS", type=_JSON_FILE)
+def import_traders_cmd(config_path: Path, source: Path) -> None:
+    """Import the markets' trader registry (a JSON list of objects).
+
+    Each trader: trader (the id terminals record, at most 32 characters), name (real name,
+    64) and market (market code, 32), all required; card_uid (IC card UID, 8-20 upper-case
+    hex digits) and stall (32) optional. A trader is known by market and trader: importing
+    one again replaces its name, card and stall. Trace chains then show whether a sale's
+    seller is registered and the card read is theirs. All or nothing: a bad row is named by
+    its index and field, and nothing is imported.
+
+    \b
+    Example:
+      traceedge collector import-traders --config /etc/traceedge/collector.toml traders.json
+    with traders.json:
+      [{"trader": "T0001", "name": "Wang Jianguo", "market": "M330106001",
+        "card_uid": "A1B2C301", "stall": "A-01"}]
+    """
+    from collector.markets import import_traders
+
+    rows = _json_list(source, "traders")
+    with _import_into_store(config_path, source) as db:
+        n = import_traders(db, rows)
+    click.echo(f"imported {n} traders")
+
+
+@command.command("import-elevators")
+@config_option("Collector")
+@click.argument("source", metavar="ELEVATORS", type=_JSON_FILE)
+def import_elevators_cmd(config_path: Path, source: Path) -> None:
+    """Import the elevator registry (a JSON list of objects).
+
+    Each elevator: reg (registration code, 20 of 0-9 A-Z) and address (1-200 characters),
+    required; company (the maintenance company) and site (at most 64 characters each)
+    optional. Importing a reg again replaces its row. The query API then shows the
+    registration with the elevator's status, faults and visits. All or nothing: a bad row
+    is named by its index and field, and nothing is imported.
+
+    \b
+    Example:
+      traceedge collector import-elevators --config /etc/traceedge/collector.toml elev.json
+    with elev.json:
+      [{"reg": "31103301002021000017", "address": "Hangzhou, Wensan Rd 90, unit 2",
+        "company": "Xizi Elevator Service", "site": "S001"}]
+    """
+    from collector.elevators import import_elevators
+
+    rows = _json_list(source, "elevators")
+    with _import_into_store(config_path, source) as db:
+        n = import_elevators(db, rows)
+    click.echo(f"imported {n} elevators")
