@@ -22,7 +22,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 from collector import markets
-from collector.api_models import BatchView, ErrorOut, StopOrder, StopOut, StopRequest, TraceChain
+from collector.api_models import (
+    BatchView,
+    ErrorOut,
+    LiftOut,
+    StopOrder,
+    StopOut,
+    StopRequest,
+    TraceChain,
+)
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
 from wire import tracecode
@@ -283,5 +291,22 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
             flagged=res.flagged,
             relayed=relayed,
         )
+
+    @router.post(
+        "/markets/batches/{batch_id}/lift",
+        response_model=LiftOut,
+        responses={
+            400: {"model": ErrorOut, "description": "the body is not JSON"},
+            404: {"model": ErrorOut, "description": "this batch has no stop order in force"},
+        },
+        summary="Lift the stop-trading order of a batch (解除中止交易)",
+    )
+    def lift(batch_id: BatchIdParam, req: StopRequest) -> LiftOut:
+        try:
+            with _rw(store_path) as db:
+                order = markets.lift_stop(db, batch_id, req.reason)
+        except markets.NotStopped:
+            raise HTTPException(404, f"batch {batch_id} has no stop order in force") from None
+        return LiftOut(lifted=StopOrder.model_validate(order), reason=req.reason)
 
     return router

@@ -196,3 +196,8 @@ class StopOut(BaseModel):
     issued: bool = Field(description="false: the batch was already stopped; the first order stands")
     flagged: int = Field(description="settlements already stored that this order flagged")
     relayed: bool = Field(description="the stop was handed to the relay to the terminals")
+
+
+class LiftOut(BaseModel):
+    lifted: StopOrder = Field(description="the stop order no longer in force")
+    reason: str = Field(description="why it was lifted")

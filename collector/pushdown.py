@@ -32,11 +32,11 @@ Snapshot = Callable[[sqlite3.Connection], dict[str, Any] | None]
 
 
 def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
-    """Every batch whose trading is stopped; the version grows with each new order."""
+    """Every batch whose trading is stopped; the version grows with each order and lift."""
     orders = markets.stops(db)
     return {
         "type": "stop_list",
-        "version": len(orders),
+        "version": markets.stop_list_version(db),
         "batches": [dataclasses.asdict(o) for o in orders],
     }
 

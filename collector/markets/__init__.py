@@ -34,7 +34,14 @@ from collector.markets.results import (
     UpstreamSale,
 )
 from collector.markets.schema import ensure_schema, project, projection_backlog
-from collector.markets.stops import UnknownBatch, stop_trading, stops
+from collector.markets.stops import (
+    NotStopped,
+    UnknownBatch,
+    lift_stop,
+    stop_list_version,
+    stop_trading,
+    stops,
+)
 from collector.markets.traders import import_traders
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "BatchSale",
     "BatchView",
     "Entry",
+    "NotStopped",
     "RecordRef",
     "Sale",
     "SaleLine",
@@ -57,8 +65,10 @@ __all__ = [
     "batch_view",
     "ensure_schema",
     "import_traders",
+    "lift_stop",
     "project",
     "projection_backlog",
+    "stop_list_version",
     "stop_order",
     "stop_trading",
     "stops",

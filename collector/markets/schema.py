@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS batch_stops (
     issued_ms INTEGER NOT NULL,
     issued REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_stop_lifts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stop_reason TEXT NOT NULL,
+    stop_issued_ms INTEGER NOT NULL,
+    lifted_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS market_feed (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS market_batches (
     batch_id TEXT PRIMARY KEY,

@@ -6,6 +6,11 @@ made before the order but delivered later is not flagged); such a sale raises th
 ``sold_after_stop``: here for settlements already applied when the order is issued, in the
 settlement trigger (:mod:`collector.markets.schema`) for those applied later. The collector
 relays the list of orders to every market terminal (:mod:`collector.pushdown`).
+
+An order can be lifted (:func:`lift_stop`, with a reason; the order and its lifting stay in
+``batch_stop_lifts``): sales after that are no longer flagged. Every stop and every lift
+advances the stop list's version (:func:`stop_list_version`), so the terminals take the
+newer list, which no longer names a lifted batch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collector.markets.queries import batch_known, stop_order
 from collector.markets.results import StopOrder, StopResult
 from collector.markets.schema import project
-from hostlib.sqlite import write_tx
+from hostlib.sqlite import get_meta, set_meta, write_tx
 
 ALARM_SOLD_AFTER_STOP = "sold_after_stop"
 
@@ -48,6 +53,7 @@ def stop_trading(
         existing = stop_order(db, batch_id)
         if existing is not None:
             return StopResult(stop=existing, issued=False, flagged=0)
+        _advance_version(db)
         db.execute(
             "INSERT INTO batch_stops(batch_id, reason, issued_ms, issued) VALUES (?, ?, ?, ?)",
             (batch_id, reason, issued_ms, time.time()),
@@ -92,3 +98,45 @@ def stops(db: sqlite3.Connection) -> list[StopOrder]:
             "SELECT batch_id, reason, issued_ms FROM batch_stops ORDER BY issued_ms, batch_id"
         )
     ]
+
+
+class NotStopped(LookupError):
+    """The batch has no stop order in force."""
+
+
+def lift_stop(
+    db: sqlite3.Connection, batch_id: str, reason: str, *, now_ms: int | None = None
+) -> StopOrder:
+    """Lift the stop order in force for ``batch_id`` (the goods were cleared); returns the
+    order lifted. Raises :class:`NotStopped` when there is none, ``ValueError`` on an empty
+    reason."""
+    if not reason.strip():
+        raise ValueError("lifting a stop order needs a reason")
+    lifted_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with write_tx(db):
+        order = stop_order(db, batch_id)
+        if order is None:
+            raise NotStopped(batch_id)
+        db.execute(
+            "INSERT INTO batch_stop_lifts(batch_id, reason, stop_reason, stop_issued_ms, "
+            "lifted_ms) VALUES (?, ?, ?, ?, ?)",
+            (batch_id, reason, order.reason, order.issued_ms, lifted_ms),
+        )
+        _advance_version(db)
+        db.execute("DELETE FROM batch_stops WHERE batch_id = ?", (batch_id,))
+    return order
+
+
+def stop_list_version(db: sqlite3.Connection) -> int:
+    """Grows with every stop and every lift (a store from before lifting existed counts
+    its orders)."""
+    v = get_meta(db, "stop_list_version")
+    if v is not None:
+        return int(v)
+    return int(db.execute("SELECT COUNT(*) FROM batch_stops").fetchone()[0])
+
+
+def _advance_version(db: sqlite3.Connection) -> None:
+    """Called before the change, so a store without the counter yet continues from the
+    version it pushed before (its count of orders)."""
+    set_meta(db, {"stop_list_version": str(stop_list_version(db) + 1)})

@@ -966,6 +966,33 @@ def test_stop_order_applies_records_stored_but_not_yet_projected(tmp_path: Path)
     store.close()
 
 
+def test_a_lifted_stop_no_longer_flags_sales_and_the_list_version_grows(tmp_path: Path) -> None:
+    from collector.markets import lift_stop, stop_list_version, stop_trading, stops
+    from collector.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.sqlite")
+    db = store.db
+    db.execute(
+        "INSERT INTO market_batches(batch_id, entries) VALUES (?, 1)", ("B-LIFT-1",)
+    )  # a known batch, as an entry would make it
+    assert stop_list_version(db) == 0
+    stop_trading(db, "B-LIFT-1", "抽检不合格")
+    assert stop_list_version(db) == 1 and [o.batch_id for o in stops(db)] == ["B-LIFT-1"]
+    with pytest.raises(ValueError):
+        lift_stop(db, "B-LIFT-1", "  ")
+    lifted = lift_stop(db, "B-LIFT-1", "复检合格")
+    assert lifted.reason == "抽检不合格"
+    assert stop_list_version(db) == 2 and stops(db) == []
+    assert db.execute("SELECT reason, stop_reason FROM batch_stop_lifts").fetchall() == [
+        ("复检合格", "抽检不合格")
+    ]
+    with pytest.raises(markets.NotStopped):
+        lift_stop(db, "B-LIFT-1", "again")
+    stop_trading(db, "B-LIFT-1", "再次抽检不合格")  # stopped again later: a new order
+    assert stop_list_version(db) == 3
+    store.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The domain package and the API's models
 

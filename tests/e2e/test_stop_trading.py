@@ -59,11 +59,32 @@ def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]
         c.subscribe(topics.terminal_cmd(d.dev), qos=1)
     try:
         wait_until(lambda: len(got) == len(markets), 30, "every market terminal's stop list")
+        for msg in got.values():
+            batches = msg["batches"]
+            assert isinstance(batches, list)
+            assert [b["batch_id"] for b in batches] == [batch]
+            assert batches[0]["reason"] == "瘦肉精 test positive"
+        stopped_version = {dev: int(m["version"]) for dev, m in got.items()}  # type: ignore[call-overload]
+        # the goods were cleared: the order is lifted, and a newer list without it follows
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/markets/batches/{batch}/lift",
+            json={"reason": "复检合格"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["lifted"]["batch_id"] == batch
+        wait_until(
+            lambda: all(
+                int(got[d]["version"]) > stopped_version[d] and got[d]["batches"] == []  # type: ignore[call-overload]
+                for d in stopped_version
+            ),
+            30,
+            "the lifted list at every terminal",
+        )
     finally:
         c.loop_stop()
         c.disconnect()
-    for msg in got.values():
-        batches = msg["batches"]
-        assert isinstance(batches, list)
-        assert [b["batch_id"] for b in batches] == [batch]
-        assert batches[0]["reason"] == "瘦肉精 test positive"
+    again = httpx.post(
+        f"http://127.0.0.1:{port}/markets/batches/{batch}/lift", json={"reason": "x"}, timeout=10
+    )
+    assert again.status_code == 404
