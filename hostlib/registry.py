@@ -4,7 +4,12 @@ A JSON file written by ``traceedge device provision`` and read by the collector 
 configured, by an edge agent to check MACs at the edge)::
 
     {"devices": {"CYL-S1-0001": {"key": "<64 hex>", "type": "cylinder-reader",
-                                 "site": "S1", "provisioned": 1763900000}}}
+                                 "site": "S1", "provisioned": 1763900000,
+                                 "mqtt_hash": "$7$101$..."}}}
+
+``mqtt_hash`` (optional: devices provisioned before brokers had passwords lack it) is the
+Mosquitto hash of the device's MQTT password, all ``traceedge broker config`` needs to
+write a broker's password file; the password itself lives only in the device's config.
 
 Writers replace the file atomically (write to a temp file, fsync, rename) under an
 ``fcntl`` lock; readers reload it when its modification time changes.
@@ -39,6 +44,7 @@ class Device:
     key: bytes
     type: str
     site: str
+    mqtt_hash: str = ""
 
 
 def _parse(path: Path, text: str) -> dict[str, Device]:
@@ -46,7 +52,10 @@ def _parse(path: Path, text: str) -> dict[str, Device]:
         data = json.loads(text) if text.strip() else {"devices": {}}
         out = {}
         for dev, d in data["devices"].items():
-            out[dev] = Device(dev, bytes.fromhex(d["key"]), d["type"], d["site"])
+            mqtt_hash = d.get("mqtt_hash", "")
+            if not isinstance(mqtt_hash, str):
+                raise TypeError(f"{dev}: mqtt_hash must be a string")
+            out[dev] = Device(dev, bytes.fromhex(d["key"]), d["type"], d["site"], mqtt_hash)
         return out
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(str(path), "devices", f"not a device registry: {exc}") from exc
@@ -125,6 +134,8 @@ def add_devices(path: Path | str, devices: list[Device], provisioned: int) -> No
                 "site": d.site,
                 "provisioned": provisioned,
             }
+            if d.mqtt_hash:
+                data["devices"][d.dev]["mqtt_hash"] = d.mqtt_hash
         fd, tmp = tempfile.mkstemp(dir=str(p.parent), prefix=p.name + ".")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
