@@ -5,6 +5,13 @@ paho's own ``loop_start`` reconnects without jitter; here one thread pumps the n
 ``client.loop()`` and, when the connection drops or cannot be made, sleeps a
 :class:`~hostlib.backoff.Backoff` delay before trying again. ``publish`` is safe from any
 thread; the subscriptions given at construction are made again on every connect.
+
+A connection that fails before the broker accepted it is explained, in ``last_error`` and
+the log line, by what a person can fix (:func:`explain_failure`, :func:`explain_refusal`):
+"TLS: certificate verify failed (unknown CA)", "TLS handshake failed: certificate
+revoked", "connection refused: not authorised (bad username or password)". With TLS 1.3 a
+broker judges the client certificate after the client's handshake is done, so its verdict
+arrives as an alert on the first read, which paho only logs: ``on_log`` keeps that text.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -67,6 +75,87 @@ class BrokerSettings:
         return b
 
 
+UNKNOWN_CA = (
+    "TLS: certificate verify failed (unknown CA): the broker's certificate is not from tls_ca"
+)
+# What OpenSSL says (lower case) -> the cause, in the order to test them.
+_TLS_CAUSES = (
+    (
+        "alert certificate required",
+        "TLS handshake failed: broker requires a client certificate (set tls_cert and tls_key)",
+    ),
+    (
+        "alert certificate revoked",
+        "TLS handshake failed: certificate revoked (our client certificate is on the CRL)",
+    ),
+    (
+        "alert unknown ca",
+        "TLS handshake failed: broker does not trust our client certificate (unknown CA)",
+    ),
+    ("alert certificate expired", "TLS handshake failed: our client certificate has expired"),
+    ("alert bad certificate", "TLS handshake failed: broker rejected our client certificate"),
+    ("alert handshake failure", "TLS handshake failed: no TLS version or cipher in common"),
+    ("self-signed certificate", UNKNOWN_CA),
+    ("unable to get local issuer certificate", UNKNOWN_CA),
+    ("mismatch", "TLS: certificate verify failed (the broker's certificate does not name {host})"),
+    ("certificate has expired", "TLS: certificate verify failed (broker certificate expired)"),
+    ("wrong version number", "TLS handshake failed: the port does not speak TLS"),
+)
+_CLOSED = ("eof", "reset by peer", "connection was lost", "broken pipe")
+
+
+def explain_failure(raw: str, s: BrokerSettings, handshake: bool) -> str:
+    """Why a connection attempt failed before CONNACK. ``raw`` is what the socket, OpenSSL
+    or paho said; ``handshake`` is True when it failed inside ``connect()`` (TCP + TLS)."""
+    low = raw.lower()
+    if s.tls:
+        for words, cause in _TLS_CAUSES:
+            if words in low:
+                return cause.format(host=s.host)
+    if not any(w in low for w in _CLOSED):
+        return raw
+    if not s.tls:
+        return "connection closed by the broker before CONNACK (a TLS port? set tls_ca)"
+    if handshake:
+        return "TLS handshake failed: the broker closed the connection (a plain MQTT port?)"
+    if not s.tls_cert:
+        return (
+            "TLS: the broker closed the connection after the handshake (it may require a "
+            "client certificate: set tls_cert and tls_key)"
+        )
+    return (
+        "TLS: the broker closed the connection after the handshake (our client "
+        "certificate revoked or not trusted?)"
+    )
+
+
+def explain_refusal(rc: object) -> str:
+    """Why the broker refused CONNECT (paho's reason code, MQTT 3.1.1 or 5)."""
+    value = getattr(rc, "value", None)
+    if value in (4, 134):
+        return "connection refused: bad username or password"
+    if value in (5, 135):
+        return "connection refused: not authorised (bad username or password)"
+    return f"connection refused: {rc}"
+
+
+class _TlsContext(ssl.SSLContext):
+    """Keeps the socket of the latest handshake: when the handshake fails, paho drops that
+    socket without closing it, and a link retrying against a broker it cannot trust would
+    leave one open socket per attempt to the garbage collector."""
+
+    pending: ssl.SSLSocket | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self.pending = super().wrap_socket(*args, **kwargs)
+        return self.pending
+
+    def close_pending(self) -> None:
+        if self.pending is not None:
+            self.pending.close()
+            self.pending = None
+
+
 class MqttLink:
     """One MQTT session with a persistent identity (clean_session False, QoS 1)."""
 
@@ -90,6 +179,10 @@ class MqttLink:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.last_error = ""
+        self._session_up = False  # this attempt reached CONNACK
+        self._refused = ""  # this attempt's CONNACK refusal, explained
+        self._socket_error = ""  # this attempt's last socket error paho logged
+        self._tls: _TlsContext | None = None
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -101,7 +194,8 @@ class MqttLink:
         if settings.username:
             c.username_pw_set(settings.username, settings.password)
         if settings.tls:
-            ctx = ssl.create_default_context(cafile=settings.tls_ca)
+            ctx = self._tls = _TlsContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies cert and host
+            ctx.load_verify_locations(cafile=settings.tls_ca)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             if settings.tls_cert:
                 ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
@@ -109,6 +203,7 @@ class MqttLink:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
+        c.on_log = self._handle_log
         self.client = c
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -142,12 +237,12 @@ class MqttLink:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
         if getattr(rc, "is_failure", False):
-            self.last_error = f"connection refused: {rc}"
-            log.error("%s: broker refused the connection: %s", self.name, rc)
+            self._refused = explain_refusal(rc)
             return
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
         self.backoff.reset()
+        self._session_up = True
         self._connected.set()
         log.info("%s: connected to %s:%d", self.name, self.settings.host, self.settings.port)
         if self._on_connect_cb is not None:
@@ -166,6 +261,10 @@ class MqttLink:
         except Exception:
             log.exception("%s: handler failed on %s", self.name, msg.topic)
 
+    def _handle_log(self, client: mqtt.Client, userdata: object, level: int, buf: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and " on socket: " in buf:
+            self._socket_error = buf.split(" on socket: ", 1)[1]
+
     # -- connection loop -------------------------------------------------------------
     def _sleep_backoff(self) -> None:
         delay = self.backoff.next_delay()
@@ -176,6 +275,7 @@ class MqttLink:
         s = self.settings
         first = True
         while not self._stop.is_set():
+            self._session_up, self._refused, self._socket_error = False, "", ""
             try:
                 if first:
                     self.client.connect(s.host, s.port, keepalive=s.keepalive)
@@ -183,15 +283,36 @@ class MqttLink:
                 else:
                     self.client.reconnect()
             except (OSError, ssl.SSLError) as exc:
-                self.last_error = str(exc)
-                log.warning("%s: cannot reach %s:%d: %s", self.name, s.host, s.port, exc)
+                if self._tls is not None:
+                    self._tls.close_pending()
+                self.last_error = explain_failure(str(exc), s, handshake=True)
+                log.warning(
+                    "%s: cannot connect to %s:%d: %s [%s]",
+                    self.name,
+                    s.host,
+                    s.port,
+                    self.last_error,
+                    exc,
+                )
                 self._sleep_backoff()
                 continue
             while not self._stop.is_set():
                 rc = self.client.loop(timeout=0.05)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     self._connected.clear()
-                    self.last_error = mqtt.error_string(rc)
+                    raw = self._socket_error or mqtt.error_string(rc)
+                    if self._session_up:
+                        self.last_error = raw
+                    else:
+                        self.last_error = self._refused or explain_failure(raw, s, handshake=False)
+                        log.warning(
+                            "%s: %s:%d did not let us in: %s [%s]",
+                            self.name,
+                            s.host,
+                            s.port,
+                            self.last_error,
+                            raw,
+                        )
                     break
             if not self._stop.is_set():
                 self._sleep_backoff()

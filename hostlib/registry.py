@@ -4,7 +4,12 @@ A JSON file written by ``traceedge device provision`` and read by the collector 
 configured, by an edge agent to check MACs at the edge)::
 
     {"devices": {"CYL-S1-0001": {"key": "<64 hex>", "type": "cylinder-reader",
-                                 "site": "S1", "provisioned": 1763900000}}}
+                                 "site": "S1", "provisioned": 1763900000,
+                                 "mqtt_hash": "$7$101$..."}}}
+
+``mqtt_hash`` (optional: devices provisioned before brokers had passwords lack it) is the
+Mosquitto hash of the device's MQTT password, all ``traceedge broker config`` needs to
+write a broker's password file; the password itself lives only in the device's config.
 
 Writers replace the file atomically (write to a temp file, fsync, rename) under an
 ``fcntl`` lock; readers reload it when its modification time changes.
@@ -48,6 +53,7 @@ class Device:
     key: bytes
     type: str
     site: str
+    mqtt_hash: str = ""
     keys: tuple[tuple[int, bytes], ...] = ()
     revoked_from: int | None = None
 
@@ -76,7 +82,18 @@ def _device(dev: str, d: dict[str, Any]) -> Device:
     keys = tuple(sorted((int(k["from_seq"]), bytes.fromhex(k["key"])) for k in history))
     revoked = d.get("revoked")
     revoked_from = int(revoked["from_seq"]) if isinstance(revoked, dict) else None
-    return Device(dev, key, str(d["type"]), str(d["site"]), keys, revoked_from)
+    mqtt_hash = d.get("mqtt_hash", "")
+    if not isinstance(mqtt_hash, str):
+        raise TypeError(f"{dev}: mqtt_hash must be a string")
+    return Device(
+        dev,
+        key,
+        str(d["type"]),
+        str(d["site"]),
+        mqtt_hash=mqtt_hash,
+        keys=keys,
+        revoked_from=revoked_from,
+    )
 
 
 def _parse(path: Path, text: str) -> dict[str, Device]:
@@ -208,6 +225,8 @@ def add_devices(path: Path | str, devices: list[Device], provisioned: int) -> No
                 "site": d.site,
                 "provisioned": provisioned,
             }
+            if d.mqtt_hash:
+                data["devices"][d.dev]["mqtt_hash"] = d.mqtt_hash
         _write(p, data)
 
 

@@ -2,7 +2,8 @@
 
 Used by ``traceedge demo``, the tests and the benchmarks. The config is ours (listener on
 127.0.0.1, persistence off unless asked, unlimited queues for persistent sessions), so a
-broker can be killed and restarted on the same port for fault tests.
+broker can be killed and restarted on the same port for fault tests, unless a Mosquitto
+config file is given (one ``traceedge broker config`` wrote, listening on ``port``).
 """
 
 from __future__ import annotations
@@ -49,13 +50,23 @@ def find_mosquitto() -> str | None:
 
 
 class Broker:
-    """A broker child process; ``restart()`` keeps the port."""
+    """A broker child process; ``restart()`` keeps the port (and reads ``conf`` again)."""
 
-    def __init__(self, kind: str, port: int, workdir: Path, persistence: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        port: int,
+        workdir: Path,
+        persistence: bool = False,
+        conf: Path | None = None,
+    ) -> None:
+        if conf is not None and kind != "mosquitto":
+            raise TraceedgeError(f"a config file is for mosquitto, not {kind}")
         self.kind = kind
         self.port = port
         self.workdir = workdir
         self.persistence = persistence
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
@@ -65,6 +76,8 @@ class Broker:
         exe = find_mosquitto()
         if exe is None:
             raise TraceedgeError(f"mosquitto not found: {MOSQUITTO_HINT}")
+        if self.conf is not None:
+            return [exe, "-c", str(self.conf)]
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",

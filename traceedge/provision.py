@@ -1,6 +1,16 @@
-"""Provisioning: a device id and a 256-bit key, the device's config file, and an entry in
-the device registry the collector reads; a site's gateway identity; the centre's Ed25519
-command key pair (the private half for the collectors, the public half for the agents)."""
+"""Provisioning: a device id, a 256-bit key and MQTT credentials, the device's config file,
+and an entry in the device registry the collector reads; a site's gateway identity; the
+centre's Ed25519 command key pair (the private half for the collectors, the public half
+for the agents).
+
+MQTT credentials: the user name is the device id, the password random (192 bits). The
+password goes only into the device's own config file (``link.user``/``link.password``,
+mode 0600), which the firmware sends in CONNECT and an edge agent copies into ``[local]``;
+the registry keeps only its Mosquitto hash. The registry is copied to every collector and
+to gateways, so a plain password there would let any holder of a copy log in as any
+device; the hash is all ``traceedge broker config`` needs, so a gateway given a registry
+slice could write its own broker's password file without ever learning a password.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +18,11 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hostlib.errors import ConfigError
+from hostlib.mqttpasswd import hash_password, new_password
 from hostlib.registry import DEVICE_TYPES, Device, Registry, add_devices
 from wire.command import new_private_key, private_pem, public_pem
 from wire.envelope import WireError, check_dev
@@ -43,16 +54,18 @@ def new_device(dev_type: str, site: str, dev_id: str | None = None) -> Device:
 
 
 def device_config(
-    d: Device, broker_host: str, broker_port: int, prefix: str = ""
+    d: Device,
+    broker_host: str,
+    broker_port: int,
+    prefix: str = "",
+    mqtt_password: str | None = None,
 ) -> dict[str, object]:
-    """What the terminal stores in its config file (``config.json`` on the board)."""
-    return {
-        "dev": d.dev,
-        "key": d.key.hex(),
-        "type": d.type,
-        "site": d.site,
-        "link": {"host": broker_host, "port": broker_port, "prefix": prefix},
-    }
+    """What the terminal stores in its config file (``config.json`` on the board); with
+    ``mqtt_password`` the link logs in as ``d.dev``."""
+    link: dict[str, object] = {"host": broker_host, "port": broker_port, "prefix": prefix}
+    if mqtt_password is not None:
+        link.update(user=d.dev, password=mqtt_password)
+    return {"dev": d.dev, "key": d.key.hex(), "type": d.type, "site": d.site, "link": link}
 
 
 def provision(
@@ -65,15 +78,20 @@ def provision(
     broker_port: int = 1883,
 ) -> list[tuple[Device, Path]]:
     """Create ``count`` devices, write ``<out_dir>/<dev>.json`` (mode 0600) for each, register."""
-    devices = [new_device(dev_type, site) for _ in range(count)]
-    add_devices(registry, devices, int(time.time()))
+    made = []
+    for _ in range(count):
+        password = new_password()
+        made.append(
+            (replace(new_device(dev_type, site), mqtt_hash=hash_password(password)), password)
+        )
+    add_devices(registry, [d for d, _ in made], int(time.time()))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for d in devices:
+    for d, password in made:
         path = out_dir / f"{d.dev}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(device_config(d, broker_host, broker_port), fh, indent=1)
+            json.dump(device_config(d, broker_host, broker_port, "", password), fh, indent=1)
         written.append((d, path))
     return written
 

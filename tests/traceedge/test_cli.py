@@ -3,6 +3,7 @@ JSON summary (an interface other checks rely on)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -14,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from hostlib.mqttpasswd import hash_password
 from hostlib.registry import Registry
 from traceedge.cli import main
 
@@ -40,6 +42,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
 def test_the_expected_roles_are_there() -> None:
     names = set(main.commands)
     assert {"agent", "collector", "device", "demo", "fleet", "platform", "sim", "diag"} <= names
+    assert {"pki", "broker"} <= names
 
 
 def test_provision_writes_config_and_registers(tmp_path: Path) -> None:
@@ -72,6 +75,15 @@ def test_provision_writes_config_and_registers(tmp_path: Path) -> None:
         assert cfg["dev"] == dev and cfg["site"] == "S9" and cfg["type"] == "cylinder-reader"
         assert bytes.fromhex(cfg["key"]) == devices[dev].key and len(devices[dev].key) == 32
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # the key is a secret
+        # MQTT login: the device id and a password only the device's config holds; the
+        # registry keeps the Mosquitto hash of it.
+        assert cfg["link"]["user"] == dev
+        password = cfg["link"]["password"]
+        _, _, rounds, salt, _ = devices[dev].mqtt_hash.split("$")
+        assert (
+            hash_password(password, base64.b64decode(salt), int(rounds)) == devices[dev].mqtt_hash
+        )
+        assert password not in reg.read_text() and password not in res.output
     listed = CliRunner().invoke(main, ["device", "list", "--registry", str(reg)])
     assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 3
     assert all(d.key.hex() not in listed.stdout for d in devices.values())
