@@ -29,7 +29,9 @@ REG_2 = "31103301002021000025"
 def collector_config(tmp_path: Path) -> tuple[Path, Path]:
     """A collector config file and the store path it names."""
     cfg = tmp_path / "collector.toml"
-    cfg.write_text('[collector]\ndata_dir = "data"\nregistry = "devices.json"\n')
+    cfg.write_text(
+        '[collector]\ndata_dir = "data"\nregistry = "devices.json"\ncommand_key = "command.key"\n'
+    )
     return cfg, tmp_path / "data" / "collector.sqlite"
 
 
