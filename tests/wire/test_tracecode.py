@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector import api_markets, markets
+from collector import api_markets
+from collector.markets import queries as market_queries
 from drivers.codecs import barcode, gs1
 from edge_agent import gate
 from simulators import records
@@ -237,7 +238,7 @@ def test_one_implementation_everywhere() -> None:
     assert records.make_trace_code is tracecode.make_trace_code
     assert records.with_check_digit is checkdigit.with_check_digit
     assert records.local_date is tracecode.local_date
-    assert markets.tracecode is tracecode and api_markets.tracecode is tracecode
+    assert market_queries.tracecode is tracecode and api_markets.tracecode is tracecode
     assert gate.local_day is tracecode.local_day
     assert gs1.check_digit is checkdigit.check_digit
     assert barcode.verify_check_digit is gs1.verify_check_digit is checkdigit.verify_check_digit
