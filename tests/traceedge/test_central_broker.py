@@ -95,7 +95,8 @@ def test_a_gateway_speaks_only_for_its_own_site(central: Central) -> None:
     gw2 = central.peer(g2)
     gw1.publish(topics.site_up("S2"), b"S2 batch forged by S1")
     gw1.publish(topics.site_status("S2"), b"S2 status forged by S1")
-    gw1.publish(topics.site_ack("S1"), b"ack forged by S1")
+    gw1.publish(topics.site_ack("S1"), b"ack forged by S1")  # an impostor collector's ack
+    gw1.publish(topics.site_cmd("S1"), b"registry forged by S1")  # a forged command
     gw1.publish(topics.site_up("S1"), b"S1 batch")
     gw1.publish(topics.site_status("S1"), b"S1 status")
     gw2.publish(topics.site_up("S2"), b"S2 batch")
