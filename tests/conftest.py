@@ -182,7 +182,11 @@ def make_chain(
     )
     agent = Role("agent", acfg, root / "agent.log").start()
     ch = Chain(root, broker, central, platform, devices, registry, agent, roles, trust)
-    ch.wait_ready()
+    try:
+        ch.wait_ready()
+    except BaseException:
+        stop_chain(ch)  # a chain that never came up leaves no process behind
+        raise
     return ch
 
 
