@@ -49,7 +49,7 @@ class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
-        registry = Registry(settings.devices) if settings.devices else None
+        registry = Registry(settings.devices)
         identity = load_identity(settings.identity) if settings.identity else None
         self.cache = RegistryCache(self.outbox)
         self.uplink = Uplink(self.outbox, settings.site, settings.uplink)
@@ -66,6 +66,7 @@ class Agent:
         self.gate = FillGate(
             self.outbox,
             self.cache,
+            registry,
             identity,
             settings.site,
             self.local.publish,
@@ -171,6 +172,7 @@ class Agent:
             "gate_allow": self.gate.decisions["allow"],
             "gate_deny": self.gate.decisions["deny"],
             "gate_errors": self.gate.decisions["error"],
+            "gate_refused": self.gate.decisions["refused"],
             "commands_rejected": self.commands.rejected,
         }
 

@@ -28,8 +28,8 @@ class AgentSettings:
     data_dir: Path
     local: BrokerSettings
     uplink: UplinkSettings
+    devices: Path
     outbox_max_bytes: int = 2 * 1024**3
-    devices: Path | None = None
     intake_queue: int = 20000
     metrics_port: int = 0
     identity: Path | None = None
@@ -46,7 +46,13 @@ def load_agent(path: str | Path) -> AgentSettings:
     a = root.sub("agent")
     site = site_id(a, "site")
     data_dir = rel_path(p, a.get("data_dir", str))
-    devices = a.opt("devices", str)
+    if not a.has("devices"):
+        raise a.error(
+            "devices",
+            "is required: the device registry (devices.json) whose keys check every "
+            "terminal's records and seal what the agent answers them",
+        )
+    devices = a.get("devices", str)
     outbox_max = a.positive("outbox_max_bytes", int, 2 * 1024**3)
     intake_queue = a.positive("intake_queue", int, 20000)
     metrics_port = a.get("metrics_port", int, 0)
@@ -74,8 +80,8 @@ def load_agent(path: str | Path) -> AgentSettings:
         data_dir=data_dir,
         local=local,
         uplink=uplink,
+        devices=rel_path(p, devices),
         outbox_max_bytes=outbox_max,
-        devices=rel_path(p, devices) if devices else None,
         intake_queue=intake_queue,
         metrics_port=metrics_port,
         identity=rel_path(p, identity) if identity else None,

@@ -49,7 +49,7 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "uplink_error": live.get("uplink_error", ""),
         "counters": counters,
         "cylinder_registry_version": live.get("cylinder_registry_version", 0),
-        "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors")},
+        "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors", "refused")},
         "quarantine_by_reason": quarantine,
         "alarms": alarms,
     }

@@ -35,7 +35,7 @@ def agent_config(
     data_dir: Path,
     local_port: int,
     uplink_port: int,
-    devices: Path | None = None,
+    devices: Path,
     agent: dict[str, Any] | None = None,
     uplink: dict[str, Any] | None = None,
     keepalive: int = 5,
@@ -46,7 +46,7 @@ def agent_config(
             "agent": {
                 "site": site,
                 "data_dir": str(data_dir),
-                "devices": str(devices) if devices else None,
+                "devices": str(devices),
                 **(agent or {}),
             },
             "local": {"host": "127.0.0.1", "port": local_port, "keepalive": keepalive},
