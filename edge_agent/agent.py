@@ -80,6 +80,7 @@ class Agent:
         self.gate = FillGate(
             self.outbox,
             self.cache,
+            registry,
             identity,
             settings.site,
             self.local.publish,
@@ -191,6 +192,7 @@ class Agent:
             "gate_allow": self.gate.decisions["allow"],
             "gate_deny": self.gate.decisions["deny"],
             "gate_errors": self.gate.decisions["error"],
+            "gate_refused": self.gate.decisions["refused"],
             "commands_applied": self.commands.applied,
             "commands_rejected": self.commands.rejected_total(),
             **{f"commands_rejected_{k}": v for k, v in self.commands.rejected.items()},

@@ -4,18 +4,21 @@ Pure: :func:`decide` takes the registry entry the agent holds (pushed down by th
 side, so the gate answers while cut off from it), the reader's request, this station and
 today's date, and returns *every* reason that applies; an empty list allows filling.
 
-Request, terminal → agent on ``t/{dev}/gate``::
+Request, terminal → agent on ``t/{dev}/gate`` (``n``: a fresh random nonce per request,
+16..64 hex digits)::
 
-    {"id": 7, "stage": "pre", "cyl": "3101052301A0042", "tag": "E2801160...",
-     "operator": "OP-03", "medium": "lpg",
+    {"id": 7, "n": "9f2c41d07be85a13c4e6f0b2a7d95e31", "stage": "pre",
+     "cyl": "3101052301A0042", "tag": "E2801160...", "operator": "OP-03", "medium": "lpg",
      "pre": {"appearance_ok": true, "residual_kpa": 120, "tare_g": 15200}}
 
-    {"id": 8, "stage": "post", "cyl": "...", "operator": "OP-03",
+    {"id": 8, "n": "...", "stage": "post", "cyl": "...", "operator": "OP-03",
      "post": {"reweigh_g": 29800, "leak_ok": true, "checker": "OP-05"}}
 
-Answer, agent → terminal on ``t/{dev}/cmd``::
+Answer, agent → terminal on ``t/{dev}/cmd``: :func:`wire.auth.gate_answer`, sealed with the
+device's key and echoing the nonce, so only the agent can answer and only this request::
 
-    {"type": "gate", "id": 7, "decision": "allow", "reasons": [], "reg_ver": 12, "seq": 311}
+    {"t": "gate", "dev": "CYL-S1-0001", "id": 7, "n": "9f2c...", "decision": "allow",
+     "reasons": [], "reg_ver": 12, "seq": 311, "mac": "<64 hex>"}
 
 Registry entry (dates ``YYYY-MM-DD``, masses in grams)::
 
@@ -45,13 +48,22 @@ REASONS = (
 MEDIA = ("lpg", "cng", "o2", "n2", "ar", "co2", "c2h2", "other")
 
 
+NONCE_DIGITS = "0123456789abcdefABCDEF"
+
+
 class GateRequestError(ValueError):
     """The request cannot be understood; it is answered with ``deny`` and the error."""
+
+
+class NonceError(GateRequestError):
+    """The request carries no valid nonce: never allowed (an answer without one could be
+    replayed), answered with ``deny`` and counted as refused."""
 
 
 @dataclass(frozen=True)
 class GateRequest:
     id: int
+    nonce: str
     stage: str
     cyl: str
     operator: str
@@ -68,10 +80,32 @@ def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return v
 
 
+def request_nonce(obj: object) -> str | None:
+    """The request's nonce ``n`` when it is 16..64 hex digits, else ``None``."""
+    n = obj.get("n") if isinstance(obj, dict) else None
+    if isinstance(n, str) and 16 <= len(n) <= 64 and all(c in NONCE_DIGITS for c in n):
+        return n
+    return None
+
+
+def request_id(obj: object) -> int | None:
+    """The request's ``id`` when it is one (what an answer may echo), else ``None``."""
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid <= 2**53:
+        return rid
+    return None
+
+
 def parse_request(obj: object) -> GateRequest:
+    """A request from its parsed JSON; :class:`GateRequestError` (:class:`NonceError` for a
+    missing or malformed nonce) for anything else. Total: any JSON value in, one of the two
+    out."""
     if not isinstance(obj, dict):
         raise GateRequestError("request is not a JSON object")
     rid = _int(obj, "id", 0, 2**53)
+    nonce = request_nonce(obj)
+    if nonce is None:
+        raise NonceError("n must be a fresh nonce of 16..64 hex digits")
     stage = obj.get("stage", "pre")
     if stage not in ("pre", "post"):
         raise GateRequestError("stage must be pre or post")
@@ -103,7 +137,9 @@ def parse_request(obj: object) -> GateRequest:
         post = {k: post[k] for k in ("reweigh_g", "leak_ok", "checker")}
     if stage == "post" and post is None:
         raise GateRequestError("a post-fill request needs post")
-    return GateRequest(rid, stage, cyl, operator, tag.upper() if tag else None, medium, pre, post)
+    return GateRequest(
+        rid, nonce, stage, cyl, operator, tag.upper() if tag else None, medium, pre, post
+    )
 
 
 def _add_years(date: str, years: int) -> str:

@@ -4,6 +4,16 @@ Each decision becomes a ``cylinder.check`` record of the gateway's own identity,
 to the outbox (its sequence advanced in the same transaction) *before* the answer goes
 out: no filling is ever allowed without its record. Without an identity, or with the
 outbox refusing, the answer is ``deny`` with the error.
+
+Answers are sealed with the requesting device's key and bound to the request's nonce
+(:func:`wire.auth.gate_answer`): a reader acts only on an answer it can verify, so
+whoever else can publish on ``t/{dev}/cmd`` cannot allow a fill. The key is the one valid
+for the reader's newest committed record (its newest key if none is known here): during
+a rotation that is a key the reader holds, before and after it is flashed with the new
+one. A request that cannot
+be answered that way is *refused*, counted and quarantined, and never allowed: from a
+device not in the registry (no answer at all: there is no key to seal one with), from a
+revoked device or without a valid nonce (a sealed ``deny`` with the error).
 """
 
 from __future__ import annotations
@@ -13,11 +23,19 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge_agent.fillgate import GateRequestError, check_body, decide, parse_request
+from edge_agent.fillgate import (
+    GateRequestError,
+    NonceError,
+    check_body,
+    decide,
+    parse_request,
+    request_id,
+    request_nonce,
+)
 from edge_agent.outbox import Incoming, Outbox
 from edge_agent.registry_cache import RegistryCache
-from hostlib.registry import Device
-from wire import topics
+from hostlib.registry import Device, Registry
+from wire import auth, topics
 from wire.canonical import canonical
 from wire.envelope import make_record
 from wire.tracecode import CST_OFFSET_MIN, local_day
@@ -33,6 +51,7 @@ class FillGate:
         self,
         outbox: Outbox,
         cache: RegistryCache,
+        registry: Registry,
         identity: Device | None,
         station: str,
         answer: Callable[[str, bytes], bool],
@@ -41,12 +60,14 @@ class FillGate:
     ) -> None:
         self.outbox = outbox
         self.cache = cache
+        self.registry = registry
         self.identity = identity
         self.station = station
         self.answer = answer
         self.prefix = prefix
         self.offset_min = utc_offset_minutes
-        self.decisions = {"allow": 0, "deny": 0, "error": 0}
+        # each request counts once: allowed, denied, answered with an error, or refused
+        self.decisions = {"allow": 0, "deny": 0, "error": 0, "refused": 0}
         self.boot = 0
         if identity is not None:
             self.boot = int(outbox.get_meta(OWN_BOOT) or 0) + 1
@@ -58,22 +79,47 @@ class FillGate:
 
     def handle(self, topic: str, payload: bytes) -> None:
         parts = topics.split(topic, self.prefix)
-        dev = parts[1]
-        reply_to = topics.terminal_cmd(dev, self.prefix)
-        rid: object = None
+        dev = parts[1] if len(parts) == 3 else ""
+        device = self.registry.get(dev) if dev else None
+        if device is None:
+            self._refuse(topic, payload, "gate_unknown_device", f"{dev!r} is not registered")
+            return
         try:
-            obj = json.loads(payload)
-            rid = obj.get("id") if isinstance(obj, dict) else None
+            obj: object = json.loads(payload)
+        except (ValueError, RecursionError):
+            obj = None
+        reply_to = topics.terminal_cmd(dev, self.prefix)
+        rid, nonce = request_id(obj), request_nonce(obj) or ""
+        ver = self.cache.version
+        seen = self.outbox.watermark(dev)
+        key = device.key_for(seen) if seen else device.key
+
+        def reply(decision: str, reasons: list[str], seq: int | None, error: str | None) -> None:
+            self.answer(
+                reply_to,
+                auth.gate_answer(dev, rid, nonce, decision, reasons, ver, key, seq, error),
+            )
+
+        if device.revoked_from is not None:
+            self._refuse(topic, payload, "gate_revoked", f"{dev} is revoked")
+            reply("deny", [], None, "device revoked")
+            return
+        try:
             req = parse_request(obj)
-        except (ValueError, GateRequestError) as exc:
-            self._reply(reply_to, rid, "deny", [], 0, None, f"bad request: {exc}")
+        except NonceError as exc:
+            self._refuse(topic, payload, "gate_nonce", str(exc))
+            reply("deny", [], None, f"refused: {exc}")
+            return
+        except GateRequestError as exc:
+            self.decisions["error"] += 1
+            reply("deny", [], None, f"bad request: {exc}")
             return
         entry = self.cache.get(req.cyl)
         reasons = decide(entry, req, self.station, self.today())
-        ver = self.cache.version
         if self.identity is None:
             log.error("fill gate: no gateway identity configured; cannot record, denying")
-            self._reply(reply_to, req.id, "deny", reasons, ver, None, "gate has no identity")
+            self.decisions["error"] += 1
+            reply("deny", reasons, None, "gate has no identity")
             return
         body = check_body(req, self.station, reasons, ver, entry)
         ident = self.identity
@@ -93,34 +139,15 @@ class FillGate:
 
         res = self.outbox.add_own(OWN_SEQ, build)
         if not res.stored:
-            self._reply(reply_to, req.id, "deny", reasons, ver, None, "outbox full: not recorded")
+            self.decisions["error"] += 1
+            reply("deny", reasons, None, "outbox full: not recorded")
             return
         decision = "deny" if reasons else "allow"
-        self._reply(reply_to, req.id, decision, reasons, ver, res.stored[0].seq, None)
+        self.decisions[decision] += 1
+        reply(decision, reasons, res.stored[0].seq, None)
         log.info("fill gate: %s %s for %s (%s)", decision, req.cyl, dev, ",".join(reasons) or "ok")
 
-    def _reply(
-        self,
-        topic: str,
-        rid: object,
-        decision: str,
-        reasons: list[str],
-        ver: int,
-        seq: int | None,
-        error: str | None,
-    ) -> None:
-        msg: dict[str, object] = {
-            "type": "gate",
-            "id": rid,
-            "decision": decision,
-            "reasons": reasons,
-            "reg_ver": ver,
-        }
-        if seq is not None:
-            msg["seq"] = seq
-        if error:
-            msg["error"] = error
-            self.decisions["error"] += 1
-        else:
-            self.decisions[decision] += 1
-        self.answer(topic, json.dumps(msg).encode())
+    def _refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        self.decisions["refused"] += 1
+        self.outbox.quarantine([(topic, reason, detail, payload)])
+        log.warning("fill gate: refused a request on %s: %s", topic, detail)

@@ -5,6 +5,13 @@ then holds the rest). One writer thread takes up to ``GROUP`` messages at a time
 each (:func:`check_message`, pure), commits the good ones in one transaction, keeps the bad
 ones in quarantine, and only then acknowledges to each terminal the sequence ranges that
 are committed. A refused record (outbox full) is not acked: the terminal keeps it.
+
+Acks free terminal flash, so they are sealed (:func:`wire.auth.terminal_ack`, the device
+key) and say only what is proven: a seq is answered "bad" only for a record whose MAC
+verified. Anything that cannot be attributed to its device (undecodable, wrong topic,
+unknown or revoked device, bad MAC) is quarantined here and changes nothing at the
+terminal: otherwise anyone who can publish could make a terminal drop records it has not
+even sent.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ from dataclasses import dataclass
 from edge_agent.outbox import Incoming, Outbox
 from hostlib.queues import put_blocking
 from hostlib.registry import Registry
-from wire import topics
-from wire.batch import encode_terminal_ack, to_ranges
+from wire import auth, topics
+from wire.batch import to_ranges
 from wire.envelope import WireError, decode_record, verify_mac
 from wire.schemas import BodyValidator
 
@@ -32,10 +39,13 @@ LINGER_S = 0.005
 
 @dataclass(frozen=True)
 class Rejected:
+    """A message not taken. ``bad`` is the ``(dev, seq)`` to answer "bad" to its terminal:
+    set only for a record whose MAC verified (its device provably sent it); ``None`` for
+    anything unattributable, which the terminal never hears about."""
+
     reason: str
     detail: str
-    dev: str | None
-    seq: int | None
+    bad: tuple[str, int] | None = None
 
 
 def check_message(
@@ -43,33 +53,50 @@ def check_message(
     payload: bytes,
     prefix: str,
     validator: BodyValidator,
-    registry: Registry | None,
+    registry: Registry,
 ) -> Incoming | Rejected:
-    """Validate one terminal message. Pure apart from the registry lookup."""
+    """Validate one terminal message. Pure apart from the registry lookup.
+
+    Order: topic, decoding, the device (registered, not revoked for this seq), its MAC,
+    and only then the body's schema: a schema failure is the one refusal its terminal is
+    told about, so it must come from a record the device provably made.
+    """
     parts = topics.split(topic, prefix)
     if len(parts) != 3 or parts[0] != "t" or parts[2] != "rec":
-        return Rejected("topic", f"unexpected topic {topic!r}", None, None)
+        return Rejected("topic", f"unexpected topic {topic!r}")
     try:
         rec = decode_record(payload)
     except WireError as exc:
-        return Rejected(exc.reason, exc.detail, parts[1], None)
+        return Rejected(exc.reason, exc.detail)
     dev, seq, kind = rec["dev"], rec["seq"], rec["kind"]
     assert isinstance(dev, str) and isinstance(seq, int) and isinstance(kind, str)
     if dev != parts[1]:
-        return Rejected("topic", f"record of {dev} published under {parts[1]}", parts[1], None)
+        return Rejected("topic", f"record of {dev} published under {parts[1]}")
+    device = registry.get(dev)
+    if device is None:
+        return Rejected("unknown_device", dev)
+    if not device.accepts(seq):
+        return Rejected("revoked", f"{dev} is revoked from seq {device.revoked_from}")
+    if not verify_mac(rec, device.key_for(seq)):
+        return Rejected("mac", f"seq {seq}: MAC does not match the device key")
     try:
         validator.validate(kind, rec["body"], floats_possible=False)  # decode_record refused them
     except WireError as exc:
-        return Rejected(exc.reason, exc.detail, dev, seq)
-    if registry is not None:
-        device = registry.get(dev)
-        if device is None:
-            return Rejected("unknown_device", dev, dev, seq)
-        if not device.accepts(seq):
-            return Rejected("revoked", f"{dev} is revoked from seq {device.revoked_from}", dev, seq)
-        if not verify_mac(rec, device.key_for(seq)):
-            return Rejected("mac", "MAC does not match the device key", dev, seq)
+        return Rejected(exc.reason, exc.detail, (dev, seq))
     return Incoming(dev, seq, kind, bytes(payload))
+
+
+def seal_ack(
+    registry: Registry, dev: str, wm: int, committed: list[int], bad: list[int]
+) -> bytes | None:
+    """The sealed ack for ``dev`` (``None`` if it left the registry meanwhile), under the
+    key of the highest seq it covers: the key the terminal signed that record with."""
+    device = registry.get(dev)
+    if device is None:
+        return None
+    ranges = to_ranges(committed)
+    high = max([wm, *bad, *(hi for _, hi in ranges)])
+    return auth.terminal_ack(dev, wm, ranges, sorted(bad), device.key_for(high))
 
 
 class Intake:
@@ -79,7 +106,7 @@ class Intake:
         self,
         outbox: Outbox,
         validator: BodyValidator,
-        registry: Registry | None,
+        registry: Registry,
         ack: Callable[[str, bytes], bool],
         prefix: str = "",
         maxsize: int = 20000,
@@ -144,8 +171,8 @@ class Intake:
                 good.append(res)
             else:
                 bad.append((topic, res.reason, res.detail, payload))
-                if res.dev is not None and res.seq is not None:
-                    bad_seqs[res.dev].append(res.seq)
+                if res.bad is not None:
+                    bad_seqs[res.bad[0]].append(res.bad[1])
         self.outbox.quarantine(bad)
         for topic, reason, detail, _ in bad:
             log.warning("intake: quarantined message on %s: %s %s", topic, reason, detail)
@@ -164,10 +191,13 @@ class Intake:
                 )
             if result.evicted:
                 log.warning("intake: outbox full, thinned %d status samples", result.evicted)
-        for dev in set(committed) | set(bad_seqs):
-            payload = encode_terminal_ack(
+        for dev in sorted(set(committed) | set(bad_seqs)):
+            sealed = seal_ack(
+                self.registry,
+                dev,
                 self.outbox.watermark(dev),
-                to_ranges(committed.get(dev, [])),
+                committed.get(dev, []),
                 bad_seqs.get(dev, []),
             )
-            self.ack(topics.terminal_ack(dev, self.prefix), payload)
+            if sealed is not None:
+                self.ack(topics.terminal_ack(dev, self.prefix), sealed)

@@ -48,6 +48,12 @@ def load_agent(path: str | Path) -> AgentSettings:
     a = root.sub("agent")
     site = site_id(a, "site")
     data_dir = rel_path(p, a.get("data_dir", str))
+    if not a.has("devices"):
+        raise a.error(
+            "devices",
+            "is required: the device registry (devices.json) whose keys check every "
+            "terminal's records and seal what the agent answers them",
+        )
     devices = rel_path(p, a.get("devices", str))
     outbox_max = a.positive("outbox_max_bytes", int, 2 * 1024**3)
     intake_queue = a.positive("intake_queue", int, 20000)

@@ -58,7 +58,7 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "refused": {
             k: v for k, v in live.items() if k in REFUSED or k.startswith("commands_rejected_")
         },
-        "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors")},
+        "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors", "refused")},
         "quarantine_by_reason": quarantine,
         "alarms": alarms,
     }

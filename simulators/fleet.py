@@ -1,13 +1,14 @@
 """Fleet simulator: many terminals of all three families publishing realistic records.
 
 Each simulated terminal behaves like the firmware: its sequence never repeats, every record
-is kept until the gateway acknowledges it (``t/{dev}/ack`` ranges), and unacked records are
-published again after ``resend_after_s``. One MQTT connection carries the whole fleet.
+is kept until the gateway acknowledges it (``t/{dev}/ack`` ranges, sealed with the device
+key: an ack that does not verify is counted in ``forged_acks`` and frees nothing), and
+unacked records are published again after ``resend_after_s``. One MQTT connection carries
+the whole fleet.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -17,9 +18,9 @@ from dataclasses import dataclass, field
 from hostlib.mqttlink import BrokerSettings, MqttLink
 from hostlib.registry import FAMILY_OF_TYPE, Device
 from simulators.records import make_body, pick_kind
-from wire import topics
+from wire import auth, topics
 from wire.canonical import canonical
-from wire.envelope import make_record
+from wire.envelope import WireError, make_record
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class FleetStats:
     acked: int = 0
     rejected: int = 0
     resent: int = 0
+    forged_acks: int = 0
 
     def as_dict(self, pending: int) -> dict[str, int]:
         return {
@@ -46,6 +48,7 @@ class FleetStats:
             "acked": self.acked,
             "rejected": self.rejected,
             "resent": self.resent,
+            "forged_acks": self.forged_acks,
             "pending": pending,
         }
 
@@ -87,15 +90,16 @@ class Fleet:
         if term is None:
             return
         try:
-            ack = json.loads(payload)
-            ranges = [(int(lo), int(hi)) for lo, hi in ack.get("r", [])]
-            wm = int(ack.get("wm", 0))
-            if wm > 0:
-                ranges.append((1, wm))
-            bad = [int(s) for s in ack.get("bad", [])]
-        except (ValueError, TypeError):
-            log.warning("fleet: unreadable ack on %s", topic)
+            wm, ranges, bad = auth.open_terminal_ack(
+                payload, term.device.dev, term.device.recent_keys()
+            )
+        except WireError as exc:
+            with self._lock:
+                self.stats.forged_acks += 1
+            log.warning("fleet: ignored an ack on %s: %s", topic, exc)
             return
+        if wm > 0:
+            ranges.append((1, wm))
         with self._lock:
             for lo, hi in ranges:
                 if hi - lo > len(term.pending):

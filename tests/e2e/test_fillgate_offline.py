@@ -1,10 +1,12 @@
 """The fill gate answers cylinder readers from the registry pushed down to the agent, while
 the agent is cut off from the central side; every decision becomes a record that reaches
-the collector once the link returns."""
+the collector once the link returns. Every answer is sealed for the reader and bound to
+its request's nonce."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import threading
@@ -17,8 +19,9 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.api import make_app
+from hostlib.registry import Device
 from tests.conftest import SITE, Chain, wait_until
-from wire import topics
+from wire import auth, topics
 
 TODAY_SAFE = {
     "manufactured": "2020-01-01",
@@ -46,33 +49,38 @@ def cylinders() -> list[dict[str, Any]]:
 
 
 class Reader:
-    """A cylinder reader's side of the gate protocol (request, wait for the answer)."""
+    """A cylinder reader's side of the gate protocol: a request with a fresh nonce, then
+    the answer, which must verify under the device key for that nonce."""
 
-    def __init__(self, port: int, dev: str) -> None:
-        self.dev = dev
+    def __init__(self, port: int, device: Device) -> None:
+        self.dev = device.dev
+        self.key = device.key
         self.answers: dict[int, dict[str, Any]] = {}
         self.got = threading.Condition()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"reader-{dev}")
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"reader-{self.dev}")
         self.c.on_message = self._on
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
-        self.c.subscribe(topics.terminal_cmd(dev), qos=1)
+        self.c.subscribe(topics.terminal_cmd(self.dev), qos=1)
         time.sleep(0.3)
 
     def _on(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
         msg = json.loads(m.payload)
-        if msg.get("type") == "gate":
+        if msg.get("t") == "gate":
             with self.got:
                 self.answers[msg["id"]] = msg
                 self.got.notify_all()
 
     def ask(self, req: dict[str, Any], timeout: float = 5.0) -> tuple[dict[str, Any], float]:
+        nonce = secrets.token_hex(16)
         t0 = time.monotonic()
-        self.c.publish(topics.terminal_gate(self.dev), json.dumps(req), qos=1)
+        self.c.publish(topics.terminal_gate(self.dev), json.dumps({"n": nonce, **req}), qos=1)
         with self.got:
             self.got.wait_for(lambda: req["id"] in self.answers, timeout)
         assert req["id"] in self.answers, f"no answer to {req}"
-        return self.answers[req["id"]], time.monotonic() - t0
+        ans = self.answers[req["id"]]
+        assert auth.check_gate_answer(ans, self.dev, nonce, [self.key]), ans
+        return ans, time.monotonic() - t0
 
     def close(self) -> None:
         self.c.loop_stop()
@@ -110,7 +118,7 @@ def test_gate_answers_offline_and_records_every_decision(
     )
     ch.central.stop()  # cut off from the central side
     wait_until(lambda: not ch.agent_status()["uplink_connected"], 15, "the outage")
-    reader = Reader(ch.broker.port, "CYL-READER-1")
+    reader = Reader(ch.broker.port, next(d for d in ch.devices if d.type == "cylinder-reader"))
     pre = {"appearance_ok": True, "residual_kpa": 100, "tare_g": 15000}
     cases = [
         ({"cyl": "CYL-OK-0001", "tag": "E2801160600002AA", "medium": "lpg", "pre": pre}, []),
@@ -152,7 +160,7 @@ def test_gate_answers_offline_and_records_every_decision(
         reader.close()
     assert worst < 1.0, f"slowest answer took {worst:.3f} s"
     # agent status is refreshed once a second
-    want = {"allow": 1, "deny": 6, "errors": 1}
+    want = {"allow": 1, "deny": 6, "errors": 1, "refused": 0}
     wait_until(lambda: ch.agent_status()["gate"] == want, 10, f"gate counters {want}")
     st = ch.agent_status()
     assert st["waiting_by_kind"]["cylinder.check"] == 7  # recorded, waiting for the link

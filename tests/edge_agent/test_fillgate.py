@@ -1,4 +1,5 @@
-"""Fill gate decisions: every refusal reason alone, and combined."""
+"""Fill gate decisions: every refusal reason alone, and combined; the request parser is
+total and refuses a request without a valid nonce."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_agent.fillgate import (
     REASONS,
+    GateRequest,
     GateRequestError,
+    NonceError,
     check_body,
     decide,
     parse_request,
@@ -41,6 +46,7 @@ def entry(**over: Any) -> dict[str, Any]:
 def request(**over: Any) -> dict[str, Any]:
     r: dict[str, Any] = {
         "id": 1,
+        "n": "9f2c41d07be85a13c4e6f0b2a7d95e31",
         "stage": "pre",
         "cyl": "3101052301A0042",
         "tag": "E28011606000020D",
@@ -148,6 +154,48 @@ def test_all_reasons_at_once() -> None:
 def test_bad_requests_are_refused_with_a_reason(bad: object) -> None:
     with pytest.raises(GateRequestError):
         parse_request(bad)
+
+
+@pytest.mark.parametrize(
+    "nonce", [None, "", "0" * 15, "0" * 65, "g" * 16, "00112233 4455667", 16, ["0" * 16]]
+)
+def test_a_request_without_a_valid_nonce_is_refused(nonce: object) -> None:
+    r = request(n=nonce)
+    if nonce is None:
+        del r["n"]
+    with pytest.raises(NonceError):
+        parse_request(r)
+    assert parse_request(request(n="0A" * 8)).nonce == "0A" * 8
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+FIELDS = st.sampled_from(
+    ["id", "n", "stage", "cyl", "operator", "tag", "medium", "pre", "post", "appearance_ok"]
+)
+
+
+def near_requests() -> st.SearchStrategy[object]:
+    """Requests with a few fields replaced by anything, and anything at all."""
+    return (
+        st.dictionaries(FIELDS, JSONISH).map(lambda d: {**request(), **d})
+        | st.dictionaries(FIELDS, JSONISH).map(lambda d: {**post(), **d})
+        | JSONISH
+    )
+
+
+@given(near_requests())
+def test_the_request_parser_is_total(obj: object) -> None:
+    try:
+        req = parse_request(obj)
+    except GateRequestError:
+        return
+    assert isinstance(req, GateRequest) and 16 <= len(req.nonce) <= 64
+    decide(None, req, STATION, TODAY)  # a parsed request can always be decided
+    decide(entry(), req, STATION, TODAY)
 
 
 def test_decision_record_body_validates() -> None:

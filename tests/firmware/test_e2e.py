@@ -11,103 +11,11 @@ import-cylinders``).
 
 from __future__ import annotations
 
-import json
-import queue
-import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import SITE, Chain, make_chain, stop_chain, wait_until
-from tests.firmware import mpy_fw
-from traceedge.provision import device_config
-from wire.envelope import verify_mac
-
-
-def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
-    q: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                q.put(line.rstrip("\n"))
-        except (ValueError, OSError):  # closed under us after a kill
-            pass
-        q.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return q
-
-
-def run_app(
-    ch: Chain, fn: str, dev_type: str, timeout: float = 50.0
-) -> tuple[list[dict[str, Any]], list[str]]:
-    device = next(d for d in ch.devices if d.type == dev_type)
-    conf = device_config(device, "127.0.0.1", ch.broker.port)
-    code = f"import e2e, json\nawait e2e.{fn}(json.loads({json.dumps(conf)!r}))\n"
-    try:
-        proc, job = mpy_fw.start(mpy_fw.job(code, is_async=True))
-    except mpy_fw.MissingTool as exc:
-        pytest.fail(str(exc), pytrace=False)
-    made: list[dict[str, Any]] = []
-    out: list[str] = []
-    q = _lines(proc)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                line = q.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError("firmware run timed out:\n" + "\n".join(out[-60:])) from None
-            if line is None:
-                break
-            out.append(line)
-            if line.startswith("MADE "):
-                made.append(json.loads(line[5:]))
-            elif line == "E2E restart-broker":
-                ch.broker.restart()
-        assert proc.wait(10) == 0, "\n".join(out[-60:])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        job.unlink(missing_ok=True)
-    done = [x for x in out if x.startswith("E2E done")]
-    assert done and " pending=0 " in done[0], "\n".join(out[-60:])
-    for rec in made:
-        assert verify_mac(rec, device.key)
-    return made, out
-
-
-def stored(ch: Chain, dev: str) -> list[dict[str, Any]]:
-    db = sqlite3.connect(f"file:{ch.store}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT rec FROM records WHERE dev = ? ORDER BY seq", (dev,)).fetchall()
-    finally:
-        db.close()
-    return [json.loads(r[0]) for r in rows]
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Any:
-    made: list[Chain] = []
-
-    def make(**kw: Any) -> Chain:
-        c = make_chain(tmp_path / f"chain{len(made)}", devices_per_type=1, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        stop_chain(c)
+from tests.conftest import SITE
+from tests.firmware.e2e_host import counters, push_registry, run_app, stored
 
 
 def test_elevator_box_through_mosquitto_agent_and_collector(chain: Any) -> None:
@@ -118,43 +26,17 @@ def test_elevator_box_through_mosquitto_agent_and_collector(chain: Any) -> None:
     assert kinds.count("elevator.maintenance") == 2 and kinds.count("elevator.status") >= 5
     done = next(x for x in out if x.startswith("E2E done"))
     assert " connects=1 " not in done, "the broker restart must have forced a reconnect"
+    n = counters(out)
+    assert n["acks"] > 0 and n["forged_acks"] == 0, "the agent's sealed acks verify"
     dev = str(made[0]["dev"])
     ch.wait_forwarded(len(made), timeout=30)
     assert stored(ch, dev) == made, "stored once each, byte for byte the records made"
     ch.assert_exactly_once(len(made))
 
 
-def _push_registry(ch: Chain, tmp: Path, cylinders: list[dict[str, Any]]) -> None:
-    """The central side's registry push-down (``collector import-cylinders``)."""
-    entries = tmp / "cylinders.json"
-    entries.write_text(json.dumps(cylinders))
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "traceedge",
-            "collector",
-            "import-cylinders",
-            "--config",
-            str(ch.collectors[0].config),
-            str(entries),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert cli.returncode == 0, cli.stderr
-    wait_until(
-        lambda: ch.agent_status()["cylinder_registry_version"] == 1,
-        30,
-        "the registry to reach the agent",
-    )
-
-
 def test_cylinder_reader_asks_the_real_fill_gate(chain: Any, tmp_path: Path) -> None:
     ch = chain()
-    _push_registry(
+    push_registry(
         ch,
         tmp_path,
         [
@@ -173,7 +55,8 @@ def test_cylinder_reader_asks_the_real_fill_gate(chain: Any, tmp_path: Path) -> 
             }
         ],
     )
-    made, _out = run_app(ch, "cylinder", "cylinder-reader")
+    made, out = run_app(ch, "cylinder", "cylinder-reader")
+    assert counters(out)["gate_forged"] == 0, "the agent's sealed answers verify"
     assert [(r["kind"], r["body"].get("stage")) for r in made] == [
         ("cylinder.check", "pre"),
         ("cylinder.fill", None),

@@ -58,6 +58,7 @@ def test_dry_run_lists_the_manifest_and_the_command(tmp_path: Path) -> None:
         "main.py",
         "lib/te/flashlog.py",
         "lib/wire/envelope.py",
+        "lib/wire/auth.py",
         "lib/cylinder.py",
         "lib/drivers/codecs/sics.py",
         "lib/drivers/codecs/chafon.py",

@@ -50,14 +50,17 @@ def test_module_under_micropython(module: str) -> None:
 
 
 def test_cost_per_record_under_micropython() -> None:
-    """Heap allocated to make + store and to send one record, and flash bytes per record
-    (figures in the report: ``make firmware-test`` prints them)."""
+    """Heap allocated to make + store and to send one record, and flash bytes per record;
+    heap to verify an ack or a gate answer (figures in the report: ``make firmware-test``
+    prints them)."""
     out = run("mp_measure")
     figures = {}
     for line in out.splitlines():
         if line.startswith("MEASURE "):
             kind, *pairs = line.split()[1:]
             figures[kind] = {k: int(v) for k, v in (p.split("=") for p in pairs)}
+    auth = figures.pop("auth")  # verifying an ack or a gate answer, choosing a key
+    assert auth["key_for_seq"] == 0 and auth["ack"] < 8192 and auth["gate_answer"] < 8192, auth
     assert set(figures) == {
         "cylinder.check",
         "cylinder.fill",

@@ -62,6 +62,7 @@ def test_agent_config_parsed_into_frozen_objects(tmp_path: Path) -> None:
     s = load_agent(p)
     assert s.site == "S1"
     assert s.data_dir == tmp_path / "data"
+    assert s.devices == tmp_path / "devices.json"
     assert s.uplink.batch_records == 500
     assert s.uplink.broker.tls and s.uplink.broker.port == 8883
     with pytest.raises(AttributeError):
@@ -72,6 +73,7 @@ def test_agent_config_parsed_into_frozen_objects(tmp_path: Path) -> None:
     ("text", "key", "msg"),
     [
         (AGENT.replace('site = "S1"', ""), "agent.site", "is required"),
+        (AGENT.replace('devices = "devices.json"', ""), "agent.devices", "is required: the"),
         (AGENT.replace("port = 1883", 'port = "x"'), "local.port", "must be int"),
         (AGENT.replace("batch_records = 500", "batch_records = 0"), "uplink.batch_records", "> 0"),
         (

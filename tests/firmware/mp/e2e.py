@@ -4,7 +4,11 @@ interpreter; its MQTT link is the firmware's own (te.mqttlink) over a Node TCP s
 
 Prints ``MADE <record>`` for every record made, ``E2E <event>`` milestones (the host test
 restarts the broker on ``E2E restart-broker``) and ``E2E done ...`` when every record is
-acknowledged."""
+acknowledged, with the terminal's counters (``key=value``): what it ignored as forged or
+as naming seqs it had not sent.
+
+``offline_ms`` keeps the network down for that long at the start (the link's first
+attempt waits), so records pile up unsent in the flash log, as after an outage."""
 
 import json
 
@@ -19,10 +23,10 @@ if _TYPING:
     from typing import Any
 
 
-def _channel(ident: Identity) -> "Any":
+def _channel(ident: Identity, offline_ms: int = 0) -> "Any":
     def make(clock: "Any") -> MqttChannel:
         lk = ident.link
-        return MqttChannel(
+        ch = MqttChannel(
             JsTransport(),
             clock,
             ident.dev,
@@ -34,6 +38,8 @@ def _channel(ident: Identity) -> "Any":
             backoff_max_ms=2000,
             reply_ms=4000,
         )
+        ch.retry_at = clock.add(clock.ticks_ms(), offline_ms)
+        return ch
 
     return make
 
@@ -70,15 +76,21 @@ async def _drive(
             break
         await asyncio.sleep_ms(5)
     ch = rt.channel
+    snd = rt.sender
     print(
         f"E2E done made={rt.rec.made} pending={rt.log.pending()} "
         f"connects={ch.connects} failures={ch.failures} "  # type: ignore[attr-defined]
-        f"resends={rt.sender.resends}"
+        f"resends={snd.resends} acks={snd.acks} forged_acks={snd.forged_acks} "
+        f"unsent_acks={snd.unsent_acks} gate_forged={rt.gate.forged} "
+        f"gate_late={rt.gate.late} gate_timeouts={rt.gate.timeouts} "
+        f"cmd_errors={rt.errors.get('cmd', 0)} "
     )
     ch.close()  # type: ignore[attr-defined]
 
 
-async def elevator(config: "dict[str, Any]") -> None:
+async def elevator(
+    config: "dict[str, Any]", offline_ms: int = 0, restart_broker: bool = True
+) -> None:
     ident = Identity(Section(config, "config.json:"))
     cfg = scen.elevator_cfg()
     cfg["elevator"].update(
@@ -90,7 +102,7 @@ async def elevator(config: "dict[str, Any]") -> None:
             "status_min_ms": 500,
         }
     )
-    rig = scen.elevator(cfg, real_time=True, ident=ident, channel=_channel(ident))
+    rig = scen.elevator(cfg, real_time=True, ident=ident, channel=_channel(ident, offline_ms))
     _trace(rig)
     car = rig.dev["car"]
     rig.w.script(
@@ -106,7 +118,8 @@ async def elevator(config: "dict[str, Any]") -> None:
     )
     scen.tap(rig, 7500, bytes.fromhex("A1B2C3D4"))
     scen.tap(rig, 9000, bytes.fromhex("A1B2C3D4"))
-    await _drive(rig, 10500, 40000, [(4300, "restart-broker")])
+    marks = [(4300, "restart-broker")] if restart_broker else []
+    await _drive(rig, 10500, 40000, marks)
 
 
 async def cylinder(config: "dict[str, Any]") -> None:
@@ -120,3 +133,23 @@ async def cylinder(config: "dict[str, Any]") -> None:
     tag_out(rig, 8500)
     await _drive(rig, 9000, 40000, [])
     print("E2E gate " + json.dumps([r.answer for r in [rig.rt.gate.req] if r is not None]))
+
+
+async def cylinder_unregistered(config: "dict[str, Any]", cycles: int) -> None:
+    """``cycles`` cylinders the registry does not know, one after the other: tag in,
+    appearance OK, the gate's answer, START pressed (it opens the valve only after an
+    allow), tag out; the next tag 2.5 s later (the reader's absence delay is 1.5 s).
+    Prints how often the valve opened."""
+    ident = Identity(Section(config, "config.json:"))
+    rig = scen.cylinder(real_time=True, ident=ident, channel=_channel(ident))
+    _trace(rig)
+    for i in range(cycles):
+        t0 = 500 + i * 5000
+        tag_in(rig, t0)
+        rig.w.script(press(OK, t0 + 700) + press(START, t0 + 1800))
+        tag_out(rig, t0 + 2500)
+    end = 500 + cycles * 5000
+    await _drive(rig, end, end + 30000, [])
+    opened = [t for t, lv in rig.w.output_on(scen.VALVE) if lv]
+    app: Any = rig.rt.app
+    print(f"E2E valve cycles={app.cycles} opened={len(opened)}")

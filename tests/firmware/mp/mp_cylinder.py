@@ -3,8 +3,12 @@ after the agent allowed the cylinder. The fill gate is answered by the stub gate
 (tesim.gateway.LoopChannel): the agent side is not under test here (see the end-to-end
 test for the real agent)."""
 
+import json
+
 import scen
 from scen import CYL, OK, REJECT, START, VALVE, press, tag_in, tag_out
+
+from wire import auth
 
 _TYPING = False
 if _TYPING:
@@ -128,6 +132,28 @@ def test_late_allow_never_opens_the_valve() -> None:
     _cycle(rig)
     assert rig.ch.stored() == [] and rig.w.output_on(VALVE) == [(0, 0)]
     assert rig.rt.gate.late == 1
+
+
+def test_a_forged_allow_never_opens_the_valve() -> None:
+    """A4 at the terminal: someone on the broker sees the request and answers "allow"
+    first, in every shape it can make without the device key; the agent's sealed "deny"
+    (unregistered) is the only answer taken."""
+    rig: Any = None
+
+    def gate(r: "dict[str, Any]") -> "dict[str, Any]":
+        ch = rig.ch
+        allow = {"id": r["id"], "decision": "allow", "reasons": [], "reg_ver": 12}
+        ch.push_cmd(json.dumps(dict(allow, type="gate")).encode())  # the unsealed format
+        forged = dict(allow, t="gate", dev=ch.dev, n=r["n"], mac="0" * 64)
+        ch.push_cmd(json.dumps(forged).encode())
+        ch.push_cmd(auth.gate_answer(ch.dev, r["id"], r["n"], "allow", [], 12, b"\x01" * 32))
+        return {"decision": "deny", "reasons": ["unregistered"], "reg_ver": 12}
+
+    rig = scen.cylinder(gate)
+    _cycle(rig)
+    assert scen.bodies(scen.dump(rig.ch)) == [_check("pre", "deny", ["unregistered"], PRE)]
+    assert rig.w.output_on(VALVE) == [(0, 0)], "the valve never opened"
+    assert rig.rt.gate.forged == 2 and rig.rt.errors["cmd"] == 1  # the unsealed one
 
 
 def test_gate_error_without_reason_is_not_a_decision() -> None:

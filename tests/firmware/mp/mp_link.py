@@ -2,7 +2,6 @@
 back-off doubles to its cap and resets, silent links are dropped, QoS 1 both ways,
 everything unacknowledged is resent on the next connection and freed only by acks."""
 
-import json
 
 import tesim
 
@@ -12,6 +11,11 @@ from te import mqtt  # noqa: E402
 from te.mqttlink import UP, MqttChannel  # noqa: E402
 from te.transport import CLOSED, CONNECTING, OPEN, Transport  # noqa: E402
 from tesim.world import World, new_world  # noqa: E402
+
+from wire import auth  # noqa: E402
+
+DEV = "ELV-S1-01"
+KEY = b"\x5a" * 32
 
 _TYPING = False
 if _TYPING:
@@ -191,7 +195,7 @@ def test_sender_resends_unacked_after_reconnect() -> None:
     log.open()
     for s in range(1, 7):
         log.append(s, b"rec%d" % s)
-    snd = Sender(log, ch, w.clock, window=4, ack_timeout_ms=60000)
+    snd = Sender(log, ch, w.clock, DEV, [KEY], window=4, ack_timeout_ms=60000)
 
     def run(ms: int) -> None:
         end = w.now + ms
@@ -203,7 +207,8 @@ def test_sender_resends_unacked_after_reconnect() -> None:
 
     run(100)
     assert [p for _, p in b.published] == [b"rec1", b"rec2", b"rec3", b"rec4"]
-    b.send(mqtt.publish("site7/t/ELV-S1-01/ack", json.dumps({"r": [[1, 2]]}).encode(), 1, 5))
+    ack_topic = "site7/t/ELV-S1-01/ack"
+    b.send(mqtt.publish(ack_topic, auth.terminal_ack(DEV, 0, [(1, 2)], [], KEY), 1, 5))
     run(50)
     assert [p for _, p in b.published][4:] == [b"rec5", b"rec6"]
     b.drop()  # broker restarted: 3..6 were never acknowledged
@@ -211,6 +216,6 @@ def test_sender_resends_unacked_after_reconnect() -> None:
     run(2000)
     assert ch.state == UP and ch.epoch == 2
     assert [p for _, p in b.published] == [b"rec3", b"rec4", b"rec5", b"rec6"]
-    b.send(mqtt.publish("site7/t/ELV-S1-01/ack", json.dumps({"r": [[3, 6]]}).encode(), 1, 6))
+    b.send(mqtt.publish(ack_topic, auth.terminal_ack(DEV, 6, [(3, 6)], [], KEY), 1, 6))
     run(50)
     assert log.pending() == 0 and not log.segs

@@ -10,6 +10,7 @@ import tesim
 tesim.install()
 
 from te import mqtt  # noqa: E402
+from te.config import Keys  # noqa: E402
 from te.flashlog import OVERHEAD, FlashLog  # noqa: E402
 from te.fs import FS  # noqa: E402
 from te.recorder import Ids, Recorder  # noqa: E402
@@ -129,7 +130,11 @@ def _fresh(root: str) -> Recorder:
     log = FlashLog(fs, root + "/log", 16384, 1 << 24, 0)
     log.open()
     return Recorder(
-        "CYL-S1-3F9A2C", KEY, log, Ids(fs, root + "/state/ids.json"), TimeKeeper(new_world().clock)
+        "CYL-S1-3F9A2C",
+        Keys([(1, KEY)]),
+        log,
+        Ids(fs, root + "/state/ids.json"),
+        TimeKeeper(new_world().clock),
     )
 
 
@@ -168,3 +173,31 @@ def test_heap_and_flash_per_record() -> None:
         )
         assert 0 < heap < 32768 and flash < 1200
         rec.log.close()
+
+
+def test_heap_to_verify_what_the_agent_sends() -> None:
+    """An ack and a gate answer opened as the firmware opens them: sealed under the newest
+    key, and (acks) under the previous one, tried second; choosing a record's key by seq."""
+    import json
+
+    from te.config import Keys
+    from wire import auth
+
+    old, new = b"\x01" * 32, b"\x02" * 32
+    dev = "ELV-B7-0001"
+    ack = auth.terminal_ack(dev, 1234, [(1230, 1237)], [], new)
+    ack_old = auth.terminal_ack(dev, 1234, [(1230, 1237)], [], old)
+    ans = auth.gate_answer(dev, 123456789, "ab" * 16, "allow", [], 12, new, 311)
+    keys = Keys([(1, old), (1000, new)])
+    recent = keys.recent
+    figures = {
+        "ack": _delta(lambda: auth.open_terminal_ack(ack, dev, recent), N)[0],
+        "ack_previous_key": _delta(lambda: auth.open_terminal_ack(ack_old, dev, recent), N)[0],
+        "gate_answer": _delta(
+            lambda: auth.check_gate_answer(json.loads(ans), dev, "ab" * 16, recent), N
+        )[0],
+        "key_for_seq": _delta(lambda: keys.for_seq(5000), N)[0],
+    }
+    print("MEASURE auth " + " ".join(f"{k}={v}" for k, v in figures.items()))
+    assert figures["key_for_seq"] == 0, figures
+    assert 0 < figures["ack"] < figures["ack_previous_key"] < 16384, figures

@@ -3,9 +3,13 @@ the record and the printed receipt; serials across a reboot and a new day; stopp
 batches; cancel; unknown cards; the terminal's UTC offset. Codes expected here were
 computed on the host with wire/tracecode.py (the same file the board runs)."""
 
+import json
+
 import scen
 from scen import BUYER, SELLER, tap
 from tesim.devices import typed
+
+from wire import auth
 
 _TYPING = False
 if _TYPING:
@@ -128,21 +132,16 @@ def test_serials_continue_after_a_reboot_and_restart_each_day() -> None:
     assert "buyer" not in recs[1]["body"]
 
 
+STOP = {
+    "batch_id": "33010625112300000076",
+    "reason": "clenbuterol test failed",
+    "at": "2025-11-23T08:00:00+08:00",
+}
+
+
 def test_stopped_batch_cannot_be_sold() -> None:
     rig = scen.settlement()
-    rig.ch.push_cmd(
-        {
-            "type": "stop_list",
-            "version": 3,
-            "batches": [
-                {
-                    "batch_id": "33010625112300000076",
-                    "reason": "clenbuterol test failed",
-                    "at": "2025-11-23T08:00:00+08:00",
-                }
-            ],
-        }
-    )
+    rig.ch.stop_list(3, [STOP])
     _sale(rig, 0)
     rig.run(9000)
     assert scen.bodies(scen.dump(rig.ch)) == [
@@ -150,11 +149,46 @@ def test_stopped_batch_cannot_be_sold() -> None:
     ]
     assert "batch 33010625112300000076 is STOPPED: not for sale" in rig.rt.messages
     # an older stop list does not replace a newer one; the list survives a reboot
-    rig.ch.push_cmd({"type": "stop_list", "version": 2, "batches": []})
+    rig.ch.stop_list(2, [])
     rig.run(9500)
-    rig.reboot(__import__("settlement").App, scen.example("settlement"), "MKT-M42-017")
     app: Any = rig.rt.app
+    assert app.stop_lists_refused == 1
+    rig.reboot(__import__("settlement").App, scen.example("settlement"), "MKT-M42-017")
+    app = rig.rt.app
     assert app.stopped == ["33010625112300000076"] and app.stop_ver == 3
+
+
+def test_only_a_sealed_newer_stop_list_is_taken() -> None:
+    """Whoever can publish on t/{dev}/cmd cannot lift a stop (nor stop a batch): only the
+    agent's seal under this device's key, with a version above the one held, counts; a
+    newer list without the batch lifts its stop."""
+    rig = scen.settlement()
+    ch = rig.ch
+    app: Any = rig.rt.app
+    ch.stop_list(3, [STOP])
+    rig.run(100)
+    assert app.stopped == [STOP["batch_id"]]
+    lift = json.loads(auth.stop_list(ch.dev, 9, [], ch.key))
+    lift["mac"] = "0" * 64
+    for forged in (
+        json.dumps({"type": "stop_list", "version": 9, "batches": []}).encode(),  # unsealed
+        json.dumps(lift).encode(),
+        auth.stop_list(ch.dev, 9, [], b"\x01" * 32),  # another key
+        auth.stop_list("MKT-OTHER", 9, [], ch.key),  # another device's list
+        auth.stop_list(ch.dev, 3, [], ch.key),  # genuine, but not newer
+        b"\xff not json",
+        b"[" * 4000,
+    ):
+        ch.push_cmd(forged)
+    rig.run(200)
+    assert app.stopped == [STOP["batch_id"]] and app.stop_ver == 3
+    assert app.stop_lists_refused == 5 and rig.rt.errors["cmd"] == 2  # 2: not JSON
+    ch.stop_list(4, [])  # the centre lifted the stop
+    _sale(rig, 1000)
+    rig.run(10000)
+    assert app.stop_ver == 4 and app.stopped == []
+    (rec,) = scen.dump(ch)
+    assert [x["batch_id"] for x in rec["body"]["lines"]] == [PORK["batch_id"], TOFU["batch_id"]]
 
 
 def test_unstable_scale_waits_for_a_stable_reading() -> None:

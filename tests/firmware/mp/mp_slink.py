@@ -15,6 +15,10 @@ from tesim.memfs import MemFS  # noqa: E402
 from tesim.world import new_world  # noqa: E402
 
 from drivers.codecs.stream import BadFrame  # noqa: E402
+from wire import auth  # noqa: E402
+
+DEV = "ELV-S1-01"
+KEY = b"\x5a" * 32
 
 
 def test_frames_roundtrip_and_every_chunking() -> None:
@@ -100,14 +104,11 @@ def _gateway(uart: Line, clock: "object") -> "tuple[slink.SerialEndpoint, dict[i
         if ftype == slink.REC:
             seq = json.loads(payload)["seq"]
             assert stored.setdefault(seq, payload) == payload
-            ep[0].send(slink.ACK, json.dumps({"r": [[seq, seq]], "bad": []}).encode())
+            ep[0].send(slink.ACK, auth.terminal_ack(DEV, 0, [(seq, seq)], [], KEY))
         elif ftype == slink.GATE:
             req = json.loads(payload)
             ep[0].send(
-                slink.CMD,
-                json.dumps(
-                    {"type": "gate", "id": req["id"], "decision": "allow", "reasons": []}
-                ).encode(),
+                slink.CMD, auth.gate_answer(DEV, req["id"], req["n"], "allow", [], 1, KEY)
             )
 
     ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))  # type: ignore
@@ -126,7 +127,7 @@ def _run(noise: "tuple[float, float]", seed: int) -> None:
         p = json.dumps({"seq": s, "pad": "p" * (s * 7 % 50)}).encode()
         log.append(s, p)
         want[s] = p
-    snd = Sender(log, ch, w.clock, window=4, ack_timeout_ms=5000)
+    snd = Sender(log, ch, w.clock, DEV, [KEY], window=4, ack_timeout_ms=5000)
     cmds: list[bytes] = []
     ch.on_cmd = cmds.append
     for _ in range(12000):
@@ -139,8 +140,8 @@ def _run(noise: "tuple[float, float]", seed: int) -> None:
             break
     assert stored == want, sorted(set(want) - set(stored))
     assert log.pending() == 0, log.pending()
-    ch.send_gate(b'{"id": 5}')
-    for _ in range(500):
+    ch.send_gate(b'{"id": 5, "n": "00112233445566778899aabbccddeeff"}')
+    for _ in range(6000):  # the sealed answer is long: on the noisiest line most tries fail
         w.advance(10)
         now = w.clock.ticks_ms()
         ch.poll(now)

@@ -101,10 +101,11 @@ def cylinder(
     hf = Mfrc522Sim(15)
     w.attach_spi(1, hf)
     fs = MemFS()
-    ch = channel(w.clock) if channel is not None else LoopChannel(w.clock)
+    ident = ident or harness.identity("CYL-S1-3F9A2C")
+    ch = channel(w.clock) if channel is not None else LoopChannel(w.clock, ident.dev, ident.key)
     if channel is None:
         ch.gate = gate
-    rt = harness.runtime(w, app.App, c, ident or harness.identity("CYL-S1-3F9A2C"), fs, ch)
+    rt = harness.runtime(w, app.App, c, ident, fs, ch)
     return Rig(w, rt, ch, fs, {"scale": scale, "reader": reader, "hf": hf})
 
 
@@ -158,8 +159,8 @@ def elevator(
     rfid = Mfrc522Sim(15)
     w.attach_spi(1, rfid)
     fs = MemFS()
-    ch = channel(w.clock) if channel is not None else LoopChannel(w.clock)
     ident = ident or harness.identity("ELV-B7-0001", kind="elevator-box")
+    ch = channel(w.clock) if channel is not None else LoopChannel(w.clock, ident.dev, ident.key)
     rt = harness.runtime(w, app.App, c, ident, fs, ch)
     return Rig(w, rt, ch, fs, {"car": car, "rfid": rfid})
 
@@ -208,10 +209,9 @@ def settlement(cfg: "dict[str, Any] | None" = None) -> Rig:
     rfid = Mfrc522Sim(15)
     w.attach_spi(1, rfid)
     fs = MemFS()
-    ch = LoopChannel(w.clock)
-    rt = harness.runtime(
-        w, app.App, c, harness.identity("MKT-M42-017", kind="market-scale"), fs, ch
-    )
+    ident = harness.identity("MKT-M42-017", kind="market-scale")
+    ch = LoopChannel(w.clock, ident.dev, ident.key)
+    rt = harness.runtime(w, app.App, c, ident, fs, ch)
     return Rig(w, rt, ch, fs, {"scale": scale, "printer": printer, "rfid": rfid})
 
 

@@ -11,7 +11,11 @@ weighed goods take the scale's stable DC2 reading, counted goods then take
 ``<pieces> B``); the buyer may tap a card (``buyers``); ``<n> D`` sets the payment
 (1 cash, 2 card, 3 wechat, 4 alipay, 5 unionpay, 6 credit, 7 other); ``#`` settles,
 ``*`` cancels, ``C`` clears the number or drops the last line. A batch on the stop list
-(``stop_list`` command relayed by the agent, kept in flash) cannot be sold.
+cannot be sold: the agent relays it on ``t/{dev}/cmd`` sealed with the device key
+(``wire.auth.stop_list``); the terminal takes a list only when it verifies under the
+newest two keys and its ``version`` is above the one held (kept in flash with the list).
+A newer list replaces the old one, which is how a stop is lifted; anything else is
+ignored and counted (``stop_lists_refused``).
 
 Codes (``wire/tracecode.py`` and ``wire/checkdigit.py``, the same files the collector uses):
 ``trace_id`` = 8 + market number + local date + terminal number + the day's serial +
@@ -27,7 +31,9 @@ from te.recorder import Refused
 from te.runtime import App as _App
 from te.scale import fen, grams
 from te.state import StateFile
+from wire.auth import open_stop_list
 from wire.checkdigit import with_check_digit
+from wire.envelope import WireError
 from wire.tracecode import CST_OFFSET_MIN, local_date, make_trace_code
 
 _TYPING = False
@@ -80,6 +86,7 @@ class App(_App):
         sl = self.stops.load() or {}
         self.stop_ver = int(sl.get("version", 0))
         self.stopped: "list[str]" = list(sl.get("batches", []))
+        self.stop_lists_refused = 0
         self.last_receipt: "dict[str, Any] | None" = None
         self.sales = 0
         self._clear()
@@ -96,14 +103,20 @@ class App(_App):
         self.item: "dict[str, Any] | None" = None
         self.t = 0
 
-    def on_cmd(self, msg: "dict[str, Any]") -> None:
-        if msg.get("type") != "stop_list":
+    def on_cmd(self, msg: "dict[str, Any]", payload: bytes) -> None:
+        ident = self.rt.ident
+        try:
+            sl = open_stop_list(payload, ident.dev, ident.keys.recent)
+        except WireError:
+            self.stop_lists_refused += 1
             return
-        ver = msg.get("version")
-        batches = msg.get("batches")
+        ver = sl["version"]
+        batches = sl["batches"]
         if not isinstance(ver, int) or not isinstance(batches, list) or ver <= self.stop_ver:
+            self.stop_lists_refused += 1
             return
-        ids = [x["batch_id"] for x in batches if isinstance(x, dict) and "batch_id" in x]
+        ids = [x["batch_id"] for x in batches
+               if isinstance(x, dict) and isinstance(x.get("batch_id"), str)]
         self.stops.save({"version": ver, "batches": ids})
         self.stop_ver = ver
         self.stopped = ids

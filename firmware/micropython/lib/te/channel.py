@@ -2,7 +2,8 @@
 
 The sender and the apps use only this. Messages are the wire contract's: records out
 (``t/{dev}/rec``), fill-gate requests out (``t/{dev}/gate``), acks in (``t/{dev}/ack``),
-commands and gate answers in (``t/{dev}/cmd``).
+commands and gate answers in (``t/{dev}/cmd``). Incoming messages are passed on as bytes,
+unverified: whoever acts on one verifies its seal first (``wire.auth``).
 """
 
 _TYPING = False

@@ -6,6 +6,10 @@ a message naming the file and the key (``ConfigError``; retrying will not help).
     {"dev": "CYL-S1-3F9A2C", "key": "<64 hex>", "type": "cylinder-reader", "site": "S1",
      "link": {"host": "192.168.4.1", "port": 1883, "prefix": ""}}
 
+A device whose key was rotated (flashed again with the new config) also has
+``"keys": [[from_seq, "<64 hex>"], ...]`` in ascending ``from_seq``, the newest being
+``key``: see :class:`Keys`.
+
 ``link`` may add ``keepalive_s``, ``backoff_min_ms``, ``backoff_max_ms``, ``user``,
 ``password``, ``wifi`` (``{"ssid", "password"}``), ``ntp`` (host), or say
 ``{"kind": "serial", "uart": "gateway"}`` for a box wired to its gateway. ``/app.json``
@@ -126,19 +130,65 @@ class Link:
         self.ntp = s.text("ntp", "", 0, 253)
 
 
+class Keys:
+    """The device's keys as ``(from_seq, key)`` pairs, ascending. Record ``seq`` is signed
+    with the key of the largest ``from_seq`` <= ``seq`` (the oldest key before the first),
+    as the registry checks it; what the agent sends (acks, gate answers, stop lists) is
+    verified with ``recent``, the newest two keys, newest first: the agent may still hold
+    the previous key while a rotation reaches it."""
+
+    def __init__(self, pairs: "list[tuple[int, bytes]]") -> None:
+        self.pairs = pairs
+        self.recent = [k for _, k in pairs[-2:]]
+        self.recent.reverse()
+
+    def for_seq(self, seq: int) -> bytes:
+        key = self.pairs[0][1]
+        for from_seq, k in self.pairs:
+            if from_seq > seq:
+                break
+            key = k
+        return key
+
+
+def _hex_key(s: Section, what: str, v: object) -> bytes:
+    if isinstance(v, str) and len(v) == 64:
+        try:
+            return unhexlify(v)
+        except ValueError:
+            pass
+    raise ConfigError("%s.%s must be 64 hex digits" % (s.where, what))
+
+
+def _keys(s: Section, key: bytes) -> Keys:
+    """``keys`` from the config, or the one ``key`` valid from seq 1 (the format before
+    rotation, still written for a device never rotated)."""
+    if not s.has("keys"):
+        return Keys([(1, key)])
+    pairs: "list[tuple[int, bytes]]" = []
+    for item in s.seq("keys"):
+        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int)
+                or isinstance(item[0], bool) or item[0] < 1
+                or (pairs and item[0] <= pairs[-1][0])):
+            raise ConfigError("%s.keys must be [from_seq, key] pairs, from_seq ascending from 1"
+                              % s.where)
+        pairs.append((item[0], _hex_key(s, "keys", item[1])))
+    if not pairs or pairs[-1][1] != key:
+        raise ConfigError("%s.key must be the newest of keys" % s.where)
+    return Keys(pairs)
+
+
 class Identity:
-    """The provisioned identity: ``dev``, ``key`` (bytes), ``type``, ``site``, ``link``."""
+    """The provisioned identity: ``dev``, ``key`` (bytes, the newest), ``keys``
+    (:class:`Keys`), ``type``, ``site``, ``link``."""
 
     def __init__(self, s: Section) -> None:
         self.dev = s.text("dev", hi=32)
         for ch in self.dev:
             if ch not in _DEV_CHARS:
                 raise ConfigError("%s.dev may hold only A-Z a-z 0-9 - _ ." % s.where)
-        key = s.text("key", lo=64, hi=64)
-        try:
-            self.key = unhexlify(key)
-        except ValueError:
-            raise ConfigError("%s.key must be 64 hex digits" % s.where) from None
+        self.key = _hex_key(s, "key", s.d.get("key"))
+        self.keys = _keys(s, self.key)
         self.type = s.text("type")
         self.site = s.text("site")
         self.link = Link(s.sub("link"))

@@ -9,11 +9,16 @@
      "adc": {"residual": {"pin": 34, "zero": 6500, "full": 58000, "full_kpa": 2500}}}
 
 so apps never see pin numbers. ``Clock`` is the time seam: the simulator swaps in a
-virtual clock, everything else asks ``board.clock``.
+virtual clock, everything else asks ``board.clock``. ``random_hex`` is the one source of
+unpredictable bytes (nonces).
 """
 
+import builtins
+import os
+import random
 import sys
 import time
+from binascii import hexlify
 
 import machine
 from micropython import const
@@ -42,9 +47,39 @@ QUIRK = QUIRKS.get(sys.platform, QUIRKS["esp32"])
 # Some ports count time.time() from 2000-01-01: detect it instead of listing ports.
 EPOCH_OFFSET_MS = 0 if time.gmtime(0)[0] == 1970 else _UNIX_2000 * 1000
 
+# MicroPython has no RecursionError (too deep a recursion raises RuntimeError, its base
+# class in CPython); the shared wire code names it in an except clause, which would raise
+# NameError here the moment a parse fails. Detected, not listed.
+if not hasattr(builtins, "RecursionError"):
+    builtins.RecursionError = RuntimeError  # type: ignore[assignment,misc]
+
+# Unpredictable bytes: os.urandom (the hardware RNG: esp32, rp2, stm32) where the port has
+# it, else the random module seeded from the port's hardware source (random.seed() with
+# no argument; webassembly: the host's crypto). A port with neither gets no nonces at all:
+# a fill-gate request cannot be made there, so nothing is filled.
+_urandom = getattr(os, "urandom", None)
+_seeded = True
+if _urandom is None:
+    try:
+        random.seed()
+    except ValueError:
+        _seeded = False
+
 
 class HalError(Exception):
-    """A peripheral named in the config is missing or malformed. Retrying will not help."""
+    """A peripheral named in the config is missing or malformed, or the port has no source
+    of unpredictable bytes. Retrying will not help."""
+
+
+def random_hex(n: int) -> str:
+    """``n`` unpredictable bytes as ``2n`` lower-case hex digits."""
+    if _urandom is not None:
+        raw = _urandom(n)
+    elif _seeded:
+        raw = bytes(random.getrandbits(8) for _ in range(n))
+    else:
+        raise HalError("no hardware random source on this port")
+    return hexlify(raw).decode()
 
 
 class Clock:

@@ -1,4 +1,5 @@
-"""Records: made through the shared wire contract, written to the flash log, numbered.
+"""Records: made through the shared wire contract, written to the flash log, numbered,
+each signed with the key valid for its seq (``te.config.Keys``).
 
 ``Ids`` keeps the boot counter and the seq floor in one state file. At start the boot
 counter goes up by one (saved before any record is made) and the next seq is one past
@@ -16,6 +17,7 @@ _TYPING = False
 if _TYPING:
     from typing import Any
 
+    from te.config import Keys
     from te.flashlog import FlashLog
     from te.fs import FS
     from te.timekeeper import TimeKeeper
@@ -48,10 +50,10 @@ class Refused(Exception):
 
 class Recorder:
     def __init__(
-        self, dev: str, key: bytes, log: "FlashLog", ids: Ids, time: "TimeKeeper"
+        self, dev: str, keys: "Keys", log: "FlashLog", ids: Ids, time: "TimeKeeper"
     ) -> None:
         self.dev = dev
-        self.key = key
+        self.keys = keys
         self.log = log
         self.ids = ids
         self.time = time
@@ -69,7 +71,7 @@ class Recorder:
         did not fit; raises ``Refused`` for a protected record that could not be stored."""
         seq = self.seq + 1
         ts, tq = at if at is not None else self.time.now()
-        rec = make_record(self.dev, seq, self.boot, kind, ts, tq, body, self.key)
+        rec = make_record(self.dev, seq, self.boot, kind, ts, tq, body, self.keys.for_seq(seq))
         protected = kind in PROTECTED_KINDS
         try:
             self.flash_bytes += self.log.append(seq, canonical(rec), protected)

@@ -42,8 +42,11 @@ class App:
     def poll(self, now: int) -> None:
         pass
 
-    def on_cmd(self, msg: "dict[str, Any]") -> None:
-        pass
+    def on_cmd(self, msg: "dict[str, Any]", payload: bytes) -> None:
+        """A command on ``t/{dev}/cmd`` other than a gate answer: ``msg`` is parsed but not
+        verified (for dispatch only); an app that takes commands unseals ``payload``
+        itself (``wire.auth``) before acting on it. This one takes none: counted."""
+        self.rt.count("cmd")
 
     def healthy(self) -> bool:
         return True
@@ -77,7 +80,7 @@ class Runtime:
         self.state_dir = root + "/state"
         self.ids = Ids(fs, root + "/state/ids.json")
         self.time = TimeKeeper(self.clock)
-        self.rec = Recorder(ident.dev, ident.key, self.log, self.ids, self.time)
+        self.rec = Recorder(ident.dev, ident.keys, self.log, self.ids, self.time)
         self.wifi: "Any" = None
         self.ntp: "Any" = None
         self.channel = channel if channel is not None else self._channel(ident)
@@ -87,10 +90,14 @@ class Runtime:
             self.log,
             self.channel,
             self.clock,
+            ident.dev,
+            ident.keys.recent,
             sc.num("window", 8, 1, 64),
             sc.num("ack_timeout_ms", 10000, 200, 600000),
         )
-        self.gate = GateClient(self.channel, self.clock, self.rec.boot)
+        self.gate = GateClient(
+            self.channel, self.clock, self.rec.boot, ident.dev, ident.keys.recent
+        )
         hc = cfg.sub("health", False)
         self.health = Health(
             self.clock,
@@ -150,23 +157,24 @@ class Runtime:
         try:
             msg = json.loads(payload)
         except ValueError:
-            self._count("cmd")
+            self.count("cmd")
             return
         if not isinstance(msg, dict):
-            self._count("cmd")
+            self.count("cmd")
             return
-        if msg.get("type") == "gate":
+        if msg.get("t") == "gate":
             self.gate.on_answer(msg)
         else:
-            self.app.on_cmd(msg)
+            self.app.on_cmd(msg, payload)
 
-    def _count(self, what: str) -> int:
+    def count(self, what: str) -> int:
+        """Count one more ``what`` in ``errors``, the terminal's error counters."""
         n = self.errors.get(what, 0) + 1
         self.errors[what] = n
         return n
 
     def _error(self, what: str, exc: Exception) -> None:
-        n = self._count(what)
+        n = self.count(what)
         if n == 1 or n % 100 == 0:
             self.say("%s error (%d so far): %r" % (what, n, exc))
 

@@ -1,12 +1,15 @@
 """A stub gateway behind the ``Channel`` seam, for app scenarios where the edge agent is
 not what is under test: it stores each record once, acknowledges after "commit"
 (``ack_delay_ms``; ``acking = False`` withholds acks), and answers fill-gate requests
-with ``gate`` (a function of the request, returning the answer dict or ``None`` for
-silence). ``online = False`` takes the link down."""
+with ``gate`` (a function of the request, returning the answer's fields or ``None`` for
+silence). Like the agent it seals acks, gate answers and stop lists with the device's key
+(``wire.auth``); ``push_cmd`` hands over any bytes, sealed or not. ``online = False``
+takes the link down."""
 
 import json
 
 from te.channel import Channel
+from wire import auth
 
 _TYPING = False
 if _TYPING:
@@ -16,9 +19,11 @@ if _TYPING:
 
 
 class LoopChannel(Channel):
-    def __init__(self, clock: "Clock") -> None:
+    def __init__(self, clock: "Clock", dev: str, key: bytes) -> None:
         super().__init__()
         self.clock = clock
+        self.dev = dev
+        self.key = key
         self.online = True
         self.acking = True
         self.ack_delay_ms = 20
@@ -47,7 +52,7 @@ class LoopChannel(Channel):
             self.records[seq] = payload
             self.order.append(seq)
         if self.acking:
-            ack = json.dumps({"r": [[seq, seq]], "bad": []}).encode()
+            ack = auth.terminal_ack(self.dev, 0, [(seq, seq)], [], self.key)
             self._due.append((self.clock.add(self.clock.ticks_ms(), self.ack_delay_ms), 0, ack))
         return True
 
@@ -58,14 +63,30 @@ class LoopChannel(Channel):
         self.gate_requests.append(req)
         ans = self.gate(req) if self.gate is not None else None
         if ans is not None:
-            ans["type"] = "gate"
-            ans["id"] = req["id"]
+            sealed = auth.gate_answer(
+                self.dev,
+                req["id"],
+                req["n"],
+                ans["decision"],
+                ans["reasons"],
+                ans.get("reg_ver", 0),
+                self.key,
+                ans.get("seq"),
+                ans.get("error"),
+            )
             self._due.append((self.clock.add(self.clock.ticks_ms(), self.gate_delay_ms), 1,
-                              json.dumps(ans).encode()))
+                              sealed))
         return True
 
-    def push_cmd(self, msg: "dict[str, Any]") -> None:
-        self._due.append((self.clock.ticks_ms(), 1, json.dumps(msg).encode()))
+    def push_cmd(self, payload: bytes) -> None:
+        self._due.append((self.clock.ticks_ms(), 1, payload))
+
+    def push_ack(self, payload: bytes) -> None:
+        self._due.append((self.clock.ticks_ms(), 0, payload))
+
+    def stop_list(self, version: int, batches: "list[Any]") -> None:
+        """Relay a stop list as the agent does: sealed with the device key."""
+        self.push_cmd(auth.stop_list(self.dev, version, batches, self.key))
 
     def poll(self, now: int) -> None:
         if self.online and not self._was:
