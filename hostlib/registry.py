@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ class Registry:
         self._mtime: float | None = None
         self._devices: dict[str, Device] = {}
         self._loaded = False
+        self._checked = time.monotonic()
         self.version = 0  # grows with every write of the file
         self.problem: str | None = None  # why the file in force is not the file on disk
         self.reload()
@@ -169,9 +171,16 @@ class Registry:
         self.problem = problem
 
     def get(self, dev: str) -> Device | None:
+        """The device, from a registry at most a second old: a key rotated or a device
+        revoked in the file counts from the next second on; a device provisioned a moment
+        ago is looked for at once."""
+        now = time.monotonic()
+        if now - self._checked >= 1.0:
+            self._checked = now
+            self.reload()
         d = self._devices.get(dev)
         if d is None:
-            self.reload()  # a device provisioned a moment ago
+            self.reload()
             d = self._devices.get(dev)
         return d
 

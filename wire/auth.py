@@ -49,10 +49,13 @@ def mac_of(msg: dict[str, object], key: bytes) -> str:
     for k in msg:
         if k != "mac":
             rest[k] = msg[k]
+    problem = None
     try:
         data = canonical(rest)
     except CanonicalError as exc:
-        raise WireError("encoding", str(exc)) from exc
+        problem = str(exc)
+    if problem is not None:  # raised outside the handler: MicroPython has no chaining
+        raise WireError("encoding", problem)
     return hexlify(hmac_sha256(key, data))
 
 
@@ -80,10 +83,15 @@ def parse(payload: bytes, t: str, max_bytes: int = MAX_SEALED_BYTES) -> dict[str
     """Parse a sealed message of type ``t`` without checking its MAC (to find the key)."""
     if len(payload) > max_bytes:
         raise WireError("oversized", "%d bytes > %d" % (len(payload), max_bytes))
+    problem = None
     try:
         msg = json.loads(payload)
-    except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: deep nesting
-        raise WireError("json", str(exc)) from exc
+    except (ValueError, UnicodeError, RuntimeError) as exc:
+        # RuntimeError: nesting too deep (CPython's RecursionError is one; MicroPython
+        # raises RuntimeError itself and has no RecursionError)
+        problem = str(exc)
+    if problem is not None:  # raised outside the handler: MicroPython has no chaining
+        raise WireError("json", problem)
     if not isinstance(msg, dict):
         raise WireError("envelope", "not a JSON object")
     if msg.get("t") != t:
@@ -308,8 +316,10 @@ def unwrap_key(wrapped: str, under: bytes, dev: str, from_seq: int) -> bytes:
     """The key :func:`wrap_key` hid; :class:`WireError` on malformed input."""
     try:
         raw = unhexlify(wrapped)
-    except (ValueError, TypeError) as exc:
-        raise WireError("key", "wrapped key is not hex") from exc
+    except (ValueError, TypeError):
+        raw = b""
+    if not raw:
+        raise WireError("key", "wrapped key is not hex")
     if len(raw) != 32:
         raise WireError("key", "keys are 32 bytes")
     pad = _pad(under, dev, from_seq)

@@ -63,14 +63,6 @@ def decode_batch(
     return obj
 
 
-def encode_terminal_ack(wm: int, ranges: list[tuple[int, int]], bad: list[int]) -> bytes:
-    """Gateway → terminal: ``wm``, every seq up to it committed; ``r``, seq ranges
-    ``[lo, hi]`` committed by this group (also above a hole); ``bad``, seqs quarantined."""
-    return json.dumps(
-        {"wm": wm, "r": [list(r) for r in ranges], "bad": bad}, separators=(",", ":")
-    ).encode()
-
-
 def to_ranges(seqs: list[int]) -> list[tuple[int, int]]:
     """Sorted, merged inclusive ranges of ``seqs``."""
     out: list[tuple[int, int]] = []

@@ -13,7 +13,6 @@ virtual clock, everything else asks ``board.clock``. ``random_hex`` is the one s
 unpredictable bytes (nonces).
 """
 
-import builtins
 import os
 import random
 import sys
@@ -46,12 +45,6 @@ QUIRK = QUIRKS.get(sys.platform, QUIRKS["esp32"])
 
 # Some ports count time.time() from 2000-01-01: detect it instead of listing ports.
 EPOCH_OFFSET_MS = 0 if time.gmtime(0)[0] == 1970 else _UNIX_2000 * 1000
-
-# MicroPython has no RecursionError (too deep a recursion raises RuntimeError, its base
-# class in CPython); the shared wire code names it in an except clause, which would raise
-# NameError here the moment a parse fails. Detected, not listed.
-if not hasattr(builtins, "RecursionError"):
-    builtins.RecursionError = RuntimeError  # type: ignore[assignment,misc]
 
 # Unpredictable bytes: os.urandom (the hardware RNG: esp32, rp2, stm32) where the port has
 # it, else the random module seeded from the port's hardware source (random.seed() with
