@@ -29,13 +29,13 @@ from collector.forwarder import Forwarder
 from collector.settings import PlatformSettings, load_collector
 from collector.store import SqliteStore, read_summary
 from collector.verify import verify_batch
-from hostlib.registry import Device, Registry, add_devices
+from hostlib.registry import Device, Registry, add_devices, load_identity
 from simulators.platform import PlatformServer
 from simulators.records import BASE_MS, make_body
 from tests.conftest import wait_until
 from traceedge.cli import main
 from traceedge.launch import collector_config
-from traceedge.provision import new_device
+from traceedge.provision import new_device, site_trust
 from wire.batch import encode_batch
 from wire.canonical import canonical
 from wire.envelope import KINDS, make_record
@@ -64,12 +64,15 @@ class Central:
         self.registry = self.root / "registry" / "devices.json"
         self.devices = {fam: new_device(t, SITE) for fam, t in DEVICE_TYPE.items()}
         add_devices(self.registry, list(self.devices.values()), int(time.time()))
+        trust = site_trust(self.root, self.registry, SITE)
+        self.gateway = load_identity(trust.identity)
         self.config = collector_config(
             self.root / "collector.toml",
             self.root / "collector",
             self.registry,
             1883,  # no broker here: the forwarder alone runs
             self.platform.url,
+            trust.command_key,
             platform={"format": self.fmt},
         )
         settings = load_collector(self.config)
@@ -90,7 +93,9 @@ class Central:
     def commit(self, records: list[dict[str, Any]]) -> None:
         """Verify an uplink batch of ``records`` and commit it, as the collector does."""
         self.batches += 1
-        payload = encode_batch(SITE, f"b{self.batches}", [canonical(r) for r in records])
+        payload = encode_batch(
+            SITE, self.gateway.dev, f"b{self.batches}", [canonical(r) for r in records]
+        )
         vb = verify_batch(SITE, payload, Registry(self.registry), default_validator(), 1 << 22)
         assert vb.bad == [], vb.bad  # every record is good at intake
         assert self.store.commit(SITE, vb.batch_id, vb.good, vb.bad).stored == len(records)
