@@ -177,7 +177,12 @@ class BatchView(_Out):
 
 
 class StopRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=200, description="why trading stops (中止交易)")
+    reason: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",  # not blank: the schema says what the validator below enforces
+        description="why trading stops (中止交易), or why a stop is lifted",
+    )
 
     @field_validator("reason")
     @classmethod
