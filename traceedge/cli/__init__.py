@@ -24,9 +24,19 @@ def main() -> None:
 
 
 def _register() -> None:
-    from traceedge.cli import agent, collector, demo, device, diag, fleet, platform, sim
+    from traceedge.cli import (
+        agent,
+        collector,
+        config,
+        demo,
+        device,
+        diag,
+        fleet,
+        platform,
+        sim,
+    )
 
-    for mod in (device, agent, collector, platform, sim, diag, fleet, demo):
+    for mod in (device, agent, collector, config, platform, sim, diag, fleet, demo):
         main.add_command(mod.command)
 
 
