@@ -18,6 +18,7 @@ from collector import api_elevators, api_markets, cylinders
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
+from hostlib.listen import listen
 from hostlib.sqlite import open_ro
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
@@ -110,16 +111,25 @@ def make_app(store_path: Path, on_stop: Callable[[str, str], None] | None = None
 
 
 class ApiServer:
+    """The query API served by uvicorn on a thread. The port is bound when the server is
+    made, so a port that cannot be bound stops start-up (StartupError) instead of leaving a
+    collector running without its API."""
+
     def __init__(self, settings: CollectorSettings, host: str, port: int) -> None:
+        self.socket = listen(f"{settings.path}: api.port", host, port)
         config = uvicorn.Config(
             make_app(settings.store_path), host=host, port=port, log_level="warning"
         )
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.socket.close()

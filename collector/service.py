@@ -7,6 +7,7 @@ import queue
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
@@ -15,6 +16,7 @@ from collector.store import SqliteStore, Store
 from collector.verify import verify_batch
 from hostlib.errors import ConfigError, StoreError
 from hostlib.mqttlink import MqttLink
+from hostlib.pidlock import PidLock
 from hostlib.queues import put_blocking
 from hostlib.registry import Registry
 from wire import auth, topics
@@ -22,12 +24,30 @@ from wire.command import load_private_key
 from wire.envelope import WireError
 from wire.schemas import default_validator
 
+if TYPE_CHECKING:
+    from collector.api import ApiServer
+
 log = logging.getLogger(__name__)
+
+
+ONE_CLIENT_ID = (
+    "another collector runs with this client_id; the broker lets one session per client "
+    "id, so the two would knock each other off it (give each process its own client_id)"
+)
 
 
 class Collector:
     def __init__(self, settings: CollectorSettings, store: Store | None = None) -> None:
         self.settings = settings
+        # refused before anything is opened: one process per client_id (several processes
+        # share one store, each with its own id), the API's port free
+        lock_path = settings.data_dir / f"lock-{settings.client_id}"
+        self.lock = PidLock(lock_path).acquire(ONE_CLIENT_ID)
+        try:
+            self.api_server = self._bind_api()
+        except BaseException:
+            self.lock.release()
+            raise
         self.store: Store = store or SqliteStore(settings.store_path, project_inline=False)
         self.registry = Registry(settings.registry)
         self.validator = default_validator()
@@ -46,7 +66,6 @@ class Collector:
             name="collector",
         )
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
-        self.api_server: object | None = None
         self.batches = 0
         try:
             command_key = load_private_key(settings.command_key)
@@ -64,6 +83,13 @@ class Collector:
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._projector = threading.Thread(target=self._project, name="project", daemon=True)
 
+    def _bind_api(self) -> ApiServer | None:
+        if not self.settings.api_port:
+            return None
+        from collector.api import ApiServer  # FastAPI loads only when the API is on
+
+        return ApiServer(self.settings, self.settings.api_host, self.settings.api_port)
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)
 
@@ -73,12 +99,8 @@ class Collector:
         if self.forwarder:
             self.forwarder.start()
         self.link.start()
-        if self.settings.api_port:
-            from collector.api import ApiServer
-
-            server = ApiServer(self.settings, self.settings.api_host, self.settings.api_port)
-            server.start()
-            self.api_server = server
+        if self.api_server is not None:
+            self.api_server.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,8 +110,9 @@ class Collector:
         if self.forwarder:
             self.forwarder.stop()
         if self.api_server is not None:
-            self.api_server.stop()  # type: ignore[attr-defined]
+            self.api_server.stop()
         self.store.close()
+        self.lock.release()
 
     def _project(self) -> None:
         """Market stock, stop flags and alarms follow the store within a fraction of a

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.epcis import EpcisError, check_tz
-from hostlib.config import Section, load_toml, rel_path
+from hostlib.config import MAX_WAIT_S, MiB, Section, load_toml, name_token, rel_path
+from hostlib.errors import ConfigError
 from hostlib.mqttlink import BrokerSettings
 
 
@@ -49,45 +50,49 @@ class CollectorSettings:
 def _platform(p: str, ps: Section) -> PlatformSettings:
     url = ps.get("url", str)
     if not url.startswith(("http://", "https://")):
-        raise ps.error("url", "must start with http:// or https://")
+        ps.fail("url", "must start with http:// or https://")
     archive = ps.opt("epcis_archive", str)
     platform = PlatformSettings(
         url=url.rstrip("/"),
-        batch_records=ps.positive("batch_records", int, 500),
-        timeout_s=ps.positive("timeout_s", float, 10.0),
-        backoff_initial_s=ps.positive("backoff_initial_s", float, 0.5),
-        backoff_max_s=ps.positive("backoff_max_s", float, 30.0),
+        batch_records=ps.bounded("batch_records", int, 500, 100_000, "records"),
+        timeout_s=ps.bounded("timeout_s", float, 10.0, 600.0, "seconds"),
+        backoff_initial_s=ps.bounded("backoff_initial_s", float, 0.5, MAX_WAIT_S, "seconds"),
+        backoff_max_s=ps.bounded("backoff_max_s", float, 30.0, MAX_WAIT_S, "seconds"),
         format=ps.get("format", str, "records"),
         epcis_archive=rel_path(p, archive) if archive else None,
         timezone=ps.get("timezone", str, "+08:00"),
     )
     ps.finish()
     if platform.format not in ("records", "epcis"):
-        raise ps.error("format", "must be records or epcis")
+        ps.fail("format", "must be records or epcis")
+    if platform.backoff_initial_s > platform.backoff_max_s:
+        ps.fail("backoff_initial_s", "must not exceed backoff_max_s")
     try:
         check_tz(platform.timezone, "timezone")
     except EpcisError as exc:
-        raise ps.error("timezone", exc.problem) from None
+        ps.fail("timezone", exc.problem)
     return platform
 
 
-def load_collector(path: str | Path) -> CollectorSettings:
-    """Read a collector's config file."""
-    p, root = load_toml(path)
+def load_collector(
+    path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
+) -> CollectorSettings:
+    """Read a collector's config file (``problems``, ``files``: see hostlib.config)."""
+    p, root = load_toml(path, problems, files)
     c = root.sub("collector")
     data_dir = rel_path(p, c.get("data_dir", str))
-    registry = rel_path(p, c.get("registry", str))
-    command_key = rel_path(p, c.get("command_key", str))
-    group = c.get("group", str, "collectors")
+    registry = c.file("registry")
+    command_key = c.file("command_key")
+    group = name_token(c, "group", "collectors")
     shared = c.get("shared_subscription", bool, True)
-    max_batch = c.positive("max_batch_bytes", int, 4 * 1024 * 1024)
-    client_id = c.get("client_id", str, "collector")
+    max_batch = c.bounded("max_batch_bytes", int, 4 * MiB, 256 * MiB, "bytes (256 MiB)")
+    client_id = name_token(c, "client_id", "collector")
     c.finish()
     broker = BrokerSettings.parse(root.sub("broker"))
     platform = _platform(p, root.sub("platform")) if root.has("platform") else None
     api = root.sub("api")
-    api_host = api.get("host", str, "127.0.0.1")
-    api_port = api.get("port", int, 0)
+    api_host = api.host("host", "127.0.0.1")
+    api_port = api.port("port", 0, off=True)
     api.finish()
     root.finish()
     return CollectorSettings(

@@ -20,6 +20,7 @@ from hostlib.backoff import Backoff
 from hostlib.errors import ConfigError
 from hostlib.metrics import MetricsServer, render
 from hostlib.mqttlink import MqttLink
+from hostlib.pidlock import PidLock
 from hostlib.registry import Registry, load_identity
 from wire import auth, topics
 from wire.schemas import default_validator
@@ -51,9 +52,31 @@ def _whole(v: object) -> object:
     return round(v) if isinstance(v, float) else v
 
 
+ONE_AGENT = (
+    "another agent runs on this outbox; two would send the same records and knock each "
+    "other off the central broker (stop it first)"
+)
+
+
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
+        # refused before anything is opened: one agent per data directory, its port free
+        self.lock = PidLock(settings.data_dir / "lock").acquire(ONE_AGENT)
+        try:
+            self.metrics = (
+                MetricsServer(
+                    "127.0.0.1",
+                    settings.metrics_port,
+                    lambda: render("traceedge_agent", self.numbers()),
+                    f"{settings.path}: agent.metrics_port",
+                )
+                if settings.metrics_port
+                else None
+            )
+        except BaseException:
+            self.lock.release()
+            raise
         self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
         self.registry = registry = Registry(settings.devices)
         self.identity = identity = load_identity(settings.identity)
@@ -117,7 +140,6 @@ class Agent:
             name="uplink",
         )
         self.uplink.attach(self.central.publish, lambda: self.central.connected)
-        self.metrics: MetricsServer | None = None
         self._stop = threading.Event()
         self.started_at = time.time()
         self._rates: list[tuple[float, int, int]] = []
@@ -145,12 +167,8 @@ class Agent:
         self.uplink.start()
         self.central.start()
         self.local.start()
-        if self.settings.metrics_port:
-            self.metrics = MetricsServer(
-                "127.0.0.1",
-                self.settings.metrics_port,
-                lambda: render("traceedge_agent", self.numbers()),
-            ).start()
+        if self.metrics:
+            self.metrics.start()
         log.info(
             "agent %s: outbox %s (%d records waiting)",
             self.settings.site,
@@ -168,6 +186,7 @@ class Agent:
             self.metrics.stop()
         self.write_status()
         self.outbox.close()
+        self.lock.release()
 
     def numbers(self) -> dict[str, Any]:
         depth, nbytes, oldest = self.outbox.depth()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostlib.config import load_toml, rel_path, site_id
+from hostlib.config import MAX_WAIT_S, MiB, load_toml, rel_path, site_id
+from hostlib.errors import ConfigError
 from hostlib.mqttlink import BrokerSettings
 from wire.tracecode import CST_OFFSET_MIN
 
@@ -42,40 +43,49 @@ class AgentSettings:
         return self.data_dir / "outbox.sqlite"
 
 
-def load_agent(path: str | Path) -> AgentSettings:
-    """Read an edge agent's config file."""
-    p, root = load_toml(path)
+def load_agent(
+    path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
+) -> AgentSettings:
+    """Read an edge agent's config file (``problems``, ``files``: see hostlib.config)."""
+    p, root = load_toml(path, problems, files)
     a = root.sub("agent")
     site = site_id(a, "site")
     data_dir = rel_path(p, a.get("data_dir", str))
     if not a.has("devices"):
-        raise a.error(
+        a.fail(
             "devices",
             "is required: the device registry (devices.json) whose keys check every "
             "terminal's records and seal what the agent answers them",
         )
-    devices = rel_path(p, a.get("devices", str))
-    outbox_max = a.positive("outbox_max_bytes", int, 2 * 1024**3)
-    intake_queue = a.positive("intake_queue", int, 20000)
-    metrics_port = a.get("metrics_port", int, 0)
-    identity = rel_path(p, a.get("identity", str))
-    command_key = rel_path(p, a.get("command_key", str))
+        a.used.add("devices")
+        devices = Path("devices.json")
+    else:
+        devices = a.file("devices")
+    outbox_max = a.bounded("outbox_max_bytes", int, 2 * 1024**3, 1024**4, "bytes (1 TiB)")
+    intake_queue = a.bounded("intake_queue", int, 20000, 1_000_000, "messages")
+    metrics_port = a.port("metrics_port", 0, off=True)
+    identity = a.file("identity")
+    command_key = a.file("command_key")
     utc_offset = a.get("utc_offset_minutes", int, CST_OFFSET_MIN)
+    if not -720 <= utc_offset <= 840:
+        a.fail("utc_offset_minutes", f"must be -720..840 (UTC-12..UTC+14), not {utc_offset}")
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
     u = root.sub("uplink")
     ub = BrokerSettings.parse(u.sub("broker"))
     uplink = UplinkSettings(
         broker=ub,
-        batch_records=u.positive("batch_records", int, 1000),
-        batch_bytes=u.positive("batch_bytes", int, 512 * 1024),
-        linger_s=u.positive("linger_s", float, 0.05),
-        ack_timeout_s=u.positive("ack_timeout_s", float, 10.0),
-        max_in_flight=u.positive("max_in_flight", int, 8),
-        backoff_initial_s=u.positive("backoff_initial_s", float, 0.2),
-        backoff_max_s=u.positive("backoff_max_s", float, 5.0),
+        batch_records=u.bounded("batch_records", int, 1000, 100_000, "records"),
+        batch_bytes=u.bounded("batch_bytes", int, 512 * 1024, 64 * MiB, "bytes (64 MiB)"),
+        linger_s=u.bounded("linger_s", float, 0.05, 60.0, "seconds"),
+        ack_timeout_s=u.bounded("ack_timeout_s", float, 10.0, MAX_WAIT_S, "seconds"),
+        max_in_flight=u.bounded("max_in_flight", int, 8, 1000, "batches"),
+        backoff_initial_s=u.bounded("backoff_initial_s", float, 0.2, MAX_WAIT_S, "seconds"),
+        backoff_max_s=u.bounded("backoff_max_s", float, 5.0, MAX_WAIT_S, "seconds"),
     )
     u.finish()
+    if uplink.backoff_initial_s > uplink.backoff_max_s:
+        u.fail("backoff_initial_s", "must not exceed backoff_max_s")
     root.finish()
     return AgentSettings(
         path=p,

@@ -2,6 +2,8 @@
 
 TraceedgeError
 ├── ConfigError        bad or missing configuration; fix the file, retrying will not help
+├── StartupError       a port or data directory this process needs is not free; retrying
+│                      helps only once the other holder is gone
 └── StoreError         the collector's store failed; retrying may help
 """
 
@@ -20,6 +22,11 @@ class ConfigError(TraceedgeError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.key = key
+
+
+class StartupError(TraceedgeError):
+    """A process cannot start: its port cannot be bound, or another process holds its data
+    directory. Nothing was started."""
 
 
 class StoreError(TraceedgeError):

@@ -1,10 +1,16 @@
-"""A tiny Prometheus text-format endpoint (``GET /metrics``) on a background thread."""
+"""A tiny Prometheus text-format endpoint (``GET /metrics``) on a background thread.
+
+The port is bound when the server is made, so a port that cannot be bound stops start-up
+(:class:`~hostlib.errors.StartupError`) before :meth:`MetricsServer.start` runs anything.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hostlib.listen import bind_error
 
 
 def render(prefix: str, values: dict[str, float | int]) -> str:
@@ -16,7 +22,8 @@ def render(prefix: str, values: dict[str, float | int]) -> str:
 
 
 class MetricsServer:
-    def __init__(self, host: str, port: int, collect: Callable[[], str]) -> None:
+    def __init__(self, host: str, port: int, collect: Callable[[], str], what: str) -> None:
+        """``what`` names the setting that chose the port, for the error when it is taken."""
         collect_fn = collect
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +41,10 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise bind_error(what, host, port, exc) from exc
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -44,5 +54,6 @@ class MetricsServer:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serve loop that never ran
+            self.server.shutdown()
         self.server.server_close()

@@ -29,11 +29,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hostlib.backoff import Backoff
 from hostlib.config import Section
-from hostlib.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
+MAX_KEEPALIVE_S = 3600  # an hour: a broker drops a silent client only after 1.5 keepalives
+MAX_PREFIX = 128  # characters of a topic prefix
 
 
 @dataclass(frozen=True)
@@ -57,22 +59,41 @@ class BrokerSettings:
     @classmethod
     def parse(cls, s: Section) -> BrokerSettings:
         b = cls(
-            host=s.get("host", str, "127.0.0.1"),
-            port=s.positive("port", int, 1883),
+            host=s.host("host", "127.0.0.1"),
+            port=s.port("port", 1883),
             username=s.opt("username", str),
             password=s.opt("password", str),
             tls_ca=s.opt("tls_ca", str),
             tls_cert=s.opt("tls_cert", str),
             tls_key=s.opt("tls_key", str),
-            keepalive=s.positive("keepalive", int, 30),
+            keepalive=s.bounded("keepalive", int, 30, MAX_KEEPALIVE_S, "seconds"),
             prefix=s.get("prefix", str, ""),
         )
         s.finish()
+        if b.password is not None and b.username is None:
+            s.fail("password", "given without username")
         if (b.tls_cert is None) != (b.tls_key is None):
-            raise ConfigError(s.path, s.name, "tls_cert and tls_key go together")
+            s.fail("", "tls_cert and tls_key go together")
         if b.tls_cert and not b.tls_ca:
-            raise s.error("tls_ca", "is required with tls_cert")
+            s.fail("tls_ca", "is required with tls_cert")
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            s.must_exist(key, getattr(b, key))
+        problem = _prefix_problem(b.prefix)
+        if problem:
+            s.fail("prefix", problem)
         return b
+
+
+def _prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot lead our topics (None: it can). It is a plain topic path: no
+    wildcards, no ``$`` (reserved by brokers), no NUL, no ``/`` at either end."""
+    if len(prefix) > MAX_PREFIX:
+        return f"at most {MAX_PREFIX} characters, not {len(prefix)}"
+    if any(c in prefix for c in "+#$\0"):
+        return f"must hold none of + # $ or NUL (wildcards, reserved), not {prefix!r}"
+    if prefix.startswith("/") or prefix.endswith("/"):
+        return f"must not start or end with /, not {prefix!r}"
+    return None
 
 
 UNKNOWN_CA = (

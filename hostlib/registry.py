@@ -142,9 +142,10 @@ class Registry:
         self.reload()
 
     def reload(self) -> None:
-        """Take the file if it changed. A file that disappears or breaks after a good load
-        never changes who is trusted: the last good registry stays in force and
-        :attr:`problem` says why (an alarm for the operator)."""
+        """Take the file if it changed. At the first load a missing or broken file is a
+        ConfigError. A file that disappears or breaks after a good load never changes who
+        is trusted: the last good registry stays in force and :attr:`problem` says why (an
+        alarm for the operator)."""
         with self._lock:
             try:
                 st = self.path.stat()
@@ -152,8 +153,9 @@ class Registry:
                     return
                 devices, version = _parse_versioned(self.path)
             except FileNotFoundError:
-                if self._loaded:
-                    self._fail("registry file missing; the last good registry stays in force")
+                if not self._loaded:  # a registry never read is not an empty one
+                    raise ConfigError(str(self.path), "", "registry file not found") from None
+                self._fail("registry file missing; the last good registry stays in force")
                 return
             except ConfigError as exc:
                 if not self._loaded:

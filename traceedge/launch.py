@@ -41,6 +41,7 @@ def agent_config(
     agent: dict[str, Any] | None = None,
     uplink: dict[str, Any] | None = None,
     keepalive: int = 5,
+    local: dict[str, Any] | None = None,
 ) -> Path:
     return write_toml(
         path,
@@ -53,7 +54,12 @@ def agent_config(
                 "command_key": str(command_key),
                 **(agent or {}),
             },
-            "local": {"host": "127.0.0.1", "port": local_port, "keepalive": keepalive},
+            "local": {
+                "host": "127.0.0.1",
+                "port": local_port,
+                "keepalive": keepalive,
+                **(local or {}),
+            },
             "uplink": {"ack_timeout_s": 5.0, "backoff_max_s": 2.0, **(uplink or {})},
             "uplink.broker": {"host": "127.0.0.1", "port": uplink_port, "keepalive": keepalive},
         },

@@ -28,6 +28,7 @@ def _register() -> None:
         agent,
         broker,
         collector,
+        config,
         demo,
         device,
         diag,
@@ -37,7 +38,7 @@ def _register() -> None:
         sim,
     )
 
-    for mod in (device, pki, broker, agent, collector, platform, sim, diag, fleet, demo):
+    for mod in (device, pki, broker, agent, collector, config, platform, sim, diag, fleet, demo):
         main.add_command(mod.command)
 
 

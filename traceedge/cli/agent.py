@@ -58,5 +58,5 @@ def status_cmd(config_path: Path, as_json: bool) -> None:
     from edge_agent.status import format_status, read_status
 
     with friendly_errors():
-        st = read_status(load_agent(config_path).outbox_path)
+        st = read_status(load_agent(config_path, files=False).outbox_path)
     click.echo(json.dumps(st) if as_json else format_status(st))

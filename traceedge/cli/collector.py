@@ -95,7 +95,7 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     from hostlib.sqlite import open_ro
 
     with friendly_errors():
-        path = load_collector(config_path).store_path
+        path = load_collector(config_path, files=False).store_path
         if not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
         with open_ro(path) as db:
@@ -138,7 +138,7 @@ def forward_retry_cmd(config_path: Path) -> None:
     from collector.store import SqliteStore
 
     with friendly_errors():
-        path = load_collector(config_path).store_path
+        path = load_collector(config_path, files=False).store_path
         if not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
         store = SqliteStore(path)
@@ -170,7 +170,7 @@ def _import_into_store(config_path: Path, source: Path) -> Iterator[sqlite3.Conn
     from collector.store import SqliteStore
 
     with friendly_errors():
-        path = load_collector(config_path).store_path
+        path = load_collector(config_path, files=False).store_path
         try:
             store = SqliteStore(path)
             try:

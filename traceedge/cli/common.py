@@ -25,7 +25,7 @@ def setup_logging(verbose: int) -> None:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Our errors become a one-line message and exit status 2, not a traceback."""
+    """Our errors become a one-line message and exit status 1, not a traceback."""
     try:
         yield
     except TraceedgeError as exc:

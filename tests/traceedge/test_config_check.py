@@ -1,0 +1,92 @@
+"""``traceedge config check``: the role told from the file, every problem printed with its
+file and key, exit status 0 only when every file is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from traceedge.cli import main
+from traceedge.launch import agent_config, collector_config
+
+
+def check(*files: Path) -> Result:
+    return CliRunner().invoke(main, ["config", "check", *map(str, files)])
+
+
+def good_agent(tmp_path: Path) -> Path:
+    registry = tmp_path / "devices.json"
+    registry.write_text('{"devices": {}}')
+    return agent_config(tmp_path / "agent.toml", "S1", tmp_path / "a", 1883, 1883, registry)
+
+
+def test_clean_files_are_ok_and_say_what_they_configure(tmp_path: Path) -> None:
+    agent = good_agent(tmp_path)
+    coll = collector_config(
+        tmp_path / "collector.toml", tmp_path / "c", tmp_path / "devices.json", 1883, None
+    )
+    res = check(agent, coll)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == [
+        f"ok: agent config for site S1 ({agent})",
+        f"ok: collector config for client_id collector-1 ({coll})",
+    ]
+
+
+def test_every_problem_is_printed_with_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        """
+[agent]
+site = "S1"
+data_dir = "d"
+metrics_port = 70000
+devices = "missing.json"
+[local]
+port = 99999
+keepalive = 1000000000000
+prefix = "a/#"
+[uplink.broker]
+port = -1
+"""
+    )
+    res = check(cfg)
+    assert res.exit_code == 1
+    assert res.stdout.splitlines() == [
+        f"{cfg}: agent.devices: file not found: {tmp_path / 'missing.json'}",
+        f"{cfg}: agent.metrics_port: must be a port 1..65535 (0: off), not 70000",
+        f"{cfg}: local.port: must be a port 1..65535, not 99999",
+        f"{cfg}: local.keepalive: must be 1..3600 seconds, not 1000000000000",
+        f"{cfg}: local.prefix: must hold none of + # $ or NUL (wildcards, reserved), not 'a/#'",
+        f"{cfg}: uplink.broker.port: must be a port 1..65535, not -1",
+    ]
+    assert f"{cfg}: 6 problem(s)" in res.stderr
+
+
+def test_a_collector_with_a_missing_registry_and_a_bad_api_port(tmp_path: Path) -> None:
+    cfg = collector_config(
+        tmp_path / "collector.toml", tmp_path / "c", tmp_path / "nope.json", 1883, None, api_port=-1
+    )
+    res = check(cfg)
+    assert res.exit_code == 1
+    assert res.stdout.splitlines() == [
+        f"{cfg}: collector.registry: file not found: {tmp_path / 'nope.json'}",
+        f"{cfg}: api.port: must be a port 1..65535 (0: off), not -1",
+    ]
+
+
+def test_one_bad_file_among_good_ones_fails_the_check(tmp_path: Path) -> None:
+    agent = good_agent(tmp_path)
+    neither = tmp_path / "x.toml"
+    neither.write_text("[broker]\nport = 1883\n")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[agent\n")
+    res = check(agent, neither, broken, tmp_path / "absent.toml")
+    assert res.exit_code == 1
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"ok: agent config for site S1 ({agent})"
+    assert lines[1] == f"{neither}: cannot tell the role: want one [agent] or [collector] table"
+    assert lines[2].startswith(f"{broken}: not valid TOML")
+    assert lines[3] == f"{tmp_path / 'absent.toml'}: file not found"
+    assert "Traceback" not in res.output
