@@ -8,6 +8,7 @@ broker can be killed and restarted on the same port for fault tests.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from hostlib.errors import TraceedgeError
+from traceedge.lifeline import die_with_parent
 
 MOSQUITTO_HINT = "install it with `apt-get install mosquitto` (make test does this)"
 
@@ -77,6 +79,9 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            # Stay the user who started it: a switch to the `mosquitto` user (what it does
+            # when started as root) would undo its tie to this process (lifeline).
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
         ]
         conf.write_text("\n".join(lines) + "\n")
         return [exe, "-c", str(conf)]
@@ -84,7 +89,11 @@ class Broker:
     def start(self) -> Broker:
         with open(self.workdir / f"{self.kind}.log", "ab") as log:
             self.proc = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # killed with this process, SIGKILL too (lifeline)
             )
         if not wait_port(self.port, 15):
             self.stop()
