@@ -10,6 +10,7 @@ from typing import Any
 from edge_agent.outbox import ROW_OVERHEAD
 from hostlib.errors import ConfigError
 from hostlib.sqlite import open_ro
+from hostlib.timefmt import duration, when
 
 # what this agent refused to obey: forged or unusable acks and commands (DESIGN.md "Trust")
 REFUSED = ("forged_acks", "bad_acks", "unknown_acks", "commands_rejected", "commands_applied")
@@ -39,6 +40,7 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
     running = updated is not None and now - float(updated) < 5.0
     return {
         "running": running,
+        "updated_at": updated,
         "site": live.get("site"),
         "depth": int(n),
         "bytes": int(size) + ROW_OVERHEAD * int(n),
@@ -64,16 +66,22 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
     }
 
 
-def format_status(st: dict[str, Any]) -> str:
-    def age(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f} s"
-
+def format_status(st: dict[str, Any], now: float | None = None) -> str:
+    """:func:`read_status` for a person: times as local time and how long ago."""
+    now = time.time() if now is None else now
+    if st["running"]:
+        state = "running"
+    elif st["updated_at"] is not None:
+        state = f"NOT RUNNING (its last status: {when(st['updated_at'], now)})"
+    else:
+        state = "NOT RUNNING (it has written no status yet)"
+    oldest = st["oldest_age_s"]
     lines = [
-        f"agent for site {st['site'] or '?'}: {'running' if st['running'] else 'NOT RUNNING'}",
+        f"agent for site {st['site'] or '?'}: {state}",
         f"  outbox      {st['depth']} records, {st['bytes']} bytes"
         + (f" of {st['max_bytes']}" if st["max_bytes"] else ""),
-        f"  oldest      {age(st['oldest_age_s'])}",
-        f"  last ack    {age(st['last_ack_age_s'])} ago",
+        f"  oldest      {'-' if oldest is None else duration(oldest)}",
+        f"  last ack    {when(st['last_ack_at'], now)}",
         f"  rates       intake {st['intake_per_s']}/s, uplink {st['uplink_per_s']}/s",
         f"  links       terminals {'up' if st['local_connected'] else 'DOWN'}, "
         f"central {'up' if st['uplink_connected'] else 'DOWN'}"

@@ -13,16 +13,22 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hostlib.mqttlink import BrokerSettings, MqttLink
 from hostlib.registry import FAMILY_OF_TYPE, Device
-from simulators.records import make_body, pick_kind
+from simulators.records import KIND_MIX_BY_FAMILY, make_body, pick_kind
 from wire import auth, topics
 from wire.canonical import canonical
 from wire.envelope import WireError, make_record
 
 log = logging.getLogger(__name__)
+
+
+def is_terminal(device: Device) -> bool:
+    """Whether ``device`` makes records the fleet can simulate (a gateway does not)."""
+    return FAMILY_OF_TYPE.get(device.type) in KIND_MIX_BY_FAMILY
 
 
 @dataclass
@@ -62,11 +68,20 @@ class Fleet:
         resend_after_s: float = 5.0,
         max_pending: int = 200_000,
         client_id: str = "fleet",
+        start: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
+        """``start``: ``(seq, boot)`` per device id, where its sequence stands and its boot
+        (see :mod:`simulators.fleet_state`); a device not in it starts at seq 0, boot 1."""
         if not devices:
             raise ValueError("a fleet needs at least one device")
+        others = [f"{d.dev} ({d.type})" for d in devices if not is_terminal(d)]
+        if others:
+            raise ValueError(f"not terminals, they make no records: {', '.join(others)}")
         self.rng = random.Random(seed)
-        self.terminals = [Terminal(d, FAMILY_OF_TYPE[d.type]) for d in devices]
+        start = start or {}
+        self.terminals = [
+            Terminal(d, FAMILY_OF_TYPE[d.type], *start.get(d.dev, (0, 1))) for d in devices
+        ]
         self.by_dev = {t.device.dev: t for t in self.terminals}
         self.prefix = broker.prefix
         self.resend_after_s = resend_after_s
@@ -123,6 +138,10 @@ class Fleet:
         with self._lock:
             return sum(len(t.pending) for t in self.terminals)
 
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """``(seq, boot)`` per device: the last number each has used, and its boot."""
+        return {t.device.dev: (t.seq, t.boot) for t in self.terminals}
+
     def make(self, term: Terminal) -> tuple[int, bytes]:
         term.seq += 1
         kind = pick_kind(term.family, self.rng)
@@ -172,14 +191,16 @@ class Fleet:
         rate: float = 0.0,
         drain_timeout_s: float = 120.0,
         progress: object = None,
+        connect_timeout_s: float = 30.0,
     ) -> dict[str, int]:
         """Publish ``records`` more records (at ``rate``/s, 0 = as fast as the link takes
         them), then wait until every one is acknowledged or ``drain_timeout_s`` passes.
-        May be called again: sequences continue where they were."""
+        May be called again: sequences continue where they were. ``ConnectionError`` when
+        the broker cannot be reached within ``connect_timeout_s``."""
         if not self._started:
             self._started = True
             self.link.start()
-        if not self.link.wait_connected(30):
+        if not self.link.wait_connected(connect_timeout_s):
             raise ConnectionError(f"fleet: broker unreachable: {self.link.last_error}")
         start = time.monotonic()
         last_resend = start

@@ -9,6 +9,7 @@ config file is given (one ``traceedge broker config`` wrote, listening on ``port
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from hostlib.errors import TraceedgeError
+from traceedge.lifeline import die_with_parent
 
 MOSQUITTO_HINT = "install it with `apt-get install mosquitto` (make test does this)"
 
@@ -90,6 +92,9 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            # Stay the user who started it: a switch to the `mosquitto` user (what it does
+            # when started as root) would undo its tie to this process (lifeline).
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
         ]
         conf.write_text("\n".join(lines) + "\n")
         return [exe, "-c", str(conf)]
@@ -97,7 +102,11 @@ class Broker:
     def start(self) -> Broker:
         with open(self.workdir / f"{self.kind}.log", "ab") as log:
             self.proc = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # killed with this process, SIGKILL too (lifeline)
             )
         if not wait_port(self.port, 15):
             self.stop()

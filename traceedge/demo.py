@@ -2,11 +2,14 @@
 
 simulated terminals (fleet) → broker → edge agent (child process) → broker → collector
 (child process) → fake city platform. Everything lives in a work folder (a temporary one
-unless ``--workdir`` is given) and is stopped at the end.
+unless ``--workdir`` is given) and is stopped at the end, or when the demo is stopped
+(Ctrl-C, SIGTERM); the child processes die with the demo even when it is killed with
+SIGKILL (:mod:`traceedge.lifeline`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -51,10 +54,27 @@ def run_demo(
     timeout_s: float = 300.0,
     epcis_out: Path | None = None,
 ) -> DemoResult:
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.mkdtemp(prefix="traceedge-demo-")
-        workdir = Path(tmp)
+    """Run the chain until the platform has every record (or ``timeout_s`` passes). Each
+    part is stopped on the way out, in reverse order of starting, however the way out is
+    taken (the summary, an error, Ctrl-C or SIGTERM turned into ``KeyboardInterrupt``)."""
+    with contextlib.ExitStack() as running:
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="traceedge-demo-"))
+            running.callback(shutil.rmtree, workdir, ignore_errors=True)
+        result = _run(records, workdir, broker_kind, rate, say, timeout_s, epcis_out, running)
+    return result
+
+
+def _run(
+    records: int,
+    workdir: Path,
+    broker_kind: str,
+    rate: float,
+    say: Callable[[str], None],
+    timeout_s: float,
+    epcis_out: Path | None,
+    running: contextlib.ExitStack,
+) -> DemoResult:
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry" / "devices.json"
     devices = [new_device(t, SITE) for t, n in FLEET_SHAPE for _ in range(n)]
@@ -62,8 +82,10 @@ def run_demo(
     say(f"provisioned {len(devices)} terminals for site {SITE} in {registry}")
 
     broker = start_broker(broker_kind, workdir / "broker")
+    running.callback(broker.stop)
     say(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
     platform = PlatformServer(port=0).start()
+    running.callback(platform.stop)
     say(f"city platform (simulated): {platform.url}")
     api_port = free_port()
     trust = site_trust(workdir, registry, SITE)
@@ -93,7 +115,9 @@ def run_demo(
         command_key=trust.command_pub,
     )
     collector = Role("collector", ccfg, workdir / "collector.log").start()
+    running.callback(collector.stop)
     agent = Role("agent", acfg, workdir / "agent.log").start()
+    running.callback(agent.stop)
     say(f"collector and edge agent started (logs in {workdir})")
     _wait_agent_ready(workdir / "agent" / "outbox.sqlite", agent, say)
     fleet = Fleet(BrokerSettings(port=broker.port), devices, resend_after_s=5.0)
@@ -104,60 +128,52 @@ def run_demo(
 
     producer = threading.Thread(target=produce, name="fleet", daemon=True)
     producer.start()
+    running.callback(fleet.stop)
     store = workdir / "collector" / "collector.sqlite"
     deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            time.sleep(1.0)
-            p = _platform_counts(platform, epcis_out is not None)
-            c = read_summary(store)
-            try:
-                a = read_status(workdir / "agent" / "outbox.sqlite")
-                buffered = a["depth"]
-            except TraceedgeError:
-                buffered = 0
-            say(
-                f"captured {fleet.stats.generated:>7}  buffered at edge {buffered:>7}  "
-                f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}"
-            )
-            for role in (agent, collector):
-                if not role.alive():
-                    raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
-            if p["forwarded"] >= records and not producer.is_alive():
-                break
-            if time.monotonic() > deadline:
-                say("timed out waiting for the platform to receive everything")
-                break
-        producer.join(timeout=5)
-        deadline_p = time.monotonic() + 30
-        while read_summary(store).get("projection_backlog", 0) and time.monotonic() < deadline_p:
-            time.sleep(0.2)  # market stock and flags are applied just behind ingest
-        sample = _sample_query(api_port, devices[0].dev)
-        lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store)
-        say(f"trace lookups through the query API: {lookups_ok} of {lookups} correct")
-        c = read_summary(store)
+    while True:
+        time.sleep(1.0)
         p = _platform_counts(platform, epcis_out is not None)
-        summary = {
-            "generated": fleet.stats.generated,
-            "stored": int(c.get("stored", 0)),
-            "forwarded": p["forwarded"],
-            "duplicates": p["duplicates"],
-            "gaps": int(c.get("gaps", 0)),
-            "quarantined": int(c.get("quarantined", 0)),
-            "terminal_resends": fleet.stats.resent,
-            "collector_duplicates_removed": int(c.get("duplicates", 0)),
-            "trace_lookups": lookups,
-            "trace_lookups_ok": lookups_ok,
-        }
-        return DemoResult(summary, sample)
-    finally:
-        fleet.stop()
-        agent.stop()
-        collector.stop()
-        platform.stop()
-        broker.stop()
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        c = read_summary(store)
+        try:
+            a = read_status(workdir / "agent" / "outbox.sqlite")
+            buffered = a["depth"]
+        except TraceedgeError:
+            buffered = 0
+        say(
+            f"captured {fleet.stats.generated:>7}  buffered at edge {buffered:>7}  "
+            f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}"
+        )
+        for role in (agent, collector):
+            if not role.alive():
+                raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
+        if p["forwarded"] >= records and not producer.is_alive():
+            break
+        if time.monotonic() > deadline:
+            say("timed out waiting for the platform to receive everything")
+            break
+    producer.join(timeout=5)
+    deadline_p = time.monotonic() + 30
+    while read_summary(store).get("projection_backlog", 0) and time.monotonic() < deadline_p:
+        time.sleep(0.2)  # market stock and flags are applied just behind ingest
+    sample = _sample_query(api_port, devices[0].dev)
+    lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store)
+    say(f"trace lookups through the query API: {lookups_ok} of {lookups} correct")
+    c = read_summary(store)
+    p = _platform_counts(platform, epcis_out is not None)
+    summary = {
+        "generated": fleet.stats.generated,
+        "stored": int(c.get("stored", 0)),
+        "forwarded": p["forwarded"],
+        "duplicates": p["duplicates"],
+        "gaps": int(c.get("gaps", 0)),
+        "quarantined": int(c.get("quarantined", 0)),
+        "terminal_resends": fleet.stats.resent,
+        "collector_duplicates_removed": int(c.get("duplicates", 0)),
+        "trace_lookups": lookups,
+        "trace_lookups_ok": lookups_ok,
+    }
+    return DemoResult(summary, sample)
 
 
 def _platform_counts(platform: PlatformServer, epcis: bool) -> dict[str, int]:

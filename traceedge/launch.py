@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from traceedge.lifeline import die_with_parent
+
 
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
@@ -100,7 +102,12 @@ def collector_config(
 
 
 class Role:
-    """``traceedge <role> run --config FILE`` as a child process, logging to a file."""
+    """``traceedge <role> run --config FILE`` as a child process, logging to a file.
+
+    The child runs in a session of its own (a Ctrl-C at the terminal reaches only the
+    parent, which stops its children in order) and dies with the parent, SIGKILL included
+    (:mod:`traceedge.lifeline`): start it from the main thread.
+    """
 
     def __init__(self, role: str, config: Path, log_path: Path) -> None:
         self.role, self.config, self.log_path = role, config, log_path
@@ -112,7 +119,12 @@ class Role:
         cmd = [sys.executable, "-m", "traceedge", self.role, "run", "--config", str(self.config)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         self.starts += 1
         return self

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from edge_agent.settings import load_agent
-from traceedge.cli.common import config_option, friendly_errors, setup_logging, verbose_option
+from traceedge.cli.common import (
+    NOT_RUNNING,
+    config_option,
+    friendly_errors,
+    setup_logging,
+    verbose_option,
+)
 
 
 @click.group("agent")
@@ -51,6 +57,9 @@ def run_cmd(config_path: Path, verbose: int) -> None:
 def status_cmd(config_path: Path, as_json: bool) -> None:
     """Outbox depth, bytes, oldest record, last ack, rates, alarms.
 
+    Exit status: 0 when the agent is running, 3 when it is not (the outbox is shown as it
+    last left it), 1 on an error (a bad config, an outbox that cannot be read).
+
     \b
     Example:
       traceedge agent status --config /etc/traceedge/agent.toml --json
@@ -58,5 +67,12 @@ def status_cmd(config_path: Path, as_json: bool) -> None:
     from edge_agent.status import format_status, read_status
 
     with friendly_errors():
-        st = read_status(load_agent(config_path, files=False).outbox_path)
+        outbox = load_agent(config_path, files=False).outbox_path
+    if not outbox.exists():
+        click.echo(f"{outbox}: no outbox here: the agent has never run with this config", err=True)
+        click.get_current_context().exit(NOT_RUNNING)
+    with friendly_errors(str(outbox)):
+        st = read_status(outbox)
     click.echo(json.dumps(st) if as_json else format_status(st))
+    if not st["running"]:
+        click.get_current_context().exit(NOT_RUNNING)

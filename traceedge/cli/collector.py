@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,13 @@ import click
 
 from collector.settings import load_collector
 from hostlib.errors import ConfigError
-from traceedge.cli.common import config_option, friendly_errors, setup_logging, verbose_option
+from traceedge.cli.common import (
+    NOT_RUNNING,
+    config_option,
+    friendly_errors,
+    setup_logging,
+    verbose_option,
+)
 
 HELD_LISTED = 20  # held records `collector status` lists
 
@@ -86,42 +93,33 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     """Records stored, duplicates, quarantine, gaps, forwarding backlog, and the records
     held back from the platform with why.
 
+    Exit status: 0 when a collector process on this store is running, 3 when none is (the
+    store is shown as they left it), 1 on an error (a bad config, a store that cannot be
+    read).
+
     \b
     Example:
       traceedge collector status --config /etc/traceedge/collector.toml --devices
     """
     from collector.held import held_records
+    from collector.status import format_status, running
     from collector.store import device_report, summarize
     from hostlib.sqlite import open_ro
 
     with friendly_errors():
         path = load_collector(config_path, files=False).store_path
-        if not path.exists():
-            raise ConfigError(str(path), "", "no store here: has the collector ever run?")
-        with open_ro(path) as db:
-            out = summarize(db)
-            held = held_records(db, HELD_LISTED)
-            out["forward_held_records"] = [h.model_dump() for h in held]
-            if devices:
-                out["device_report"] = device_report(db)
-    if as_json:
-        click.echo(json.dumps(out))
-        return
-    for k, v in out.items():
-        if k not in ("device_report", "forward_held_records"):
-            click.echo(f"{k:20} {v}")
-    if held:
-        click.echo("held back from the platform, not forwarded (tried again when a collector")
-        click.echo("starts and on `traceedge collector forward-retry`):")
-    for h in held:
-        click.echo(f"  {h.dev}/{h.seq} {h.kind}: {h.reason} (attempts {h.attempts})")
-    if out["forward_held"] > len(held):
-        click.echo(f"  ... and {out['forward_held'] - len(held)} more (GET /forwarding lists them)")
-    for d in out.get("device_report", []):
-        click.echo(
-            f"  {d['dev']:24} records {d['records']:7} watermark {d['watermark']:7} "
-            f"missing {d['missing']}"
-        )
+    if not path.exists():
+        click.echo(f"{path}: no store here: no collector has run with this config", err=True)
+        click.get_current_context().exit(NOT_RUNNING)
+    with friendly_errors(str(path)), open_ro(path) as db:
+        out = summarize(db)
+        held = held_records(db, HELD_LISTED)
+        out["forward_held_records"] = [h.model_dump() for h in held]
+        if devices:
+            out["device_report"] = device_report(db)
+    click.echo(json.dumps(out) if as_json else format_status(out, held, time.time()))
+    if not running(out):
+        click.get_current_context().exit(NOT_RUNNING)
 
 
 @command.command("forward-retry")
@@ -141,6 +139,7 @@ def forward_retry_cmd(config_path: Path) -> None:
         path = load_collector(config_path, files=False).store_path
         if not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
+    with friendly_errors(str(path)):
         store = SqliteStore(path)
         try:
             n = store.retry_held()

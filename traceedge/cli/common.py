@@ -1,8 +1,10 @@
-"""Helpers shared by the CLI modules: logging set-up and turning our errors into exits."""
+"""Helpers shared by the CLI modules: logging set-up, turning errors into exits, signals."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +17,12 @@ from hostlib.errors import TraceedgeError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+NOT_RUNNING = 3
+"""Exit status of ``agent status`` and ``collector status`` when the role is not running (as
+an init script's ``status``: 0 running, 3 not running; 1 is an error such as a bad config)."""
+
 
 def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
@@ -24,12 +32,38 @@ def setup_logging(verbose: int) -> None:
 
 
 @contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Our errors become a one-line message and exit status 1, not a traceback."""
+def friendly_errors(where: str = "") -> Iterator[None]:
+    """Errors a user can cause become a one-line message and exit status 1, not a
+    traceback: ours (bad config, a broker that cannot be reached), the operating system's
+    (a missing folder, a port in use, no permission) and SQLite's (a file that is not a
+    store). ``where`` (a path) starts the message when the error does not name one; the
+    traceback goes to the log at debug level (``-vv``)."""
     try:
         yield
     except TraceedgeError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        log.debug("the traceback of the error below", exc_info=True)
+        if exc.filename is not None and exc.strerror:
+            path = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+            raise click.ClickException(f"{path}: {exc.strerror}") from exc
+        raise click.ClickException(f"{where}: {exc}" if where else str(exc)) from exc
+    except sqlite3.Error as exc:
+        log.debug("the traceback of the error below", exc_info=True)
+        raise click.ClickException(f"{where}: {exc}" if where else str(exc)) from exc
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the command as Ctrl-C does, with a ``KeyboardInterrupt`` in
+    the main thread: every ``finally`` runs, so whatever the command started is stopped."""
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def config_option(role: str) -> Callable[[Callable[..., T]], Callable[..., T]]:

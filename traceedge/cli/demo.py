@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from traceedge.cli.common import friendly_errors, setup_logging, verbose_option
+from traceedge.cli.common import (
+    friendly_errors,
+    setup_logging,
+    stop_signals_interrupt,
+    verbose_option,
+)
 
 
 @click.command("demo")
@@ -34,7 +39,7 @@ from traceedge.cli.common import friendly_errors, setup_logging, verbose_option
 )
 @click.option(
     "--workdir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="Keep configs, stores and logs here (default: a temporary folder, removed).",
 )
@@ -70,6 +75,9 @@ def command(
 ) -> None:
     """Run terminals → edge agent → broker → collector → city platform and show what happened.
 
+    Ctrl-C or SIGTERM stops the demo and every process it started; its child processes die
+    with it even when it is killed with SIGKILL (Linux).
+
     \b
     Example:
       traceedge demo --records 5000
@@ -82,6 +90,6 @@ def command(
     def say(msg: str) -> None:
         click.echo(msg, err=True)
 
-    with friendly_errors():
+    with friendly_errors(), stop_signals_interrupt():
         res = run_demo(records, workdir, broker_kind, rate, say, timeout, epcis_out)
     print_result(res, as_json, click.echo)

@@ -56,7 +56,13 @@ def _serve(sim: PtyDevice, what: str) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        sim.start()
+        try:
+            sim.start()
+        except OSError as exc:  # e.g. a --link in a folder that does not exist
+            where = sim.link or "a pty"
+            raise click.ClickException(
+                f"cannot serve the {what} on {where}: {exc.strerror}"
+            ) from exc
         try:
             click.echo(sim.path)
             sys.stdout.flush()

@@ -33,7 +33,7 @@ def command() -> None:
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     required=True,
     help="Folder for the device config files (one <dev>.json each).",
 )
@@ -57,7 +57,7 @@ def command() -> None:
     show_default=True,
     help="Gateway broker the device will publish to.",
 )
-@click.option("--broker-port", type=int, default=1883, show_default=True)
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=1883, show_default=True)
 def provision_cmd(
     dev_type: str,
     site: str,
@@ -84,7 +84,7 @@ def provision_cmd(
 @command.command("list")
 @click.option(
     "--registry",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=DEFAULT_REGISTRY,
     show_default=True,
     help="Device registry file.",

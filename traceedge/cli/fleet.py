@@ -9,7 +9,12 @@ import click
 
 from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import Registry
-from traceedge.cli.common import friendly_errors, setup_logging, verbose_option
+from traceedge.cli.common import (
+    friendly_errors,
+    setup_logging,
+    stop_signals_interrupt,
+    verbose_option,
+)
 
 
 @click.group("fleet")
@@ -25,13 +30,19 @@ def command() -> None:
 @command.command("run")
 @click.option(
     "--registry",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
     help="Device registry holding the simulated devices and their keys.",
 )
 @click.option("--site", default=None, help="Only this site's devices.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Gateway broker host.")
-@click.option("--port", type=int, default=1883, show_default=True, help="Gateway broker port.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=1883,
+    show_default=True,
+    help="Gateway broker port.",
+)
 @click.option(
     "--records",
     type=click.IntRange(1),
@@ -54,6 +65,21 @@ def command() -> None:
     show_default=True,
     help="Seconds to wait for every record's ack after the last one is sent.",
 )
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Each device's sequence and boot between runs "
+    "(default: beside the registry, devices.json → devices.fleet-state.json).",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    help="Give up when the broker cannot be reached within this many seconds.",
+)
 @verbose_option
 def run_cmd(
     registry: Path,
@@ -64,35 +90,66 @@ def run_cmd(
     rate: float,
     seed: int,
     drain_timeout: float,
+    state_path: Path | None,
+    connect_timeout: float,
     verbose: int,
 ) -> None:
-    """Publish records from every registered device, resend until acked; print a summary.
+    """Publish records from every registered terminal, resend until acked; print a summary.
+
+    Registry entries that are not terminals (the gateway's own identity) are skipped. Each
+    device's sequence continues from the last run, as a real terminal's does across
+    reboots: the state file (--state) keeps where each one stands, written atomically
+    before the run (reserving the numbers it may use) and when it ends; one run at a time
+    uses a state file. Ctrl-C or SIGTERM stops the run and keeps its state.
 
     \b
     Example:
       traceedge fleet run --registry registry/devices.json --port 1883 --records 5000 --rate 200
     """
     setup_logging(verbose)
-    from simulators.fleet import Fleet
+    from simulators.fleet import Fleet, is_terminal
+    from simulators.fleet_state import FleetState, default_path
 
+    state_path = state_path or default_path(registry)
     with friendly_errors():
-        devices = [
+        listed = [
             d for d in Registry(registry).devices().values() if site is None or d.site == site
         ]
-    if not devices:
-        raise click.ClickException(
-            f"no devices in {registry}" + (f" for site {site}" if site else "")
-        )
-    fleet = Fleet(BrokerSettings(host=host, port=port), devices, seed=seed)
-    click.echo(f"fleet: {len(devices)} terminals → {host}:{port}, {records} records", err=True)
-
-    def progress(s: dict[str, int]) -> None:
-        click.echo(
-            f"  generated {s['generated']}  acked {s['acked']}  pending {s['pending']}", err=True
-        )
-
-    try:
-        out = fleet.run(records, rate, drain_timeout, progress)
-    finally:
-        fleet.stop()
+        devices = [d for d in listed if is_terminal(d)]
+        others = sorted(f"{d.dev} ({d.type})" for d in listed if not is_terminal(d))
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            click.echo(
+                f"fleet: skipped {len(others)} registry entries that are not terminals: {shown}",
+                err=True,
+            )
+        if not devices:
+            raise click.ClickException(
+                f"no terminals in {registry}" + (f" for site {site}" if site else "")
+            )
+        with FleetState(state_path).locked() as state:
+            start = state.begin([d.dev for d in devices], records)
+            fleet = Fleet(BrokerSettings(host=host, port=port), devices, seed=seed, start=start)
+            click.echo(
+                f"fleet: {len(devices)} terminals → {host}:{port}, {records} records; "
+                f"sequences kept in {state_path}",
+                err=True,
+            )
+            try:
+                with stop_signals_interrupt():
+                    out = fleet.run(records, rate, drain_timeout, _progress, connect_timeout)
+            except ConnectionError as exc:
+                raise click.ClickException(
+                    f"cannot reach the broker at {host}:{port} within {connect_timeout:g} s "
+                    f"({fleet.link.last_error or 'no answer'}); nothing was published"
+                ) from exc
+            finally:
+                fleet.stop()
+                state.save(fleet.positions())
     click.echo(json.dumps(out))
+
+
+def _progress(s: dict[str, int]) -> None:
+    click.echo(
+        f"  generated {s['generated']}  acked {s['acked']}  pending {s['pending']}", err=True
+    )

@@ -19,7 +19,13 @@ def command() -> None:
 
 @command.command(name="run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8090, show_default=True, help="TCP port (0 picks a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8090,
+    show_default=True,
+    help="TCP port (0 picks a free one).",
+)
 @click.option(
     "--db",
     "db_path",
