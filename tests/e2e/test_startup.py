@@ -26,7 +26,7 @@ from hostlib.registry import add_devices
 from tests.conftest import SITE, require_mosquitto, wait_until
 from traceedge.brokers import Broker, free_port
 from traceedge.launch import Role, agent_config, collector_config
-from traceedge.provision import new_device
+from traceedge.provision import command_keypair, new_device, site_trust
 
 REFUSED_WITHIN_S = 30.0  # a refused start ends long before this, even on a loaded machine
 
@@ -68,6 +68,7 @@ def agent_cfg(
     **agent: Any,
 ) -> Path:
     """An agent config on the shared broker; ``agent`` and ``local`` add to its tables."""
+    trust = site_trust(tmp_path, registry, SITE)
     return agent_config(
         tmp_path / "agent.toml",
         SITE,
@@ -75,6 +76,8 @@ def agent_cfg(
         broker.port,
         broker.port,
         devices=registry,
+        identity=trust.identity,
+        command_key=trust.command_pub,
         agent=agent,
         local=local,
     )
@@ -83,8 +86,15 @@ def agent_cfg(
 def collector_cfg(
     tmp_path: Path, broker: Broker, registry: Path, name: str = "c", **kw: Any
 ) -> Path:
+    key, _ = command_keypair(tmp_path / "trust")  # only the key: the registry stays as given
     return collector_config(
-        tmp_path / f"{name}.toml", tmp_path / "collector", registry, broker.port, None, **kw
+        tmp_path / f"{name}.toml",
+        tmp_path / "collector",
+        registry,
+        broker.port,
+        None,
+        key,
+        **kw,
     )
 
 

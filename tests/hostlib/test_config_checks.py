@@ -21,6 +21,9 @@ AGENT = """
 [agent]
 site = "S1"
 data_dir = "data"
+devices = "devices.json"
+identity = "gw.json"
+command_key = "command.pub"
 [local]
 port = 1883
 [uplink]
@@ -32,8 +35,17 @@ COLLECTOR = """
 [collector]
 data_dir = "data"
 registry = "devices.json"
+command_key = "command.key"
 [broker]
 """
+
+
+@pytest.fixture(autouse=True)
+def _trust_files(tmp_path: Path) -> None:
+    """The gateway identity and command keys the configs name (their content is read by
+    the roles, not by the config checks)."""
+    for name in ("gw.json", "command.pub", "command.key"):
+        (tmp_path / name).write_text("")
 
 
 def broker(tmp_path: Path, text: str, files: bool = True) -> BrokerSettings:
@@ -100,11 +112,12 @@ def test_files_are_checked_only_when_asked(tmp_path: Path) -> None:
         ('site = "S1"', 'site = "S1"\noutbox_max_bytes = 0', "agent.outbox_max_bytes: must be 1.."),
         ('site = "S1"', 'site = "S1"\nintake_queue = 10000000', "agent.intake_queue: must be 1.."),
         ('site = "S1"', 'site = "S1"\nutc_offset_minutes = 900', "agent.utc_offset_minutes"),
-        ('site = "S1"', 'site = "S1"\ndevices = "nope.json"', "agent.devices: file not found"),
-        ('site = "S1"', 'site = "S1"\nidentity = "gw.json"', "agent.identity: file not found"),
+        ('devices = "devices.json"', 'devices = "nope.json"', "agent.devices: file not found"),
+        ('identity = "gw.json"', 'identity = "no-gw.json"', "agent.identity: file not found"),
     ],
 )
 def test_bad_agent_values_are_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
+    (tmp_path / "devices.json").write_text('{"devices": {}}')
     p = tmp_path / "agent.toml"
     p.write_text(AGENT.replace(old, new, 1))
     with pytest.raises(ConfigError, match="^" + str(p)) as ei:
@@ -113,6 +126,7 @@ def test_bad_agent_values_are_refused(tmp_path: Path, old: str, new: str, messag
 
 
 def test_metrics_port_zero_means_off(tmp_path: Path) -> None:
+    (tmp_path / "devices.json").write_text('{"devices": {}}')
     p = tmp_path / "agent.toml"
     p.write_text(AGENT.replace('site = "S1"', 'site = "S1"\nmetrics_port = 0'))
     assert load_agent(p).metrics_port == 0
@@ -185,7 +199,10 @@ tls_cert = "/nowhere/c.pem"
     assert keys == [
         "agent.site",
         "agent.data_dir",
+        "agent.devices",
         "agent.metrics_port",
+        "agent.identity",
+        "agent.command_key",
         "agent.typo",
         "local.port",
         "local.keepalive",
@@ -205,7 +222,11 @@ tls_cert = "/nowhere/c.pem"
 
 def test_a_table_that_is_not_a_table(tmp_path: Path) -> None:
     p = tmp_path / "agent.toml"
-    p.write_text('local = 5\n[agent]\nsite = "S1"\ndata_dir = "d"\n')
+    (tmp_path / "devices.json").write_text('{"devices": {}}')
+    p.write_text(
+        'local = 5\n[agent]\nsite = "S1"\ndata_dir = "d"\ndevices = "devices.json"\n'
+        'identity = "gw.json"\ncommand_key = "command.pub"\n'
+    )
     problems: list[ConfigError] = []
     load_agent(p, problems)
     assert [str(e) for e in problems] == [f"{p}: local: must be a table"]

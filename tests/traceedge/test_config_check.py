@@ -15,16 +15,32 @@ def check(*files: Path) -> Result:
     return CliRunner().invoke(main, ["config", "check", *map(str, files)])
 
 
+def trust_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The gateway identity and the command key pair a config names (checked to exist)."""
+    out = tmp_path / "gw.json", tmp_path / "command.pub", tmp_path / "command.key"
+    for p in out:
+        p.write_text("")
+    return out
+
+
 def good_agent(tmp_path: Path) -> Path:
     registry = tmp_path / "devices.json"
     registry.write_text('{"devices": {}}')
-    return agent_config(tmp_path / "agent.toml", "S1", tmp_path / "a", 1883, 1883, registry)
+    gw, pub, _ = trust_files(tmp_path)
+    return agent_config(
+        tmp_path / "agent.toml", "S1", tmp_path / "a", 1883, 1883, registry, gw, pub
+    )
 
 
 def test_clean_files_are_ok_and_say_what_they_configure(tmp_path: Path) -> None:
     agent = good_agent(tmp_path)
     coll = collector_config(
-        tmp_path / "collector.toml", tmp_path / "c", tmp_path / "devices.json", 1883, None
+        tmp_path / "collector.toml",
+        tmp_path / "c",
+        tmp_path / "devices.json",
+        1883,
+        None,
+        tmp_path / "command.key",
     )
     res = check(agent, coll)
     assert res.exit_code == 0, res.output
@@ -43,6 +59,8 @@ site = "S1"
 data_dir = "d"
 metrics_port = 70000
 devices = "missing.json"
+identity = "gw.json"
+command_key = "command.pub"
 [local]
 port = 99999
 keepalive = 1000000000000
@@ -51,6 +69,7 @@ prefix = "a/#"
 port = -1
 """
     )
+    trust_files(tmp_path)
     res = check(cfg)
     assert res.exit_code == 1
     assert res.stdout.splitlines() == [
@@ -65,8 +84,15 @@ port = -1
 
 
 def test_a_collector_with_a_missing_registry_and_a_bad_api_port(tmp_path: Path) -> None:
+    _, _, key = trust_files(tmp_path)
     cfg = collector_config(
-        tmp_path / "collector.toml", tmp_path / "c", tmp_path / "nope.json", 1883, None, api_port=-1
+        tmp_path / "collector.toml",
+        tmp_path / "c",
+        tmp_path / "nope.json",
+        1883,
+        None,
+        key,
+        api_port=-1,
     )
     res = check(cfg)
     assert res.exit_code == 1
