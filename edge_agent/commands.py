@@ -98,7 +98,7 @@ class Commands:
                 self._stop_list(cmd, version)
             else:
                 self._devices(cmd, version)
-        except (ValueError, KeyError, TypeError, WireError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             self._refuse("malformed", f"{kind} v{version}: {exc}")
             return
         self.applied += 1

@@ -49,6 +49,8 @@ MEDIA = ("lpg", "cng", "o2", "n2", "ar", "co2", "c2h2", "other")
 
 
 NONCE_DIGITS = "0123456789abcdefABCDEF"
+# A request is a few hundred bytes; the gate parses no more than this (wire.limits.loads).
+MAX_REQUEST_BYTES = 4096
 
 
 class GateRequestError(ValueError):

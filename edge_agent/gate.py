@@ -18,12 +18,12 @@ revoked device or without a valid nonce (a sealed ``deny`` with the error).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 
 from edge_agent.fillgate import (
+    MAX_REQUEST_BYTES,
     GateRequestError,
     NonceError,
     check_body,
@@ -37,7 +37,8 @@ from edge_agent.registry_cache import RegistryCache
 from hostlib.registry import Device, Registry
 from wire import auth, topics
 from wire.canonical import canonical
-from wire.envelope import make_record
+from wire.envelope import WireError, make_record
+from wire.limits import loads
 from wire.tracecode import CST_OFFSET_MIN, local_day
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ class FillGate:
             self._refuse(topic, payload, "gate_unknown_device", f"{dev!r} is not registered")
             return
         try:
-            obj: object = json.loads(payload)
-        except (ValueError, RecursionError):
+            obj: object = loads(payload, MAX_REQUEST_BYTES)
+        except WireError:  # too large, too deep, not JSON: answered as a bad request
             obj = None
         reply_to = topics.terminal_cmd(dev, self.prefix)
         rid, nonce = request_id(obj), request_nonce(obj) or ""

@@ -6,6 +6,7 @@ A test that cannot get its component fails with a message saying what to install
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from collector.store import read_summary
 from edge_agent.status import read_status
@@ -23,6 +25,14 @@ from simulators.platform import PlatformServer
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import SiteTrust, new_device, site_trust
+
+# Hypothesis profiles. ``ci`` (the default): 1,000 examples per property, derandomised so a
+# run is repeatable (a checksum collision found once is not a flaky failure). ``nightly``
+# (``HYPOTHESIS_PROFILE=nightly``): 10,000 examples from a fresh seed each run, to find
+# what the fixed CI examples cannot.
+settings.register_profile("ci", max_examples=1000, derandomize=True, deadline=None)
+settings.register_profile("nightly", max_examples=10_000, derandomize=False, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SITE = "T01"
 

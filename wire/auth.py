@@ -23,15 +23,16 @@ damaged control message costs availability at worst, never a record or a wrong d
 Commands from the centre to the gateways are signed with Ed25519 instead
 (:mod:`wire.command`, host only): gateways hold only the public key.
 
-Every error here is a :class:`~wire.envelope.WireError` (reasons ``oversized``, ``json``,
-``envelope``, ``type``, ``mac``).
+Every error here is a :class:`~wire.envelope.WireError` (reasons ``oversized``, ``depth``,
+``json``, ``envelope``, ``type``, ``mac``); :func:`parse` and everything built on it is
+total: any bytes in, a message or one of these out.
 """
 
 import hashlib
-import json
 
 from wire.canonical import CanonicalError, canonical
 from wire.envelope import WireError
+from wire.limits import loads
 from wire.mac import hexlify, hmac_sha256, unhexlify
 
 MAX_SEALED_BYTES = 65536
@@ -81,17 +82,7 @@ def _same(a: str, b: object) -> bool:
 
 def parse(payload: bytes, t: str, max_bytes: int = MAX_SEALED_BYTES) -> dict[str, object]:
     """Parse a sealed message of type ``t`` without checking its MAC (to find the key)."""
-    if len(payload) > max_bytes:
-        raise WireError("oversized", "%d bytes > %d" % (len(payload), max_bytes))
-    problem = None
-    try:
-        msg = json.loads(payload)
-    except (ValueError, UnicodeError, RuntimeError) as exc:
-        # RuntimeError: nesting too deep (CPython's RecursionError is one; MicroPython
-        # raises RuntimeError itself and has no RecursionError)
-        problem = str(exc)
-    if problem is not None:  # raised outside the handler: MicroPython has no chaining
-        raise WireError("json", problem)
+    msg = loads(payload, max_bytes)
     if not isinstance(msg, dict):
         raise WireError("envelope", "not a JSON object")
     if msg.get("t") != t:

@@ -19,8 +19,12 @@ import zlib
 from collections.abc import Callable
 
 from wire.envelope import WireError
+from wire.limits import loads
 
 MAX_INFLATED = 64 * 1024 * 1024
+# Records per batch: the agent's own bound on ``batch_records`` (edge_agent/settings.py).
+# More is refused as one error before a single record is looked at.
+MAX_BATCH_RECORDS = 100_000
 
 
 def encode_batch(site: str, gw: str, batch_id: str, records: list[bytes], level: int = 1) -> bytes:
@@ -33,9 +37,12 @@ def decode_batch(
     payload: bytes,
     max_inflated: int = MAX_INFLATED,
     parse_float: Callable[[str], object] | None = None,
+    max_records: int = MAX_BATCH_RECORDS,
 ) -> dict[str, object]:
-    """Inflate and parse a batch; :class:`WireError` on garbage or a zip bomb.
+    """Inflate and parse a batch; :class:`WireError` on garbage, a zip bomb, nesting deeper
+    than :data:`wire.limits.MAX_DEPTH`, a lone surrogate or more than ``max_records``.
 
+    Total: any bytes in, a batch (its records still unchecked) or a ``WireError`` out.
     ``parse_float`` lets the collector turn floats into values that fail every check.
     """
     try:
@@ -45,10 +52,7 @@ def decode_batch(
             raise WireError("oversized", f"batch inflates past {max_inflated} bytes")
     except zlib.error as exc:
         raise WireError("compression", str(exc)) from exc
-    try:
-        obj = json.loads(raw, parse_float=parse_float)
-    except (ValueError, UnicodeError) as exc:
-        raise WireError("json", str(exc)) from exc
+    obj = loads(raw, max_inflated, parse_float=parse_float)
     if (
         not isinstance(obj, dict)
         or not isinstance(obj.get("b"), str)
@@ -60,6 +64,10 @@ def decode_batch(
         raise WireError(
             "version", "batch without gw: the gateway speaks wire version 1; update its agent"
         )
+    recs = obj["recs"]
+    assert isinstance(recs, list)
+    if len(recs) > max_records:
+        raise WireError("count", f"{len(recs)} records > {max_records} in one batch")
     return obj
 
 

@@ -15,12 +15,12 @@ captured command stays usable. The gateways hold only the public key: whoever ta
 gateway cannot command the others.
 
 Errors are :class:`~wire.envelope.WireError` with reasons ``oversized``, ``json``,
-``envelope``, ``signature``, ``site``, ``expired``.
+``depth``, ``envelope``, ``signature``, ``site``, ``expired``; :func:`verify_command` is
+total: any bytes in, a command or one of these out.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from wire.canonical import CanonicalError, canonical
 from wire.envelope import WireError
+from wire.limits import loads
 
 DOMAIN = b"traceedge-command-v1\x00"
 MAX_COMMAND_BYTES = 16 * 1024 * 1024  # a full cylinder registry of a large city
@@ -74,12 +75,7 @@ def verify_command(
     """The command, if its signature verifies, it is for ``site`` (or every site) and it
     has not expired at ``now_ms``; :class:`WireError` otherwise. The caller checks that
     ``version`` grew."""
-    if len(payload) > max_bytes:
-        raise WireError("oversized", f"{len(payload)} bytes > {max_bytes}")
-    try:
-        cmd = json.loads(payload)
-    except (ValueError, UnicodeError, RecursionError) as exc:
-        raise WireError("json", str(exc)) from exc
+    cmd = loads(payload, max_bytes)
     if not isinstance(cmd, dict):
         raise WireError("envelope", "command is not a JSON object")
     sig = cmd.get("sig")

@@ -28,7 +28,15 @@ package(
 )
 package(
     "wire",
-    files=["__init__.py", "auth.py", "canonical.py", "envelope.py", "mac.py", "topics.py"],
+    files=[
+        "__init__.py",
+        "auth.py",
+        "canonical.py",
+        "envelope.py",
+        "limits.py",
+        "mac.py",
+        "topics.py",
+    ],
     base_path="../..",
 )
 package(

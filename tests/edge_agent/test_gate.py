@@ -154,7 +154,7 @@ def test_any_bytes_get_at_most_one_sealed_answer_and_never_a_false_allow() -> No
         g = Gate(Path(tmp))
         try:
 
-            @settings(max_examples=300, deadline=None)
+            @settings(deadline=None)
             @given(payloads())
             def check(payload: bytes) -> None:
                 (ans,) = g.ask(DEV, payload)

@@ -38,6 +38,7 @@ def test_sealed_vectors_under_micropython() -> None:
                 "wire/auth.py",
                 "wire/canonical.py",
                 "wire/envelope.py",
+                "wire/limits.py",
                 "wire/mac.py",
             ),
             "tests/wire/mp_auth_vectors.py",

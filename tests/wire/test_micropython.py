@@ -15,7 +15,7 @@ def test_vectors_under_micropython() -> None:
     out = run_micropython(
         "from tests.wire import mp_vectors\nmp_vectors.run('/repo/config/vectors/wire.json')\n",
         [
-            *repo_files("wire/canonical.py", "wire/envelope.py", "wire/mac.py"),
+            *repo_files("wire/canonical.py", "wire/envelope.py", "wire/limits.py", "wire/mac.py"),
             "tests/wire/mp_vectors.py",
             "config/vectors/wire.json",
         ],
