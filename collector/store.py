@@ -36,7 +36,7 @@ from collector import cylinders, elevators, markets
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
-from hostlib.sqlite import open_ro
+from hostlib.sqlite import open_ro, storable
 
 SCHEMA = (
     sqlitedb.META_SCHEMA
@@ -531,12 +531,6 @@ class SqliteStore:
 
 ROW_BYTES = "length(payload) + length(detail)"
 """What a quarantine row counts against ``max_quarantine_bytes`` (SQL)."""
-
-
-def storable(text: str) -> str:
-    """``text`` as SQLite can bind it: a lone surrogate (JSON allows ``\\ud800``, UTF-8
-    does not) becomes its escape instead of failing the whole transaction."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _bad_records_row(bad: list[Bad]) -> tuple[str, str, str | None, int | None, bytes, str]:
