@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 
 from collector import api_elevators, api_markets, cylinders
 from collector.held import ForwardingView, forwarding_view
@@ -24,8 +25,13 @@ from hostlib.sqlite import open_ro
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
 
-def make_app(store_path: Path, on_stop: Callable[[str, str], None] | None = None) -> FastAPI:
-    """The query API over the store at ``store_path``; ``on_stop`` relays stop orders."""
+def make_app(
+    store_path: Path,
+    on_stop: Callable[[str, str], None] | None = None,
+    dead_workers: Callable[[], list[str]] | None = None,
+) -> FastAPI:
+    """The query API over the store at ``store_path``; ``on_stop`` relays stop orders;
+    ``dead_workers`` names the collector's worker threads that died (``/healthz``)."""
     app = FastAPI(
         title="traceedge collector",
         version="0.1.0",
@@ -34,9 +40,13 @@ def make_app(store_path: Path, on_stop: Callable[[str, str], None] | None = None
     app.include_router(api_markets.make_router(store_path, on_stop))
     app.include_router(api_elevators.make_router(store_path))
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
+    def healthz() -> JSONResponse:
+        """200 while every worker runs; 503 naming the dead ones (the process is exiting)."""
+        dead = dead_workers() if dead_workers is not None else []
+        if dead:
+            return JSONResponse({"status": "dead", "dead_workers": dead}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/stats")
     def stats() -> dict[str, Any]:
@@ -115,10 +125,19 @@ class ApiServer:
     made, so a port that cannot be bound stops start-up (StartupError) instead of leaving a
     collector running without its API."""
 
-    def __init__(self, settings: CollectorSettings, host: str, port: int) -> None:
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        host: str,
+        port: int,
+        dead_workers: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.socket = listen(f"{settings.path}: api.port", host, port)
         config = uvicorn.Config(
-            make_app(settings.store_path), host=host, port=port, log_level="warning"
+            make_app(settings.store_path, dead_workers=dead_workers),
+            host=host,
+            port=port,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -49,19 +49,19 @@ class Forwarder:
         self.last_error = ""
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
 
     def start(self) -> None:
         """Make every held record due for a retry, then start forwarding."""
         n = self.store.retry_held()
         if n:
             log.warning("forwarder: %d held records; trying them again", n)
-        self._thread.start()
+        self.thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=self.settings.timeout_s + 5)
+        self.thread.join(timeout=self.settings.timeout_s + 5)
         self.client.close()
 
     def poke(self) -> None:

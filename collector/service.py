@@ -7,14 +7,15 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
 from collector.store import SqliteStore, Store
-from collector.verify import verify_batch
-from hostlib.errors import ConfigError, StoreError
+from collector.verify import VerifiedBatch, verify_batch
+from hostlib.errors import ConfigError, StoreError, WorkerDied
 from hostlib.mqttlink import MqttLink
 from hostlib.pidlock import PidLock
 from hostlib.queues import put_blocking
@@ -22,13 +23,15 @@ from hostlib.registry import Registry
 from wire import auth, topics
 from wire.command import load_private_key
 from wire.envelope import WireError
-from wire.schemas import default_validator
+from wire.schemas import BodyValidator, default_validator
 
 if TYPE_CHECKING:
     from collector.api import ApiServer
 
 log = logging.getLogger(__name__)
 
+
+Verify = Callable[[str, bytes, Registry, BodyValidator, int], VerifiedBatch]
 
 ONE_CLIENT_ID = (
     "another collector runs with this client_id; the broker lets one session per client "
@@ -37,8 +40,15 @@ ONE_CLIENT_ID = (
 
 
 class Collector:
-    def __init__(self, settings: CollectorSettings, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        store: Store | None = None,
+        verify: Verify = verify_batch,
+    ) -> None:
+        """``verify``: decodes and verifies one batch (:func:`verify_batch` unless given)."""
         self.settings = settings
+        self.verify = verify
         # refused before anything is opened: one process per client_id (several processes
         # share one store, each with its own id), the API's port free
         lock_path = settings.data_dir / f"lock-{settings.client_id}"
@@ -48,7 +58,11 @@ class Collector:
         except BaseException:
             self.lock.release()
             raise
-        self.store: Store = store or SqliteStore(settings.store_path, project_inline=False)
+        self.store: Store = store or SqliteStore(
+            settings.store_path,
+            project_inline=False,
+            max_quarantine_bytes=settings.max_quarantine_bytes,
+        )
         self.registry = Registry(settings.registry)
         self.validator = default_validator()
         prefix = settings.broker.prefix
@@ -67,6 +81,7 @@ class Collector:
         )
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.batches = 0
+        self.poisoned = 0  # messages that made a worker fail unexpectedly (quarantined)
         try:
             command_key = load_private_key(settings.command_key)
         except WireError as exc:
@@ -79,6 +94,7 @@ class Collector:
             prefix,
         )
         self.status_refused: dict[str, int] = {}
+        self._started = False
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._projector = threading.Thread(target=self._project, name="project", daemon=True)
@@ -88,12 +104,28 @@ class Collector:
             return None
         from collector.api import ApiServer  # FastAPI loads only when the API is on
 
-        return ApiServer(self.settings, self.settings.api_host, self.settings.api_port)
+        return ApiServer(
+            self.settings, self.settings.api_host, self.settings.api_port, self.dead_workers
+        )
+
+    def workers(self) -> dict[str, threading.Thread]:
+        """The threads this process cannot do without: one dead stops the process."""
+        out = {"ingest": self._worker, "project": self._projector}
+        if self.forwarder:
+            out["forwarder"] = self.forwarder.thread
+        return out
+
+    def dead_workers(self) -> list[str]:
+        """Workers that were started and are no longer running."""
+        if not self._started:
+            return []
+        return sorted(n for n, t in self.workers().items() if not t.is_alive())
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)
 
     def start(self) -> None:
+        self._started = True
         self._worker.start()
         self._projector.start()
         if self.forwarder:
@@ -124,6 +156,9 @@ class Collector:
             except StoreError as exc:
                 log.warning("collector: projection failed (%s); retrying", exc)
                 self._stop.wait(1.0)
+            except Exception:  # a bug: the records stay unprojected, tried again
+                log.exception("collector: projection failed unexpectedly; retrying")
+                self._stop.wait(1.0)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -131,7 +166,24 @@ class Collector:
                 topic, payload = self.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            self.ingest(topic, payload)
+
+    def ingest(self, topic: str, payload: bytes) -> None:
+        """:meth:`handle` one message; whatever it raises quarantines that message alone
+        (with an alarm) and the next one is taken. Not acked, so a sender that means it
+        sends it again."""
+        try:
             self.handle(topic, payload)
+        except Exception as exc:
+            self.poisoned += 1
+            detail = f"{topic}: {exc.__class__.__name__}: {exc}"
+            log.exception("collector: message on %s failed; quarantined", topic)
+            parts = topics.split(topic, self.settings.broker.prefix)
+            site = parts[1] if len(parts) == 3 and parts[0] == "edge" else None
+            try:
+                self.store.quarantine_payload(site, "internal_error", detail, payload, alarm=True)
+            except Exception:
+                log.exception("collector: cannot even quarantine it")
 
     def handle(self, topic: str, payload: bytes) -> None:
         """One batch: verify, commit, then ack. No ack if the commit failed."""
@@ -143,7 +195,7 @@ class Collector:
         try:
             if site is None:
                 raise WireError("topic", f"unexpected topic {topic!r}")
-            vb = verify_batch(
+            vb = self.verify(
                 site, payload, self.registry, self.validator, self.settings.max_batch_bytes
             )
         except WireError as exc:
@@ -217,6 +269,8 @@ class Collector:
                 "queue": self.queue.qsize(),
                 "batches": self.batches,
                 "status_refused": dict(self.status_refused),
+                "poisoned": self.poisoned,
+                "dead_workers": self.dead_workers(),
             },
         )
 
@@ -227,10 +281,23 @@ class Collector:
         log.info(
             "collector: store %s, registry %s", self.settings.store_path, self.settings.registry
         )
+        dead: list[str] = []
         try:
             while not self._stop.wait(1.0):
-                self.heartbeat()
+                try:
+                    self.heartbeat()
+                except StoreError as exc:  # a store locked for long: said next time
+                    log.warning("collector: cannot write the heartbeat: %s", exc)
+                dead = self.dead_workers()
+                if dead:  # said by the heartbeat above and /healthz; now exit for a restart
+                    log.critical("collector: worker(s) %s died; stopping", ", ".join(dead))
+                    break
                 if self.link.connected:
-                    self.pushdown.tick()
+                    try:
+                        self.pushdown.tick()
+                    except Exception:  # a bug: the next tick tries again
+                        log.exception("collector: pushing state down to the sites failed")
         finally:
             self.stop()
+        if dead:
+            raise WorkerDied(f"collector {self.settings.client_id}", dead)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.epcis import EpcisError, check_tz
+from collector.store import DEFAULT_MAX_QUARANTINE_BYTES
 from hostlib.config import MAX_WAIT_S, MiB, Section, load_toml, name_token, rel_path
 from hostlib.errors import ConfigError
 from hostlib.mqttlink import BrokerSettings
@@ -38,6 +39,7 @@ class CollectorSettings:
     group: str = "collectors"
     shared_subscription: bool = True
     max_batch_bytes: int = 4 * 1024 * 1024
+    max_quarantine_bytes: int = DEFAULT_MAX_QUARANTINE_BYTES
     client_id: str = "collector"
     api_host: str = "127.0.0.1"
     api_port: int = 0
@@ -86,6 +88,9 @@ def load_collector(
     group = name_token(c, "group", "collectors")
     shared = c.get("shared_subscription", bool, True)
     max_batch = c.bounded("max_batch_bytes", int, 4 * MiB, 256 * MiB, "bytes (256 MiB)")
+    max_quarantine = c.bounded(
+        "max_quarantine_bytes", int, DEFAULT_MAX_QUARANTINE_BYTES, 1024**4, "bytes (1 TiB)"
+    )
     client_id = name_token(c, "client_id", "collector")
     c.finish()
     broker = BrokerSettings.parse(root.sub("broker"))
@@ -105,6 +110,7 @@ def load_collector(
         group=group,
         shared_subscription=shared,
         max_batch_bytes=max_batch,
+        max_quarantine_bytes=max_quarantine,
         client_id=client_id,
         api_host=api_host,
         api_port=api_port,

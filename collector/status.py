@@ -58,9 +58,13 @@ def _process(p: dict[str, Any], now: float) -> str:
     """One collector process's heartbeat: up or not, its links, when it was last heard."""
     if not p["running"]:
         return f"STOPPED, last heartbeat {when(p['at'], now)}"
+    dead = p.get("dead_workers") or []  # heartbeats of older versions lack it
+    if dead:
+        return f"WORKER DEAD ({', '.join(dead)}): exiting for a restart"
     broker = "broker up" if p["connected"] else f"broker DOWN ({p['broker_error'] or '?'})"
     platform = f", platform error: {p['platform_error']}" if p["platform_error"] else ""
     return (
         f"running, {broker}{platform}, {p['batches']} batches, queue {p['queue']}, "
-        f"heartbeat {duration(now - p['at'])} ago"
+        + (f"{p['poisoned']} messages failed (quarantined), " if p.get("poisoned") else "")
+        + f"heartbeat {duration(now - p['at'])} ago"
     )

@@ -36,7 +36,7 @@ from collector import cylinders, elevators, markets
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
-from hostlib.sqlite import open_ro
+from hostlib.sqlite import open_ro, storable
 
 SCHEMA = (
     sqlitedb.META_SCHEMA
@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     detail TEXT NOT NULL,
     dev TEXT,
     seq INTEGER,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    counts TEXT
 );
 CREATE TABLE IF NOT EXISTS alarms (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -118,7 +119,13 @@ COUNTERS = (
     "forward_batches",
     "forward_failures",
     "forward_holds",
+    "quarantine_evicted",
 )
+
+DEFAULT_MAX_QUARANTINE_BYTES = 64 * 1024 * 1024
+QUARANTINE_SAMPLE = 8
+"""Bad records of one batch kept whole in its single quarantine row (the rest are counted)."""
+QUARANTINE_KEEP_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,7 @@ class Store(Protocol):
     ) -> CommitResult: ...
 
     def quarantine_payload(
-        self, site: str | None, reason: str, detail: str, payload: bytes
+        self, site: str | None, reason: str, detail: str, payload: bytes, alarm: bool = False
     ) -> None: ...
 
     def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None: ...
@@ -192,15 +199,26 @@ class Store(Protocol):
 class SqliteStore:
     """WAL, ``synchronous=FULL``; several collector processes may share the file."""
 
-    def __init__(self, path: Path | str, project_inline: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        project_inline: bool = True,
+        max_quarantine_bytes: int = DEFAULT_MAX_QUARANTINE_BYTES,
+    ) -> None:
         """``project_inline``: apply market records (stock, flags) in each commit's own
         transaction; the collector service turns it off and runs :meth:`project` in a
-        thread of its own, which keeps that work off the ingest path."""
+        thread of its own, which keeps that work off the ingest path.
+        ``max_quarantine_bytes``: the quarantine's bound (payload and detail bytes); past
+        it the oldest rows are evicted and counted in ``quarantine_evicted``."""
         self.project_inline = project_inline
+        self.max_quarantine_bytes = max_quarantine_bytes
         self.path = Path(path)
         self._lock = threading.RLock()
         self.db = sqlitedb.connect(self.path, busy_timeout_ms=30000)
         self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(quarantine)")}
+        if "counts" not in cols:  # a store made before quarantine rows counted records
+            self.db.execute("ALTER TABLE quarantine ADD COLUMN counts TEXT")
         cylinders.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
@@ -212,6 +230,10 @@ class SqliteStore:
                 (uuid.uuid4().hex[:12],),
             )
             db.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('forward_cursor', '0')")
+            db.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES ('quarantine_bytes', "
+                f"(SELECT COALESCE(SUM({ROW_BYTES}), 0) FROM quarantine))"
+            )
             self.store_id = db.execute("SELECT value FROM meta WHERE name = 'store_id'").fetchone()[
                 0
             ]
@@ -251,7 +273,9 @@ class SqliteStore:
         bad: list[Bad],
     ) -> CommitResult:
         stored = dups = 0
-        quarantine = [(b.reason, b.detail, b.dev, b.seq, b.payload) for b in bad]
+        quarantine: list[tuple[str, str, str | None, int | None, bytes, str | None]] = []
+        if bad:
+            quarantine.append(_bad_records_row(bad))
         per_dev: dict[str, tuple[int, int]] = {}
         insert = (
             "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
@@ -271,17 +295,21 @@ class SqliteStore:
                 dups += 1
             else:
                 detail = f"({g.dev}, {g.seq}) already stored with different content"
-                quarantine.append(("conflict", detail, g.dev, g.seq, g.text.encode()))
+                quarantine.append(("conflict", detail, g.dev, g.seq, g.text.encode(), None))
                 db.execute(
                     "INSERT INTO alarms(raised, kind, dev, seq, detail) VALUES (?, ?, ?, ?, ?)",
                     (now, "conflict", g.dev, g.seq, detail),
                 )
         if quarantine:
             db.executemany(
-                "INSERT INTO quarantine(received, site, batch, reason, detail, dev, seq, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(now, site, batch_id, r, d[:500], dv, sq, p) for r, d, dv, sq, p in quarantine],
+                "INSERT INTO quarantine(received, site, batch, reason, detail, dev, seq, payload, "
+                "counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (now, site, batch_id, r, storable(d[:500]), dv and storable(dv), sq, p, n)
+                    for r, d, dv, sq, p, n in quarantine
+                ],
             )
+            self._bound_quarantine(db, sum(min(len(q[1]), 500) + len(q[4]) for q in quarantine))
         db.executemany(
             "INSERT INTO device_state(dev, site, count, max_seq, last_seen) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(dev) DO UPDATE SET count = count + excluded.count, "
@@ -298,22 +326,54 @@ class SqliteStore:
                 "batches": 1,
                 "stored": stored,
                 "duplicates": dups,
-                "quarantined": len(quarantine),
+                "quarantined": len(bad) + conflicts,
                 "conflicts": conflicts,
             },
         )
-        return CommitResult(stored, dups, len(quarantine))
+        return CommitResult(stored, dups, len(bad) + conflicts)
 
     def quarantine_payload(
-        self, site: str | None, reason: str, detail: str, payload: bytes
+        self, site: str | None, reason: str, detail: str, payload: bytes, alarm: bool = False
     ) -> None:
+        """Keep a message that could not be taken (its first 64 KiB); ``alarm``: also raise
+        an alarm (a message that made the collector fail unexpectedly)."""
+        now = time.time()
+        kept = payload[:QUARANTINE_KEEP_BYTES]
         with self.atomic() as db:
             db.execute(
                 "INSERT INTO quarantine(received, site, reason, detail, payload) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (time.time(), site, reason, detail[:500], payload[:65536]),
+                (now, site, reason, storable(detail[:500]), kept),
             )
+            if alarm:
+                db.execute(
+                    "INSERT INTO alarms(raised, kind, detail) VALUES (?, ?, ?)",
+                    (now, reason, storable(f"{site or '?'}: {detail[:500]}")),
+                )
+            self._bound_quarantine(db, len(detail[:500]) + len(kept))
             self._bump(db, {"quarantined": 1})
+
+    def _bound_quarantine(self, db: sqlite3.Connection, added: int) -> None:
+        """Account ``added`` bytes just quarantined; evict the oldest rows past the bound."""
+        total = int(sqlitedb.get_meta(db, "quarantine_bytes") or 0) + added
+        evicted = 0
+        while total > self.max_quarantine_bytes:
+            rows = db.execute(
+                f"SELECT id, {ROW_BYTES} FROM quarantine ORDER BY id LIMIT 256"
+            ).fetchall()
+            if not rows:
+                total = 0
+                break
+            picked = []
+            for rid, size in rows:
+                picked.append((rid,))
+                total -= int(size)
+                if total <= self.max_quarantine_bytes:
+                    break
+            db.executemany("DELETE FROM quarantine WHERE id = ?", picked)
+            evicted += len(picked)
+        sqlitedb.set_meta(db, {"quarantine_bytes": str(total)})
+        self._bump(db, {"quarantine_evicted": evicted})
 
     # -- forwarding --------------------------------------------------------------------
     def claim_forward(self, limit: int, lease_s: float) -> ForwardBatch | None:
@@ -469,6 +529,24 @@ class SqliteStore:
             return summarize(self.db)
 
 
+ROW_BYTES = "length(payload) + length(detail)"
+"""What a quarantine row counts against ``max_quarantine_bytes`` (SQL)."""
+
+
+def _bad_records_row(bad: list[Bad]) -> tuple[str, str, str | None, int | None, bytes, str]:
+    """All bad records of one batch as one quarantine row: the reason (``mixed`` when
+    there are several), counts by reason, and the first :data:`QUARANTINE_SAMPLE` records."""
+    counts: dict[str, int] = {}
+    for b in bad:
+        counts[b.reason] = counts.get(b.reason, 0) + 1
+    reason = next(iter(counts)) if len(counts) == 1 else "mixed"
+    first = bad[0]
+    detail = f"{len(bad)} bad records, {json.dumps(counts, sort_keys=True)}; first: {first.detail}"
+    sample = b"\n".join(b.payload for b in bad[:QUARANTINE_SAMPLE])[:QUARANTINE_KEEP_BYTES]
+    dev, seq = (first.dev, first.seq) if len(bad) == 1 else (None, None)
+    return reason, detail, dev, seq, sample, json.dumps(counts)
+
+
 def read_summary(path: Path | str) -> dict[str, Any]:
     """:func:`summarize` of the store at ``path``; empty while it does not exist yet."""
     if not Path(path).exists():
@@ -502,8 +580,12 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
         "(SELECT 1 FROM forward_batches b WHERE h.record_id BETWEEN b.lo AND b.hi)"
     ).fetchone()[0]
     alarms = db.execute("SELECT COUNT(*) FROM alarms").fetchone()[0]
+    # a row may stand for many records of one batch: ``counts`` has them by reason
     quarantine = dict(
-        db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason").fetchall()
+        db.execute(
+            "SELECT j.key, SUM(j.value) FROM quarantine q, "
+            "json_each(COALESCE(q.counts, json_object(q.reason, 1))) j GROUP BY j.key"
+        ).fetchall()
     )
     now = time.time()
     processes = {}
@@ -520,6 +602,7 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
         "forward_held": int(held),
         "alarms": int(alarms),
         "quarantine_by_reason": quarantine,
+        "quarantine_bytes": int(sqlitedb.get_meta(db, "quarantine_bytes") or 0),
         **counters,
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -77,7 +78,9 @@ class Agent:
         except BaseException:
             self.lock.release()
             raise
-        self.outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
+        self.outbox = Outbox(
+            settings.outbox_path, settings.outbox_max_bytes, settings.quarantine_max_bytes
+        )
         self.registry = registry = Registry(settings.devices)
         self.identity = identity = load_identity(settings.identity)
         if identity.type != "gateway" or identity.site != settings.site:
@@ -128,6 +131,7 @@ class Agent:
             prefix=settings.local.prefix,
             maxsize=settings.intake_queue,
             on_stored=self.commands.saw_terminal,
+            max_bytes=settings.intake_queue_bytes,
         )
         u = settings.uplink
         self.central = MqttLink(
@@ -184,7 +188,10 @@ class Agent:
         self.central.stop()
         if self.metrics:
             self.metrics.stop()
-        self.write_status()
+        try:
+            self.write_status()
+        except sqlite3.OperationalError as exc:
+            log.warning("agent: last status not written: %s", exc)
         self.outbox.close()
         self.lock.release()
 
@@ -206,6 +213,7 @@ class Agent:
             "uplink_connected": int(self.central.connected),
             "alarm_outbox_full": int(self.outbox.alarm),
             "intake_queue": self.intake.queue.qsize(),
+            "intake_queue_bytes": self.intake.queue.nbytes,
             "cylinder_registry_version": self.cache.version,
             "cylinders_known": len(self.cache.entries),
             "gate_allow": self.gate.decisions["allow"],
@@ -236,6 +244,7 @@ class Agent:
             if len(self._rates) > 1
             else 0.0,
             "uplink_error": self.central.last_error if not self.central.connected else "",
+            "waiting_for_db": self.intake.waiting_for_db,
             **n,
         }
         self.outbox.set_meta({"status": json.dumps(status)})
@@ -254,8 +263,16 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop.set())
         self.start()
+        waiting = False
         try:
             while not self._stop.wait(STATUS_EVERY_S):
-                self.write_status()
+                try:
+                    self.write_status()
+                except sqlite3.OperationalError as exc:  # locked by another process, disk full
+                    if not waiting:
+                        log.error("agent: cannot write its status (%s); waiting", exc)
+                    waiting = True
+                    continue
+                waiting = False
         finally:
             self.stop()

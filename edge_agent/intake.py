@@ -1,10 +1,16 @@
 """Intake: terminals' messages → validated records → group commit → terminal acks.
 
-The MQTT thread puts raw messages into a bounded queue (a full queue blocks it: the broker
-then holds the rest). One writer thread takes up to ``GROUP`` messages at a time, checks
-each (:func:`check_message`, pure), commits the good ones in one transaction, keeps the bad
-ones in quarantine, and only then acknowledges to each terminal the sequence ranges that
-are committed. A refused record (outbox full) is not acked: the terminal keeps it.
+The MQTT thread puts raw messages into a queue bounded in count and in bytes (a full queue
+blocks it: the broker then holds the rest). One writer thread takes up to ``GROUP`` messages
+at a time, checks each (:func:`check_message`, pure), commits the good ones in one
+transaction, keeps the bad ones in quarantine, and only then acknowledges to each terminal
+the sequence ranges that are committed. A refused record (outbox full) is not acked: the
+terminal keeps it.
+
+A message that makes the intake fail (a bug in a check, anything unexpected) is quarantined
+as ``internal_error`` on its own, and the rest of its group is committed and acked: when a
+group fails, its messages are taken again one by one. A database that stays locked is waited
+for (the group is kept, not dropped), however long that takes.
 
 Acks free terminal flash, so they are sealed (:func:`wire.auth.terminal_ack`, the device
 key) and say only what is proven: a seq is answered "bad" only for a record whose MAC
@@ -18,13 +24,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.outbox import Incoming, Outbox
-from hostlib.queues import put_blocking
+from hostlib.queues import MessageQueue
 from hostlib.registry import Registry
 from wire import auth, topics
 from wire.batch import to_ranges
@@ -34,6 +41,8 @@ from wire.schemas import BodyValidator
 log = logging.getLogger(__name__)
 
 GROUP = 2000
+GROUP_BYTES = 8 * 1024 * 1024
+"""A group is cut at this many payload bytes too: what the writer holds beside the queue."""
 LINGER_S = 0.005
 
 
@@ -111,6 +120,7 @@ class Intake:
         prefix: str = "",
         maxsize: int = 20000,
         on_stored: Callable[[str, str], None] | None = None,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.on_stored = on_stored
         self.outbox = outbox
@@ -118,7 +128,8 @@ class Intake:
         self.registry = registry
         self.ack = ack
         self.prefix = prefix
-        self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=maxsize)
+        self.queue: MessageQueue[str] = MessageQueue(maxsize, max_bytes)
+        self.waiting_for_db = ""  # why the outbox cannot be written now ("" when it can)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
 
@@ -131,7 +142,7 @@ class Intake:
 
     def offer(self, topic: str, payload: bytes) -> None:
         """Called on the MQTT thread; blocks while the queue is full (back-pressure)."""
-        put_blocking(self.queue, (topic, payload), self._stop)
+        self.queue.put_blocking(topic, payload, self._stop)
 
     def _take_group(self) -> list[tuple[str, bytes]]:
         try:
@@ -139,10 +150,12 @@ class Intake:
         except queue.Empty:
             return []
         group = [first]
+        size = len(first[1])
         deadline_hit = False
-        while len(group) < GROUP:
+        while len(group) < GROUP and size < GROUP_BYTES:
             try:
                 group.append(self.queue.get_nowait())
+                size += len(group[-1][1])
             except queue.Empty:
                 if deadline_hit:
                     break
@@ -153,20 +166,54 @@ class Intake:
     def _run(self) -> None:
         while not self._stop.is_set():
             group = self._take_group()
-            if group:
-                try:
-                    self.process(group)
-                except Exception:
-                    # Nothing was acked, so the terminals resend; keep going.
-                    log.exception("intake: group of %d not committed", len(group))
-                    self._stop.wait(0.5)
+            if not group:
+                continue
+            try:
+                self._commit_waiting(group)
+            except Exception:
+                log.exception("intake: group of %d failed; taking it one by one", len(group))
+                for message in group:
+                    try:
+                        self._commit_waiting([message])
+                    except Exception as exc:
+                        self._poison(message, exc)
+
+    def _commit_waiting(self, group: list[tuple[str, bytes]]) -> None:
+        """:meth:`process`, waiting as long as the outbox cannot be written (locked by
+        another process, a disk that is full): nothing is acked meanwhile, nothing dropped."""
+        while True:
+            try:
+                self.process(group)
+                if self.waiting_for_db:
+                    log.warning("intake: the outbox can be written again")
+                self.waiting_for_db = ""
+                return
+            except sqlite3.OperationalError as exc:
+                if not self.waiting_for_db:
+                    log.error("intake: cannot write the outbox (%s); waiting for it", exc)
+                self.waiting_for_db = str(exc)
+                if self._stop.wait(1.0):
+                    return
+
+    def _poison(self, message: tuple[str, bytes], exc: Exception) -> None:
+        """Quarantine one message that made the intake fail; never acked."""
+        topic, payload = message
+        log.error("intake: message on %s failed (%r); quarantined", topic, exc)
+        try:
+            self.outbox.quarantine([(topic, "internal_error", repr(exc), payload)])
+        except Exception:
+            log.exception("intake: cannot even quarantine the message on %s", topic)
 
     def process(self, group: list[tuple[str, bytes]]) -> None:
         good: list[Incoming] = []
         bad: list[tuple[str, str, str, bytes]] = []
         bad_seqs: dict[str, list[int]] = defaultdict(list)
         for topic, payload in group:
-            res = check_message(topic, payload, self.prefix, self.validator, self.registry)
+            try:
+                res = check_message(topic, payload, self.prefix, self.validator, self.registry)
+            except Exception as exc:  # a bug in a check: this message alone is refused
+                log.error("intake: checking a message on %s failed: %r", topic, exc)
+                res = Rejected("internal_error", repr(exc))
             if isinstance(res, Incoming):
                 good.append(res)
             else:

@@ -12,7 +12,9 @@ only when the collector acknowledged the batch that carried it.
   ``outbox_full`` alarm is raised until usage drops below 90 %.
 * Row ids are ``AUTOINCREMENT`` so they never go back: the uplink reads forward from a
   cursor and an acked batch is the id range ``[lo, hi]``.
-* Quarantine: bad input from terminals is kept with the reason, never silently dropped.
+* Quarantine: bad input from terminals is kept with the reason, never silently dropped;
+  bounded by ``quarantine_max_bytes`` of its own (the oldest rows go first, counted in
+  ``quarantine_evicted``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hostlib import sqlite as sqlitedb
+from hostlib.sqlite import storable
 from wire.envelope import THINNABLE_KINDS
 
 log = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 64
+Q_ROW_BYTES = (
+    f"length(payload) + length(CAST(detail AS BLOB)) + length(CAST(topic AS BLOB)) + {ROW_OVERHEAD}"
+)
+"""What one quarantine row counts against ``quarantine_max_bytes`` (SQL)."""
 QUARANTINE_KEEP_BYTES = 8192
 
 SCHEMA = (
@@ -77,6 +84,7 @@ COUNTERS = (
     "uplinked",
     "acked_records",
     "acked_batches",
+    "quarantine_evicted",
 )
 
 
@@ -128,9 +136,12 @@ class Row:
 class Outbox:
     """One SQLite file; one writer connection guarded by a lock (the agent's threads share it)."""
 
-    def __init__(self, path: Path | str, max_bytes: int) -> None:
+    def __init__(
+        self, path: Path | str, max_bytes: int, quarantine_max_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
+        self.quarantine_max_bytes = quarantine_max_bytes
         self._lock = threading.RLock()
         self.db = sqlitedb.connect(self.path, busy_timeout_ms=10000)
         self.db.executescript(SCHEMA)
@@ -141,6 +152,8 @@ class Outbox:
                 )
         row = self.db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox").fetchone()
         self.bytes = int(row[0]) + ROW_OVERHEAD * int(row[1])
+        row = self.db.execute(f"SELECT COALESCE(SUM({Q_ROW_BYTES}), 0) FROM quarantine").fetchone()
+        self.quarantine_bytes = int(row[0])
         self.alarm = self.get_meta("alarm_outbox_full") == "1"
         self._wm: dict[str, tuple[int, set[int]]] = {
             dev: (int(wm), set(json.loads(above)))
@@ -283,18 +296,44 @@ class Outbox:
         return evicted
 
     def quarantine(self, items: list[tuple[str, str, str, bytes]]) -> None:
-        """Keep bad input: ``(topic, reason, detail, payload)``; payload cut to 8 KiB."""
+        """Keep bad input: ``(topic, reason, detail, payload)``; payload cut to 8 KiB. Past
+        ``quarantine_max_bytes`` the oldest rows are evicted (``quarantine_evicted``)."""
         if not items:
             return
         now = time.time()
+        rows = [
+            (now, storable(t), r, storable(d[:500]), p[:QUARANTINE_KEEP_BYTES])
+            for t, r, d, p in items
+        ]
         with self.atomic() as db:
             db.executemany(
                 "INSERT INTO quarantine(received, topic, reason, detail, payload) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(now, t, r, d[:500], p[:QUARANTINE_KEEP_BYTES]) for t, r, d, p in items],
+                rows,
             )
+            total = self.quarantine_bytes + sum(
+                len(t.encode()) + len(d.encode()) + len(p) + ROW_OVERHEAD for _, t, _, d, p in rows
+            )
+            evicted = 0
+            while total > self.quarantine_max_bytes:
+                old = db.execute(
+                    f"SELECT id, {Q_ROW_BYTES} FROM quarantine ORDER BY id LIMIT 256"
+                ).fetchall()
+                if not old:
+                    total = 0
+                    break
+                picked = []
+                for rid, size in old:
+                    picked.append((rid,))
+                    total -= int(size)
+                    if total <= self.quarantine_max_bytes:
+                        break
+                db.executemany("DELETE FROM quarantine WHERE id = ?", picked)
+                evicted += len(picked)
             self._bump(db, "quarantined", len(items))
             self._bump(db, "received", len(items))
+            self._bump(db, "quarantine_evicted", evicted)
+        self.quarantine_bytes = total
 
     # -- uplink ------------------------------------------------------------------------
     def read_after(self, cursor: int, limit: int, max_bytes: int) -> list[Row]:

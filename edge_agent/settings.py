@@ -35,6 +35,8 @@ class AgentSettings:
     command_key: Path  # the centre's Ed25519 public key: commands must verify under it
     outbox_max_bytes: int = 2 * 1024**3
     intake_queue: int = 20000
+    intake_queue_bytes: int = 64 * MiB
+    quarantine_max_bytes: int = 16 * MiB
     metrics_port: int = 0
     utc_offset_minutes: int = CST_OFFSET_MIN
 
@@ -63,6 +65,8 @@ def load_agent(
         devices = a.file("devices")
     outbox_max = a.bounded("outbox_max_bytes", int, 2 * 1024**3, 1024**4, "bytes (1 TiB)")
     intake_queue = a.bounded("intake_queue", int, 20000, 1_000_000, "messages")
+    intake_bytes = a.bounded("intake_queue_bytes", int, 64 * MiB, 1024**3, "bytes (1 GiB)")
+    quarantine_max = a.bounded("quarantine_max_bytes", int, 16 * MiB, 1024**4, "bytes (1 TiB)")
     metrics_port = a.port("metrics_port", 0, off=True)
     identity = a.file("identity")
     command_key = a.file("command_key")
@@ -96,6 +100,8 @@ def load_agent(
         outbox_max_bytes=outbox_max,
         devices=devices,
         intake_queue=intake_queue,
+        intake_queue_bytes=intake_bytes,
+        quarantine_max_bytes=quarantine_max,
         metrics_port=metrics_port,
         identity=identity,
         command_key=command_key,

@@ -34,6 +34,13 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
     alarms = []
     if live.get("registry_problem"):
         alarms.append("device registry: the file on disk is broken or gone; last good in force")
+    if live.get("waiting_for_db"):
+        alarms.append(f"waiting for the database: {live['waiting_for_db']} (nothing is acked)")
+    if quarantine.get("internal_error"):
+        alarms.append(
+            f"{quarantine['internal_error']} messages made the intake fail; quarantined "
+            "as internal_error (a bug: report it)"
+        )
     if meta.get("alarm_outbox_full") == "1":
         alarms.append("outbox_full: only protected records remain; intake is being refused")
     updated = live.get("updated_at")

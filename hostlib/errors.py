@@ -4,7 +4,9 @@ TraceedgeError
 ├── ConfigError        bad or missing configuration; fix the file, retrying will not help
 ├── StartupError       a port or data directory this process needs is not free; retrying
 │                      helps only once the other holder is gone
-└── StoreError         the collector's store failed; retrying may help
+├── StoreError         the collector's store failed; retrying may help
+└── WorkerDied         a worker thread of a running process died; the process exits
+                       (non-zero) so that its supervisor starts it again
 """
 
 
@@ -33,3 +35,14 @@ class StoreError(TraceedgeError):
     """The collector's store could not commit; the batch is not acknowledged."""
 
     retryable = True
+
+
+class WorkerDied(TraceedgeError):
+    """A worker thread died although each message is handled in isolation (a bug); the
+    process stops and exits non-zero so that its supervisor restarts it."""
+
+    retryable = True
+
+    def __init__(self, process: str, dead: list[str]) -> None:
+        super().__init__(f"{process}: worker thread(s) died: {', '.join(dead)}; exiting")
+        self.dead = dead

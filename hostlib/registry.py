@@ -97,11 +97,16 @@ def _device(dev: str, d: dict[str, Any]) -> Device:
     )
 
 
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError)
+"""What a file half way through a hand edit raises: any shape, numbers like 1e400, deep
+nesting."""
+
+
 def _parse(path: Path, text: str) -> dict[str, Device]:
     try:
         data = json.loads(text) if text.strip() else {"devices": {}}
         return {dev: _device(dev, d) for dev, d in data["devices"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except MALFORMED as exc:
         raise ConfigError(str(path), "devices", f"not a device registry: {exc}") from exc
 
 
@@ -110,7 +115,7 @@ def _parse_versioned(path: Path) -> tuple[dict[str, Device], int]:
     devices = _parse(path, text)
     try:
         version = int(json.loads(text).get("version", 0)) if text.strip() else 0
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
         raise ConfigError(str(path), "version", f"not a registry version: {exc}") from exc
     return devices, version
 
@@ -157,11 +162,11 @@ class Registry:
                     raise ConfigError(str(self.path), "", "registry file not found") from None
                 self._fail("registry file missing; the last good registry stays in force")
                 return
-            except ConfigError as exc:
+            except (ConfigError, OSError) as exc:  # OSError: unreadable (permissions, a folder)
                 if not self._loaded:
                     raise
                 self._fail(f"{exc}; the last good registry stays in force")
-                self._mtime = st.st_mtime_ns
+                self._mtime = st.st_mtime_ns if isinstance(exc, ConfigError) else None
                 return
             self._devices, self._mtime, self._loaded = devices, st.st_mtime_ns, True
             self.version = version

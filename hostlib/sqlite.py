@@ -96,3 +96,9 @@ def set_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
 def get_meta(db: sqlite3.Connection, name: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite can bind it: a lone surrogate (JSON allows ``\\ud800``, UTF-8
+    does not) becomes its escape instead of failing the whole transaction."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
