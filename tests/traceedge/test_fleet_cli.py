@@ -70,7 +70,7 @@ def settled(ch: Chain) -> int:
 def test_fleet_run_skips_the_gateway_the_readme_provisions(
     chain_factory: Callable[..., Chain],
 ) -> None:
-    ch = chain_factory(gateway=True)  # the agent's own identity is in the registry too
+    ch = chain_factory()  # the agent's own identity (a gateway) is in the registry too
     gateways = [d.dev for d in Registry(ch.registry).devices().values() if d.type == "gateway"]
     assert len(gateways) == 1
 

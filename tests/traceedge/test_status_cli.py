@@ -47,7 +47,10 @@ def test_agent_status_exits_3_when_the_agent_is_not_running(
     assert json.loads(as_json.output)["running"] is False
 
     never = tmp_path / "never.toml"
-    never.write_text(f'[agent]\nsite = "S1"\ndata_dir = "{tmp_path / "empty"}"\n')
+    never.write_text(
+        f'[agent]\nsite = "S1"\ndata_dir = "{tmp_path / "empty"}"\ndevices = "d.json"\n'
+        'identity = "gw.json"\ncommand_key = "command.pub"\n'
+    )
     res = status("agent", never)
     assert res.exit_code == NOT_RUNNING
     assert "no outbox here: the agent has never run with this config" in res.output
@@ -85,7 +88,10 @@ def test_collector_status_is_text_with_local_times_and_exits_3_when_stopped(
     assert f"collector-0          STOPPED, last heartbeat {local(at)} " in down.output
 
     never = tmp_path / "never.toml"
-    never.write_text(f'[collector]\ndata_dir = "{tmp_path / "empty"}"\nregistry = "x.json"\n')
+    never.write_text(
+        f'[collector]\ndata_dir = "{tmp_path / "empty"}"\nregistry = "x.json"\n'
+        'command_key = "command.key"\n'
+    )
     res = status("collector", never)
     assert res.exit_code == NOT_RUNNING
     assert "no store here: no collector has run with this config" in res.output
