@@ -10,7 +10,7 @@ MPY_STUBS     := build/mpy-stubs
 MPY_STUBS_REQ := micropython-esp32-stubs==1.27.0.post1
 MPY_STAMP     := $(MPY_STUBS)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bench clean firmware-test firmware-typecheck
+.PHONY: demo test lint typecheck unit system-deps bench bench-long clean firmware-test firmware-typecheck
 
 $(STAMP): pyproject.toml | system-deps
 	python3 -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: $(STAMP) system-deps
 	$(PY) bench/agent_rss.py --records 1000000
 	$(PY) bench/validate.py
 	$(PY) bench/codecs.py
+
+# The long runs: a million inputs per parser and codec (about 40 min), a 30-minute soak.
+bench-long: $(STAMP) system-deps
+	$(PY) bench/fuzz.py
+	$(PY) bench/soak.py --minutes 30
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info
