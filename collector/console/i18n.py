@@ -1,0 +1,258 @@
+"""Every string the console shows, in Chinese (the default) and English.
+
+``CATALOGUE[key] = (zh, en)``; a value may hold ``{name}`` fields filled by
+:meth:`Translator.__call__`. The language comes from ``?lang=`` (which also sets the cookie
+``te_lang``), then that cookie, else Chinese. Templates call ``_("key", name=value)``; a key
+missing from the catalogue is a bug and raises ``KeyError`` (tests render every page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "zh"
+LANG_COOKIE = "te_lang"
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # layout
+    "app.title": ("追溯边缘 · 监管控制台", "traceedge · supervision console"),
+    "nav.label": ("主导航", "Main navigation"),
+    "nav.skip": ("跳到正文", "Skip to content"),
+    "nav.overview": ("总览", "Overview"),
+    "nav.alarms": ("报警", "Alarms"),
+    "nav.quarantine": ("隔离区", "Quarantine"),
+    "nav.elevators": ("电梯", "Elevators"),
+    "nav.cylinders": ("气瓶", "Cylinders"),
+    "nav.markets": ("市场", "Markets"),
+    "nav.recall": ("召回", "Recall"),
+    "nav.audit": ("审计日志", "Audit log"),
+    "lang.label": ("语言", "Language"),
+    "lang.switch": ("English", "中文"),
+    "user.signed_in": ("{name}（{role}，范围 {scope}）", "{name} ({role}, scope {scope})"),
+    "user.logout": ("退出", "Sign out"),
+    "role.inspector": ("检查员", "inspector"),
+    "role.operator": ("市场经营者", "market operator"),
+    "role.admin": ("管理员", "administrator"),
+    "role.monitor": ("监控", "monitor"),
+    "common.none": ("无", "none"),
+    "common.never": ("从未", "never"),
+    "common.ago": ("{d}前", "{d} ago"),
+    "common.filter": ("筛选", "Filter"),
+    "common.all": ("全部", "all"),
+    "common.yes": ("是", "yes"),
+    "common.no": ("否", "no"),
+    "common.more": ("更多", "More"),
+    "common.older": ("更早的记录", "Older entries"),
+    "common.unknown": ("未知", "unknown"),
+    "common.table_scroll": ("表格（可横向滚动）", "Table (scrolls sideways)"),
+    "common.saved": ("已保存。", "Saved."),
+    "common.error": ("出错", "Error"),
+    # login
+    "login.title": ("登录", "Sign in"),
+    "login.intro": (
+        "请粘贴管理员发放的访问令牌（te_ 开头，由 traceedge collector token create 生成）。",
+        "Paste the access token your administrator gave you "
+        "(starts with te_, made by traceedge collector token create).",
+    ),
+    "login.token": ("访问令牌", "Access token"),
+    "login.submit": ("登录", "Sign in"),
+    "login.failed": ("令牌无效、已过期或已吊销。", "The token is invalid, expired or revoked."),
+    "login.logged_out": ("已退出。", "Signed out."),
+    "login.csrf": ("表单已过期，请重新提交。", "The form expired; please submit it again."),
+    # errors
+    "error.forbidden": ("无权访问", "Not allowed"),
+    "error.forbidden_text": (
+        "您的角色无权查看此页面或执行此操作。",
+        "Your role may not see this page or do this.",
+    ),
+    "error.not_found": ("未找到", "Not found"),
+    "error.not_found_text": ("没有这个对象，或它不在您的范围内。", "No such thing in your scope."),
+    # overview
+    "overview.title": ("站点与设备总览", "Sites and devices"),
+    "overview.summary": (
+        "{sites} 个站点，{devices} 台设备：{red} 红，{amber} 黄，{green} 绿，{never} 从未上报。",
+        "{sites} sites, {devices} devices: {red} red, {amber} amber, {green} green, "
+        "{never} never seen.",
+    ),
+    "overview.legend": (
+        "绿：{amber} 内有消息；黄：超过 {amber}；红：超过 {red} 或从未上报。",
+        "Green: heard within {amber}; amber: silent over {amber}; red: silent over {red} or "
+        "never seen.",
+    ),
+    "overview.sites": ("站点", "Sites"),
+    "overview.devices": ("设备", "Devices"),
+    "overview.filter_state": ("状态", "State"),
+    "col.state": ("状态", "State"),
+    "col.site": ("站点", "Site"),
+    "col.name": ("名称", "Name"),
+    "col.district": ("辖区", "District"),
+    "col.kind": ("类型", "Kind"),
+    "col.last_seen": ("最后上报", "Last seen"),
+    "col.backlog": ("积压", "Backlog"),
+    "col.backlog_age": ("积压最早", "Oldest queued"),
+    "col.gaps": ("缺号", "Gaps"),
+    "col.alarms": ("报警", "Alarms"),
+    "col.device": ("设备", "Device"),
+    "col.type": ("类型", "Type"),
+    "col.records": ("记录数", "Records"),
+    "col.key": ("密钥", "Key"),
+    "col.when": ("时间", "When"),
+    "col.detail": ("详情", "Detail"),
+    "col.reason": ("原因", "Reason"),
+    "col.ack": ("确认", "Acknowledged"),
+    "col.seq": ("序号", "Seq"),
+    "col.ts": ("采集时间", "Captured"),
+    "col.batch": ("批次", "Batch"),
+    "col.market": ("市场", "Market"),
+    "col.goods": ("商品", "Goods"),
+    "col.entered": ("进场", "Entered"),
+    "col.sold": ("已售", "Sold"),
+    "col.stock": ("库存", "Stock"),
+    "col.stop": ("中止交易", "Stop order"),
+    "col.actor": ("操作人", "Actor"),
+    "col.role": ("角色", "Role"),
+    "col.action": ("操作", "Action"),
+    "col.target": ("对象", "Target"),
+    "col.result": ("结果", "Result"),
+    "col.address": ("地址", "Address"),
+    "col.trace": ("追溯码", "Trace code"),
+    "col.buyer": ("买方", "Buyer"),
+    "col.seller": ("卖方", "Seller"),
+    "col.quantity": ("数量", "Quantity"),
+    "col.terminal": ("终端", "Terminal"),
+    "col.elevator": ("电梯", "Elevator"),
+    "col.fault": ("故障", "Fault"),
+    "col.since": ("开始", "Since"),
+    "col.cylinder": ("气瓶", "Cylinder"),
+    "col.station": ("充装站", "Station"),
+    "col.id": ("编号", "No."),
+    "rag.green": ("绿 · 正常", "green · OK"),
+    "rag.amber": ("黄 · 迟滞", "amber · late"),
+    "rag.red": ("红 · 失联", "red · silent"),
+    "rag.never": ("红 · 从未上报", "red · never seen"),
+    # alarms and quarantine
+    "alarms.title": ("报警", "Alarms"),
+    "alarms.kind": ("报警类型", "Kind"),
+    "alarms.show": ("显示", "Show"),
+    "alarms.open": ("未确认", "open"),
+    "alarms.acked": ("已确认", "acknowledged"),
+    "alarms.ack": ("确认", "Acknowledge"),
+    "alarms.comment": ("确认说明", "Comment"),
+    "alarms.acked_by": ("{who} 于 {when} 确认：{comment}", "{who} at {when}: {comment}"),
+    "alarms.none": ("没有符合条件的报警。", "No alarm matches."),
+    "quarantine.title": ("隔离区", "Quarantine"),
+    "quarantine.none": ("没有符合条件的隔离记录。", "Nothing quarantined matches."),
+    # device
+    "overview.cut": (
+        "只显示前 {shown} 台设备（共 {total} 台），请用筛选。",
+        "Showing the first {shown} of {total} devices; use the filter.",
+    ),
+    "device.watermark": ("连续到 {n}", "contiguous to {n}"),
+    "device.unregistered": ("未注册", "not registered"),
+    "device.more_gaps": ("还有更多缺号区间。", "There are more gaps."),
+    "col.received": ("入库时间", "Stored"),
+    "key.state": ("第 {keys} 把密钥，自序号 {seq} 起", "key {keys}, from seq {seq}"),
+    "key.revoked": ("已吊销（自序号 {seq}）", "revoked (from seq {seq})"),
+    "device.title": ("设备 {dev}", "Device {dev}"),
+    "device.records": ("最近记录", "Latest records"),
+    "device.gaps": ("缺号区间", "Missing sequence ranges"),
+    "device.no_gaps": ("无缺号。", "No gaps."),
+    "device.key": ("密钥状态", "Key state"),
+    "device.registry": ("注册信息", "Registry"),
+    # elevators
+    "elevators.title": ("电梯", "Elevators"),
+    "elevators.open_faults": ("未排除的故障", "Open faults"),
+    "elevators.trapped": ("困人事件", "Trapped-passenger events"),
+    "elevators.none_open": ("没有未排除的故障。", "No open fault."),
+    "elevators.none_trapped": ("没有困人事件。", "No trapped-passenger event."),
+    "elevators.open": ("未解除", "open"),
+    "elevators.cleared": ("已解除 {when}", "cleared {when}"),
+    # cylinders
+    "cylinders.title": ("气瓶：扣留或拒充", "Cylinders held or refused"),
+    "cylinders.none": ("没有扣留或拒充的气瓶。", "No cylinder held or refused."),
+    # markets
+    "markets.title": ("市场批次与库存", "Market batches and stock"),
+    "markets.stops": ("正在执行的中止交易令", "Stop orders in force"),
+    "markets.no_stops": ("没有中止交易令。", "No stop order in force."),
+    "markets.batches": ("批次", "Batches"),
+    "markets.search": ("批次号", "Batch code"),
+    "markets.none": ("没有批次。", "No batch."),
+    "markets.stopped": ("已中止：{reason}", "Stopped: {reason}"),
+    "markets.trading": ("正常交易", "trading"),
+    "batch.title": ("批次 {batch}", "Batch {batch}"),
+    "batch.entry": ("进场登记", "Entry"),
+    "batch.no_entry": ("未找到进场登记。", "No entry registration found."),
+    "batch.origin": ("产地", "Origin"),
+    "batch.cert": ("检疫/产地证号", "Certificate"),
+    "batch.stop_form": ("中止交易", "Stop trading"),
+    "batch.lift_form": ("解除中止交易", "Lift the stop"),
+    "batch.reason": ("原因（必填）", "Reason (required)"),
+    "batch.stop_submit": ("中止该批次交易", "Stop this batch"),
+    "batch.lift_submit": ("解除中止", "Lift the stop"),
+    "batch.stop_in_force": (
+        "该批次已于 {when} 被中止交易：{reason}",
+        "This batch was stopped at {when}: {reason}",
+    ),
+    "batch.relayed": ("已下发到市场终端。", "Relayed to the market terminals."),
+    "batch.not_relayed": (
+        "已记录，但尚未下发到终端（收集器稍后重试）。",
+        "Recorded, but not yet relayed to the terminals (the collector retries).",
+    ),
+    "batch.stopped_ok": ("已中止交易。", "Trading stopped."),
+    "batch.already_stopped": (
+        "该批次已被中止，原命令保持有效。",
+        "Already stopped; the first order stands.",
+    ),
+    "batch.lifted_ok": ("已解除中止交易。", "The stop order was lifted."),
+    "batch.not_stopped": ("该批次没有正在执行的中止令。", "This batch has no stop order in force."),
+    "batch.reason_missing": ("请填写原因。", "Please give a reason."),
+    "batch.sold_after_stop": ("中止后售出 {n} 笔", "{n} sold after the stop"),
+    "batch.recall_link": ("查看召回影响范围", "Recall reach"),
+    # recall
+    "recall.title": ("召回影响评估：批次 {batch}", "Recall reach: batch {batch}"),
+    "recall.pick": ("输入批次号查看销售范围", "Enter a batch code to see its reach"),
+    "recall.summary": (
+        "共 {sales} 笔销售，{qty}，{terminals} 台终端，{buyers} 个已知买方，"
+        "时间 {first} 至 {last}。",
+        "{sales} sales, {qty}, {terminals} terminals, {buyers} known buyers, from {first} to "
+        "{last}.",
+    ),
+    "recall.none": ("该批次没有销售记录。", "No sale of this batch."),
+    "recall.csv": ("下载 CSV", "Download CSV"),
+    "recall.buyer_unknown": ("散客", "walk-in"),
+    # audit
+    "audit.title": ("审计日志", "Audit log"),
+    "audit.none": ("没有审计记录。", "No audit entry."),
+    "audit.chain_ok": ("哈希链完整（{n} 条）。", "Hash chain intact ({n} entries)."),
+    "audit.chain_bad": ("哈希链损坏：{detail}", "Hash chain broken: {detail}"),
+}
+
+
+@dataclass(frozen=True)
+class Translator:
+    lang: str
+
+    def __call__(self, key: str, **fields: object) -> str:
+        zh, en = CATALOGUE[key]
+        text = en if self.lang == "en" else zh
+        return text.format(**fields) if fields else text
+
+    @property
+    def html_lang(self) -> str:
+        return HTML_LANG[self.lang]
+
+
+def pick_lang(request: Request) -> tuple[str, bool]:
+    """The language of this request, and whether it came from ``?lang=`` (to be remembered
+    in the cookie)."""
+    asked = request.query_params.get("lang")
+    if asked in LANGS:
+        return asked, True
+    cookie = request.cookies.get(LANG_COOKIE)
+    if cookie in LANGS:
+        return cookie, False
+    return DEFAULT_LANG, False

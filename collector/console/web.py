@@ -1,0 +1,76 @@
+"""What every console page shares: who is asking (or the redirect to the login page), the
+store opened read-only, the device registry, the red/amber/green thresholds, form checks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, HTTPException
+from starlette.requests import Request
+
+from collector import access
+from collector.api import ApiContext
+from collector.fleet import DEFAULT_AMBER_S, DEFAULT_GREEN_S
+from hostlib.registry import Registry
+from hostlib.sqlite import connect, open_ro
+
+PREFIX = "/console"
+LOGIN = PREFIX + "/login"
+
+
+def safe_next(url: str | None) -> str:
+    """A redirect target after login: a path of this console, never another site."""
+    if url and url.startswith(PREFIX + "/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return PREFIX + "/"
+
+
+@dataclass
+class Console:
+    ctx: ApiContext
+    green_s: float = DEFAULT_GREEN_S
+    amber_s: float = DEFAULT_AMBER_S
+
+    def __post_init__(self) -> None:
+        self._registry = (
+            Registry(self.ctx.registry_path) if self.ctx.registry_path is not None else None
+        )
+
+    @property
+    def registry(self) -> Registry | None:
+        return self._registry
+
+    @contextmanager
+    def ro(self) -> Iterator[sqlite3.Connection]:
+        with open_ro(self.ctx.store_path) as db:
+            yield db
+
+    @contextmanager
+    def rw(self) -> Iterator[sqlite3.Connection]:
+        """The store opened for writing (autocommit; wrap each change in ``write_tx``)."""
+        db = connect(self.ctx.store_path, busy_timeout_ms=30000)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def csrf(self, request: Request) -> str:
+        return access.csrf_token(request)
+
+    def check_form(self, request: Request, form: dict[str, Any]) -> None:
+        value = form.get("csrf")
+        access.check_csrf(request, value if isinstance(value, str) else "")
+
+
+def needs(action: str) -> Any:
+    """The dependency of a page that needs ``action`` (an anonymous visitor is redirected to
+    the sign-in page by :class:`collector.console.routing.ConsoleRoute`)."""
+    return Depends(access.require(action))
+
+
+def not_found() -> HTTPException:
+    return HTTPException(404, "not found in your scope")
