@@ -47,6 +47,11 @@ def format_status(summary: dict[str, Any], held: list[HeldRecord], now: float) -
     if "device_report" in summary:
         lines.append("devices:")
     for d in summary.get("device_report", []):
+        if d.get("never_seen"):
+            lines.append(
+                f"  {d['dev']:24} NEVER SEEN (provisioned {d.get('type') or ''} at {d['site']})"
+            )
+            continue
         lines.append(
             f"  {d['dev']:24} records {d['records']:7} watermark {d['watermark']:7} "
             f"missing {d['missing']}  last seen {when(d['last_seen'], now)}"

@@ -36,6 +36,7 @@ from collector import audit, cylinders, elevators, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
+from hostlib.registry import Device
 from hostlib.sqlite import open_ro, storable
 
 SCHEMA = (
@@ -610,25 +611,38 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def site_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """What each site's agent last reported (backlog, oldest record, alarms)."""
+def site_report(
+    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
+) -> list[dict[str, Any]]:
+    """What each site's agent last reported (backlog, oldest record, alarms). With the
+    device ``registry``, a site of provisioned devices whose agent never reported is listed
+    too, ``never_seen`` true and nothing else known."""
     now = time.time()
     out = []
     for site, received, status in db.execute(
         "SELECT site, received, status FROM site_status ORDER BY site"
     ):
         st = json.loads(status)
-        st.update(site=site, age_s=round(now - received, 1))
+        st.update(site=site, age_s=round(now - received, 1), never_seen=False)
         out.append(st)
+    reported = {s["site"] for s in out}
+    for site in sorted({d.site for d in (registry or {}).values()} - reported):
+        out.append({"site": site, "age_s": None, "never_seen": True})
+    out.sort(key=lambda s: str(s["site"]))
     return out
 
 
-def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def device_report(
+    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
+) -> list[dict[str, Any]]:
     """Per device: last seen, contiguous watermark, highest seq, missing count and ranges,
-    and the backlog its site's agent last reported."""
+    and the backlog its site's agent last reported. With the device ``registry``, each
+    device's type, and the provisioned devices that never sent a record (``never_seen``
+    true, no records, ``last_seen`` null)."""
     out = []
     now = time.time()
-    sites = {s["site"]: s for s in site_report(db)}
+    registry = registry or {}
+    sites = {s["site"]: s for s in site_report(db) if not s["never_seen"]}
     for dev, site, count, max_seq, last_seen in db.execute(
         "SELECT dev, site, count, max_seq, last_seen FROM device_state ORDER BY dev"
     ).fetchall():
@@ -655,6 +669,32 @@ def device_report(db: sqlite3.Connection) -> list[dict[str, Any]]:
                 "agent_backlog": agent["depth"] if agent else None,
                 "agent_oldest_age_s": agent["oldest_age_s"] if agent else None,
                 "agent_reported_s_ago": agent["age_s"] if agent else None,
+                "type": registry[dev].type if dev in registry else None,
+                "never_seen": False,
             }
         )
+    seen = {d["dev"] for d in out}
+    for dev, d in sorted(registry.items()):
+        if dev in seen:
+            continue
+        agent = sites.get(d.site)
+        out.append(
+            {
+                "dev": dev,
+                "site": d.site,
+                "records": 0,
+                "max_seq": 0,
+                "watermark": 0,
+                "missing": 0,
+                "gaps": [],
+                "last_seen": None,
+                "silent_s": None,
+                "agent_backlog": agent["depth"] if agent else None,
+                "agent_oldest_age_s": agent["oldest_age_s"] if agent else None,
+                "agent_reported_s_ago": agent["age_s"] if agent else None,
+                "type": d.type,
+                "never_seen": True,
+            }
+        )
+    out.sort(key=lambda d: str(d["dev"]))
     return out

@@ -104,10 +104,15 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     from collector.held import held_records
     from collector.status import format_status, running
     from collector.store import device_report, summarize
+    from hostlib.registry import Registry
     from hostlib.sqlite import open_ro
 
     with friendly_errors():
-        path = load_collector(config_path, files=False).store_path
+        settings = load_collector(config_path, files=False)
+        path = settings.store_path
+        # provisioned devices that never sent a record are listed too
+        reg_file = settings.registry
+        registry = Registry(reg_file).devices() if devices and reg_file.exists() else None
     if not path.exists():
         click.echo(f"{path}: no store here: no collector has run with this config", err=True)
         click.get_current_context().exit(NOT_RUNNING)
@@ -116,7 +121,7 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
         held = held_records(db, HELD_LISTED)
         out["forward_held_records"] = [h.model_dump() for h in held]
         if devices:
-            out["device_report"] = device_report(db)
+            out["device_report"] = device_report(db, registry)
     click.echo(json.dumps(out) if as_json else format_status(out, held, time.time()))
     if not running(out):
         click.get_current_context().exit(NOT_RUNNING)
