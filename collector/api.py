@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import access, api_audit, api_elevators, api_markets, cylinders
+from collector import access, api_audit, api_elevators, api_markets, console, cylinders
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
@@ -43,6 +43,8 @@ class ApiContext:
     dead_workers: Callable[[], list[str]] | None = None
     live: Callable[[], dict[str, Any]] | None = None
     audit_key: Ed25519PrivateKey | None = None
+    green_s: float = 900.0  # fleet state: green when heard from within green_s,
+    amber_s: float = 7200.0  # amber within amber_s, red after ([api] green_s / amber_s)
 
 
 FLEET = Depends(access.require("read:fleet"))
@@ -66,6 +68,7 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
+    app.include_router(console.make_router(ctx))
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:

@@ -110,6 +110,8 @@ class Collector:
             relay=self.relay,
             dead_workers=self.dead_workers,
             audit_key=self.command_key,
+            green_s=self.settings.green_s,
+            amber_s=self.settings.amber_s,
         )
         return ApiServer(self.settings, self.settings.api_host, self.settings.api_port, ctx)
 

@@ -43,6 +43,8 @@ class CollectorSettings:
     client_id: str = "collector"
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    green_s: float = 900.0  # the console: a device is green when heard from within this
+    amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
 
     @property
     def store_path(self) -> Path:
@@ -98,6 +100,10 @@ def load_collector(
     api = root.sub("api")
     api_host = api.host("host", "127.0.0.1")
     api_port = api.port("port", 0, off=True)
+    green_s = api.bounded("green_s", float, 900.0, 30 * 86400.0, "seconds")
+    amber_s = api.bounded("amber_s", float, 7200.0, 30 * 86400.0, "seconds")
+    if amber_s < green_s:
+        api.fail("amber_s", f"must not be below green_s ({green_s})")
     api.finish()
     root.finish()
     return CollectorSettings(
@@ -114,4 +120,6 @@ def load_collector(
         client_id=client_id,
         api_host=api_host,
         api_port=api_port,
+        green_s=green_s,
+        amber_s=amber_s,
     )

@@ -10,31 +10,28 @@ only what the principal's scope covers; anonymous visitors are sent to the sign-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, HTTPException
 from starlette.responses import FileResponse
 
-from collector.api import ApiContext
-from collector.console import auth, pages_fleet
+from collector.console import auth, pages_admin, pages_alarms, pages_fleet, pages_markets
 from collector.console.render import STATIC_DIR, STATIC_URL
 from collector.console.routing import ConsoleRoute
 from collector.console.web import Console
 
+if TYPE_CHECKING:
+    from collector.api import ApiContext
+
 STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
-def make_router(
-    ctx: ApiContext, *, green_s: float | None = None, amber_s: float | None = None
-) -> APIRouter:
-    """Every console page and its static files. ``green_s`` / ``amber_s``: a device is green
-    when heard from within ``green_s``, amber within ``amber_s``, red after (the defaults of
-    :mod:`collector.fleet` when None)."""
+def make_router(ctx: ApiContext) -> APIRouter:
+    """Every console page and its static files (the red/amber/green thresholds are
+    ``ctx.green_s`` and ``ctx.amber_s``)."""
     con = Console(ctx)
-    if green_s is not None:
-        con.green_s = green_s
-    if amber_s is not None:
-        con.amber_s = amber_s
     router = APIRouter(tags=["console"], include_in_schema=False, route_class=ConsoleRoute)
-    for part in (auth, pages_fleet):
+    for part in (auth, pages_fleet, pages_alarms, pages_markets, pages_admin):
         router.include_router(part.make_router(con))
 
     @router.get(STATIC_URL + "/{name}")

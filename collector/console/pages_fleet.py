@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from collector import fleet
+from collector.access import Principal
 from collector.console.i18n import Translator, pick_lang
 from collector.console.render import page
 from collector.console.routing import console_router
-from collector.access import Principal
-from collector.console.web import Console, needs, not_found
+from collector.console.web import READ_FLEET, Console, not_found
 
 MAX_DEVICES_SHOWN = 2000
 ORDER = {fleet.RED: 0, fleet.AMBER: 1, fleet.GREEN: 2}
@@ -31,7 +31,7 @@ def make_router(con: Console) -> APIRouter:
 
     @router.get("/console/", response_class=HTMLResponse, summary="Console: sites and devices")
     def overview(
-        request: Request, state: str = "", site: str = "", p: Principal = needs("read:fleet")
+        request: Request, state: str = "", site: str = "", p: Principal = READ_FLEET
     ) -> HTMLResponse:
         with con.ro() as db:
             fl = fleet.fleet(
@@ -63,7 +63,7 @@ def make_router(con: Console) -> APIRouter:
         )
 
     @router.get("/console/devices/{dev}", response_class=HTMLResponse, summary="Console: a device")
-    def device(request: Request, dev: str, p: Principal = needs("read:fleet")) -> HTMLResponse:
+    def device(request: Request, dev: str, p: Principal = READ_FLEET) -> HTMLResponse:
         with con.ro() as db:
             det = fleet.device_detail(
                 db, con.registry, dev, green_s=con.green_s, amber_s=con.amber_s

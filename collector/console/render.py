@@ -5,6 +5,7 @@ the navigation their role may use and the form token."""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,14 @@ def kg(grams: int | None) -> str:
     return f"{sign}{g // 1000}.{g % 1000:03d} kg"
 
 
+def yuan(fen: int | None) -> str:
+    if fen is None:
+        return "-"
+    sign = "-" if fen < 0 else ""
+    f = abs(fen)
+    return f"{sign}{f // 100}.{f % 100:02d}"
+
+
 def _env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -75,11 +84,17 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=local_time, when_ms=local_time_ms, kg=kg)
+    env.filters.update(when=local_time, when_ms=local_time_ms, kg=kg, yuan=yuan)
     return env
 
 
 ENV = _env()
+
+
+def _with_lang(request: Request, lang: str) -> str:
+    """This page (a path, never an absolute URL) in the other language."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return request.url.path + "?" + urlencode([*query, ("lang", lang)])
 
 
 def page(
@@ -100,11 +115,13 @@ def page(
         if principal is not None and principal.can(action)
     ]
     other = "en" if lang == "zh" else "zh"
+    values.setdefault("notice", "")
+    values.setdefault("problem", "")
     html = ENV.get_template(template).render(
         _=tr,
         lang=lang,
         html_lang=tr.html_lang,
-        switch_url=str(request.url.include_query_params(lang=other)),
+        switch_url=_with_lang(request, other),
         path=request.url.path,
         principal=principal,
         nav=nav,

@@ -7,16 +7,17 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, HTTPException
 from starlette.requests import Request
 
 from collector import access
-from collector.api import ApiContext
-from collector.fleet import DEFAULT_AMBER_S, DEFAULT_GREEN_S
-from hostlib.registry import Registry
+from hostlib.registry import Device, Registry
 from hostlib.sqlite import connect, open_ro
+
+if TYPE_CHECKING:
+    from collector.api import ApiContext
 
 PREFIX = "/console"
 LOGIN = PREFIX + "/login"
@@ -32,10 +33,10 @@ def safe_next(url: str | None) -> str:
 @dataclass
 class Console:
     ctx: ApiContext
-    green_s: float = DEFAULT_GREEN_S
-    amber_s: float = DEFAULT_AMBER_S
 
     def __post_init__(self) -> None:
+        self.green_s = self.ctx.green_s
+        self.amber_s = self.ctx.amber_s
         self._registry = (
             Registry(self.ctx.registry_path) if self.ctx.registry_path is not None else None
         )
@@ -43,6 +44,13 @@ class Console:
     @property
     def registry(self) -> Registry | None:
         return self._registry
+
+    def devices(self) -> dict[str, Device]:
+        """The device registry now (re-read when its file changed); empty without one."""
+        if self._registry is None:
+            return {}
+        self._registry.reload()
+        return self._registry.devices()
 
     @contextmanager
     def ro(self) -> Iterator[sqlite3.Connection]:
@@ -74,3 +82,11 @@ def needs(action: str) -> Any:
 
 def not_found() -> HTTPException:
     return HTTPException(404, "not found in your scope")
+
+
+READ_FLEET = needs("read:fleet")
+READ_RECORDS = needs("read:records")
+READ_MARKET = needs("read:market")
+ACK_ALARM = needs("ack:alarm")
+WRITE_STOP = needs("write:stop")
+ADMIN = needs("admin")
