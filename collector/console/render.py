@@ -5,9 +5,9 @@ the navigation their role may use and the form token."""
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request

@@ -61,8 +61,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         sites.import_sites(
             st.db,
             [
-                {"site": SITE, "name": "东园农贸市场", "district": "330106", "kind": "market",
-                 "market": MARKET},
+                {
+                    "site": SITE,
+                    "name": "东园农贸市场",
+                    "district": "330106",
+                    "kind": "market",
+                    "market": MARKET,
+                },
                 {"site": "OTHER", "name": "别处", "district": "310101", "market": "M310101009"},
             ],
         )

@@ -90,9 +90,8 @@ class Pages:
         for v in result.response["violations"]:
             if v.get("impact") in BLOCKING:
                 nodes = "; ".join(str(n.get("target")) for n in v.get("nodes", [])[:5])
-                self.problems.append(
-                    f"{name} ({page.url}, {width}px): {v['id']} [{v['impact']}] {v['help']}: {nodes}"
-                )
+                where = f"{name} ({page.url}, {width}px)"
+                self.problems.append(f"{where}: {v['id']} [{v['impact']}] {v['help']}: {nodes}")
         self.checked.append(f"{name} {width}px")
         return shot
 
