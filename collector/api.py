@@ -20,7 +20,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import access, api_audit, api_elevators, api_markets, console, cylinders
+from collector import (
+    access,
+    api_audit,
+    api_elevators,
+    api_fleet,
+    api_markets,
+    console,
+    cylinders,
+)
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
@@ -65,6 +73,8 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         "`traceedge collector token create`); docs/access.md has the role table.",
     )
     app.state.ctx = ctx
+    # first: its /elevators/faults and /cylinders/refused before /elevators/{reg}, /cylinders/{cyl}
+    app.include_router(api_fleet.make_router(ctx))
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
@@ -100,9 +110,12 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
     @app.get("/devices")
     def devices(p: Principal = FLEET) -> list[dict[str, Any]]:
+        """Every device: records, gaps, last seen; provisioned ones never heard from too
+        (``never_seen``)."""
+        reg = api_fleet.registry_devices(ctx)
         with open_ro(store_path) as db:
             allowed = p.site_filter(db)
-            return [d for d in device_report(db) if allowed is None or d["site"] in allowed]
+            return [d for d in device_report(db, reg) if allowed is None or d["site"] in allowed]
 
     @app.get("/cylinders/{cyl}", responses=NOT_FOUND, dependencies=[RECORDS])
     def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
@@ -115,10 +128,12 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
     @app.get("/sites")
     def sites(p: Principal = FLEET) -> list[dict[str, Any]]:
-        """What each site's edge agent last reported: backlog, oldest record, alarms."""
+        """What each site's edge agent last reported: backlog, oldest record, alarms; a site
+        of provisioned devices whose agent never reported is listed ``never_seen``."""
+        reg = api_fleet.registry_devices(ctx)
         with open_ro(store_path) as db:
             allowed = p.site_filter(db)
-            return [s for s in site_report(db) if allowed is None or s["site"] in allowed]
+            return [s for s in site_report(db, reg) if allowed is None or s["site"] in allowed]
 
     @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
     def record(

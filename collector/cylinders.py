@@ -3,6 +3,11 @@
 Entries (see :mod:`edge_agent.fillgate` for their meaning) are imported from JSON; each
 import bumps the registry version, and the collector pushes the new snapshot down to every
 site's agent (retained on ``edge/{site}/cmd``) so fill gates answer offline.
+
+Across the fleet: :func:`refusals` lists the fill gate's denials (a cylinder refused before
+filling, or stopped after it), newest first; :func:`held` the cylinders whose latest post-fill
+check denied them (over-filled, leaking): they must not leave the station. Both read only
+the denials, through the partial index ``records_cyl_denied``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from hostlib.sqlite import set_meta, write_tx
@@ -23,6 +30,8 @@ CREATE TABLE IF NOT EXISTS cylinders (
 );
 CREATE INDEX IF NOT EXISTS records_cyl ON records(json_extract(rec, '$.body.cyl'))
     WHERE kind IN ('cylinder.fill', 'cylinder.check');
+CREATE INDEX IF NOT EXISTS records_cyl_denied ON records(ts)
+    WHERE kind = 'cylinder.check' AND json_extract(rec, '$.body.decision') = 'deny';
 """
 
 _CODE = re.compile(r"^[0-9A-Z][0-9A-Z-]{3,31}$")
@@ -154,3 +163,134 @@ def history(db: sqlite3.Connection, cyl: str, limit: int = 200) -> dict[str, Any
         # the last post-fill check decides whether the cylinder may leave
         "held_overfilled": bool(open_overfill) and last_post is open_overfill[0],
     }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One denial of the fill gate (a ``cylinder.check`` record with decision ``deny``)."""
+
+    dev: str
+    seq: int
+    ts: int  # capture time, ms since the epoch
+    site: str
+    cyl: str
+    station: str
+    operator: str
+    stage: str  # pre: refused before filling; post: stopped after filling
+    reasons: list[str]
+    reg_ver: int
+
+
+@dataclass(frozen=True)
+class HeldCylinder:
+    """A cylinder whose latest post-fill check denied it: it must not leave the station."""
+
+    cyl: str
+    site: str
+    station: str
+    since_ts: int  # capture time of the check that holds it
+    reasons: list[str]
+    dev: str
+    seq: int
+    owner: str | None  # from the registry, when registered
+
+
+# The partial index's own terms, spelled exactly so SQLite uses it.
+_DENIED = "kind = 'cylinder.check' AND json_extract(rec, '$.body.decision') = 'deny'"
+
+
+def _refusal(dev: str, seq: int, ts: int, site: str, text: str) -> Refusal:
+    b = json.loads(text)["body"]
+    return Refusal(
+        dev=dev,
+        seq=int(seq),
+        ts=int(ts),
+        site=site,
+        cyl=str(b["cyl"]),
+        station=str(b["station"]),
+        operator=str(b["operator"]),
+        stage=str(b["stage"]),
+        reasons=[str(r) for r in b["reasons"]],
+        reg_ver=int(b["reg_ver"]),
+    )
+
+
+def refusals(
+    db: sqlite3.Connection,
+    *,
+    since_ms: int | None = None,
+    site: str | None = None,
+    stage: str | None = None,
+    reason: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    sites: Collection[str] | None = None,
+) -> list[Refusal]:
+    """Fill-gate denials across the fleet, newest first, filtered by capture time, site,
+    stage (``pre`` / ``post``), reason; ``sites``: a principal's scope (None: all)."""
+    sql = f"SELECT dev, seq, ts, site, rec FROM records WHERE {_DENIED}"
+    args: list[Any] = []
+    if since_ms is not None:
+        sql, args = sql + " AND ts >= ?", [*args, since_ms]
+    if site is not None:
+        sql, args = sql + " AND site = ?", [*args, site]
+    if stage is not None:
+        sql, args = sql + " AND json_extract(rec, '$.body.stage') = ?", [*args, stage]
+    if reason is not None:
+        sql += " AND EXISTS (SELECT 1 FROM json_each(rec, '$.body.reasons') WHERE value = ?)"
+        args.append(reason)
+    if sites is not None:
+        sql, args = (
+            sql + " AND site IN (SELECT value FROM json_each(?))",
+            [
+                *args,
+                json.dumps(sorted(sites)),
+            ],
+        )
+    rows = db.execute(sql + " ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+    return [_refusal(*r) for r in rows]
+
+
+def held(db: sqlite3.Connection, *, sites: Collection[str] | None = None) -> list[HeldCylinder]:
+    """Cylinders held at their station now, newest hold first."""
+    cyls = [
+        str(c)
+        for (c,) in db.execute(
+            f"SELECT DISTINCT json_extract(rec, '$.body.cyl') FROM records WHERE {_DENIED} "
+            "AND json_extract(rec, '$.body.stage') = 'post'"
+        )
+    ]
+    out: list[HeldCylinder] = []
+    for cyl in cyls:
+        last = db.execute(
+            "SELECT dev, seq, ts, site, rec FROM records "
+            "WHERE kind IN ('cylinder.fill', 'cylinder.check') "
+            "AND json_extract(rec, '$.body.cyl') = ? AND kind = 'cylinder.check' "
+            "AND json_extract(rec, '$.body.stage') = 'post' ORDER BY ts DESC, id DESC LIMIT 1",
+            (cyl,),
+        ).fetchone()
+        if last is None:
+            continue
+        r = _refusal(*last)
+        if json.loads(last[4])["body"]["decision"] != "deny":
+            continue
+        if sites is not None and r.site not in sites:
+            continue
+        try:
+            entry = db.execute("SELECT entry FROM cylinders WHERE cyl = ?", (cyl,)).fetchone()
+        except sqlite3.OperationalError:
+            entry = None
+        out.append(
+            HeldCylinder(
+                cyl=cyl,
+                site=r.site,
+                station=r.station,
+                since_ts=r.ts,
+                reasons=r.reasons,
+                dev=r.dev,
+                seq=r.seq,
+                owner=json.loads(entry[0]).get("owner") if entry else None,
+            )
+        )
+    out.sort(key=lambda h: (-h.since_ts, h.cyl))
+    return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS elevators (
 CREATE INDEX IF NOT EXISTS records_elevator_reg
     ON records(json_extract(rec, '$.body.reg'), kind, ts)
     WHERE json_extract(rec, '$.body.reg') IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_elevator_fault
+    ON records(json_extract(rec, '$.body.reg'), ts) WHERE kind = 'elevator.fault';
 """
 
 
@@ -211,6 +213,20 @@ class ElevatorView(BaseModel):
     overdue: bool
     overdue_days: int = Field(description="the interval the overdue flag was computed for")
     now_ms: int
+
+
+class ElevatorFaults(BaseModel):
+    """An elevator with open faults or trapped-passenger events: one row of the fleet list."""
+
+    reg: str
+    site: str | None = Field(description="registry site, else the site its faults came from")
+    registration: Registration | None
+    open_faults: list[FaultEpisode] = Field(description="open faults and alarms, oldest first")
+    trapped_passengers: bool = Field(description="a trapped-passenger alarm is open")
+    trapped_events: list[FaultEpisode] = Field(
+        description="trapped-passenger episodes raised since the reference time, newest first"
+    )
+    last_fault_ts: int = Field(description="capture time of its newest fault event")
 
 
 class OverdueElevator(BaseModel):
@@ -572,4 +588,55 @@ def overdue(
                 days_since=None if ms is None else (now_ms - ms) // DAY_MS,
             )
         )
+    return out
+
+
+def fleet_faults(
+    db: sqlite3.Connection,
+    *,
+    since_ms: int | None = None,
+    sites: Collection[str] | None = None,
+) -> list[ElevatorFaults]:
+    """Every elevator with an open fault or alarm, or a trapped-passenger episode raised at
+    or after ``since_ms`` (None: any), trapped ones first, then newest fault first.
+    ``sites``: only elevators of these sites (a principal's scope; None: all).
+
+    Reads only fault records, through the partial index ``records_elevator_fault``."""
+    out: list[ElevatorFaults] = []
+    regs = db.execute(
+        "SELECT json_extract(rec, '$.body.reg'), MAX(ts), "
+        "(SELECT r2.site FROM records AS r2 WHERE r2.kind = 'elevator.fault' AND "
+        "json_extract(r2.rec, '$.body.reg') = json_extract(r.rec, '$.body.reg') "
+        "ORDER BY r2.ts DESC LIMIT 1) "
+        "FROM records AS r WHERE kind = 'elevator.fault' GROUP BY json_extract(rec, '$.body.reg')"
+    ).fetchall()
+    for reg, last_ts, fault_site in regs:
+        if not isinstance(reg, str):
+            continue
+        reg_row = registration(db, reg)
+        site = reg_row.site if reg_row is not None and reg_row.site else fault_site
+        if sites is not None and site not in sites:
+            continue
+        episodes = faults(db, reg)
+        open_eps = [e for e in episodes if e.open]
+        trapped = [
+            e
+            for e in episodes
+            if e.fault in TRAPPED_FAULTS
+            and (e.open or since_ms is None or (e.raised_ts or e.cleared_ts or 0) >= since_ms)
+        ]
+        if not open_eps and not trapped:
+            continue
+        out.append(
+            ElevatorFaults(
+                reg=reg,
+                site=site,
+                registration=reg_row,
+                open_faults=open_eps,
+                trapped_passengers=any(e.fault in TRAPPED_FAULTS for e in open_eps),
+                trapped_events=list(reversed(trapped)),
+                last_fault_ts=int(last_ts),
+            )
+        )
+    out.sort(key=lambda e: (not e.trapped_passengers, -e.last_fault_ts, e.reg))
     return out

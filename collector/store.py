@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import audit, cylinders, elevators, markets, sites, tokens
+from collector import alarms, audit, cylinders, elevators, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
@@ -226,6 +226,7 @@ class SqliteStore:
         audit.ensure_schema(self.db)
         tokens.ensure_schema(self.db)
         sites.ensure_schema(self.db)
+        alarms.ensure_schema(self.db)  # acks and the list indexes
         with self.atomic() as db:
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))

@@ -51,7 +51,7 @@ class FleetStore:
 
 def make(dev: str, kind: str, seq: int, site: str, key: bytes = KEY) -> Good:
     ts = T0 + seq * 60_000
-    body = make_body(kind, random.Random(seq), dev, seq, site, now_ms=ts)
+    body = make_body(kind, random.Random(f"{dev}/{seq}"), dev, seq, site, now_ms=ts)
     default_validator().validate(kind, body)
     rec = make_record(dev, seq, 1, kind, ts, "ntp", body, key)
     return Good(dev, seq, kind, ts, str(rec["mac"]), canonical(rec).decode())
@@ -74,7 +74,7 @@ def build(tmp: Path) -> FleetStore:
                 for s in seqs
             ]
             store.commit(site, f"b-{dev}", goods, [])
-        store.commit("S2", "b-odd", [make(UNREGISTERED, "market.entry", 1, "S2")], [])
+        store.commit("S2", "b-odd", [make(UNREGISTERED, "elevator.status", 1, "S2")], [])
         at = time.time()
         store.site_status("S1", {"depth": 42, "oldest_age_s": 30.0, "updated_at": at})
     finally:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector import fleet
+from collector import sites as collector_sites
 from collector.store import SqliteStore, device_report, site_report
 from hostlib.registry import Registry
 from tests.collector import fleetdata
@@ -178,13 +179,14 @@ def test_a_gateway_is_seen_by_its_agents_reports(fs: FleetStore) -> None:
 
 def test_site_names_come_from_the_sites_registry(fs: FleetStore) -> None:
     db = sqlite3.connect(str(fs.path), isolation_level=None)
-    try:  # the table collector/sites.py keeps (imported by `collector import-sites`)
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, name TEXT, district TEXT, "
-            "kind TEXT, market TEXT, address TEXT, phone TEXT)"
+    try:  # as `traceedge collector import-sites` imports them
+        collector_sites.import_sites(
+            db,
+            [
+                {"site": "S1", "name": "文三路菜场", "district": "330106", "kind": "market"},
+                {"site": "S9", "name": "新站", "district": "330106"},
+            ],
         )
-        db.execute("INSERT INTO sites(site, name, district) VALUES ('S1', '文三路菜场', '330106')")
-        db.execute("INSERT INTO sites(site, name, district) VALUES ('S9', '新站', '330106')")
         sites = {s.site: s for s in fleet.site_rows(db, Registry(fs.registry))}
     finally:
         db.close()
