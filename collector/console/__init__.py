@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, HTTPException
 from starlette.responses import FileResponse
 
-from collector.console import auth, pages_admin, pages_alarms, pages_fleet, pages_markets
+from collector.console import (
+    auth,
+    pages_admin,
+    pages_alarms,
+    pages_assets,
+    pages_fleet,
+    pages_markets,
+)
 from collector.console.render import STATIC_DIR, STATIC_URL
 from collector.console.routing import ConsoleRoute
 from collector.console.web import Console
@@ -31,7 +38,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
     ``ctx.green_s`` and ``ctx.amber_s``)."""
     con = Console(ctx)
     router = APIRouter(tags=["console"], include_in_schema=False, route_class=ConsoleRoute)
-    for part in (auth, pages_fleet, pages_alarms, pages_markets, pages_admin):
+    for part in (auth, pages_fleet, pages_alarms, pages_assets, pages_markets, pages_admin):
         router.include_router(part.make_router(con))
 
     @router.get(STATIC_URL + "/{name}")

@@ -102,6 +102,10 @@ def pages(c: Console) -> list[str]:
         "/console/alarms",
         "/console/alarms?show=all&kind=sold_after_stop",
         "/console/quarantine",
+        "/console/elevators",
+        "/console/elevators?days=30",
+        "/console/cylinders",
+        "/console/cylinders?stage=pre&days=1",
         "/console/markets",
         "/console/markets?stopped=1",
         f"/console/markets/batches/{c.batch}",
@@ -191,6 +195,8 @@ def test_roles_see_their_pages_and_nothing_else(console: Console) -> None:
     op = console.login("operator")
     assert op.get("/console/").status_code == 403  # read:fleet is not the operator's
     assert op.get("/console/audit").status_code == 403
+    assert op.get("/console/elevators").status_code == 403
+    assert op.get("/console/cylinders").status_code == 403
     assert op.get("/console/markets").status_code == 200
     assert op.get(f"/console/markets/batches/{console.batch}").status_code == 200
     insp = console.login("inspector")

@@ -259,6 +259,10 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
             assert ACK in page.inner_text(f"#alarms-{alarm_id}")
             page.goto(base + "/console/quarantine")
             pages.check(page, "quarantine")
+            page.goto(base + "/console/elevators")
+            pages.check(page, "elevators")
+            page.goto(base + "/console/cylinders")
+            pages.check(page, "cylinders")
             # --- lift: relayed, the terminals get a newer list without the batch
             page.goto(base + f"/console/markets/batches/{batch}")
             page.fill("#lift-reason", LIFT_REASON)
@@ -304,6 +308,8 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
                 ("device", f"/console/devices/{dev}"),
                 ("alarms", "/console/alarms?show=all"),
                 ("quarantine", "/console/quarantine"),
+                ("elevators", "/console/elevators"),
+                ("cylinders", "/console/cylinders"),
                 ("markets", "/console/markets"),
                 ("batch", f"/console/markets/batches/{batch}"),
                 ("recall", f"/console/recall/{batch}"),
