@@ -290,6 +290,59 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 
+# Codes the records and the collector use (faults, alarm kinds, refusal and quarantine
+# reasons), named for people; a code not listed here is shown as it is.
+TERMS: dict[str, tuple[str, str]] = {
+    # elevator faults (TSG T7001 / GB/T 24476 terms)
+    "trapped_in_zone": ("平层关人", "trapped in the door zone"),
+    "trapped_out_of_zone": ("非平层关人", "trapped outside the door zone"),
+    "stop_outside_door_zone": ("门区外停梯", "stopped outside the door zone"),
+    "door_open_while_moving": ("开门走车", "moving with the door open"),
+    "overtravel_top": ("冲顶", "overtravel at the top"),
+    "overtravel_bottom": ("蹲底", "overtravel at the bottom"),
+    "overspeed": ("超速", "overspeed"),
+    "power_loss": ("停电", "power loss"),
+    "safety_circuit_open": ("安全回路断路", "safety circuit open"),
+    "door_lock_circuit_open": ("门锁回路断路", "door lock circuit open"),
+    "door_fails_to_open": ("开门故障", "door fails to open"),
+    "door_fails_to_close": ("关门故障", "door fails to close"),
+    "alarm_button": ("轿内报警按钮", "car alarm button"),
+    # cylinder fill-gate reasons
+    "inspection_overdue": ("超期未检", "inspection overdue"),
+    "not_this_station": ("非本站气瓶", "not this station's cylinder"),
+    "unregistered": ("未登记", "not registered"),
+    "no_residual_pressure": ("无余压", "no residual pressure"),
+    "damaged": ("外观损伤", "damaged"),
+    "registration_mismatch": ("登记信息不符", "registration mismatch"),
+    "scrapped": ("已报废", "scrapped"),
+    "design_life_exceeded": ("超设计使用年限", "design life exceeded"),
+    "wrong_medium": ("介质不符", "wrong medium"),
+    "overfilled": ("超装", "overfilled"),
+    "leaking": ("泄漏", "leaking"),
+    # alarms raised by the collector
+    "sold_after_stop": ("中止交易后售出", "sold after a stop order"),
+    "batch_overdrawn": ("批次超售", "batch overdrawn"),
+    "batch_entry_duplicate": ("批次重复进场登记", "batch registered twice"),
+    "conflict": ("同号不同内容", "same identity, different content"),
+    "forward_held": ("暂缓上报平台", "held back from the platform"),
+    "internal_error": ("内部错误", "internal error"),
+    # quarantine reasons
+    "mac": ("校验码不符", "MAC does not verify"),
+    "unknown_device": ("未知设备", "unknown device"),
+    "unknown_gateway": ("未知网关", "unknown gateway"),
+    "wrong_site": ("站点不符", "wrong site"),
+    "revoked": ("设备已吊销", "device revoked"),
+    "oversized": ("超长", "oversized"),
+    "compression": ("解压失败", "cannot decompress"),
+    "json": ("格式错误", "not JSON"),
+    "envelope": ("信封错误", "bad envelope"),
+    "encoding": ("编码错误", "bad encoding"),
+    "version": ("协议版本不符", "wrong wire version"),
+    "schema": ("字段不符合规范", "fails its schema"),
+    "mixed": ("多种原因", "several reasons"),
+}
+
+
 @dataclass(frozen=True)
 class Translator:
     lang: str
@@ -298,6 +351,15 @@ class Translator:
         zh, en = CATALOGUE[key]
         text = en if self.lang == "en" else zh
         return text.format(**fields) if fields else text
+
+    def term(self, code: str | None) -> str:
+        """A code (fault, alarm kind, reason) in words; an unknown code as it is."""
+        if code is None:
+            return "-"
+        pair = TERMS.get(code)
+        if pair is None:
+            return code
+        return pair[1] if self.lang == "en" else pair[0]
 
     @property
     def html_lang(self) -> str:

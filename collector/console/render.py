@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -76,6 +83,12 @@ def yuan(fen: int | None) -> str:
     return f"{sign}{f // 100}.{f % 100:02d}"
 
 
+@pass_context
+def _term(ctx: Context, code: str | None) -> str:
+    """``codes|map("term")``: a code in the page's language."""
+    return str(ctx["term"](code))
+
+
 def _env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -84,7 +97,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=local_time, when_ms=local_time_ms, kg=kg, yuan=yuan)
+    env.filters.update(when=local_time, when_ms=local_time_ms, kg=kg, yuan=yuan, term=_term)
     return env
 
 
@@ -131,6 +144,7 @@ def page(
         now=time.time(),
         ago=lambda seconds: tr("common.ago", d=duration(seconds, lang)),
         dur=lambda seconds: duration(seconds, lang),
+        term=tr.term,
         **values,
     )
     resp = HTMLResponse(html, status_code=status_code)
