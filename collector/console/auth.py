@@ -4,15 +4,18 @@ The user pastes an API token (``te_<id>_<secret>``, made by ``traceedge collecto
 create``); a valid one is kept in the cookie ``te_token`` (HttpOnly, SameSite=Strict, Secure
 when the request came over https), which :mod:`collector.access` reads like a bearer token.
 A refused token is audited as ``login.failed`` (its id only, never the secret) and answered
-only after :data:`FAIL_DELAY_S`, so guessing is slow.
+only after :data:`FAIL_DELAY_S`, so guessing is slow. A sign-in posted from another site's
+page is refused (:func:`cross_site`): the anonymous form has no session to bind a form token
+to, so the browser's own ``Sec-Fetch-Site`` / ``Origin`` say where the post came from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -62,15 +65,14 @@ def make_router(con: Console) -> APIRouter:
         form = await request.form()
         tr = Translator(pick_lang(request)[0])
         next_url = str(form.get("next") or "")
-        try:
-            con.check_form(request, dict(form))
-        except HTTPException:
-            return login_page(request, next_url, 403, tr("login.csrf"))
+        if cross_site(request):
+            return login_page(request, next_url, 400, tr("login.cross_site"))
         token = str(form.get("token") or "").strip()
         if not await run_in_threadpool(_valid, con, token):
             await run_in_threadpool(_failed, con, request, token)
             await asyncio.sleep(FAIL_DELAY_S)  # slows this client, blocks no other
-            return login_page(request, next_url, 401, tr("login.failed"))
+            # the form again with the reason (200: a page, not a challenge to the client)
+            return login_page(request, next_url, 200, tr("login.failed"))
         resp = RedirectResponse(safe_next(next_url), status_code=303)
         resp.set_cookie(
             TOKEN_COOKIE,
@@ -90,6 +92,18 @@ def make_router(con: Console) -> APIRouter:
         return resp
 
     return router
+
+
+def cross_site(request: Request) -> bool:
+    """A sign-in posted from another site's page (login CSRF): the browser says so in
+    ``Sec-Fetch-Site`` or an ``Origin`` that is not this host. A client that sends neither
+    (curl, a test) is not a browser on another site."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
 
 
 def _valid(con: Console, token: str) -> bool:

@@ -62,6 +62,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Sign in"),
     "login.failed": ("令牌无效、已过期或已吊销。", "The token is invalid, expired or revoked."),
     "login.logged_out": ("已退出。", "Signed out."),
+    "login.cross_site": (
+        "登录请求来自其他网站，已拒绝。请直接打开本页登录。",
+        "A sign-in posted from another site was refused; open this page and sign in here.",
+    ),
     "login.csrf": ("表单已过期，请重新提交。", "The form expired; please submit it again."),
     # errors
     "error.forbidden": ("无权访问", "Not allowed"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -106,10 +106,13 @@ def make_router(con: Console) -> APIRouter:
 
     async def ack(request: Request, p: Principal, what: str, item: int) -> Response:
         form = await request.form()
-        con.check_form(request, dict(form))
-        comment = str(form.get("comment") or "")
         back = safe_next(str(form.get("back") or f"/console/{what}"))
         sep = "&" if "?" in back else "?"
+        try:
+            con.check_form(request, dict(form))
+        except HTTPException:  # not this session's form: nothing done, say so
+            return RedirectResponse(f"{back}{sep}problem=csrf", status_code=303)
+        comment = str(form.get("comment") or "")
         try:
             await run_in_threadpool(_acknowledge, con, p, what, item, comment)
         except alarms.UnknownAlarm:
@@ -120,9 +123,9 @@ def make_router(con: Console) -> APIRouter:
             return RedirectResponse(f"{back}{sep}problem=comment", status_code=303)
         return RedirectResponse(f"{back}{sep}done=acked", status_code=303)
 
-    @router.post("/console/alarms/{alarm_id}/ack", summary="Console: acknowledge an alarm")
-    async def ack_alarm(request: Request, alarm_id: int, p: Principal = ACK_ALARM) -> Response:
-        return await ack(request, p, "alarms", alarm_id)
+    @router.post("/console/alarms/{id}/ack", summary="Console: acknowledge an alarm")
+    async def ack_alarm(request: Request, id: int, p: Principal = ACK_ALARM) -> Response:
+        return await ack(request, p, "alarms", id)
 
     @router.post("/console/quarantine/{entry_id}/ack", summary="Console: acknowledge quarantine")
     async def ack_quarantine(request: Request, entry_id: int, p: Principal = ACK_ALARM) -> Response:
@@ -132,7 +135,12 @@ def make_router(con: Console) -> APIRouter:
 
 
 def _problem(tr: Translator, code: str) -> str:
-    return {"already": tr("alarms.already"), "comment": tr("alarms.comment_missing")}.get(code, "")
+    problems = {
+        "already": tr("alarms.already"),
+        "comment": tr("alarms.comment_missing"),
+        "csrf": tr("login.csrf"),
+    }
+    return problems.get(code, "")
 
 
 def _acknowledge(con: Console, p: Principal, what: str, item: int, comment: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -91,7 +91,11 @@ def make_router(con: Console) -> APIRouter:
             notice = tr(DONE[done])
             relayed = request.query_params.get("relayed") == "1"
             notice += " " + tr("batch.relayed" if relayed else "batch.not_relayed")
-        problem = {"reason": tr("batch.reason_missing"), "not_stopped": tr("batch.not_stopped")}
+        problem = {
+            "reason": tr("batch.reason_missing"),
+            "not_stopped": tr("batch.not_stopped"),
+            "csrf": tr("login.csrf"),
+        }
         return page(
             request,
             "batch.html",
@@ -104,15 +108,21 @@ def make_router(con: Console) -> APIRouter:
             may_stop=p.can("write:stop"),
         )
 
-    async def _form(request: Request) -> str:
+    async def _form(request: Request) -> str | None:
+        """The reason given, or None when the form's token is not this session's."""
         form = await request.form()
-        con.check_form(request, dict(form))
+        try:
+            con.check_form(request, dict(form))
+        except HTTPException:
+            return None
         return str(form.get("reason") or "")[:500]
 
     @router.post("/console/markets/batches/{batch_id}/stop", summary="Console: stop a batch")
     async def stop(request: Request, batch_id: str, p: Principal = WRITE_STOP) -> Response:
         _valid_batch(batch_id)
         reason = await _form(request)
+        if reason is None:
+            return RedirectResponse(_batch_url(batch_id, problem="csrf"), status_code=303)
         if not reason.strip():
             return RedirectResponse(_batch_url(batch_id, problem="reason"), status_code=303)
         try:
@@ -127,6 +137,8 @@ def make_router(con: Console) -> APIRouter:
     async def lift(request: Request, batch_id: str, p: Principal = WRITE_STOP) -> Response:
         _valid_batch(batch_id)
         reason = await _form(request)
+        if reason is None:
+            return RedirectResponse(_batch_url(batch_id, problem="csrf"), status_code=303)
         if not reason.strip():
             return RedirectResponse(_batch_url(batch_id, problem="reason"), status_code=303)
         try:

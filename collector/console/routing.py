@@ -23,6 +23,10 @@ PAGES = {
 }
 
 
+def _browser(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
 def _login_url(request: Request) -> str:
     """The sign-in page, coming back to this page (a GET) after it."""
     if request.method != "GET":
@@ -39,7 +43,9 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except HTTPException as exc:
-                if exc.status_code == 401:  # anonymous, or the token expired or was revoked
+                if exc.status_code == 401 and _browser(request):
+                    # anonymous, or the token expired or was revoked: to the sign-in page;
+                    # an API client gets the 401 and its WWW-Authenticate: Bearer
                     return RedirectResponse(_login_url(request), status_code=303)
                 if exc.status_code not in PAGES:
                     raise

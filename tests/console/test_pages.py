@@ -23,6 +23,7 @@ from hostlib.sqlite import open_ro
 from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
 
 CLI = audit.Actor("cli:test", "admin", "local")
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 
 
@@ -35,12 +36,8 @@ class Console:
     stopped: str  # the batch stopped at noon
 
     def login(self, who: str) -> TestClient:
-        c = TestClient(self.app.app, follow_redirects=False)
-        form = c.get("/console/login")
-        r = c.post(
-            "/console/login",
-            data={"token": self.tokens[who], "csrf": csrf(form.text), "next": "/console/"},
-        )
+        c = TestClient(self.app.app, follow_redirects=False, headers=BROWSER)
+        r = c.post("/console/login", data={"token": self.tokens[who], "next": "/console/"})
         assert r.status_code == 303, r.text
         return c
 
@@ -117,11 +114,15 @@ def pages(c: Console) -> list[str]:
 
 
 def test_anonymous_visitors_are_sent_to_sign_in_and_come_back(console: Console) -> None:
-    anon = TestClient(console.app.app, follow_redirects=False)
+    anon = TestClient(console.app.app, follow_redirects=False, headers=BROWSER)
+    api = TestClient(console.app.app, follow_redirects=False)
     for url in pages(console):
         r = anon.get(url)
         assert r.status_code == 303, url
         assert r.headers["location"].startswith("/console/login?next=/console/"), url
+        # a client that is not a browser gets the API's answer
+        r = api.get(url)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", url
     assert anon.get("/console/login").status_code == 200
     assert anon.get("/static/console/console.css").status_code == 200
 
@@ -164,24 +165,27 @@ def test_every_catalogue_key_a_template_uses_exists_in_both_languages() -> None:
 def test_sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_audited_and_slowed(
     console: Console,
 ) -> None:
-    c = TestClient(console.app.app, follow_redirects=False)
-    token = csrf(c.get("/console/login").text)
-    r = c.post("/console/login", data={"token": console.tokens["admin"], "csrf": token})
+    c = TestClient(console.app.app, follow_redirects=False, headers=BROWSER)
+    r = c.post("/console/login", data={"token": console.tokens["admin"]})
     cookie = r.headers["set-cookie"]
     assert "te_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie  # plain http here; https requests get Secure
     assert r.headers["location"] == "/console/"
     bad = console.tokens["admin"][:-4] + "AAAA"
-    c = TestClient(console.app.app, follow_redirects=False)
+    c = TestClient(console.app.app, follow_redirects=False, headers=BROWSER)
     t0 = time.monotonic()
-    r = c.post("/console/login", data={"token": bad, "csrf": token})
+    r = c.post("/console/login", data={"token": bad})
     assert time.monotonic() - t0 >= FAIL_DELAY_S
-    assert r.status_code == 401 and "令牌无效" in r.text
+    assert r.status_code == 200 and "令牌无效" in r.text
     assert "te_token=" not in r.headers.get("set-cookie", "")
     with open_ro(console.store) as db:
         last = audit.entries(db, limit=1, action="login.failed")[0]
     assert last.target == "token:" + bad.split("_")[1]
     assert bad.split("_")[2] not in str(last.detail)  # never the secret
+    # a sign-in posted from another site's page is refused before the token is looked at
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    r = c.post("/console/login", data={"token": console.tokens["admin"]}, headers=evil)
+    assert r.status_code == 400 and "te_token=" not in r.headers.get("set-cookie", "")
     out = TestClient(console.app.app, follow_redirects=False)
     out.cookies.set("te_token", console.tokens["admin"])
     r = out.post("/console/logout")
@@ -220,7 +224,10 @@ def test_stop_and_lift_from_the_batch_page_are_audited(console: Console) -> None
     url = f"/console/markets/batches/{console.batch}"
     form = csrf(op.get(url).text)
     refused = op.post(url + "/stop", data={"reason": "x", "csrf": "0" * 32})
-    assert refused.status_code == 403
+    assert refused.headers["location"].endswith("?problem=csrf")  # and nothing done:
+    assert "表单已过期" in op.get(refused.headers["location"]).text
+    with open_ro(console.store) as db:
+        assert not audit.entries(db, limit=1, action="batch.")
     r = op.post(url + "/stop", data={"reason": "抽检不合格", "csrf": form})
     assert r.status_code == 303
     page = op.get(r.headers["location"]).text
