@@ -591,6 +591,13 @@ def overdue(
     return out
 
 
+FLEET_FAULTS_SQL = (
+    "SELECT json_extract(rec, '$.body.reg'), json_extract(rec, '$.body.fault'), "
+    "json_extract(rec, '$.body.state'), ts, dev, seq, site FROM records "
+    "WHERE kind = 'elevator.fault'"
+)
+
+
 def fleet_faults(
     db: sqlite3.Connection,
     *,
@@ -601,20 +608,28 @@ def fleet_faults(
     or after ``since_ms`` (None: any), trapped ones first, then newest fault first.
     ``sites``: only elevators of these sites (a principal's scope; None: all).
 
-    Reads only fault records, through the partial index ``records_elevator_fault``."""
-    out: list[ElevatorFaults] = []
-    regs = db.execute(
-        "SELECT json_extract(rec, '$.body.reg'), MAX(ts), "
-        "(SELECT r2.site FROM records AS r2 WHERE r2.kind = 'elevator.fault' AND "
-        "json_extract(r2.rec, '$.body.reg') = json_extract(r.rec, '$.body.reg') "
-        "ORDER BY r2.ts DESC LIMIT 1) "
-        "FROM records AS r WHERE kind = 'elevator.fault' GROUP BY json_extract(rec, '$.body.reg')"
-    ).fetchall()
-    for reg, last_ts, fault_site in regs:
+    One pass over the fault records (through the partial index ``records_elevator_fault``)
+    finds the candidates: an elevator whose latest event of some fault, in capture order, is
+    a raise, or with a trapped event since ``since_ms``. Their episodes then come from
+    :func:`faults`, as on the elevator's own page."""
+    last: dict[tuple[str, str], tuple[int, str, int, str]] = {}
+    newest: dict[str, tuple[int, str]] = {}
+    trapped_since: set[str] = set()
+    for reg, fault, state, ts, dev, seq, site in db.execute(FLEET_FAULTS_SQL):
         if not isinstance(reg, str):
             continue
+        key = (ts, dev, seq, state)
+        if (reg, fault) not in last or key[:3] > last[(reg, fault)][:3]:
+            last[(reg, fault)] = key
+        if reg not in newest or ts >= newest[reg][0]:
+            newest[reg] = (ts, site)
+        if fault in TRAPPED_FAULTS and (since_ms is None or ts >= since_ms):
+            trapped_since.add(reg)
+    candidates = {reg for (reg, _), k in last.items() if k[3] == "raised"} | trapped_since
+    out: list[ElevatorFaults] = []
+    for reg in candidates:
         reg_row = registration(db, reg)
-        site = reg_row.site if reg_row is not None and reg_row.site else fault_site
+        site = reg_row.site if reg_row is not None and reg_row.site else newest[reg][1]
         if sites is not None and site not in sites:
             continue
         episodes = faults(db, reg)
@@ -635,7 +650,7 @@ def fleet_faults(
                 open_faults=open_eps,
                 trapped_passengers=any(e.fault in TRAPPED_FAULTS for e in open_eps),
                 trapped_events=list(reversed(trapped)),
-                last_fault_ts=int(last_ts),
+                last_fault_ts=int(newest[reg][0]),
             )
         )
     out.sort(key=lambda e: (not e.trapped_passengers, -e.last_fault_ts, e.reg))

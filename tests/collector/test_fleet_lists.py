@@ -164,11 +164,7 @@ def test_the_lists_read_their_partial_indexes(db: sqlite3.Connection) -> None:
         "ORDER BY ts DESC, id DESC LIMIT 10"
     )
     assert "records_cyl_denied" in _plan(db, sql)
-    plan = _plan(
-        db,
-        "SELECT json_extract(rec, '$.body.reg'), MAX(ts) FROM records AS r "
-        "WHERE kind = 'elevator.fault' GROUP BY json_extract(rec, '$.body.reg')",
-    )
+    plan = _plan(db, elevators.FLEET_FAULTS_SQL)
     assert "records_elevator_fault" in plan, plan
 
 
