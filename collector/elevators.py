@@ -15,6 +15,10 @@ Computed when asked from the stored ``elevator.*`` records (an expression index 
 * **Overdue maintenance**: the last completed visit of a maintenance plan (half-monthly,
   quarterly, half-yearly, yearly, or no plan given; repairs and rescues do not count) ended
   more than ``days`` (default 15) before ``now``, or there is none on record.
+
+Across the fleet, :func:`fleet_faults` lists the elevators with an open fault or alarm, or a
+trapped-passenger episode since a given time (one pass over the fault records, through the
+partial index ``records_elevator_fault``).
 """
 
 from __future__ import annotations
