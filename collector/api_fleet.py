@@ -338,9 +338,13 @@ def make_router(ctx: ApiContext) -> APIRouter:
         response_model=list[ElevatorFaults],
         summary="Elevators with open faults, or trapped passengers since a time (default 7 days)",
     )
-    def elevator_faults(since_ms: SinceMs = None, p: Principal = RECORDS) -> list[ElevatorFaults]:
+    def elevator_faults(
+        since_ms: SinceMs = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="elevators listed")] = 100,
+        p: Principal = RECORDS,
+    ) -> list[ElevatorFaults]:
         since = int(time.time() * 1000) - WEEK_MS if since_ms is None else since_ms
         with open_ro(store_path) as db:
-            return elevators.fleet_faults(db, since_ms=since, sites=p.site_filter(db))
+            return elevators.fleet_faults(db, since_ms=since, sites=p.site_filter(db), limit=limit)
 
     return router

@@ -183,4 +183,5 @@ def test_elevators_with_open_faults_or_trapped_passengers(db: sqlite3.Connection
     # a trapped episode older than the reference time drops out; open faults stay
     assert [r.reg for r in elevators.fleet_faults(db, since_ms=T0 + 4 * MIN)] == [E1, E3]
     assert [r.reg for r in elevators.fleet_faults(db, sites={"S1"})] == [E1]
+    assert [r.reg for r in elevators.fleet_faults(db, limit=2)] == [E1, E4]
     assert E2 not in [r.reg for r in rows]  # its fault was cleared
