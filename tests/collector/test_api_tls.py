@@ -18,7 +18,7 @@ from traceedge.brokers import free_port
 
 
 def write_pki(tmp: Path) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca = pki.make_ca("traceedge test CA", 30, now)
     server = pki.make_cert(ca.cert_pem, ca.key_pem, "server", "api", ("127.0.0.1",), 30, now)
     client = pki.make_cert(ca.cert_pem, ca.key_pem, pki.KINDS[1], "platform-sync", (), 30, now)
