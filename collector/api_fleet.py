@@ -125,7 +125,7 @@ SinceMs = Annotated[
     int | None, Query(ge=0, le=MAX_MS, description="at or after, ms since the epoch")
 ]
 Code = Annotated[str | None, Query(min_length=1, max_length=64)]
-IdParam = Annotated[int, PathParam(ge=1, le=2**53 - 1)]
+IdParam = Annotated[int, PathParam(alias="id", ge=1, le=2**53 - 1)]
 
 
 def make_router(ctx: ApiContext) -> APIRouter:
@@ -225,11 +225,12 @@ def make_router(ctx: ApiContext) -> APIRouter:
             db.close()
 
     @router.post(
-        "/alarms/{alarm_id}/ack",
+        "/alarms/{id}/ack",
         responses=ACK_ERRORS,
         summary="Acknowledge an alarm with a comment (audited)",
     )
     def alarm_ack(alarm_id: IdParam, req: AckRequest, p: Principal = ACK) -> alarms.Ack:
+        """The alarm stays listed, with its acknowledgement; 409 if it has one already."""
         return _ack("alarm", alarm_id, req, p)
 
     @router.get("/quarantine", summary="Quarantined messages, newest first, filtered and paged")
@@ -255,7 +256,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
             )
 
     @router.post(
-        "/quarantine/{entry_id}/ack",
+        "/quarantine/{id}/ack",
         responses=ACK_ERRORS,
         summary="Acknowledge a quarantine entry (all the records it holds) with a comment",
     )
