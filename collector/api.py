@@ -8,6 +8,7 @@ takes the same :class:`ApiContext`.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
+from hostlib.errors import StartupError
 from hostlib.listen import listen
 from hostlib.sqlite import open_ro
 
@@ -199,12 +201,28 @@ class ApiServer:
 
     def __init__(self, settings: CollectorSettings, host: str, port: int, ctx: ApiContext) -> None:
         self.socket = listen(f"{settings.path}: api.port", host, port)
+        tls: dict[str, Any] = {}
+        if settings.api_tls is not None:
+            tls = {
+                "ssl_certfile": str(settings.api_tls.cert),
+                "ssl_keyfile": str(settings.api_tls.key),
+            }
+            if settings.api_tls.client_ca is not None:
+                tls.update(
+                    ssl_ca_certs=str(settings.api_tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED
+                )
         config = uvicorn.Config(
             make_app(ctx),
+            **tls,
             host=host,
             port=port,
             log_level="warning",
         )
+        try:
+            config.load()  # the app, and the TLS context: a bad certificate stops start-up
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            self.socket.close()
+            raise StartupError(f"{settings.path}: api: cannot use the TLS files: {exc}") from exc
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True

@@ -15,6 +15,10 @@ Computed when asked from the stored ``elevator.*`` records (an expression index 
 * **Overdue maintenance**: the last completed visit of a maintenance plan (half-monthly,
   quarterly, half-yearly, yearly, or no plan given; repairs and rescues do not count) ended
   more than ``days`` (default 15) before ``now``, or there is none on record.
+
+Across the fleet, :func:`fleet_faults` lists the elevators with an open fault or alarm, or a
+trapped-passenger episode since a given time (one pass over the fault records, through the
+partial index ``records_elevator_fault``).
 """
 
 from __future__ import annotations
@@ -591,32 +595,64 @@ def overdue(
     return out
 
 
+FLEET_FAULTS_SQL = (
+    "SELECT json_extract(rec, '$.body.reg'), json_extract(rec, '$.body.fault'), "
+    "json_extract(rec, '$.body.state'), ts, dev, seq, site FROM records "
+    "WHERE kind = 'elevator.fault'"
+)
+
+
 def fleet_faults(
     db: sqlite3.Connection,
     *,
     since_ms: int | None = None,
     sites: Collection[str] | None = None,
+    limit: int | None = None,
 ) -> list[ElevatorFaults]:
     """Every elevator with an open fault or alarm, or a trapped-passenger episode raised at
-    or after ``since_ms`` (None: any), trapped ones first, then newest fault first.
-    ``sites``: only elevators of these sites (a principal's scope; None: all).
+    or after ``since_ms`` (None: any), trapped ones first, then newest fault first; the first
+    ``limit`` of them. ``sites``: only elevators of these sites (a principal's scope; None:
+    all).
 
-    Reads only fault records, through the partial index ``records_elevator_fault``."""
-    out: list[ElevatorFaults] = []
-    regs = db.execute(
-        "SELECT json_extract(rec, '$.body.reg'), MAX(ts), "
-        "(SELECT r2.site FROM records AS r2 WHERE r2.kind = 'elevator.fault' AND "
-        "json_extract(r2.rec, '$.body.reg') = json_extract(r.rec, '$.body.reg') "
-        "ORDER BY r2.ts DESC LIMIT 1) "
-        "FROM records AS r WHERE kind = 'elevator.fault' GROUP BY json_extract(rec, '$.body.reg')"
-    ).fetchall()
-    for reg, last_ts, fault_site in regs:
+    One pass over the fault records (through the partial index ``records_elevator_fault``,
+    three fields of each) finds the candidates: a fault is open when its latest event in
+    capture order is a raise (as :func:`fault_episodes` has it). Episodes are then read, as on
+    the elevator's own page (:func:`faults`), only for the elevators listed."""
+    regs = {
+        str(r[0]): Registration(reg=r[0], address=r[1], company=r[2], site=r[3])
+        for r in db.execute("SELECT reg, address, company, site FROM elevators")
+    }
+    last: dict[tuple[str, str], tuple[int, str, int, str]] = {}
+    newest: dict[str, tuple[int, str]] = {}
+    trapped_since: set[str] = set()
+    for reg, fault, state, ts, dev, seq, site in db.execute(FLEET_FAULTS_SQL):
         if not isinstance(reg, str):
             continue
-        reg_row = registration(db, reg)
-        site = reg_row.site if reg_row is not None and reg_row.site else fault_site
+        order = (ts, dev, seq, state)
+        prev = last.get((reg, fault))
+        if prev is None or order[:3] > prev[:3]:
+            last[(reg, fault)] = order
+        if reg not in newest or ts >= newest[reg][0]:
+            newest[reg] = (ts, site)
+        if fault in TRAPPED_FAULTS and (since_ms is None or ts >= since_ms):
+            trapped_since.add(reg)
+    open_now: dict[str, set[str]] = {}
+    for (reg, fault), order in last.items():
+        if order[3] == "raised":
+            open_now.setdefault(reg, set()).add(fault)
+    picked: list[tuple[bool, int, str, str]] = []
+    for reg in set(open_now) | trapped_since:
+        reg_row = regs.get(reg)
+        site = reg_row.site if reg_row is not None and reg_row.site else str(newest[reg][1])
         if sites is not None and site not in sites:
             continue
+        trapped_now = bool(open_now.get(reg, set()) & set(TRAPPED_FAULTS))
+        picked.append((not trapped_now, -int(newest[reg][0]), reg, site))
+    picked.sort()
+    out: list[ElevatorFaults] = []
+    for _, neg_ts, reg, site in picked:
+        if limit is not None and len(out) >= limit:
+            break
         episodes = faults(db, reg)
         open_eps = [e for e in episodes if e.open]
         trapped = [
@@ -625,18 +661,17 @@ def fleet_faults(
             if e.fault in TRAPPED_FAULTS
             and (e.open or since_ms is None or (e.raised_ts or e.cleared_ts or 0) >= since_ms)
         ]
-        if not open_eps and not trapped:
+        if not open_eps and not trapped:  # its trapped episode began before since_ms
             continue
         out.append(
             ElevatorFaults(
                 reg=reg,
                 site=site,
-                registration=reg_row,
+                registration=regs.get(reg),
                 open_faults=open_eps,
                 trapped_passengers=any(e.fault in TRAPPED_FAULTS for e in open_eps),
                 trapped_events=list(reversed(trapped)),
-                last_fault_ts=int(last_ts),
+                last_fault_ts=-neg_ts,
             )
         )
-    out.sort(key=lambda e: (not e.trapped_passengers, -e.last_fault_ts, e.reg))
     return out

@@ -66,7 +66,7 @@ def worst(states: Collection[str]) -> str | None:
     return max(states, key=STATES.index) if states else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class KeyState:
     """A device's key state from the registry (never the key itself)."""
 
@@ -76,7 +76,7 @@ class KeyState:
     revoked_from: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeviceRow:
     dev: str
     site: str
@@ -96,7 +96,7 @@ class DeviceRow:
     open_alarms: int  # alarms naming the device, not acknowledged
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SiteRow:
     site: str
     name: str | None  # from the sites registry, when it has the site
@@ -116,7 +116,7 @@ class SiteRow:
     open_alarms: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fleet:
     now: float
     green_s: float

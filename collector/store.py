@@ -690,9 +690,9 @@ def device_report(
                 "gaps": [],
                 "last_seen": None,
                 "silent_s": None,
-                "agent_backlog": agent["depth"] if agent else None,
-                "agent_oldest_age_s": agent["oldest_age_s"] if agent else None,
-                "agent_reported_s_ago": agent["age_s"] if agent else None,
+                "agent_backlog": agent.get("depth") if agent else None,
+                "agent_oldest_age_s": agent.get("oldest_age_s") if agent else None,
+                "agent_reported_s_ago": agent.get("age_s") if agent else None,
                 "type": d.type,
                 "never_seen": True,
             }

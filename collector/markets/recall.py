@@ -24,21 +24,26 @@ import csv
 import io
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 
-from collector.markets.queries import batch_view
+from collector.markets.queries import _batch_link, batch_known
 from collector.markets.results import Entry, Stock, StopOrder
 
+# One JSON parse per line in SQLite, not a whole settlement parsed in Python: the sale's
+# fields as one array, and the line itself.
 LINES_SQL = (
-    "SELECT l.record_id, l.line, l.ts, l.after_stop, r.dev, r.seq, r.rec "
+    "SELECT l.record_id, l.line, l.ts, l.after_stop, r.dev, r.seq, "
+    "json_extract(r.rec, '$.body.market', '$.body.terminal', '$.body.tran_id', "
+    "'$.body.trace_id', '$.body.seller', '$.body.buyer', '$.body.buyer_card', '$.body.pay'), "
+    "json_extract(r.rec, '$.body.lines[' || l.line || ']') "
     "FROM market_lines AS l JOIN records AS r ON r.id = l.record_id "
     "WHERE l.batch_id = ? ORDER BY l.ts, l.record_id, l.line"
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RecallLine:
     ts: int  # capture time of the sale, ms since the epoch
     trace_id: str
@@ -110,39 +115,39 @@ def recall(
     limit: int | None = None,
 ) -> Recall | None:
     """The reach of ``batch_id``; None when unknown or outside ``market_ok``."""
-    view = batch_view(db, batch_id, limit=0)
-    if view is None:
+    if not batch_known(db, batch_id):
         return None
+    view = _batch_link(db, batch_id, None)  # entry, stock, stop order
     names = dict(((m, t), n) for m, t, n in db.execute("SELECT market, trader, name FROM traders"))
     lines: list[RecallLine] = []
-    for _rid, idx, ts, after, dev, seq, text in db.execute(LINES_SQL, (batch_id,)):
-        body = json.loads(text)["body"]
-        market = str(body["market"])
+    for _rid, idx, ts, after, dev, seq, sale, line in db.execute(LINES_SQL, (batch_id,)):
+        market, terminal, tran_id, trace_id, seller, buyer, buyer_card, pay = json.loads(sale)
+        market = str(market)
         if market_ok is not None and not market_ok(market):
             continue
-        ln = body["lines"][int(idx)]
-        seller = str(body["seller"])
+        ln = json.loads(line)
+        seller = str(seller)
         lines.append(
             RecallLine(
                 ts=int(ts),
-                trace_id=str(body["trace_id"]),
-                tran_id=str(body["tran_id"]),
+                trace_id=str(trace_id),
+                tran_id=str(tran_id),
                 market=market,
-                terminal=str(body["terminal"]),
+                terminal=str(terminal),
                 dev=str(dev),
                 seq=int(seq),
                 line=int(idx),
                 seller=seller,
                 seller_name=names.get((market, seller)),
-                buyer=body.get("buyer"),
-                buyer_card=body.get("buyer_card"),
+                buyer=buyer,
+                buyer_card=buyer_card,
                 goods_code=str(ln["goods_code"]),
                 goods_name=str(ln["goods_name"]),
                 mode=str(ln["mode"]),
                 weight_g=ln.get("weight_g"),
                 pieces=ln.get("pieces") if ln["mode"] == "counted" else None,
                 amount_fen=int(ln["amount_fen"]),
-                pay=body.get("pay"),
+                pay=pay,
                 sold_after_stop=bool(after),
             )
         )
@@ -242,15 +247,15 @@ def recall_csv(reach: Recall, *, lang: str = "zh-en", utc_offset_min: int = 480)
     and money in yuan with their exact decimals, CRLF line ends."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {', '.join(LANGS)}")
-    tz = timezone(timedelta(minutes=utc_offset_min))
+    offset_s = utc_offset_min * 60
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(_header(lang))
     for x in reach.lines:
-        when = datetime.fromtimestamp(x.ts / 1000, UTC).astimezone(tz)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(x.ts // 1000 + offset_s))
         w.writerow(
             [
-                when.strftime("%Y-%m-%d %H:%M:%S"),
+                when,
                 x.trace_id,
                 x.tran_id,
                 _text(x.market),

@@ -245,3 +245,60 @@ def test_a_rewritten_chain_is_caught_by_the_signed_head(db: sqlite3.Connection) 
     assert audit.verify(db).ok  # without the key the rewrite looks whole…
     check = audit.verify(db, key.public_key())
     assert not check.ok and "signature" in check.problem  # …with it, it does not
+
+
+# ---------------------------------------------------------------------------------------------
+# admin writes through the API
+
+
+def test_revoke_and_import_through_the_api_are_audited(tmp_path: Path) -> None:
+    import json as _json
+
+    from fastapi.testclient import TestClient
+
+    from collector.api import ApiContext, make_app
+    from hostlib.registry import Registry
+    from tests.apiauth import admin_headers
+
+    reg = tmp_path / "devices.json"
+    reg.write_text(
+        _json.dumps(
+            {
+                "devices": {
+                    "CYL-S1-000001": {
+                        "key": "00" * 32,
+                        "type": "cylinder-reader",
+                        "site": "S1",
+                        "provisioned": 1,
+                    }
+                }
+            }
+        )
+    )
+    path = tmp_path / "c.sqlite"
+    key = Ed25519PrivateKey.generate()
+    api = TestClient(
+        make_app(ApiContext(path, registry_path=reg, audit_key=key)),
+        headers=admin_headers(path),
+    )
+    r = api.post("/devices/CYL-S1-000001/revoke", json={"reason": "reader stolen"})
+    assert r.status_code == 200 and r.json() == {"dev": "CYL-S1-000001", "from_seq": 1}
+    assert Registry(reg).get("CYL-S1-000001").revoked_from == 1  # type: ignore[union-attr]
+    assert api.post("/devices/CYL-S1-000001/revoke", json={"reason": "x"}).status_code == 409
+    assert api.post("/devices/NOPE/revoke", json={"reason": "x"}).status_code == 404
+    bad = api.post("/registry/sites", json=[{"site": "S1", "name": "ok"}, {"site": "S 2"}])
+    assert bad.status_code == 422 and "site row 1" in bad.json()["detail"]
+    good = api.post("/registry/sites", json=[{"site": "S1", "name": "一号市场"}])
+    assert good.status_code == 200 and good.json()["rows"] == 1
+    log = api.get("/audit").json()
+    got = [(e["action"], e["result"][:7]) for e in reversed(log)]
+    assert got == [
+        ("token.create", "ok"),
+        ("device.revoke", "ok"),
+        ("device.revoke", "refused"),
+        ("device.revoke", "refused"),
+        ("import.sites", "refused"),
+        ("import.sites", "ok"),
+    ]
+    check = api.get("/audit/verify").json()
+    assert check["ok"] is True and check["signed"] is True and check["entries"] == 6

@@ -111,6 +111,12 @@ def test_fleet_lists_never_seen_and_follows_scope(api: Api) -> None:
     assert {d["site"] for d in north["devices"]} == {"S2"}
     west = api.get("west", "/fleet").json()
     assert {s["site"] for s in west["sites"]} == {"S1", "S3", SITE}
+    sites_only = api.get("west", "/fleet", params={"devices": False}).json()
+    assert sites_only["devices"] == []
+    assert [(s["site"], s["state"]) for s in sites_only["sites"]] == [
+        (s["site"], s["state"]) for s in west["sites"]
+    ]
+    assert sites_only["devices_by_state"] == west["devices_by_state"]
     loose = api.get("admin", "/fleet", params={"green_min": 600, "amber_min": 1200}).json()
     assert loose["green_s"] == 36000
     assert api.get("admin", "/fleet", params={"green_min": 60, "amber_min": 10}).status_code == 422

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api import make_app
+from collector.api import ApiContext, make_app
 from collector.audit import Actor
 from collector.store import SqliteStore
 from collector.tokens import POLICY, TokenStore
@@ -32,6 +32,7 @@ SAMPLES = {
     "cyl": "CYL-0001",
     "reg": "31103301002021000017",
     "id": "1",
+    "kind": "sites",
 }
 
 
@@ -58,7 +59,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, dict[str,
         if spec is not None:
             _, tokens[who] = TokenStore(st.db).create(*spec, who, Actor("t", "admin", "local"))
     st.close()
-    return TestClient(make_app(path), raise_server_exceptions=False), tokens
+    reg = path.parent / "devices.json"
+    reg.write_text('{"devices": {}}')
+    app = make_app(ApiContext(path, registry_path=reg))
+    return TestClient(app, raise_server_exceptions=False), tokens
 
 
 def _url(path: str) -> str:
@@ -89,7 +93,9 @@ def test_route_as_role(
 ) -> None:
     client, tokens = api
     headers = {"Authorization": f"Bearer {tokens[who]}"} if who in tokens else {}
-    body = {"reason": "authz test", "comment": "authz test"} if method == "POST" else None
+    body: object = {"reason": "authz test", "comment": "authz test"} if method == "POST" else None
+    if path == "/registry/{kind}":
+        body = [{"site": "S-AUTHZ", "name": "authz test"}]
     r = client.request(method, _url(path), headers=headers, json=body, follow_redirects=False)
     spec = PRINCIPALS[who]
     if action == "anyone":

@@ -164,11 +164,7 @@ def test_the_lists_read_their_partial_indexes(db: sqlite3.Connection) -> None:
         "ORDER BY ts DESC, id DESC LIMIT 10"
     )
     assert "records_cyl_denied" in _plan(db, sql)
-    plan = _plan(
-        db,
-        "SELECT json_extract(rec, '$.body.reg'), MAX(ts) FROM records AS r "
-        "WHERE kind = 'elevator.fault' GROUP BY json_extract(rec, '$.body.reg')",
-    )
+    plan = _plan(db, elevators.FLEET_FAULTS_SQL)
     assert "records_elevator_fault" in plan, plan
 
 
@@ -187,4 +183,5 @@ def test_elevators_with_open_faults_or_trapped_passengers(db: sqlite3.Connection
     # a trapped episode older than the reference time drops out; open faults stay
     assert [r.reg for r in elevators.fleet_faults(db, since_ms=T0 + 4 * MIN)] == [E1, E3]
     assert [r.reg for r in elevators.fleet_faults(db, sites={"S1"})] == [E1]
+    assert [r.reg for r in elevators.fleet_faults(db, limit=2)] == [E1, E4]
     assert E2 not in [r.reg for r in rows]  # its fault was cleared

@@ -90,3 +90,24 @@ def test_import_sites_from_csv_all_or_nothing_and_audited(tmp_path: Path) -> Non
     db.close()
     shown = cli(cfg, "audit", "show", "--action", "import.sites", "--json")
     assert shown.output.count('"import.sites"') == 1 and "sha256" in shown.output
+
+
+def test_device_revoke_with_a_collector_config_is_audited(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    reg = tmp_path / "devices.json"
+    res = CliRunner().invoke(
+        main,
+        ["device", "provision", "--type", "cylinder-reader", "--site", "S1",
+         "--out", str(tmp_path / "d"), "--registry", str(reg)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    dev = res.output.split()[0]
+    res = CliRunner().invoke(
+        main,
+        ["device", "revoke", dev, "--registry", str(reg), "--config", str(cfg),
+         "--reason", "reader stolen"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    shown = cli(cfg, "audit", "show", "--json")
+    assert '"device.revoke"' in shown.output and "reader stolen" in shown.output
+    assert cli(cfg, "audit", "verify", "--key", str(tmp_path / "command.pub")).exit_code == 0
