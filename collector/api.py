@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import api_elevators, api_markets, cylinders
+from collector import api_docs, api_elevators, api_markets, api_metrics, cylinders
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
@@ -25,20 +26,35 @@ from hostlib.sqlite import open_ro
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
 
+@dataclass
+class MetricsSources:
+    """What ``/metrics`` reads (the fields it shares with ApiContext, SPEC11)."""
+
+    store_path: Path
+    dead_workers: Callable[[], list[str]] | None = None
+    live: Callable[[], dict[str, Any]] | None = None
+
+
 def make_app(
     store_path: Path,
     on_stop: Callable[[str, str], None] | None = None,
     dead_workers: Callable[[], list[str]] | None = None,
+    live: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The query API over the store at ``store_path``; ``on_stop`` relays stop orders;
-    ``dead_workers`` names the collector's worker threads that died (``/healthz``)."""
+    ``dead_workers`` names the collector's worker threads that died (``/healthz``);
+    ``live``: the running service's in-memory counters (``/metrics``)."""
     app = FastAPI(
         title="traceedge collector",
         version="0.1.0",
         description="Trace chains, cylinders, elevators, device health of a traceedge store.",
+        docs_url=None,  # served from the bundled Swagger UI: api_docs
+        redoc_url=None,
     )
+    api_docs.mount_docs(app)
     app.include_router(api_markets.make_router(store_path, on_stop))
     app.include_router(api_elevators.make_router(store_path))
+    app.include_router(api_metrics.make_router(MetricsSources(store_path, dead_workers, live)))
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:
@@ -131,10 +147,11 @@ class ApiServer:
         host: str,
         port: int,
         dead_workers: Callable[[], list[str]] | None = None,
+        live: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.socket = listen(f"{settings.path}: api.port", host, port)
         config = uvicorn.Config(
-            make_app(settings.store_path, dead_workers=dead_workers),
+            make_app(settings.store_path, dead_workers=dead_workers, live=live),
             host=host,
             port=port,
             log_level="warning",
