@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from collector import access
 from hostlib.sqlite import open_ro
 
 log = logging.getLogger(__name__)
@@ -109,17 +110,19 @@ def render(ctx: MetricsContext, clock: Callable[[], float] = time.time) -> bytes
 
 
 def make_router(ctx: MetricsContext) -> APIRouter:
+    """``GET /metrics`` for a token whose role holds ``metrics`` (monitor, admin)."""
     router = APIRouter(tags=["metrics"])
 
-    # TODO(lead): guard metrics — dependencies=[Depends(access.require("metrics"))]
     @router.get(
         "/metrics",
+        dependencies=[Depends(access.require("metrics"))],
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}},
         summary="Prometheus metrics: ingest, quarantine, forwarding, sites, workers",
     )
     def metrics() -> Response:
-        """The Prometheus text format; docs/metrics.md lists every metric."""
+        """The Prometheus text format; docs/metrics.md lists every metric. Prometheus sends
+        the token with ``authorization: {credentials_file: …}`` in its scrape config."""
         return Response(render(ctx), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     return router

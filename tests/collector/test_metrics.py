@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.api import make_app
+from collector.api import ApiContext, make_app
 from collector.api_metrics import render, store_families
 from collector.store import SqliteStore, summarize
 from collector.verify import Bad, Good
 from hostlib.sqlite import open_ro
-from tests.promtool import check_metrics, value
+from tests.promtool import bearer, check_metrics, monitor_token, value
 
 P = "traceedge_collector_"
 
@@ -169,13 +169,18 @@ def test_a_store_that_cannot_be_read_is_said_and_the_rest_still_answers(tmp_path
     assert not (tmp_path / "none.sqlite").exists()  # a scrape creates nothing
 
 
-def test_get_metrics_over_the_api(store: SqliteStore) -> None:
+def test_get_metrics_over_the_api_with_a_monitor_token(store: SqliteStore) -> None:
     fill(store)
-    with TestClient(make_app(store.path, dead_workers=lambda: [])) as client:
-        reply = client.get("/metrics")
+    monitor, inspector = monitor_token(store.path), monitor_token(store.path, "inspector")
+    ctx = ApiContext(store.path, dead_workers=lambda: [], live=lambda: {"batches": 2})
+    with TestClient(make_app(ctx)) as client:
+        reply = client.get("/metrics", headers=bearer(monitor))
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=bearer(inspector)).status_code == 403
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert value(reply.text, P + "stored_records_total") == 6
+    assert value(reply.text, P + "process_batches_total") == 2
 
 
 FULL_SCAN = re.compile(r"\bSCAN (records|quarantine)\b(?!_)")

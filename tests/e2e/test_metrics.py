@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collector.test_alerts import alert_metric_names
 from tests.conftest import SITE, Chain, wait_until
-from tests.promtool import check_metrics, value
+from tests.promtool import bearer, check_metrics, monitor_token, value
 from traceedge.brokers import free_port
 
 C = "traceedge_collector_"
@@ -37,13 +37,14 @@ def test_both_roles_export_what_went_through_and_what_the_alerts_use(
     assert out["pending"] == 0
     ch.wait_forwarded(600)
     collector_url = f"http://127.0.0.1:{api}/metrics"
+    auth = bearer(monitor_token(ch.store))  # Prometheus's credentials_file holds it
 
     def site_reported() -> bool:
-        text = httpx.get(collector_url, timeout=5).text
+        text = httpx.get(collector_url, headers=auth, timeout=5).text
         return f'{C}site_last_status_age_seconds{{site="{SITE}"}}' in text
 
     wait_until(site_reported, 20, "the agent's status report at the collector")
-    c = httpx.get(collector_url, timeout=5)
+    c = httpx.get(collector_url, headers=auth, timeout=5)
     a = httpx.get(f"http://127.0.0.1:{agent_port}/metrics", timeout=5)
     for reply in (c, a):
         assert reply.status_code == 200
