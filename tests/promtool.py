@@ -3,6 +3,7 @@ unit-test the alert rules. A test that cannot find it fails saying what to insta
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+RULES = Path(__file__).resolve().parent.parent / "config" / "alerts.yml"
 PROMTOOL_HINT = "promtool not found: apt-get install prometheus (Debian's package ships promtool)"
 
 
@@ -30,6 +32,12 @@ def run(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedPr
         timeout=60,
         check=False,
     )
+
+
+def alert_metric_names() -> set[str]:
+    """Every metric name the expressions of config/alerts.yml use."""
+    exprs = re.findall(r"^\s*expr: (.+)$", RULES.read_text(), re.M)
+    return {m for e in exprs for m in re.findall(r"\btraceedge_[a-z0-9_]+", e)}
 
 
 def check_metrics(text: bytes) -> None:

@@ -8,21 +8,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.promtool import run
+from tests.promtool import RULES, alert_metric_names, run
 
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "config" / "alerts.yml"
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yml")
 
 
 def alert_names(text: str) -> list[str]:
     return re.findall(r"^\s*- alert: (\w+)", text, re.M)
-
-
-def alert_metric_names() -> set[str]:
-    """Every metric name the rules' expressions use."""
-    exprs = re.findall(r"^\s*expr: (.+)$", RULES.read_text(), re.M)
-    return {m for e in exprs for m in re.findall(r"\btraceedge_[a-z0-9_]+", e)}
 
 
 def test_promtool_accepts_the_rules() -> None:

@@ -8,8 +8,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,6 @@ from hostlib.sqlite import open_ro
 from tests.promtool import bearer, check_metrics, monitor_token, value
 
 P = "traceedge_collector_"
-
-
-@dataclass
-class Ctx:
-    """The fields ``/metrics`` shares with ``collector.api.ApiContext`` (SPEC11)."""
-
-    store_path: Path
-    dead_workers: Callable[[], list[str]] | None = None
-    live: Callable[[], dict[str, Any]] | None = None
 
 
 def good(dev: str, seq: int, mac: str = "") -> Good:
@@ -70,7 +60,7 @@ def fill(store: SqliteStore) -> float:
 def test_a_scrape_says_what_the_store_holds(store: SqliteStore) -> None:
     written = fill(store)
     now = written + 60
-    ctx = Ctx(store.path)
+    ctx = ApiContext(store.path)
     text = render(ctx, clock=lambda: now)
 
     assert value(text, P + "stored_records_total") == 6
@@ -131,7 +121,7 @@ def test_this_process_workers_and_live_counters(store: SqliteStore) -> None:
         "broker_connected": 1,
         "platform_ok": 0,
     }
-    ctx = Ctx(store.path, dead_workers=lambda: ["forwarder"], live=lambda: live)
+    ctx = ApiContext(store.path, dead_workers=lambda: ["forwarder"], live=lambda: live)
     text = render(ctx)
     assert value(text, P + "dead_workers") == 1
     assert value(text, P + "worker_dead", worker="forwarder") == 1
@@ -142,13 +132,15 @@ def test_this_process_workers_and_live_counters(store: SqliteStore) -> None:
     assert value(text, P + "process_queue_messages") == 5
     assert value(text, P + "process_broker_connected") == 1
     assert value(text, P + "process_platform_ok") == 0
-    healthy = render(Ctx(store.path, dead_workers=lambda: []))
+    healthy = render(ApiContext(store.path, dead_workers=lambda: []))
     assert value(healthy, P + "dead_workers") == 0
 
 
 def test_every_metric_has_help_a_type_and_sites_a_label(store: SqliteStore) -> None:
     fill(store)
-    text = render(Ctx(store.path, dead_workers=lambda: ["ingest"], live=lambda: {"batches": 1}))
+    text = render(
+        ApiContext(store.path, dead_workers=lambda: ["ingest"], live=lambda: {"batches": 1})
+    )
     check_metrics(text)
     fams = list(text_string_to_metric_families(text.decode()))
     assert len(fams) > 25
@@ -163,7 +155,7 @@ def test_every_metric_has_help_a_type_and_sites_a_label(store: SqliteStore) -> N
 
 
 def test_a_store_that_cannot_be_read_is_said_and_the_rest_still_answers(tmp_path: Path) -> None:
-    text = render(Ctx(tmp_path / "none.sqlite", dead_workers=lambda: ["ingest"]))
+    text = render(ApiContext(tmp_path / "none.sqlite", dead_workers=lambda: ["ingest"]))
     assert value(text, P + "store_up") == 0
     assert value(text, P + "dead_workers") == 1
     assert not (tmp_path / "none.sqlite").exists()  # a scrape creates nothing
@@ -218,7 +210,7 @@ def test_quarantine_reasons_of_an_older_store_are_counted_from_its_rows(tmp_path
     s.close()
     s = SqliteStore(path)
     try:
-        text = render(Ctx(path))
+        text = render(ApiContext(path))
     finally:
         s.close()
     assert value(text, P + "quarantined_records_total", reason="mac") == 2
@@ -237,6 +229,6 @@ def test_quarantined_records_counted_before_reasons_and_evicted_are_unknown(
     s.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT SUM(records) FROM quarantine_reasons").fetchone()[0] == 1
-    text = render(Ctx(path))
+    text = render(ApiContext(path))
     assert value(text, P + "quarantined_records_total", reason="mac") == 1
     assert value(text, P + "quarantined_records_total", reason="unknown") == 4

@@ -9,9 +9,8 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.collector.test_alerts import alert_metric_names
 from tests.conftest import SITE, Chain, wait_until
-from tests.promtool import bearer, check_metrics, monitor_token, value
+from tests.promtool import alert_metric_names, bearer, check_metrics, monitor_token, value
 from traceedge.brokers import free_port
 
 C = "traceedge_collector_"
