@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from collector import access
+from collector import access, sites
 from hostlib.sqlite import open_ro
 
 log = logging.getLogger(__name__)
@@ -262,11 +262,16 @@ SITE_GAUGES = (
     ("site_agent_outbox_full", "1 while the site agent's outbox refuses intake (last report)"),
     ("site_missing_records", "Records missing at the collector (gaps in sequences), by site"),
     ("site_devices", "Devices of the site that have sent records"),
+    (
+        "site_never_seen",
+        "1 for a site of the sites registry that never sent a record or a status, else 0",
+    ),
 )
 
 
 def _sites(db: sqlite3.Connection, now: float) -> list[Metric]:
-    """Per site, from ``device_state`` (one row per device) and ``site_status``."""
+    """Per site, from ``device_state`` (one row per device), ``site_status`` and the sites
+    registry."""
     fams = {name: GaugeMetricFamily(P + name, text, labels=["site"]) for name, text in SITE_GAUGES}
     stored = CounterMetricFamily(
         P + "site_stored_records", "Records stored, by site", labels=["site"]
@@ -299,4 +304,6 @@ def _sites(db: sqlite3.Connection, now: float) -> list[Metric]:
         fams["site_agent_outbox_full"].add_metric([site], full)
     for site, last in sorted(seen.items()):
         fams["site_last_seen_age_seconds"].add_metric([site], max(0.0, now - last))
+    for info in sites.all_sites(db):  # registered (traceedge collector import-sites)
+        fams["site_never_seen"].add_metric([info.site], 0 if info.site in seen else 1)
     return [stored, *fams.values()]

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector import sites
 from collector.api import ApiContext, make_app
 from collector.api_metrics import render, store_families
 from collector.store import SqliteStore, summarize
@@ -54,6 +55,8 @@ def fill(store: SqliteStore) -> float:
     store.site_status("A", {"depth": 7, "oldest_age_s": 100, "alarm_outbox_full": 0})
     store.site_status("B", {"depth": 0, "oldest_age_s": 0, "alarm_outbox_full": 1})
     store.heartbeat("collector-0", {"at": time.time()})
+    rows = [{"site": c, "name": f"market {c}", "kind": "market"} for c in ("A", "B", "Z")]
+    sites.import_sites(store.db, rows)  # Z: registered, never heard from
     return time.time()
 
 
@@ -74,6 +77,8 @@ def test_a_scrape_says_what_the_store_holds(store: SqliteStore) -> None:
     assert value(text, P + "site_missing_records", site="B") == 0
     assert value(text, P + "site_stored_records_total", site="B") == 3
     assert value(text, P + "site_devices", site="A") == 1
+    assert value(text, P + "site_never_seen", site="Z") == 1
+    assert value(text, P + "site_never_seen", site="A") == 0
     assert value(text, P + "site_agent_backlog_records", site="A") == 7
     # the agent said 100 s a minute ago: its oldest record is 160 s old now
     assert 159 < value(text, P + "site_agent_backlog_age_seconds", site="A") < 162
