@@ -89,7 +89,7 @@ class CollectorMetrics:
         yield from process_families(self.ctx)
         up = 1
         try:
-            if not Path(self.ctx.store_path).exists():  # open_ro would create nothing, fail
+            if not Path(self.ctx.store_path).exists():  # not made yet: store_up 0, not an error
                 raise FileNotFoundError(self.ctx.store_path)
             with open_ro(self.ctx.store_path) as db:
                 families = list(store_families(db, self.clock()))
