@@ -162,7 +162,28 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
             rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    document_refusals(app)
     return app
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Every operation that needs a token can answer 401 and 403: say so in the OpenAPI
+    document (operations behind the bearer scheme are the guarded ones)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    if isinstance(op, dict) and op.get("security"):
+                        responses = op.setdefault("responses", {})
+                        for code, r in access.AUTH_RESPONSES.items():
+                            responses.setdefault(str(code), dict(r))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ApiServer:
