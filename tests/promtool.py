@@ -61,23 +61,3 @@ def value(text: bytes | str, name: str, **labels: str) -> float:
             if s.name == name and s.labels == labels:
                 return float(s.value)
     raise AssertionError(f"no sample {name}{labels} in the scrape")
-
-
-def monitor_token(store: Path, role: str = "monitor") -> str:
-    """A token for ``/metrics`` made in the collector's store (as ``traceedge collector
-    token create --role monitor --scope all`` makes it)."""
-    from collector import audit
-    from collector.access import TokenStore
-    from hostlib.sqlite import connect
-
-    db = connect(store)
-    try:
-        actor = audit.Actor("cli:test", "admin", "local")
-        _, text = TokenStore(db).create(role, "all", "prometheus", actor)
-    finally:
-        db.close()
-    return text
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

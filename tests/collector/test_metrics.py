@@ -22,7 +22,8 @@ from collector.api_metrics import render, store_families
 from collector.store import SqliteStore, summarize
 from collector.verify import Bad, Good
 from hostlib.sqlite import open_ro
-from tests.promtool import bearer, check_metrics, monitor_token, value
+from tests.apiauth import bearer, make_token
+from tests.promtool import check_metrics, value
 
 P = "traceedge_collector_"
 
@@ -168,7 +169,7 @@ def test_a_store_that_cannot_be_read_is_said_and_the_rest_still_answers(tmp_path
 
 def test_get_metrics_over_the_api_with_a_monitor_token(store: SqliteStore) -> None:
     fill(store)
-    monitor, inspector = monitor_token(store.path), monitor_token(store.path, "inspector")
+    monitor, inspector = make_token(store.path, "monitor"), make_token(store.path, "inspector")
     ctx = ApiContext(store.path, dead_workers=lambda: [], live=lambda: {"batches": 2})
     with TestClient(make_app(ctx)) as client:
         reply = client.get("/metrics", headers=bearer(monitor))

@@ -9,8 +9,9 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.apiauth import bearer, make_token
 from tests.conftest import SITE, Chain, wait_until
-from tests.promtool import alert_metric_names, bearer, check_metrics, monitor_token, value
+from tests.promtool import alert_metric_names, check_metrics, value
 from traceedge.brokers import free_port
 
 C = "traceedge_collector_"
@@ -36,7 +37,7 @@ def test_both_roles_export_what_went_through_and_what_the_alerts_use(
     assert out["pending"] == 0
     ch.wait_forwarded(600)
     collector_url = f"http://127.0.0.1:{api}/metrics"
-    auth = bearer(monitor_token(ch.store))  # Prometheus's credentials_file holds it
+    auth = bearer(make_token(ch.store, "monitor"))  # Prometheus's credentials_file holds it
 
     def site_reported() -> bool:
         text = httpx.get(collector_url, headers=auth, timeout=5).text
