@@ -21,7 +21,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import access, api_audit, api_elevators, api_markets, cylinders
+from collector import (
+    access,
+    api_audit,
+    api_docs,
+    api_elevators,
+    api_markets,
+    api_metrics,
+    cylinders,
+)
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
@@ -63,11 +71,15 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         description="Trace chains, cylinders, elevators, device health of a traceedge store. "
         "Every route but /healthz needs an API token (`Authorization: Bearer te_…`, made by "
         "`traceedge collector token create`); docs/access.md has the role table.",
+        docs_url=None,  # served from the bundled Swagger UI: api_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
+    app.include_router(api_metrics.make_router(ctx))
+    api_docs.mount_docs(app)
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:
