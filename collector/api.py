@@ -24,9 +24,11 @@ from fastapi.responses import JSONResponse
 from collector import (
     access,
     api_audit,
+    api_docs,
     api_elevators,
     api_fleet,
     api_markets,
+    api_metrics,
     console,
     cylinders,
 )
@@ -73,6 +75,8 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         description="Trace chains, cylinders, elevators, device health of a traceedge store. "
         "Every route but /healthz needs an API token (`Authorization: Bearer te_…`, made by "
         "`traceedge collector token create`); docs/access.md has the role table.",
+        docs_url=None,  # served from the bundled Swagger UI: api_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     # first: its /elevators/faults and /cylinders/refused before /elevators/{reg}, /cylinders/{cyl}
@@ -81,6 +85,8 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
     app.include_router(console.make_router(ctx))
+    app.include_router(api_metrics.make_router(ctx))
+    api_docs.mount_docs(app)
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
@@ -109,6 +109,7 @@ class Collector:
             registry_path=self.settings.registry,
             relay=self.relay,
             dead_workers=self.dead_workers,
+            live=self.live,
             audit_key=self.command_key,
             green_s=self.settings.green_s,
             amber_s=self.settings.amber_s,
@@ -134,6 +135,22 @@ class Collector:
         if not self._started:
             return []
         return sorted(n for n, t in self.workers().items() if not t.is_alive())
+
+    def live(self) -> dict[str, Any]:
+        """This process's in-memory counters (``/metrics``; the store keeps the rest):
+        batches handled, messages that made it fail, status reports refused by reason,
+        its intake queue and links."""
+        fw = self.forwarder
+        out: dict[str, Any] = {
+            "batches": self.batches,
+            "poisoned": self.poisoned,
+            "status_refused": dict(self.status_refused),
+            "queue": self.queue.qsize(),
+            "broker_connected": int(self.link.connected),
+        }
+        if fw is not None:
+            out["platform_ok"] = int(not fw.last_error)
+        return out
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)
