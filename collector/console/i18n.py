@@ -168,6 +168,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "只显示前 {shown} 台设备（共 {total} 台），请用筛选。",
         "Showing the first {shown} of {total} devices; use the filter.",
     ),
+    "overview.green_hidden": (
+        "另有 {n} 台设备状态正常（绿），未列出。",
+        "{n} more devices are green and not listed.",
+    ),
+    "overview.show_all": ("显示全部设备", "Show every device"),
     "device.watermark": ("连续到 {n}", "contiguous to {n}"),
     "device.unregistered": ("未注册", "not registered"),
     "device.more_gaps": ("还有更多缺号区间。", "There are more gaps."),

@@ -5,6 +5,8 @@ principal's scope."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -16,7 +18,7 @@ from collector.console.render import page
 from collector.console.routing import console_router
 from collector.console.web import READ_FLEET, Console, not_found
 
-MAX_DEVICES_SHOWN = 2000
+MAX_DEVICES_SHOWN = 1000
 ORDER = {fleet.RED: 0, fleet.AMBER: 1, fleet.GREEN: 2}
 
 
@@ -31,7 +33,11 @@ def make_router(con: Console) -> APIRouter:
 
     @router.get("/console/", response_class=HTMLResponse, summary="Console: sites and devices")
     def overview(
-        request: Request, state: str = "", site: str = "", p: Principal = READ_FLEET
+        request: Request,
+        state: str = "",
+        site: str = "",
+        devices: str = "",
+        p: Principal = READ_FLEET,
     ) -> HTMLResponse:
         with con.ro() as db:
             fl = fleet.fleet(
@@ -42,8 +48,14 @@ def make_router(con: Console) -> APIRouter:
                 sites=p.site_filter(db),
             )
         sites = [s for s in fl.sites if _keep(s.state, s.site, state, site)]
-        devices = [d for d in fl.devices if _keep(d.state, d.site, state, site)]
-        devices.sort(key=lambda d: (ORDER[d.state], d.site, d.dev))
+        listed = [d for d in fl.devices if _keep(d.state, d.site, state, site)]
+        # the devices that need someone: every one not green (never seen included), unless
+        # all are asked for or a state is picked
+        hidden = 0
+        if not devices and not state:
+            attention = [d for d in listed if d.state != fleet.GREEN or d.never_seen]
+            hidden, listed = len(listed) - len(attention), attention
+        listed.sort(key=lambda d: (ORDER[d.state], d.site, d.dev))
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -53,9 +65,11 @@ def make_router(con: Console) -> APIRouter:
             title=tr("overview.title"),
             fl=fl,
             sites=sorted(sites, key=lambda s: (ORDER[s.state], s.site)),
-            devices=devices[:MAX_DEVICES_SHOWN],
-            devices_cut=len(devices) > MAX_DEVICES_SHOWN,
-            devices_total=len(devices),
+            devices=listed[:MAX_DEVICES_SHOWN],
+            devices_cut=len(listed) > MAX_DEVICES_SHOWN,
+            devices_total=len(listed),
+            hidden_green=hidden,
+            all_devices_url="/console/?" + urlencode({"devices": "all", "site": site}),
             never_devices=sum(1 for d in fl.devices if d.never_seen),
             state=state,
             site=site,

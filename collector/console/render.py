@@ -145,6 +145,7 @@ def page(
         ago=lambda seconds: tr("common.ago", d=duration(seconds, lang)),
         dur=lambda seconds: duration(seconds, lang),
         term=tr.term,
+        labels=lambda *keys: {k: tr(k) for k in keys},
         **values,
     )
     resp = HTMLResponse(html, status_code=status_code)

@@ -95,6 +95,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 def pages(c: Console) -> list[str]:
     return [
         "/console/",
+        "/console/?devices=all&site=MKT",
+        "/console/?state=red",
         "/console/devices/MKT-S01",
         "/console/alarms",
         "/console/alarms?show=all&kind=sold_after_stop",
