@@ -202,6 +202,9 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
             assert "绿" in page.inner_text(f"#site-{SITE}")  # said in words, not colour only
             assert "测试农贸市场" in page.inner_text(f"#site-{SITE}")
             pages.check(page, "overview")
+            # every device green: the list says so and shows them all on request
+            assert "未列出" in page.inner_text("main")
+            page.click("text=显示全部设备")
             dev = next(d.dev for d in ch.devices if d.type == "market-scale")
             page.click(f"a[href='/console/devices/{dev}']")
             assert dev in page.inner_text("h1")
