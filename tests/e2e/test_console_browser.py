@@ -76,7 +76,7 @@ class StopLists:
     def _on_message(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
         dev = m.topic.split("/")[1]
         try:
-            msg = auth.open_stop_list(m.payload, dev, [self.keys[dev]])
+            msg = auth.open_stop_list(bytes(m.payload), dev, [self.keys[dev]])
         except Exception:
             return  # another command on the topic
         with self.lock:
@@ -84,10 +84,7 @@ class StopLists:
 
     def batches(self) -> dict[str, set[str]]:
         with self.lock:
-            return {
-                dev: {b["batch_id"] for b in m["batches"]}  # type: ignore[union-attr]
-                for dev, m in self.got.items()
-            }
+            return {dev: {b["batch_id"] for b in m["batches"]} for dev, m in self.got.items()}
 
     def close(self) -> None:
         self.c.loop_stop()
