@@ -4,7 +4,8 @@ The user pastes an API token (``te_<id>_<secret>``, made by ``traceedge collecto
 create``); a valid one is kept in the cookie ``te_token`` (HttpOnly, SameSite=Strict, Secure
 when the request came over https), which :mod:`collector.access` reads like a bearer token.
 A refused token is audited as ``login.failed`` (its id only, never the secret) and answered
-only after :data:`FAIL_DELAY_S`, so guessing is slow. A sign-in posted from another site's
+only after a delay that doubles with each failure from the same address (1 s, 2 s, 4 s … at
+most 30 s, counted over 15 minutes), so guessing is slow. A sign-in posted from another site's
 page is refused (:func:`cross_site`): the anonymous form has no session to bind a form token
 to, so the browser's own ``Sec-Fetch-Site`` / ``Origin`` say where the post came from.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+from collections import deque
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
@@ -22,13 +26,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from collector import access, audit
 from collector.console.i18n import Translator, pick_lang
-from collector.console.render import page
+from collector.console.render import NAV, page
 from collector.console.routing import console_router
 from collector.console.web import LOGIN, PREFIX, Console, safe_next
 from hostlib.sqlite import write_tx
 
 TOKEN_COOKIE = "te_token"
 FAIL_DELAY_S = 1.0
+MAX_FAIL_DELAY_S = 30.0
+FAIL_WINDOW_S = 900.0
 MAX_TOKEN_CHARS = 200
 TOKEN_ID = re.compile(r"^te_([0-9A-Za-z]{1,40})_")
 
@@ -68,12 +74,16 @@ def make_router(con: Console) -> APIRouter:
         if cross_site(request):
             return login_page(request, next_url, 400, tr("login.cross_site"))
         token = str(form.get("token") or "").strip()
-        if not await run_in_threadpool(_valid, con, token):
+        if not token:  # nothing pasted: not a guess, nothing to audit
+            return login_page(request, next_url, 200, tr("login.empty"))
+        role = await run_in_threadpool(_role, con, token)
+        if role is None:
             await run_in_threadpool(_failed, con, request, token)
-            await asyncio.sleep(FAIL_DELAY_S)  # slows this client, blocks no other
+            # slows this address, more with each failure; blocks no other client
+            await asyncio.sleep(failures.delay(_client(request)))
             # the form again with the reason (200: a page, not a challenge to the client)
             return login_page(request, next_url, 200, tr("login.failed"))
-        resp = RedirectResponse(safe_next(next_url), status_code=303)
+        resp = RedirectResponse(safe_next(next_url or landing(role)), status_code=303)
         resp.set_cookie(
             TOKEN_COOKIE,
             token,
@@ -106,11 +116,46 @@ def cross_site(request: Request) -> bool:
     return urlsplit(origin).netloc != request.headers.get("host", "")
 
 
-def _valid(con: Console, token: str) -> bool:
+def landing(role: str) -> str:
+    """The first page a role may open (an operator has no overview)."""
+    for path, _, action in NAV:
+        if role in access.POLICY.get(action, frozenset()):
+            return PREFIX + path
+    return PREFIX + "/"
+
+
+class Failures:
+    """Failed sign-ins per client address in the last :data:`FAIL_WINDOW_S`: the answer to
+    the n-th waits ``FAIL_DELAY_S * 2**(n-1)`` seconds, at most :data:`MAX_FAIL_DELAY_S`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[float]] = {}
+
+    def delay(self, address: str, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._seen) > 10_000:  # bounded: forget addresses quiet for the window
+                for a in [a for a, q in self._seen.items() if now - q[-1] > FAIL_WINDOW_S]:
+                    del self._seen[a]
+            q = self._seen.setdefault(address, deque(maxlen=64))
+            while q and now - q[0] > FAIL_WINDOW_S:
+                q.popleft()
+            q.append(now)
+            n = len(q)
+        return float(min(FAIL_DELAY_S * 2 ** min(n - 1, 10), MAX_FAIL_DELAY_S))
+
+
+failures = Failures()
+
+
+def _role(con: Console, token: str) -> str | None:
+    """The role of a valid token; None for anything else."""
     if not 0 < len(token) <= MAX_TOKEN_CHARS:
-        return False
+        return None
     with con.ro() as db:
-        return access.TokenStore(db).check(token) is not None
+        info = access.TokenStore(db).check(token)
+    return None if info is None else info.role
 
 
 def _failed(con: Console, request: Request, token: str) -> None:
@@ -119,4 +164,12 @@ def _failed(con: Console, request: Request, token: str) -> None:
     target = f"token:{m.group(1)}" if m else "token:?"
     actor = audit.Actor("anonymous", "public", _client(request))
     with con.rw() as db, write_tx(db):
-        audit.record(db, actor, "login.failed", target, {"chars": len(token)}, "refused")
+        audit.record(
+            db,
+            actor,
+            "login.failed",
+            target,
+            {"chars": len(token)},
+            "refused",
+            signing_key=con.ctx.audit_key,
+        )

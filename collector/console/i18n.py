@@ -60,6 +60,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "login.token": ("访问令牌", "Access token"),
     "login.submit": ("登录", "Sign in"),
+    "login.empty": ("请粘贴访问令牌。", "Please paste your access token."),
     "login.failed": ("令牌无效、已过期或已吊销。", "The token is invalid, expired or revoked."),
     "login.logged_out": ("已退出。", "Signed out."),
     "login.cross_site": (

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from collector import access, audit, sites
 from collector.api import ApiContext, make_app
 from collector.console import i18n
-from collector.console.auth import FAIL_DELAY_S
+from collector.console.auth import FAIL_DELAY_S, Failures
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
 from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
@@ -34,10 +34,11 @@ class Console:
     tokens: dict[str, str]
     batch: str  # a batch of MARKET, trading
     stopped: str  # the batch stopped at noon
+    key: Ed25519PrivateKey  # the centre's command key: signs the audit log's head
 
     def login(self, who: str) -> TestClient:
         c = TestClient(self.app.app, follow_redirects=False, headers=BROWSER)
-        r = c.post("/console/login", data={"token": self.tokens[who], "next": "/console/"})
+        r = c.post("/console/login", data={"token": self.tokens[who]})
         assert r.status_code == 303, r.text
         return c
 
@@ -88,8 +89,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         ).fetchone()[0]
     finally:
         st.close()
-    ctx = ApiContext(path, audit_key=Ed25519PrivateKey.generate())
-    yield Console(path, TestClient(make_app(ctx)), tokens, batch, STOPPED_LOT.batch_id)
+    key = Ed25519PrivateKey.generate()
+    ctx = ApiContext(path, audit_key=key)
+    yield Console(path, TestClient(make_app(ctx)), tokens, batch, STOPPED_LOT.batch_id, key)
 
 
 def pages(c: Console) -> list[str]:
@@ -184,10 +186,13 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_audited_and_s
         last = audit.entries(db, limit=1, action="login.failed")[0]
     assert last.target == "token:" + bad.split("_")[1]
     assert bad.split("_")[2] not in str(last.detail)  # never the secret
+    with open_ro(console.store) as db:  # the head stays signed with the centre's key
+        assert audit.verify(db, console.key.public_key()).ok
     # a sign-in posted from another site's page is refused before the token is looked at
     evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     r = c.post("/console/login", data={"token": console.tokens["admin"]}, headers=evil)
     assert r.status_code == 400 and "te_token=" not in r.headers.get("set-cookie", "")
+    assert "请粘贴访问令牌" in c.post("/console/login", data={"token": ""}).text
     out = TestClient(console.app.app, follow_redirects=False)
     out.cookies.set("te_token", console.tokens["admin"])
     r = out.post("/console/logout")
@@ -272,3 +277,19 @@ def test_acknowledging_an_alarm_needs_a_comment_and_is_audited(console: Console)
     assert r.status_code == 303
     with open_ro(console.store) as db:
         assert audit.entries(db, limit=1, action="quarantine.ack")[0].result == "ok"
+
+
+def test_failed_sign_ins_from_one_address_wait_longer_each_time() -> None:
+    f = Failures()
+    waits = [f.delay("10.0.0.9", now=100.0 + i) for i in range(8)]
+    assert waits == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert f.delay("10.0.0.10", now=107.0) == 1  # another address is not slowed
+    assert f.delay("10.0.0.9", now=100.0 + 8 + 900.5) == 1  # forgotten after the window
+
+
+def test_each_role_lands_on_a_page_it_may_open(console: Console) -> None:
+    for who, page in [("admin", "/console/"), ("operator", "/console/markets")]:
+        c = TestClient(console.app.app, follow_redirects=False, headers=BROWSER)
+        r = c.post("/console/login", data={"token": console.tokens[who]})
+        assert r.headers["location"] == page
+        assert c.get(page).status_code == 200
