@@ -197,6 +197,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # cylinders
     "cylinders.title": ("气瓶：扣留或拒充", "Cylinders held or refused"),
     "cylinders.none": ("这段时间没有拒充记录。", "No refusal in this period."),
+    "elevators.more": (
+        "只列出最紧急的 {n} 部电梯（困人优先，其次故障最新的）。",
+        "Listing the {n} most urgent elevators (trapped passengers first, then the newest fault).",
+    ),
     "elevators.duration": ("持续", "Lasted"),
     "elevators.floor": ("{n} 层", "floor {n}"),
     "elevators.alarm": ("报警", "alarm"),

@@ -19,6 +19,7 @@ from collector.console.web import READ_RECORDS, Console
 
 DAY_MS = 86_400_000
 REFUSALS_SHOWN = 100
+ELEVATORS_SHOWN = 50  # the most urgent: trapped passengers first, then the newest fault
 
 
 def make_router(con: Console) -> APIRouter:
@@ -30,7 +31,9 @@ def make_router(con: Console) -> APIRouter:
     ) -> HTMLResponse:
         since = int(time.time() * 1000) - days * DAY_MS
         with con.ro() as db:
-            rows = elevators.fleet_faults(db, since_ms=since, sites=p.site_filter(db))
+            rows = elevators.fleet_faults(
+                db, since_ms=since, sites=p.site_filter(db), limit=ELEVATORS_SHOWN + 1
+            )
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -38,8 +41,10 @@ def make_router(con: Console) -> APIRouter:
             p,
             csrf=con.csrf(request),
             title=tr("elevators.title"),
-            rows=[r for r in rows if r.open_faults],
-            trapped=[(r, e) for r in rows for e in r.trapped_events],
+            rows=[r for r in rows[:ELEVATORS_SHOWN] if r.open_faults],
+            trapped=[(r, e) for r in rows[:ELEVATORS_SHOWN] for e in r.trapped_events],
+            more=len(rows) > ELEVATORS_SHOWN,
+            shown=ELEVATORS_SHOWN,
             days=days,
         )
 
