@@ -29,6 +29,22 @@ class PlatformSettings:
 
 
 @dataclass(frozen=True)
+class PublicSettings:
+    """The public listener: the shopper's pages and the GS1 Digital Link resolver, no token.
+
+    ``rate_per_min`` requests a minute per client address, in bursts of up to ``burst``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: off
+    rate_per_min: int = 60
+    burst: int = 20
+
+
+MAX_RATE_PER_MIN = 60_000
+MAX_BURST = 10_000
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     path: str
     data_dir: Path
@@ -43,6 +59,7 @@ class CollectorSettings:
     client_id: str = "collector"
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    public: PublicSettings = PublicSettings()
 
     @property
     def store_path(self) -> Path:
@@ -76,6 +93,25 @@ def _platform(p: str, ps: Section) -> PlatformSettings:
     return platform
 
 
+_ANY = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def _public(ps: Section, api_host: str, api_port: int) -> PublicSettings:
+    public = PublicSettings(
+        host=ps.host("host", "127.0.0.1"),
+        port=ps.port("port", 0, off=True),
+        rate_per_min=ps.bounded(
+            "rate_per_min", int, 60, MAX_RATE_PER_MIN, "requests a minute per client address"
+        ),
+        burst=ps.bounded("burst", int, 20, MAX_BURST, "requests"),
+    )
+    ps.finish()
+    same_host = public.host == api_host or bool({public.host, api_host} & _ANY)
+    if public.port and public.port == api_port and same_host:
+        ps.fail("port", f"must differ from api.port ({api_port}): the two are separate listeners")
+    return public
+
+
 def load_collector(
     path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
 ) -> CollectorSettings:
@@ -99,6 +135,7 @@ def load_collector(
     api_host = api.host("host", "127.0.0.1")
     api_port = api.port("port", 0, off=True)
     api.finish()
+    public = _public(root.sub("public"), api_host, api_port)
     root.finish()
     return CollectorSettings(
         path=p,
@@ -114,4 +151,5 @@ def load_collector(
         client_id=client_id,
         api_host=api_host,
         api_port=api_port,
+        public=public,
     )

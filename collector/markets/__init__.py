@@ -16,7 +16,13 @@ One job per module:
 Money in fen, weights in grams, times in ms since the epoch (UTC): integers throughout.
 """
 
-from collector.markets.queries import batch_known, batch_view, stop_order, trace_chain
+from collector.markets.queries import (
+    batch_known,
+    batch_link,
+    batch_view,
+    stop_order,
+    trace_chain,
+)
 from collector.markets.results import (
     BatchLink,
     BatchSale,
@@ -62,6 +68,7 @@ __all__ = [
     "UnknownBatch",
     "UpstreamSale",
     "batch_known",
+    "batch_link",
     "batch_view",
     "ensure_schema",
     "import_traders",
