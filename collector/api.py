@@ -1,21 +1,27 @@
-"""Query API over HTTP (FastAPI): store summary, device health and gaps, records.
+"""The regulator's API over HTTP (FastAPI): store summary, device health and gaps, records,
+markets, elevators — every route behind a token and a role (:mod:`collector.access`).
 
-Each request opens the store read-only, so the API never blocks ingest.
+Each request opens the store read-only, so the API never blocks ingest. Every router factory
+takes the same :class:`ApiContext`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import api_elevators, api_markets, cylinders
+from collector import access, api_audit, api_elevators, api_markets, cylinders
+from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
@@ -25,20 +31,41 @@ from hostlib.sqlite import open_ro
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
 
-def make_app(
-    store_path: Path,
-    on_stop: Callable[[str, str], None] | None = None,
-    dead_workers: Callable[[], list[str]] | None = None,
-) -> FastAPI:
-    """The query API over the store at ``store_path``; ``on_stop`` relays stop orders;
-    ``dead_workers`` names the collector's worker threads that died (``/healthz``)."""
+@dataclass
+class ApiContext:
+    """What every router of the API needs: the store, the device registry, a way to publish
+    the pushed-down state now (``relay``: True when it went out), the collector's worker
+    health and live counters, and the centre's key that signs the audit log's head."""
+
+    store_path: Path
+    registry_path: Path | None = None
+    relay: Callable[[], bool] | None = None
+    dead_workers: Callable[[], list[str]] | None = None
+    live: Callable[[], dict[str, Any]] | None = None
+    audit_key: Ed25519PrivateKey | None = None
+
+
+FLEET = Depends(access.require("read:fleet"))
+RECORDS = Depends(access.require("read:records"))
+
+
+def make_app(ctx: ApiContext | Path) -> FastAPI:
+    """The regulator's API over ``ctx`` (a bare store path: no relay, no registry)."""
+    if not isinstance(ctx, ApiContext):
+        ctx = ApiContext(Path(ctx))
+    store_path = ctx.store_path
+    dead_workers = ctx.dead_workers
     app = FastAPI(
         title="traceedge collector",
         version="0.1.0",
-        description="Trace chains, cylinders, elevators, device health of a traceedge store.",
+        description="Trace chains, cylinders, elevators, device health of a traceedge store. "
+        "Every route but /healthz needs an API token (`Authorization: Bearer te_…`, made by "
+        "`traceedge collector token create`); docs/access.md has the role table.",
     )
-    app.include_router(api_markets.make_router(store_path, on_stop))
-    app.include_router(api_elevators.make_router(store_path))
+    app.state.ctx = ctx
+    app.include_router(api_markets.make_router(ctx))
+    app.include_router(api_elevators.make_router(ctx))
+    app.include_router(api_audit.make_router(ctx))
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:
@@ -48,7 +75,7 @@ def make_app(
             return JSONResponse({"status": "dead", "dead_workers": dead}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/stats")
+    @app.get("/stats", dependencies=[FLEET])
     def stats() -> dict[str, Any]:
         with open_ro(store_path) as db:
             return summarize(db)
@@ -57,6 +84,7 @@ def make_app(
         "/forwarding",
         response_model=ForwardingView,
         summary="Forwarding to the city platform: counts and the records held back, with why",
+        dependencies=[FLEET],
     )
     def forwarding(
         limit: int = Query(100, ge=1, le=1000, description="held records listed"),
@@ -68,11 +96,12 @@ def make_app(
             return forwarding_view(db, limit)
 
     @app.get("/devices")
-    def devices() -> list[dict[str, Any]]:
+    def devices(p: Principal = FLEET) -> list[dict[str, Any]]:
         with open_ro(store_path) as db:
-            return device_report(db)
+            allowed = p.site_filter(db)
+            return [d for d in device_report(db) if allowed is None or d["site"] in allowed]
 
-    @app.get("/cylinders/{cyl}", responses=NOT_FOUND)
+    @app.get("/cylinders/{cyl}", responses=NOT_FOUND, dependencies=[RECORDS])
     def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
         """Registry entry, checks and fills of one cylinder (newest first)."""
         with open_ro(store_path) as db:
@@ -82,21 +111,22 @@ def make_app(
         return out
 
     @app.get("/sites")
-    def sites() -> list[dict[str, Any]]:
+    def sites(p: Principal = FLEET) -> list[dict[str, Any]]:
         """What each site's edge agent last reported: backlog, oldest record, alarms."""
         with open_ro(store_path) as db:
-            return site_report(db)
+            allowed = p.site_filter(db)
+            return [s for s in site_report(db) if allowed is None or s["site"] in allowed]
 
     @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
-    def record(dev: str, seq: int = PathParam(ge=1, le=2**53 - 1)) -> dict[str, Any]:
-        import json
-
+    def record(
+        dev: str, seq: int = PathParam(ge=1, le=2**53 - 1), p: Principal = RECORDS
+    ) -> dict[str, Any]:
         with open_ro(store_path) as db:
             row = db.execute(
-                "SELECT rec FROM records WHERE dev = ? AND seq = ?", (dev, seq)
+                "SELECT rec, site FROM records WHERE dev = ? AND seq = ?", (dev, seq)
             ).fetchone()
-        if row is None:
-            raise HTTPException(404, f"no record ({dev}, {seq})")
+            if row is None or not p.may_site(db, row[1]):
+                raise HTTPException(404, f"no record ({dev}, {seq})")
         out: dict[str, Any] = json.loads(row[0])
         return out
 
@@ -105,15 +135,18 @@ def make_app(
         dev: str | None = None,
         kind: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
+        p: Principal = RECORDS,
     ) -> list[dict[str, Any]]:
-        import json
-
         sql, args = "SELECT rec FROM records WHERE 1=1", list[str]()
         if dev:
             sql, args = sql + " AND dev = ?", [*args, dev]
         if kind:
             sql, args = sql + " AND kind = ?", [*args, kind]
         with open_ro(store_path) as db:
+            allowed = p.site_filter(db)
+            if allowed is not None:
+                sql = sql + " AND site IN (SELECT value FROM json_each(?))"
+                args = [*args, json.dumps(sorted(allowed))]
             rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
@@ -125,16 +158,10 @@ class ApiServer:
     made, so a port that cannot be bound stops start-up (StartupError) instead of leaving a
     collector running without its API."""
 
-    def __init__(
-        self,
-        settings: CollectorSettings,
-        host: str,
-        port: int,
-        dead_workers: Callable[[], list[str]] | None = None,
-    ) -> None:
+    def __init__(self, settings: CollectorSettings, host: str, port: int, ctx: ApiContext) -> None:
         self.socket = listen(f"{settings.path}: api.port", host, port)
         config = uvicorn.Config(
-            make_app(settings.store_path, dead_workers=dead_workers),
+            make_app(ctx),
             host=host,
             port=port,
             log_level="warning",

@@ -1,23 +1,28 @@
 """Elevator routes of the query API: registry, status, open faults and alarms, maintenance.
 
-``make_router(store_path)`` returns an ``APIRouter`` to mount on the collector's app; every
-request opens the store read-only.
+``make_router(ctx)`` returns an ``APIRouter`` to mount on the collector's app; every
+request opens the store read-only and needs ``read:records``. A token scoped to some sites
+sees the elevators whose registry entry names one of them.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
 
-from collector import elevators
+from collector import access, elevators
+from collector.access import Principal
 from collector.api_models import ErrorOut
 from collector.elevators import ElevatorView, HistoryEntry, OverdueElevator
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
+
+if TYPE_CHECKING:
+    from collector.api import ApiContext
 
 REG_PATTERN = r"^[0-9A-Z]{20}$"
 MAX_MS = 4_102_444_800_000
@@ -32,9 +37,19 @@ NowParam = Annotated[
 ]
 
 
-def make_router(store_path: Path) -> APIRouter:
-    """Routes over the store at ``store_path`` (its elevator table and index created if missing)."""
-    store_path = Path(store_path)
+RECORDS = Depends(access.require("read:records"))
+
+
+def _in_scope(db: sqlite3.Connection, p: Principal, reg: str) -> bool:
+    if p.site_filter(db) is None:
+        return True
+    entry = elevators.registration(db, reg)
+    return entry is not None and p.may_site(db, entry.site)
+
+
+def make_router(ctx: ApiContext) -> APIRouter:
+    """Routes over the context's store (its elevator table and index created if missing)."""
+    store_path = ctx.store_path
     st = SqliteStore(store_path)
     try:
         elevators.ensure_schema(st.db)
@@ -53,10 +68,13 @@ def make_router(store_path: Path) -> APIRouter:
         summary="Elevators whose last maintenance visit is older than the interval",
     )
     def overdue(
-        days: DaysParam = elevators.DEFAULT_OVERDUE_DAYS, now_ms: NowParam = None
+        days: DaysParam = elevators.DEFAULT_OVERDUE_DAYS,
+        now_ms: NowParam = None,
+        p: Principal = RECORDS,
     ) -> list[OverdueElevator]:
         with open_ro(store_path) as db:
-            return elevators.overdue(db, _now(now_ms), days)
+            out = elevators.overdue(db, _now(now_ms), days)
+            return [e for e in out if _in_scope(db, p, e.reg)]
 
     @router.get(
         "/elevators/{reg}",
@@ -69,9 +87,12 @@ def make_router(store_path: Path) -> APIRouter:
         days: DaysParam = elevators.DEFAULT_OVERDUE_DAYS,
         now_ms: NowParam = None,
         recent: Annotated[int, Query(ge=1, le=500, description="recent items listed")] = 20,
+        p: Principal = RECORDS,
     ) -> ElevatorView:
         with open_ro(store_path) as db:
             view = elevators.elevator_view(db, reg, _now(now_ms), days, recent)
+            if view is not None and not _in_scope(db, p, reg):
+                view = None
         if view is None:
             raise HTTPException(404, f"no elevator {reg}")
         return view
@@ -85,9 +106,10 @@ def make_router(store_path: Path) -> APIRouter:
     def history(
         reg: RegParam,
         limit: Annotated[int, Query(ge=1, le=1000, description="records listed")] = 100,
+        p: Principal = RECORDS,
     ) -> list[HistoryEntry]:
         with open_ro(store_path) as db:
-            if not elevators.known(db, reg):
+            if not elevators.known(db, reg) or not _in_scope(db, p, reg):
                 raise HTTPException(404, f"no elevator {reg}")
             return elevators.history(db, reg, limit)
 

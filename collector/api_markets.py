@@ -1,27 +1,24 @@
 """Market routes of the query API: trace chains, the shopper's trace page, batches, stop orders.
 
-``make_router(store_path, on_stop=...)`` returns an ``APIRouter`` to mount on the collector's
-app. Reads open the store read-only per request; the stop order opens it read-write for its
-one transaction and then calls ``on_stop(batch_id, reason)`` so the caller can relay the
-order to the terminals.
+``make_router(ctx)`` returns an ``APIRouter`` to mount on the collector's app. Reads open the
+store read-only per request and need ``read:market`` (a market operator sees its own
+market's batches and sales only); stop and lift need ``write:stop`` and go through
+:mod:`collector.orders` (audited, relayed to the sites at once).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
-from collector import markets
+from collector import access, markets, orders
+from collector.access import Principal
 from collector.api_models import (
     BatchView,
     ErrorOut,
@@ -34,6 +31,9 @@ from collector.api_models import (
 from collector.store import SqliteStore
 from hostlib.sqlite import open_ro
 from wire import tracecode
+
+if TYPE_CHECKING:
+    from collector.api import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,8 @@ BatchIdParam = Annotated[
 ]
 
 
-@contextmanager
-def _rw(path: Path) -> Iterator[sqlite3.Connection]:
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("PRAGMA busy_timeout=30000")
-    try:
-        yield db
-    finally:
-        db.close()
+MARKET = Depends(access.require("read:market"))
+STOP = Depends(access.require("write:stop"))
 
 
 def _bad_code(code: str) -> RequestValidationError:
@@ -188,14 +182,13 @@ def _message_page(status: int, title: str, text: str) -> HTMLResponse:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = None) -> APIRouter:
-    """Routes over the store at ``store_path`` (its market tables are created if missing).
+def make_router(ctx: ApiContext) -> APIRouter:
+    """Routes over the context's store (its market tables are created if missing).
 
-    ``on_stop(batch_id, reason)`` is called after a stop order is committed, also when the
-    batch was already stopped (so a repeated order is relayed again); an exception in it is
-    logged and reported as ``relayed: false``, never as a server error.
+    After a stop or a lift the stop list is published to the sites at once (``ctx.relay``);
+    ``relayed`` says whether it went out (a failure is logged, never a server error).
     """
-    store_path = Path(store_path)
+    store_path = ctx.store_path
     st = SqliteStore(store_path)
     try:
         markets.ensure_schema(st.db)
@@ -210,11 +203,13 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
         responses={404: {"model": ErrorOut, "description": "no sale with this trace code"}},
         summary="Trace chain: sale → batch(es) → origin",
     )
-    def trace(trace_code: TraceCodeParam) -> TraceChain:
+    def trace(trace_code: TraceCodeParam, p: Principal = MARKET) -> TraceChain:
         if not tracecode.valid(trace_code):
             raise _bad_code(trace_code)
         with open_ro(store_path) as db:
             chain = markets.trace_chain(db, trace_code)
+            if chain is not None and not p.may_market(db, chain.sale.market):
+                chain = None
         if chain is None:
             raise HTTPException(404, f"no sale with trace code {trace_code}")
         return TraceChain.model_validate(chain)
@@ -228,6 +223,7 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
             422: {"content": {"text/html": {}}, "description": "not a trace code"},
         },
         summary="Trace page for shoppers (HTML)",
+        dependencies=[MARKET],
     )
     def trace_page(trace_code: str) -> HTMLResponse:
         if not tracecode.valid(trace_code):
@@ -247,9 +243,12 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
     def batch(
         batch_id: BatchIdParam,
         limit: Annotated[int, Query(ge=1, le=10000, description="sales listed")] = 1000,
+        p: Principal = MARKET,
     ) -> BatchView:
         with open_ro(store_path) as db:
             view = markets.batch_view(db, batch_id, limit)
+            if view is not None and not orders.in_scope(db, p, batch_id):
+                view = None
         if view is None:
             raise HTTPException(404, f"no batch {batch_id}")
         return BatchView.model_validate(view)
@@ -259,9 +258,13 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
         response_model=list[StopOrder],
         summary="Every stop-trading order in force",
     )
-    def stop_orders() -> list[StopOrder]:
+    def stop_orders(p: Principal = MARKET) -> list[StopOrder]:
         with open_ro(store_path) as db:
-            return [StopOrder.model_validate(o) for o in markets.stops(db)]
+            return [
+                StopOrder.model_validate(o)
+                for o in markets.stops(db)
+                if orders.in_scope(db, p, o.batch_id)
+            ]
 
     @router.post(
         "/markets/batches/{batch_id}/stop",
@@ -272,24 +275,17 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
         },
         summary="Issue a stop-trading order for a batch (中止交易)",
     )
-    def stop(batch_id: BatchIdParam, req: StopRequest) -> StopOut:
+    def stop(batch_id: BatchIdParam, req: StopRequest, p: Principal = STOP) -> StopOut:
         try:
-            with _rw(store_path) as db:
-                res = markets.stop_trading(db, batch_id, req.reason)
+            out = orders.issue_stop(ctx, p, batch_id, req.reason)
         except markets.UnknownBatch:
             raise HTTPException(404, f"no batch {batch_id}") from None
-        relayed = False
-        if on_stop is not None:
-            try:
-                on_stop(batch_id, res.stop.reason)
-                relayed = True
-            except Exception:
-                log.exception("relaying the stop order for batch %s failed", batch_id)
+        res = out.result
         return StopOut(
             stop=StopOrder.model_validate(res.stop),
             issued=res.issued,
             flagged=res.flagged,
-            relayed=relayed,
+            relayed=out.relayed,
         )
 
     @router.post(
@@ -301,12 +297,13 @@ def make_router(store_path: Path, on_stop: Callable[[str, str], None] | None = N
         },
         summary="Lift the stop-trading order of a batch (解除中止交易)",
     )
-    def lift(batch_id: BatchIdParam, req: StopRequest) -> LiftOut:
+    def lift(batch_id: BatchIdParam, req: StopRequest, p: Principal = STOP) -> LiftOut:
         try:
-            with _rw(store_path) as db:
-                order = markets.lift_stop(db, batch_id, req.reason)
+            out = orders.lift(ctx, p, batch_id, req.reason)
         except markets.NotStopped:
             raise HTTPException(404, f"batch {batch_id} has no stop order in force") from None
-        return LiftOut(lifted=StopOrder.model_validate(order), reason=req.reason)
+        return LiftOut(
+            lifted=StopOrder.model_validate(out.lifted), reason=req.reason, relayed=out.relayed
+        )
 
     return router

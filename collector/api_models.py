@@ -206,3 +206,6 @@ class StopOut(BaseModel):
 class LiftOut(BaseModel):
     lifted: StopOrder = Field(description="the stop order no longer in force")
     reason: str = Field(description="why it was lifted")
+    relayed: bool = Field(
+        False, description="the new stop list was published to the sites' agents at once"
+    )

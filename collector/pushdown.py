@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,9 +88,14 @@ class PushDown:
         self.republish_s = republish_s
         self.ttl_s = ttl_s
         self._sent: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()  # the service's loop and the API (after a stop) tick
 
     def tick(self) -> int:
         """Publish what changed (or is due again); returns how many messages went out."""
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> int:
         try:
             with open_ro(self.db_path) as db:
                 snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]

@@ -54,6 +54,10 @@ class Collector:
         lock_path = settings.data_dir / f"lock-{settings.client_id}"
         self.lock = PidLock(lock_path).acquire(ONE_CLIENT_ID)
         try:
+            try:
+                self.command_key = load_private_key(settings.command_key)
+            except WireError as exc:
+                raise ConfigError(settings.path, "collector.command_key", exc.detail) from exc
             self.api_server = self._bind_api()
         except BaseException:
             self.lock.release()
@@ -82,14 +86,10 @@ class Collector:
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.batches = 0
         self.poisoned = 0  # messages that made a worker fail unexpectedly (quarantined)
-        try:
-            command_key = load_private_key(settings.command_key)
-        except WireError as exc:
-            raise ConfigError(settings.path, "collector.command_key", exc.detail) from exc
         self.pushdown = PushDown(
             str(settings.store_path),
             self.registry,
-            command_key,
+            self.command_key,
             lambda topic, payload: self.link.publish(topic, payload, retain=True),
             prefix,
         )
@@ -102,11 +102,23 @@ class Collector:
     def _bind_api(self) -> ApiServer | None:
         if not self.settings.api_port:
             return None
-        from collector.api import ApiServer  # FastAPI loads only when the API is on
+        from collector.api import ApiContext, ApiServer  # FastAPI loads only when the API is on
 
-        return ApiServer(
-            self.settings, self.settings.api_host, self.settings.api_port, self.dead_workers
+        ctx = ApiContext(
+            store_path=self.settings.store_path,
+            registry_path=self.settings.registry,
+            relay=self.relay,
+            dead_workers=self.dead_workers,
+            audit_key=self.command_key,
         )
+        return ApiServer(self.settings, self.settings.api_host, self.settings.api_port, ctx)
+
+    def relay(self) -> bool:
+        """Publish what changed in the pushed-down state (a stop or lift just committed) now,
+        rather than at the next tick; True when something went out."""
+        if not self.link.connected:
+            return False
+        return self.pushdown.tick() > 0
 
     def workers(self) -> dict[str, threading.Thread]:
         """The threads this process cannot do without: one dead stops the process."""

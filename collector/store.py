@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import cylinders, elevators, markets
+from collector import audit, cylinders, elevators, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
@@ -222,6 +222,9 @@ class SqliteStore:
         cylinders.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
+        audit.ensure_schema(self.db)
+        tokens.ensure_schema(self.db)
+        sites.ensure_schema(self.db)
         with self.atomic() as db:
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))

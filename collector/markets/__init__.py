@@ -19,6 +19,7 @@ Money in fen, weights in grams, times in ms since the epoch (UTC): integers thro
 from collector.markets.queries import (
     batch_known,
     batch_link,
+    batch_markets,
     batch_view,
     stop_order,
     trace_chain,
@@ -69,6 +70,7 @@ __all__ = [
     "UpstreamSale",
     "batch_known",
     "batch_link",
+    "batch_markets",
     "batch_view",
     "ensure_schema",
     "import_traders",

@@ -266,6 +266,30 @@ def batch_known(db: sqlite3.Connection, batch_id: str) -> bool:
     return row is not None
 
 
+def batch_markets(db: sqlite3.Connection, batch_id: str) -> frozenset[str]:
+    """The markets where ``batch_id`` entered or was sold (what a market operator's scope is
+    checked against)."""
+    out = {
+        str(r[0])
+        for r in db.execute(
+            "SELECT json_extract(rec, '$.body.market') FROM records "
+            "WHERE kind = 'market.entry' AND json_extract(rec, '$.body.batch_id') = ?",
+            (batch_id,),
+        )
+        if r[0] is not None
+    }
+    out.update(
+        str(r[0])
+        for r in db.execute(
+            "SELECT DISTINCT json_extract(r.rec, '$.body.market') FROM market_lines AS l "
+            "JOIN records AS r ON r.id = l.record_id WHERE l.batch_id = ?",
+            (batch_id,),
+        )
+        if r[0] is not None
+    )
+    return frozenset(out)
+
+
 def batch_view(db: sqlite3.Connection, batch_id: str, limit: int = 1000) -> BatchView | None:
     """A batch: entry, stock, stop order, and its sales with the running balance.
 
