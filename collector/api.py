@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse
 from collector import access, api_audit, api_elevators, api_markets, cylinders
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
-from collector.settings import CollectorSettings
 from collector.store import device_report, site_report, summarize
 from hostlib.listen import listen
 from hostlib.sqlite import open_ro
@@ -154,21 +153,17 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
 
 class ApiServer:
-    """The query API served by uvicorn on a thread. The port is bound when the server is
-    made, so a port that cannot be bound stops start-up (StartupError) instead of leaving a
-    collector running without its API."""
+    """An app (the regulator's API, the public listener) served by uvicorn on a thread. The
+    port is bound when the server is made, so a port that cannot be bound stops start-up
+    (StartupError naming ``what``, the setting) instead of leaving a collector running
+    without that listener."""
 
-    def __init__(self, settings: CollectorSettings, host: str, port: int, ctx: ApiContext) -> None:
-        self.socket = listen(f"{settings.path}: api.port", host, port)
-        config = uvicorn.Config(
-            make_app(ctx),
-            host=host,
-            port=port,
-            log_level="warning",
-        )
+    def __init__(self, app: FastAPI, what: str, host: str, port: int, name: str = "api") -> None:
+        self.socket = listen(what, host, port)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name=name, daemon=True
         )
 
     def start(self) -> None:

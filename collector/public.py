@@ -28,13 +28,14 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector import public_view, shopper_page
+from collector.api import ApiContext
 from collector.ratelimit import RateLimiter, client_key, retry_after
 from drivers.codecs import gs1
 from hostlib.sqlite import open_ro
@@ -52,12 +53,6 @@ SECURITY_HEADERS = {
 }
 # A stop order must show at once: pages are revalidated, never served stale from a cache.
 NO_CACHE = {"Cache-Control": "no-cache", "Vary": "Accept"}
-
-
-class StoreContext(Protocol):
-    """What the public app needs of the collector's ``ApiContext``: the store."""
-
-    store_path: Path
 
 
 def wants_json(request: Request) -> bool:
@@ -80,7 +75,8 @@ def wants_json(request: Request) -> bool:
 
 
 def _json(value: Any, status: int = 200) -> JSONResponse:
-    body = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    body = dataclasses.asdict(value) if is_instance else value
     return JSONResponse(body, status_code=status, headers=NO_CACHE)
 
 
@@ -98,7 +94,7 @@ def _problem(
     return _html(shopper_page.message_page(lang, title, text, **values), status)
 
 
-def make_public_app(ctx: StoreContext, rate_per_min: int = 60, burst: int = 20) -> FastAPI:
+def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) -> FastAPI:
     """The public app over ``ctx.store_path`` (see the module's description)."""
     app = FastAPI(
         title="traceedge public trace",
@@ -149,7 +145,9 @@ def make_public_app(ctx: StoreContext, rate_per_min: int = 60, burst: int = 20) 
             if as_json:
                 detail = shopper_page.STRINGS[lang]["no_sale"].format(code=code)
                 return _json({"detail": detail}, 404)
-            return _html(shopper_page.message_page(lang, "no_sale_title", "no_sale", code=code), 404)
+            return _html(
+                shopper_page.message_page(lang, "no_sale_title", "no_sale", code=code), 404
+            )
         if as_json:
             return _json(view)
         return _html(shopper_page.trace_page(view, lang))

@@ -163,7 +163,9 @@ def _stop(order: markets.StopOrder | None) -> PublicStop | None:
 def _batch(names: _Names, link: markets.BatchLink) -> PublicBatch:
     up = link.upstream
     upstream = (
-        None if up is None else PublicUpstream(market=names.place(up.market), trace_code=up.trace_id)
+        None
+        if up is None
+        else PublicUpstream(market=names.place(up.market), trace_code=up.trace_id)
     )
     e = link.entry
     if e is None:

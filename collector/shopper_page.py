@@ -342,8 +342,14 @@ def _alert(lang: str, items: list[tuple[str, str, PublicStop | None, bool]]) -> 
     lines = []
     for goods, batch, stop, after in items:
         if stop is not None:
-            text = _t(lang, "alert_stopped", goods=goods, batch=batch, since=stop.since,
-                      reason=stop.reason)  # fmt: skip
+            text = _t(
+                lang,
+                "alert_stopped",
+                goods=goods,
+                batch=batch,
+                since=stop.since,
+                reason=stop.reason,
+            )
             lines.append(f"<li>{_e(text)}</li>")
         if after:
             lines.append(f"<li>{_e(_t(lang, 'alert_after_stop', goods=goods, batch=batch))}</li>")
@@ -408,12 +414,14 @@ def trace_page(view: PublicTrace, lang: str = "zh") -> str:
     parts.append(
         _alert(
             lang,
-            [(ln.goods_name, ln.batch.batch_id, ln.batch.stop, ln.sold_after_stop)
-             for ln in view.lines],
-        )  # fmt: skip
+            [
+                (ln.goods_name, ln.batch.batch_id, ln.batch.stop, ln.sold_after_stop)
+                for ln in view.lines
+            ],
+        )
     )
     parts.append(_notes(lang, view.warnings))
-    parts.append(f'<h2>{_e(_t(lang, "receipt"))}</h2>')
+    parts.append(f"<h2>{_e(_t(lang, 'receipt'))}</h2>")
     parts.append(
         _kv(
             lang,
