@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -28,7 +30,11 @@ from collector import markets, sites
 from collector.api import ApiContext
 from collector.public import SECURITY_HEADERS, make_public_app
 from collector.ratelimit import RateLimiter, client_key
+from collector.service import Collector
+from collector.settings import CollectorSettings, PublicSettings, load_collector
 from collector.store import SqliteStore
+from hostlib.errors import ConfigError, StartupError
+from hostlib.registry import add_devices
 from tests.collector.test_markets import (
     DATE,
     LOTS,
@@ -48,6 +54,9 @@ from tests.collector.test_markets import (
     run_market_day,
     settlement_body,
 )
+from traceedge.brokers import free_port
+from traceedge.launch import collector_config
+from traceedge.provision import new_device, site_trust
 from wire.checkdigit import with_check_digit
 from wire.tracecode import make_trace_code
 
@@ -600,3 +609,136 @@ def test_the_limiter_refills_and_keeps_its_table_bounded() -> None:
     assert client_key("2001:db8:0:1::1") != client_key("2001:db8::1")
     assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert client_key(None) == "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# [public] in the collector's config, and the listener in the running collector
+
+COLLECTOR = """
+[collector]
+data_dir = "data"
+registry = "devices.json"
+command_key = "command.key"
+[broker]
+"""
+
+
+def load_with(tmp_path: Path, extra: str) -> CollectorSettings:
+    (tmp_path / "devices.json").write_text('{"devices": {}}')
+    p = tmp_path / "collector.toml"
+    p.write_text(COLLECTOR + extra)
+    return load_collector(p, files=False)
+
+
+def test_public_settings_defaults_and_values(tmp_path: Path) -> None:
+    assert load_with(tmp_path, "").public == PublicSettings("127.0.0.1", 0, 60, 20)
+    got = load_with(
+        tmp_path, '[public]\nhost = "0.0.0.0"\nport = 8443\nrate_per_min = 30\nburst = 5\n'
+    )
+    assert got.public == PublicSettings("0.0.0.0", 8443, 30, 5)
+    # the same port as the API on another address is another listener
+    other = load_with(
+        tmp_path, '[api]\nhost = "10.0.0.1"\nport = 80\n[public]\nhost = "10.0.0.2"\nport = 80\n'
+    )
+    assert other.public.port == other.api_port == 80
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[public]\nport = -1", "public.port: must be a port 1..65535 (0: off), not -1"),
+        ("[public]\nport = 65536", "public.port: must be a port 1..65535 (0: off), not 65536"),
+        ('[public]\nhost = ""\nport = 8081', "public.host: must be a host name or address"),
+        ("[public]\nrate_per_min = 0", "public.rate_per_min: must be 1..60000 requests a minute"),
+        ("[public]\nrate_per_min = 1.5", "public.rate_per_min"),
+        ("[public]\nburst = 0", "public.burst: must be 1..10000 requests, not 0"),
+        ("[public]\nburst = 100000", "public.burst: must be 1..10000 requests"),
+        ("[public]\nrate = 5", "public.rate: unknown key"),
+        ("[api]\nport = 8080\n[public]\nport = 8080", "public.port: must differ from api.port"),
+        (
+            '[api]\nhost = "0.0.0.0"\nport = 8080\n[public]\nhost = "127.0.0.1"\nport = 8080',
+            "public.port: must differ from api.port",
+        ),
+    ],
+)
+def test_bad_public_settings_are_refused(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        load_with(tmp_path, extra)
+    assert message in str(ei.value)
+
+
+def collector_cfg(tmp_path: Path, public: str, api_port: int = 0) -> Path:
+    registry = tmp_path / "registry" / "devices.json"
+    add_devices(registry, [new_device("market-scale", "MKT01")], int(time.time()))
+    trust = site_trust(tmp_path, registry, "MKT01")
+    cfg = collector_config(
+        tmp_path / "collector.toml",
+        tmp_path / "collector",
+        registry,
+        free_port(),  # no broker listens there: nothing is published
+        None,
+        command_key=trust.command_key,
+        api_port=api_port,
+    )
+    with open(cfg, "a", encoding="utf-8") as f:
+        f.write(f"\n[public]\n{public}\n")
+    return cfg
+
+
+def test_a_taken_public_port_stops_start_up(tmp_path: Path) -> None:
+    api_port = free_port()
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    cfg = collector_cfg(tmp_path, f"port = {port}", api_port=api_port)
+    try:
+        with pytest.raises(
+            StartupError, match=rf"public\.port: cannot listen on 127\.0\.0\.1:{port}"
+        ):
+            Collector(load_collector(cfg))
+    finally:
+        taken.close()
+    # nothing was left held: the lock, the API's port; the next start-up binds both
+    c = Collector(load_collector(cfg))
+    assert c.public_server is not None and c.api_server is not None
+    c.store.close()
+    c.api_server.socket.close()
+    c.public_server.socket.close()
+    c.lock.release()
+
+
+def test_the_running_collector_serves_both_listeners_apart(tmp_path: Path) -> None:
+    api_port, port = free_port(), free_port()
+    cfg = collector_cfg(tmp_path, f"port = {port}\nburst = 50", api_port=api_port)
+    c = Collector(load_collector(cfg))
+    build = Feed(SqliteStore(c.settings.store_path))
+    lot = LOTS[0]
+    build.commit([build.make("G", "market.entry", at(5), entry_body(lot))])
+    sale = one_sale(lot, 1500, ts=at(8))
+    build.commit([build.make("MKT-S01", "market.settlement", at(8), settlement_body(sale))])
+    build.store.close()
+    c.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        page = wait_for(f"{base}/t/{sale.trace_id}")
+        assert page.status_code == 200 and sale.tran_id in page.text
+        assert page.headers["x-content-type-options"] == "nosniff"
+        for path in ("/stats", "/records", "/devices", f"/trace/{sale.trace_id}", "/docs"):
+            assert httpx.get(base + path, timeout=5).status_code == 404, path
+        # the regulator's listener: the full trace needs a token there
+        api = wait_for(f"http://127.0.0.1:{api_port}/healthz")
+        assert api.status_code == 200
+        full = httpx.get(f"http://127.0.0.1:{api_port}/trace/{sale.trace_id}", timeout=5)
+        assert full.status_code == 401
+    finally:
+        c.stop()
+
+
+def wait_for(url: str, timeout: float = 20.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
