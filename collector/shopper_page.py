@@ -69,6 +69,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "alert_title": "注意：该商品批次已被中止交易",
         "alert_stopped": "{goods}（批次 {batch}）：自 {since} 起中止交易，原因：{reason}。",
         "alert_after_stop": "{goods}（批次 {batch}）：本次销售发生在中止交易之后。",
+        "alert_also_after_stop": "本次销售发生在中止交易之后。",
         "alert_advice": "请暂停食用，保留小票和商品，向市场或拨打 12315 投诉举报。",
         "complaint": "投诉举报",
         "complaint_national": "全国市场监管投诉举报热线 12315",
@@ -139,6 +140,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "alert_title": "Warning: trading of this batch has been stopped",
         "alert_stopped": "{goods} (batch {batch}): stopped since {since}. Reason: {reason}.",
         "alert_after_stop": "{goods} (batch {batch}): this sale took place after the stop order.",
+        "alert_also_after_stop": "This sale took place after the stop order.",
         "alert_advice": "Do not eat it; keep the receipt and the goods and complain to the "
         "market or call 12315.",
         "complaint": "Complaints",
@@ -212,6 +214,7 @@ padding:.75rem 1rem;margin:1rem 0;border-radius:4px}
 .note{background:#fff7e0;border-left:.4rem solid #8a5a00;color:#3d2800;padding:.5rem .75rem;
 margin:.5rem 0}
 .stopped{color:#8a0018;font-weight:bold}
+.nowrap{white-space:nowrap}
 a{color:#0645ad}
 a:focus{outline:3px solid #1a1a1a;outline-offset:2px}
 ul.tel{list-style:none;padding:0}
@@ -240,6 +243,16 @@ def _t(lang: str, key: str, **values: object) -> str:
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _h(lang: str, key: str, **values: str) -> str:
+    """The string ``key`` as HTML with ``values`` already HTML (escaped by the caller)."""
+    return _e(STRINGS[lang][key]).format(**values)
+
+
+def _keep(text: str) -> str:
+    """``text`` escaped, kept on one line (a date, a phone number)."""
+    return f'<span class="nowrap">{_e(text)}</span>'
 
 
 def yuan(fen: int | None) -> str:
@@ -341,18 +354,18 @@ def _alert(lang: str, items: list[tuple[str, str, PublicStop | None, bool]]) -> 
     """The warning block: each (goods, batch, stop in force, sold after a stop)."""
     lines = []
     for goods, batch, stop, after in items:
+        said = []
         if stop is not None:
-            text = _t(
-                lang,
-                "alert_stopped",
-                goods=goods,
-                batch=batch,
-                since=stop.since,
-                reason=stop.reason,
-            )
-            lines.append(f"<li>{_e(text)}</li>")
-        if after:
-            lines.append(f"<li>{_e(_t(lang, 'alert_after_stop', goods=goods, batch=batch))}</li>")
+            said.append(
+                _h(lang, "alert_stopped", goods=_e(goods), batch=_keep(batch),
+                   since=_keep(stop.since), reason=_e(stop.reason))
+            )  # fmt: skip
+        if after and said:
+            said.append(_h(lang, "alert_also_after_stop"))
+        elif after:
+            said.append(_h(lang, "alert_after_stop", goods=_e(goods), batch=_keep(batch)))
+        if said:
+            lines.append(f"<li>{' '.join(said)}</li>")
     if not lines:
         return ""
     return (
@@ -367,10 +380,10 @@ def _complaints(lang: str, lines: list[Complaint]) -> str:
     for c in lines:
         tel = _TEL.sub("", c.number)
         if c.market is None:
-            text = _t(lang, "complaint_national")
+            text = _e(_t(lang, "complaint_national"))
         else:
-            text = _t(lang, "complaint_market", market=c.market, phone=c.number)
-        items.append(f'<li><a href="tel:{_e(tel)}">{_e(text)}</a></li>')
+            text = _h(lang, "complaint_market", market=_e(c.market), phone=_keep(c.number))
+        items.append(f'<li><a href="tel:{_e(tel)}">{text}</a></li>')
     return (
         f'<section aria-labelledby="complaint"><h2 id="complaint">{_e(_t(lang, "complaint"))}'
         f'</h2><ul class="tel">{"".join(items)}</ul></section>'

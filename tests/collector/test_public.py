@@ -239,6 +239,7 @@ def test_the_page_shows_names_codes_the_receipt_and_the_stop(
     assert STOPPED_LOT.goods_name in alert.group(0)
     if r.ts >= NOON:
         assert "本次销售发生在中止交易之后" in alert.group(0)
+        assert alert.group(0).count("<li>") == 1  # one batch, one item
     # the complaint lines, as links a phone dials
     assert 'href="tel:12315"' in text and f'href="tel:{MARKET_PHONE}"' in text
     # what the receipt shows: items, weights, prices, amounts, total
