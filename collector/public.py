@@ -53,6 +53,7 @@ SECURITY_HEADERS = {
 }
 # A stop order must show at once: pages are revalidated, never served stale from a cache.
 NO_CACHE = {"Cache-Control": "no-cache", "Vary": "Accept"}
+READ = ["GET", "HEAD"]  # link checkers and messaging apps ask HEAD first
 
 
 def wants_json(request: Request) -> bool:
@@ -134,7 +135,7 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
             return _problem(request, lang, 404, "not_found_title", "not_found")
         return _json({"detail": exc.detail}, exc.status_code)
 
-    def trace_answer(request: Request, code: str, lang: str, as_json: bool) -> Response:
+    def trace_answer(code: str, lang: str, as_json: bool) -> Response:
         if not tracecode.valid(code):
             if as_json:
                 return _json({"detail": shopper_page.STRINGS[lang]["bad_code"]}, 422)
@@ -152,11 +153,11 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
             return _json(view)
         return _html(shopper_page.trace_page(view, lang))
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=READ)
     def start(lang: str | None = None) -> Response:
         return _html(shopper_page.lookup_page(shopper_page.lang_of(lang)))
 
-    @app.get("/assets/shopper.css")
+    @app.api_route("/assets/shopper.css", methods=READ)
     def stylesheet() -> Response:
         return Response(
             shopper_page.STYLESHEET,
@@ -164,7 +165,7 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
-    @app.get("/t")
+    @app.api_route("/t", methods=READ)
     def lookup(request: Request, code: str = "", lang: str | None = None) -> Response:
         """The start page's form: on to the page of the code typed in."""
         lg = shopper_page.lang_of(lang)
@@ -174,18 +175,18 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
         suffix = "?lang=en" if lg == "en" else ""
         return RedirectResponse(f"/t/{code}{suffix}", status_code=303)
 
-    @app.get("/t/{trace_code}.json")
+    @app.api_route("/t/{trace_code}.json", methods=READ)
     def trace_json(request: Request, trace_code: str, lang: str | None = None) -> Response:
-        return trace_answer(request, trace_code, shopper_page.lang_of(lang), True)
+        return trace_answer(trace_code, shopper_page.lang_of(lang), True)
 
-    @app.get("/t/{trace_code}", response_class=HTMLResponse)
+    @app.api_route("/t/{trace_code}", methods=READ)
     def trace_html(request: Request, trace_code: str, lang: str | None = None) -> Response:
-        return trace_answer(request, trace_code, shopper_page.lang_of(lang), wants_json(request))
+        return trace_answer(trace_code, shopper_page.lang_of(lang), wants_json(request))
 
-    @app.get("/trace/{trace_code}/page", response_class=HTMLResponse)
+    @app.api_route("/trace/{trace_code}/page", methods=READ)
     def trace_page_old(request: Request, trace_code: str, lang: str | None = None) -> Response:
         """The page's address before the public listener existed (printed receipts keep it)."""
-        return trace_answer(request, trace_code, shopper_page.lang_of(lang), False)
+        return trace_answer(trace_code, shopper_page.lang_of(lang), False)
 
     def resolve(request: Request, gtin: str, lot: str | None, serial: str | None) -> Response:
         lang = shopper_page.lang_of(request.query_params.get("lang"))
@@ -213,23 +214,23 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
             return _json(answer)
         return _html(shopper_page.batch_page(answer, request.url.path, lang))
 
-    @app.get("/01/{gtin}")
+    @app.api_route("/01/{gtin}", methods=READ)
     def link_gtin(request: Request, gtin: str) -> Response:
         return resolve(request, gtin, None, None)
 
-    @app.get("/01/{gtin}/10/{lot}")
+    @app.api_route("/01/{gtin}/10/{lot}", methods=READ)
     def link_lot(request: Request, gtin: str, lot: str) -> Response:
         return resolve(request, gtin, lot, None)
 
-    @app.get("/01/{gtin}/10/{lot}/21/{serial}")
+    @app.api_route("/01/{gtin}/10/{lot}/21/{serial}", methods=READ)
     def link_serial(request: Request, gtin: str, lot: str, serial: str) -> Response:
         return resolve(request, gtin, lot, serial)
 
-    @app.get("/01/{gtin}/22/{cpv}/10/{lot}")
+    @app.api_route("/01/{gtin}/22/{cpv}/10/{lot}", methods=READ)
     def link_cpv_lot(request: Request, gtin: str, cpv: str, lot: str) -> Response:
         return resolve(request, gtin, lot, None)
 
-    @app.get("/01/{gtin}/22/{cpv}/10/{lot}/21/{serial}")
+    @app.api_route("/01/{gtin}/22/{cpv}/10/{lot}/21/{serial}", methods=READ)
     def link_cpv_serial(request: Request, gtin: str, cpv: str, lot: str, serial: str) -> Response:
         return resolve(request, gtin, lot, serial)
 
