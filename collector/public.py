@@ -133,7 +133,9 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
         lang = shopper_page.lang_of(request.query_params.get("lang"))
         if exc.status_code == 404:
             return _problem(request, lang, 404, "not_found_title", "not_found")
-        return _json({"detail": exc.detail}, exc.status_code)
+        response = _json({"detail": exc.detail}, exc.status_code)
+        response.headers.update(exc.headers or {})  # 405: Allow
+        return response
 
     def trace_answer(code: str, lang: str, as_json: bool) -> Response:
         if not tracecode.valid(code):
