@@ -20,11 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector import markets, sites
 from collector.api import ApiContext
@@ -746,3 +749,34 @@ def wait_for(url: str, timeout: float = 20.0) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=30)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    a=st.one_of(_text, st.from_regex(r"[0-9]{8,14}", fullmatch=True)),
+    b=st.one_of(_text, st.from_regex(r"[0-9A-Za-z]{1,20}", fullmatch=True)),
+    route=st.sampled_from(
+        [
+            "/t/{a}",
+            "/t/{a}.json",
+            "/trace/{a}/page",
+            "/01/{a}",
+            "/01/{a}/10/{b}",
+            "/01/{a}/10/{b}/21/{a}",
+            "/01/{a}/22/{b}/10/{b}",
+            "/t?code={a}",
+            "/?lang={b}",
+        ]
+    ),
+    accept=st.sampled_from(["text/html", "application/json", "*/*", "application/json;q=x"]),
+)
+def test_the_public_routes_never_fail_on_any_input(
+    client: TestClient, a: str, b: str, route: str, accept: str
+) -> None:
+    url = route.format(a=quote(a, safe=""), b=quote(b, safe=""))
+    res = client.get(url, headers={"Accept": accept})
+    assert res.status_code < 500, (url, res.status_code, res.text)
+    assert res.headers["x-content-type-options"] == "nosniff"
