@@ -537,7 +537,8 @@ def test_the_regulator_api_is_not_here(world: World, client: TestClient) -> None
         res = client.post(url, json={"reason": "x"})
         assert res.status_code == 404, url
     not_allowed = client.post(f"/t/{r.trace_id}")
-    assert not_allowed.status_code == 405 and not_allowed.headers["allow"] == "GET, HEAD"
+    assert not_allowed.status_code == 405
+    assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "HEAD"}
     head = client.head(f"/t/{r.trace_id}")  # link checkers ask HEAD first
     assert head.status_code == 200 and head.content == b""
     # nothing was stopped through it
