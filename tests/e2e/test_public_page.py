@@ -98,7 +98,9 @@ def test_a_stop_reaches_the_shoppers_page(chain_factory: Callable[..., Chain]) -
     )
 
     # and it limits a client that keeps asking
-    codes = [httpx.get(f"{base}/", timeout=10).status_code for _ in range(60)]
-    assert 429 in codes
-    refused = httpx.get(f"{base}/", timeout=10)
+    for _ in range(300):
+        refused = httpx.get(f"{base}/", timeout=10)
+        if refused.status_code == 429:
+            break
+        assert refused.status_code == 200
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
