@@ -36,7 +36,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from collector import audit, sites
 from collector.tokens import (
@@ -153,6 +154,15 @@ def authenticate(request: Request) -> Principal | None:
     return Principal(info.id, info.name, info.role, info.scope, client_address(request))
 
 
+# declares the scheme in the OpenAPI document (Swagger's "Authorize"); the check is ours
+_BEARER = HTTPBearer(auto_error=False, description="an API token: te_<id>_<secret>")
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid API token"},
+    403: {"description": "the token's role may not do this"},
+}
+
+
 class Requirement:
     """The FastAPI dependency of :func:`require`; ``action`` is what the route needs (read by
     the authorisation tests and the route table in the docs)."""
@@ -162,7 +172,11 @@ class Requirement:
             raise ValueError(f"unknown action {action!r}")
         self.action = action
 
-    def __call__(self, request: Request) -> Principal:
+    def __call__(
+        self,
+        request: Request,
+        _: HTTPAuthorizationCredentials | None = Depends(_BEARER),  # noqa: B008 (OpenAPI)
+    ) -> Principal:
         p = authenticate(request)
         if p is None:
             raise HTTPException(
@@ -181,18 +195,6 @@ def require(action: str) -> Requirement:
     """The dependency for routes that need ``action``:
     ``p: Principal = Depends(access.require("read:fleet"))``."""
     return Requirement(action)
-
-
-def route_action(dependencies: list[Any]) -> str | None:
-    """The action a route's dependencies require (None: anonymous)."""
-    for dep in dependencies:
-        call = getattr(dep, "call", None)
-        if isinstance(call, Requirement):
-            return call.action
-        found = route_action(getattr(dep, "dependencies", []))
-        if found:
-            return found
-    return None
 
 
 def csrf_token(request: Request) -> str:

@@ -8,6 +8,7 @@ takes the same :class:`ApiContext`.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,20 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import access, api_audit, api_elevators, api_markets, cylinders
+from collector import (
+    access,
+    api_audit,
+    api_docs,
+    api_elevators,
+    api_markets,
+    api_metrics,
+    cylinders,
+)
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
+from collector.settings import ApiTls
 from collector.store import device_report, site_report, summarize
+from hostlib.errors import StartupError
 from hostlib.listen import listen
 from hostlib.sqlite import open_ro
 
@@ -60,11 +71,15 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         description="Trace chains, cylinders, elevators, device health of a traceedge store. "
         "Every route but /healthz needs an API token (`Authorization: Bearer te_…`, made by "
         "`traceedge collector token create`); docs/access.md has the role table.",
+        docs_url=None,  # served from the bundled Swagger UI: api_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
+    app.include_router(api_metrics.make_router(ctx))
+    api_docs.mount_docs(app)
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:
@@ -149,7 +164,28 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
             rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    document_refusals(app)
     return app
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Every operation that needs a token can answer 401 and 403: say so in the OpenAPI
+    document (operations behind the bearer scheme are the guarded ones)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    if isinstance(op, dict) and op.get("security"):
+                        responses = op.setdefault("responses", {})
+                        for code, r in access.AUTH_RESPONSES.items():
+                            responses.setdefault(str(code), dict(r))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ApiServer:
@@ -158,9 +194,28 @@ class ApiServer:
     (StartupError naming ``what``, the setting) instead of leaving a collector running
     without that listener."""
 
-    def __init__(self, app: FastAPI, what: str, host: str, port: int, name: str = "api") -> None:
-        self.socket = listen(what, host, port)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    def __init__(
+        self,
+        app: FastAPI,
+        what: str,
+        host: str,
+        port: int,
+        tls: ApiTls | None = None,
+        name: str = "api",
+    ) -> None:
+        """``what`` names the config section in messages (``<file>: api``)."""
+        self.socket = listen(f"{what}.port", host, port)
+        opts: dict[str, Any] = {}
+        if tls is not None:
+            opts = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+            if tls.client_ca is not None:
+                opts.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        config = uvicorn.Config(app, **opts, host=host, port=port, log_level="warning")
+        try:
+            config.load()  # the app, and the TLS context: a bad certificate stops start-up
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            self.socket.close()
+            raise StartupError(f"{what}: cannot use the TLS files: {exc}") from exc
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, name=name, daemon=True

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
@@ -113,10 +113,11 @@ class Collector:
             registry_path=self.settings.registry,
             relay=self.relay,
             dead_workers=self.dead_workers,
+            live=self.live,
             audit_key=self.command_key,
         )
-        what = f"{self.settings.path}: api.port"
-        return ApiServer(make_app(ctx), what, self.settings.api_host, self.settings.api_port)
+        s = self.settings
+        return ApiServer(make_app(ctx), f"{s.path}: api", s.api_host, s.api_port, s.api_tls)
 
     def _bind_public(self) -> ApiServer | None:
         """The public listener ([public]): the shopper's pages and the Digital Link resolver."""
@@ -129,7 +130,7 @@ class Collector:
         app = make_public_app(
             ApiContext(store_path=self.settings.store_path), pub.rate_per_min, pub.burst
         )
-        what = f"{self.settings.path}: public.port"
+        what = f"{self.settings.path}: public"
         return ApiServer(app, what, pub.host, pub.port, name="public")
 
     def relay(self) -> bool:
@@ -151,6 +152,22 @@ class Collector:
         if not self._started:
             return []
         return sorted(n for n, t in self.workers().items() if not t.is_alive())
+
+    def live(self) -> dict[str, Any]:
+        """This process's in-memory counters (``/metrics``; the store keeps the rest):
+        batches handled, messages that made it fail, status reports refused by reason,
+        its intake queue and links."""
+        fw = self.forwarder
+        out: dict[str, Any] = {
+            "batches": self.batches,
+            "poisoned": self.poisoned,
+            "status_refused": dict(self.status_refused),
+            "queue": self.queue.qsize(),
+            "broker_connected": int(self.link.connected),
+        }
+        if fw is not None:
+            out["platform_ok"] = int(not fw.last_error)
+        return out
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)

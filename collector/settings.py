@@ -45,6 +45,16 @@ MAX_BURST = 10_000
 
 
 @dataclass(frozen=True)
+class ApiTls:
+    """HTTPS for the regulator's listener; with ``client_ca`` every client must also present a
+    certificate that CA signed (mutual TLS for machine clients; tokens are still required)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     path: str
     data_dir: Path
@@ -59,6 +69,7 @@ class CollectorSettings:
     client_id: str = "collector"
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    api_tls: ApiTls | None = None
     public: PublicSettings = PublicSettings()
 
     @property
@@ -134,7 +145,14 @@ def load_collector(
     api = root.sub("api")
     api_host = api.host("host", "127.0.0.1")
     api_port = api.port("port", 0, off=True)
+    tls_cert, tls_key = api.opt_file("tls_cert"), api.opt_file("tls_key")
+    client_ca = api.opt_file("client_ca")
     api.finish()
+    if (tls_cert is None) != (tls_key is None):
+        api.fail("tls_key" if tls_key is None else "tls_cert", "tls_cert and tls_key go together")
+    if client_ca is not None and tls_cert is None:
+        api.fail("client_ca", "mutual TLS needs tls_cert and tls_key as well")
+    api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     public = _public(root.sub("public"), api_host, api_port)
     root.finish()
     return CollectorSettings(
@@ -151,5 +169,6 @@ def load_collector(
         client_id=client_id,
         api_host=api_host,
         api_port=api_port,
+        api_tls=api_tls,
         public=public,
     )

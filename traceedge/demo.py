@@ -156,8 +156,9 @@ def _run(
     deadline_p = time.monotonic() + 30
     while read_summary(store).get("projection_backlog", 0) and time.monotonic() < deadline_p:
         time.sleep(0.2)  # market stock and flags are applied just behind ingest
-    sample = _sample_query(api_port, devices[0].dev)
-    lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store)
+    headers = demo_token(store)
+    sample = _sample_query(api_port, devices[0].dev, headers)
+    lookups_ok, lookups = check_trace_lookups(f"http://127.0.0.1:{api_port}", store, headers)
     say(f"trace lookups through the query API: {lookups_ok} of {lookups} correct")
     c = read_summary(store)
     p = _platform_counts(platform, epcis_out is not None)
@@ -200,7 +201,25 @@ def _wait_agent_ready(outbox: Path, agent: Role, say: Callable[[str], None]) -> 
     say("edge agent not ready after 30 s; starting terminals anyway")
 
 
-def check_trace_lookups(api_url: str, store: Path, samples: int = 25) -> tuple[int, int]:
+def demo_token(store: Path) -> dict[str, str]:
+    """An inspector's token for the demo's own queries (the API refuses anonymous ones)."""
+    from collector.audit import Actor
+    from collector.store import SqliteStore
+    from collector.tokens import TokenStore
+
+    st = SqliteStore(store)
+    try:
+        _, text = TokenStore(st.db).create(
+            "inspector", "all", "demo", Actor("cli:demo", "admin", "local")
+        )
+    finally:
+        st.close()
+    return {"Authorization": f"Bearer {text}"}
+
+
+def check_trace_lookups(
+    api_url: str, store: Path, headers: dict[str, str], samples: int = 25
+) -> tuple[int, int]:
     """Look up sample receipts' trace codes through the query API and compare each chain
     with the store itself: the sale, its lines' batches, each batch's entry (certificate,
     origin). Returns (correct, looked up)."""
@@ -232,7 +251,7 @@ def check_trace_lookups(api_url: str, store: Path, samples: int = 25) -> tuple[i
                 entries[line["batch_id"]] = json.loads(row[0])["body"] if row else None
             expected[code] = (sale, entries)
     ok = 0
-    with httpx.Client(base_url=api_url, timeout=10) as client:
+    with httpx.Client(base_url=api_url, timeout=10, headers=headers) as client:
         for code, (sale, entries) in expected.items():
             r = client.get(f"/trace/{code}")
             if r.status_code != 200:
@@ -263,9 +282,9 @@ def check_trace_lookups(api_url: str, store: Path, samples: int = 25) -> tuple[i
     return ok, len(expected)
 
 
-def _sample_query(port: int, dev: str) -> dict[str, Any]:
+def _sample_query(port: int, dev: str, headers: dict[str, str]) -> dict[str, Any]:
     try:
-        r = httpx.get(f"http://127.0.0.1:{port}/devices", timeout=5)
+        r = httpx.get(f"http://127.0.0.1:{port}/devices", headers=headers, timeout=5)
         r.raise_for_status()
         rows = [d for d in r.json() if d["dev"] == dev]
         return {"query": f"GET /devices ({dev})", "answer": rows[0] if rows else None}

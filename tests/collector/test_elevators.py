@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector import elevators
-from collector.api_elevators import make_router
+from collector.api import make_app
 from collector.elevators import FaultEvent, MaintenanceEvent
 from collector.store import SqliteStore
 from collector.verify import Good
+from tests.apiauth import admin_headers
 from wire.canonical import canonical
 from wire.envelope import make_record
 from wire.schemas import default_validator
@@ -433,9 +433,9 @@ def test_import_elevators_is_all_or_nothing(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def client(day: Scenario) -> TestClient:
-    app = FastAPI()
-    app.include_router(make_router(day.path))
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(
+        make_app(day.path), raise_server_exceptions=False, headers=admin_headers(day.path)
+    )
 
 
 def test_api_elevator(client: TestClient) -> None:

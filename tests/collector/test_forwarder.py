@@ -32,6 +32,7 @@ from collector.verify import verify_batch
 from hostlib.registry import Device, Registry, add_devices, load_identity
 from simulators.platform import PlatformServer
 from simulators.records import BASE_MS, make_body
+from tests.apiauth import admin_headers
 from tests.conftest import wait_until
 from traceedge.cli import main
 from traceedge.cli.common import NOT_RUNNING
@@ -111,7 +112,7 @@ class Central:
         return read_summary(self.path)
 
     def forwarding(self) -> dict[str, Any]:
-        with TestClient(make_app(self.path)) as client:
+        with TestClient(make_app(self.path), headers=admin_headers(self.path)) as client:
             reply = client.get("/forwarding")
         assert reply.status_code == 200, reply.text
         out: dict[str, Any] = reply.json()

@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector import api_models, markets
-from collector.api_markets import make_router
+from collector.api import ApiContext, make_app
 from collector.store import SqliteStore
 from collector.verify import Good
+from hostlib.sqlite import open_ro
 from simulators.records import make_body
+from tests.apiauth import admin_headers
 from wire.canonical import canonical
 from wire.checkdigit import with_check_digit
 from wire.envelope import make_record
@@ -749,15 +750,19 @@ def test_simulated_market_records_link_every_sale_to_its_entries(tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def relayed() -> list[tuple[str, str]]:
+def relayed() -> list[int]:
     return []
 
 
 @pytest.fixture(scope="module")
-def client(day: MarketDay, relayed: list[tuple[str, str]]) -> TestClient:
-    app = FastAPI()
-    app.include_router(make_router(day.path, on_stop=lambda b, r: relayed.append((b, r))))
-    return TestClient(app, raise_server_exceptions=False)
+def client(day: MarketDay, relayed: list[int]) -> TestClient:
+    def relay() -> bool:
+        with open_ro(day.path) as db:  # what the pushdown would publish now
+            relayed.append(markets.stop_list_version(db))
+        return True
+
+    app = make_app(ApiContext(day.path, relay=relay))
+    return TestClient(app, raise_server_exceptions=False, headers=admin_headers(day.path))
 
 
 def test_api_trace_chain_for_every_receipt(day: MarketDay, client: TestClient) -> None:
@@ -808,11 +813,11 @@ def test_api_batch_and_stop(day: MarketDay, client: TestClient, relayed: list[An
     assert res.status_code == 200, res.text
     out = res.json()
     assert out["issued"] is True and out["relayed"] is True
-    assert relayed == [(lot.batch_id, "抽检不合格")]
+    assert len(relayed) == 1 and relayed[0] >= 1  # relayed after the order was committed
     assert client.get(f"/markets/batches/{lot.batch_id}").json()["stop"]["reason"] == "抽检不合格"
     again = client.post(f"/markets/batches/{lot.batch_id}/stop", json={"reason": "x"}).json()
     assert again["issued"] is False and again["stop"]["reason"] == "抽检不合格"
-    assert relayed[-1] == (lot.batch_id, "抽检不合格")
+    assert len(relayed) == 2 and relayed[-1] == relayed[0]  # relayed again, same version
     assert {s["batch_id"] for s in client.get("/markets/stops").json()} == {
         lot.batch_id,
         STOPPED_LOT.batch_id,
@@ -823,16 +828,15 @@ def test_api_batch_and_stop(day: MarketDay, client: TestClient, relayed: list[An
 
 
 def test_api_stop_survives_a_failing_relay(tmp_path: Path) -> None:
-    def boom(batch_id: str, reason: str) -> None:
+    def boom() -> bool:
         raise RuntimeError("broker down")
 
     path = tmp_path / "c.sqlite"
     store = SqliteStore(path)
     feed = Feed(store)
     feed.commit([feed.make("G", "market.entry", at(5), entry_body(LOTS[2]))])
-    app = FastAPI()
-    app.include_router(make_router(path, on_stop=boom))
-    res = TestClient(app, raise_server_exceptions=False).post(
+    app = make_app(ApiContext(path, relay=boom))
+    res = TestClient(app, raise_server_exceptions=False, headers=admin_headers(path)).post(
         f"/markets/batches/{LOTS[2].batch_id}/stop", json={"reason": "检测不合格"}
     )
     assert res.status_code == 200 and res.json()["relayed"] is False

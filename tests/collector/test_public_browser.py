@@ -49,7 +49,7 @@ def require_browser() -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
     world = build_world(tmp_path_factory.mktemp("public-browser") / "collector.sqlite")
     port = free_port()
-    server = ApiServer(public_app(world.day.path), "test: public.port", "127.0.0.1", port)
+    server = ApiServer(public_app(world.day.path), "test: public", "127.0.0.1", port)
     server.start()
     try:
         yield f"http://127.0.0.1:{port}", world

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.api import make_app
 from hostlib.registry import Device
+from tests.apiauth import admin_headers
 from tests.conftest import SITE, Chain, wait_until
 from wire import auth, topics
 
@@ -167,7 +168,7 @@ def test_gate_answers_offline_and_records_every_decision(
     ch.central.start()
     wait_until(lambda: ch.collector_stats().get("records", 0) == 7, 60, "the checks to arrive")
     assert ch.collector_stats()["gaps"] == 0
-    api = TestClient(make_app(ch.store))
+    api = TestClient(make_app(ch.store), headers=admin_headers(ch.store))
     hist = api.get("/cylinders/CYL-OK-0001").json()
     assert [e["body"]["stage"] for e in hist["events"]] == ["post", "pre", "pre"]
     assert hist["held_overfilled"] is True  # over-filled: must not leave

@@ -13,6 +13,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.apiauth import admin_headers
 from tests.conftest import Chain, wait_until
 from traceedge.brokers import free_port
 from wire import auth, topics
@@ -31,12 +32,16 @@ def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]
         "LIMIT 1"
     ).fetchone()[0]
     db.close()
+    # an anonymous order is refused and changes nothing
+    url = f"http://127.0.0.1:{port}/markets/batches/{batch}"
+    anon = httpx.post(f"{url}/stop", json={"reason": "forged"}, timeout=10)
+    assert anon.status_code == 401
+    headers = admin_headers(ch.store)
     r = httpx.post(
-        f"http://127.0.0.1:{port}/markets/batches/{batch}/stop",
-        json={"reason": "瘦肉精 test positive"},
-        timeout=10,
+        f"{url}/stop", json={"reason": "瘦肉精 test positive"}, headers=headers, timeout=10
     )
     assert r.status_code == 200, r.text
+    assert r.json()["relayed"] is True  # published to the sites at once
     got: dict[str, dict[str, object]] = {}
     lock = threading.Lock()
 
@@ -66,12 +71,9 @@ def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]
             assert batches[0]["reason"] == "瘦肉精 test positive"
         stopped_version = {dev: int(m["version"]) for dev, m in got.items()}  # type: ignore[call-overload]
         # the goods were cleared: the order is lifted, and a newer list without it follows
-        r = httpx.post(
-            f"http://127.0.0.1:{port}/markets/batches/{batch}/lift",
-            json={"reason": "复检合格"},
-            timeout=10,
-        )
+        r = httpx.post(f"{url}/lift", json={"reason": "复检合格"}, headers=headers, timeout=10)
         assert r.status_code == 200, r.text
+        assert r.json()["relayed"] is True
         assert r.json()["lifted"]["batch_id"] == batch
         wait_until(
             lambda: all(
@@ -84,7 +86,16 @@ def test_stop_order_reaches_market_terminals(chain_factory: Callable[..., Chain]
     finally:
         c.loop_stop()
         c.disconnect()
-    again = httpx.post(
-        f"http://127.0.0.1:{port}/markets/batches/{batch}/lift", json={"reason": "x"}, timeout=10
-    )
+    again = httpx.post(f"{url}/lift", json={"reason": "x"}, headers=headers, timeout=10)
     assert again.status_code == 404
+    # each order, and the refused second lift, is in the audit log with who issued it
+    log = httpx.get(
+        f"http://127.0.0.1:{port}/audit", params={"action": "batch."}, headers=headers, timeout=10
+    ).json()
+    assert [(e["action"], e["result"]) for e in reversed(log)] == [
+        ("batch.stop", "ok"),
+        ("batch.lift", "ok"),
+        ("batch.lift", "refused: no stop order in force"),
+    ]
+    assert all(e["target"] == batch and e["role"] == "admin" for e in log)
+    assert log[-1]["detail"]["reason"] == "瘦肉精 test positive"

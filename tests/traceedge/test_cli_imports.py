@@ -17,6 +17,7 @@ from collector.api import make_app
 from collector.store import SqliteStore
 from collector.verify import Good
 from simulators.records import make_body
+from tests.apiauth import admin_headers
 from traceedge.cli import main
 from wire.canonical import canonical
 from wire.envelope import make_record
@@ -76,7 +77,7 @@ def count(store_path: Path, table: str) -> int:
 def test_imported_traders_are_the_sellers_trace_chains_name(tmp_path: Path) -> None:
     cfg, store_path = collector_config(tmp_path)
     sale = store_sale(store_path)
-    client = TestClient(make_app(store_path))
+    client = TestClient(make_app(store_path), headers=admin_headers(store_path))
     before = client.get(f"/trace/{sale['trace_id']}").json()
     assert before["sale"]["seller"]["registered"] is False
     assert "seller_unregistered" in before["flags"]
@@ -113,7 +114,7 @@ def test_imported_elevators_show_in_the_query_api(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "imported 2 elevators" in res.output
 
-    client = TestClient(make_app(store_path))
+    client = TestClient(make_app(store_path), headers=admin_headers(store_path))
     view = client.get(f"/elevators/{REG_1}").json()
     assert view["registered"] is True
     assert view["registration"] == {

@@ -103,7 +103,16 @@ def test_sigterm_stops_the_demo_and_its_children_in_order(
     demo: tuple[subprocess.Popen[str], dict[str, psutil.Process]], tmp_path: Path
 ) -> None:
     proc, children = demo
-    time.sleep(2)  # past start-up: terminals publishing, records on their way
+    work = tmp_path / "demo"
+    # past start-up (the stores open; on a loaded machine that takes more than a moment),
+    # then a little more: terminals publishing, records on their way
+    wait_until(
+        lambda: (work / "agent" / "outbox.sqlite").exists()
+        and (work / "collector" / "collector.sqlite").exists(),
+        60,
+        "the demo's agent and collector to open their stores",
+    )
+    time.sleep(2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err, err[-3000:]
@@ -111,7 +120,6 @@ def test_sigterm_stops_the_demo_and_its_children_in_order(
     assert all(gone(p) for p in children.values()), [r for r, p in children.items()]
     # In order: the agent and the collector closed their stores (SQLite removes the WAL
     # file at the last close; a process killed with its store open leaves it behind).
-    work = tmp_path / "demo"
     assert (work / "agent" / "outbox.sqlite").exists()
     assert not (work / "agent" / "outbox.sqlite-wal").exists()
     assert (work / "collector" / "collector.sqlite").exists()

@@ -13,6 +13,7 @@ import click
 
 from collector.settings import load_collector
 from hostlib.errors import ConfigError
+from hostlib.sqlite import write_tx
 from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
@@ -160,20 +161,27 @@ def _json_list(path: Path, items: str) -> list[object]:
 
 
 @contextmanager
-def _import_into_store(config_path: Path, source: Path) -> Iterator[sqlite3.Connection]:
-    """The configured collector's store, for one all-or-nothing import from ``source``.
+def _import_into_store(
+    config_path: Path, source: Path, kind: str
+) -> Iterator[tuple[sqlite3.Connection, list[int]]]:
+    """The configured collector's store, for one all-or-nothing import from ``source``, in
+    one transaction with its audit entry (the caller appends the row count to the list).
 
     The importers raise ``ValueError`` naming the bad row and field before writing anything;
     that, and a store that cannot be written (locked, not a store), become one-line errors.
     """
     from collector.store import SqliteStore
+    from traceedge.cli.collector_access import record_import
 
     with friendly_errors():
         path = load_collector(config_path, files=False).store_path
         try:
             store = SqliteStore(path)
             try:
-                yield store.db
+                counted: list[int] = []
+                with write_tx(store.db):
+                    yield store.db, counted
+                    record_import(store.db, config_path, kind, source, sum(counted))
             finally:
                 store.close()
         except ValueError as exc:
@@ -202,8 +210,9 @@ def import_cylinders_cmd(config_path: Path, source: Path) -> None:
     from collector.cylinders import import_cylinders
 
     entries = _json_list(source, "entries")
-    with _import_into_store(config_path, source) as db:
+    with _import_into_store(config_path, source, "cylinders") as (db, counted):
         version = import_cylinders(db, entries)
+        counted.append(len(entries))
     click.echo(f"imported {len(entries)} cylinders; registry version {version}")
 
 
@@ -230,8 +239,9 @@ def import_traders_cmd(config_path: Path, source: Path) -> None:
     from collector.markets import import_traders
 
     rows = _json_list(source, "traders")
-    with _import_into_store(config_path, source) as db:
+    with _import_into_store(config_path, source, "traders") as (db, counted):
         n = import_traders(db, rows)
+        counted.append(n)
     click.echo(f"imported {n} traders")
 
 
@@ -257,6 +267,17 @@ def import_elevators_cmd(config_path: Path, source: Path) -> None:
     from collector.elevators import import_elevators
 
     rows = _json_list(source, "elevators")
-    with _import_into_store(config_path, source) as db:
+    with _import_into_store(config_path, source, "elevators") as (db, counted):
         n = import_elevators(db, rows)
+        counted.append(n)
     click.echo(f"imported {n} elevators")
+
+
+def _register_access_commands() -> None:
+    from traceedge.cli.collector_access import COMMANDS
+
+    for c in COMMANDS:
+        command.add_command(c)
+
+
+_register_access_commands()

@@ -42,6 +42,18 @@ def _from_seq(from_seq: int | None, config: Path | None, dev: str, margin: int) 
     return _highest_stored(config, dev) + margin
 
 
+def _audit(config: Path | None, action: str, dev: str, detail: dict[str, object]) -> None:
+    """The audit entry in the collector's store, when --config names it."""
+    if config is None:
+        return
+    from collector import audit
+    from traceedge.cli.collector_access import audited_store, cli_actor, signing_key
+
+    key = signing_key(config)
+    with audited_store(config) as db:
+        audit.record(db, cli_actor(), action, dev, detail, signing_key=key)
+
+
 def _registry_option(f: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--registry",
@@ -103,6 +115,7 @@ def rotate_key_cmd(
         cfg = device_config(device, "127.0.0.1", 1883)
         cfg["keys"] = [[f, k.hex()] for f, k in device.keys]
         path = write_secret(out_dir / f"{dev}.json", json.dumps(cfg, indent=1).encode())
+        _audit(config_path, "device.rotate-key", dev, {"from_seq": start})
     click.echo(f"{dev}: new key from seq {start}; config for the terminal in {path}")
     click.echo("set its link (host, port) as in its old config before flashing", err=True)
 
@@ -131,4 +144,5 @@ def revoke_cmd(
     with friendly_errors():
         start = _from_seq(from_seq, config_path, dev, 1)
         revoke(registry, dev, start, int(time.time()), reason)
+        _audit(config_path, "device.revoke", dev, {"from_seq": start, "reason": reason})
     click.echo(f"{dev}: revoked from seq {start}")
