@@ -53,13 +53,17 @@ class Collector:
         # share one store, each with its own id), the API's port free
         lock_path = settings.data_dir / f"lock-{settings.client_id}"
         self.lock = PidLock(lock_path).acquire(ONE_CLIENT_ID)
+        self.api_server: ApiServer | None = None
         try:
             try:
                 self.command_key = load_private_key(settings.command_key)
             except WireError as exc:
                 raise ConfigError(settings.path, "collector.command_key", exc.detail) from exc
             self.api_server = self._bind_api()
+            self.public_server = self._bind_public()
         except BaseException:
+            if self.api_server is not None:
+                self.api_server.socket.close()
             self.lock.release()
             raise
         self.store: Store = store or SqliteStore(
@@ -102,7 +106,7 @@ class Collector:
     def _bind_api(self) -> ApiServer | None:
         if not self.settings.api_port:
             return None
-        from collector.api import ApiContext, ApiServer  # FastAPI loads only when the API is on
+        from collector.api import ApiContext, ApiServer, make_app  # FastAPI: only when on
 
         ctx = ApiContext(
             store_path=self.settings.store_path,
@@ -114,7 +118,22 @@ class Collector:
             green_s=self.settings.green_s,
             amber_s=self.settings.amber_s,
         )
-        return ApiServer(self.settings, self.settings.api_host, self.settings.api_port, ctx)
+        s = self.settings
+        return ApiServer(make_app(ctx), f"{s.path}: api", s.api_host, s.api_port, s.api_tls)
+
+    def _bind_public(self) -> ApiServer | None:
+        """The public listener ([public]): the shopper's pages and the Digital Link resolver."""
+        pub = self.settings.public
+        if not pub.port:
+            return None
+        from collector.api import ApiContext, ApiServer
+        from collector.public import make_public_app
+
+        app = make_public_app(
+            ApiContext(store_path=self.settings.store_path), pub.rate_per_min, pub.burst
+        )
+        what = f"{self.settings.path}: public"
+        return ApiServer(app, what, pub.host, pub.port, name="public")
 
     def relay(self) -> bool:
         """Publish what changed in the pushed-down state (a stop or lift just committed) now,
@@ -164,6 +183,8 @@ class Collector:
         self.link.start()
         if self.api_server is not None:
             self.api_server.start()
+        if self.public_server is not None:
+            self.public_server.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,6 +195,8 @@ class Collector:
             self.forwarder.stop()
         if self.api_server is not None:
             self.api_server.stop()
+        if self.public_server is not None:
+            self.public_server.stop()
         self.store.close()
         self.lock.release()
 

@@ -29,6 +29,22 @@ class PlatformSettings:
 
 
 @dataclass(frozen=True)
+class PublicSettings:
+    """The public listener: the shopper's pages and the GS1 Digital Link resolver, no token.
+
+    ``rate_per_min`` requests a minute per client address, in bursts of up to ``burst``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: off
+    rate_per_min: int = 60
+    burst: int = 20
+
+
+MAX_RATE_PER_MIN = 60_000
+MAX_BURST = 10_000
+
+
+@dataclass(frozen=True)
 class ApiTls:
     """HTTPS for the regulator's listener; with ``client_ca`` every client must also present a
     certificate that CA signed (mutual TLS for machine clients; tokens are still required)."""
@@ -56,6 +72,7 @@ class CollectorSettings:
     api_tls: ApiTls | None = None
     green_s: float = 900.0  # the console: a device is green when heard from within this
     amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
+    public: PublicSettings = PublicSettings()
 
     @property
     def store_path(self) -> Path:
@@ -87,6 +104,25 @@ def _platform(p: str, ps: Section) -> PlatformSettings:
     except EpcisError as exc:
         ps.fail("timezone", exc.problem)
     return platform
+
+
+_ANY = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def _public(ps: Section, api_host: str, api_port: int) -> PublicSettings:
+    public = PublicSettings(
+        host=ps.host("host", "127.0.0.1"),
+        port=ps.port("port", 0, off=True),
+        rate_per_min=ps.bounded(
+            "rate_per_min", int, 60, MAX_RATE_PER_MIN, "requests a minute per client address"
+        ),
+        burst=ps.bounded("burst", int, 20, MAX_BURST, "requests"),
+    )
+    ps.finish()
+    same_host = public.host == api_host or bool({public.host, api_host} & _ANY)
+    if public.port and public.port == api_port and same_host:
+        ps.fail("port", f"must differ from api.port ({api_port}): the two are separate listeners")
+    return public
 
 
 def load_collector(
@@ -123,6 +159,7 @@ def load_collector(
     if client_ca is not None and tls_cert is None:
         api.fail("client_ca", "mutual TLS needs tls_cert and tls_key as well")
     api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+    public = _public(root.sub("public"), api_host, api_port)
     root.finish()
     return CollectorSettings(
         path=p,
@@ -141,4 +178,5 @@ def load_collector(
         api_tls=api_tls,
         green_s=green_s,
         amber_s=amber_s,
+        public=public,
     )
