@@ -91,12 +91,14 @@ class StopLists:
         self.c.disconnect()
 
 
-def short_thresholds(ch: Chain) -> None:
-    """Restart the collector with [api] green_s / amber_s short enough to watch."""
+def short_thresholds(ch: Chain, public_port: int) -> None:
+    """Restart the collector with [api] green_s / amber_s short enough to watch, and its
+    public listener (the shopper's pages) on ``public_port``."""
     role = ch.collectors[0]
     role.stop()
     tables = tomllib.loads(role.config.read_text())
     tables["api"].update(green_s=GREEN_S, amber_s=AMBER_S)
+    tables["public"] = {"host": "127.0.0.1", "port": public_port}
     write_toml(role.config, tables)
     role.start()
     ch.wait_ready()
@@ -149,9 +151,9 @@ def site_state(page: Any) -> str:
 
 
 def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
-    port = free_port()
+    port, public_port = free_port(), free_port()
     ch = chain_factory(api_port=port)
-    short_thresholds(ch)
+    short_thresholds(ch, public_port)
     base = f"http://127.0.0.1:{port}"
     wait_api(base)
     feeder = Feeder(ch.fleet(), rate=12)
@@ -227,6 +229,20 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
                 30,
                 "the stop order in every market terminal's stop list",
             )
+            # --- the shopper's page (public listener) of a sale of the stopped batch, at 390 px
+            db = sqlite3.connect(ch.store)
+            code = db.execute(
+                "SELECT trace_id FROM market_lines WHERE batch_id = ? LIMIT 1", (batch,)
+            ).fetchone()[0]
+            db.close()
+            shopper = b.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True)
+            sp = shopper.new_page()
+            sp.goto(f"http://127.0.0.1:{public_port}/t/{code}")
+            alert = sp.locator("[role=alert]")
+            assert "已被中止交易" in alert.inner_text() and REASON in alert.inner_text()
+            assert sp.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            pages.check(sp, "shopper stopped phone")
+            shopper.close()
             # --- recall reach: page and CSV
             page.click(f"a[href='/console/recall/{batch}']")
             assert batch in page.inner_text("h1")
