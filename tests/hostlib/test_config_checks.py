@@ -140,6 +140,8 @@ def test_metrics_port_zero_means_off(tmp_path: Path) -> None:
         ("[api]\nport = 65536", "api.port: must be a port 1..65535 (0: off), not 65536"),
         ('[api]\nhost = ""\nport = 8080', "api.host: must be a host name or address"),
         ("[platform]\nurl = 'http://x'\ntimeout_s = 3601.0", "platform.timeout_s: must be > 0"),
+        ("[api]\ngreen_s = 0.0", "api.green_s: must be > 0"),
+        ("[api]\ngreen_s = 600.0\namber_s = 60.0", "api.amber_s: must not be below green_s"),
     ],
 )
 def test_bad_collector_values_are_refused(tmp_path: Path, extra: str, message: str) -> None:
