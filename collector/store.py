@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import alarms, audit, cylinders, elevators, markets, sites, tokens
+from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
@@ -648,12 +648,8 @@ def device_report(
         "SELECT dev, site, count, max_seq, last_seen FROM device_state ORDER BY dev"
     ).fetchall():
         missing: list[list[int]] = []
-        if max_seq > count:
-            prev = 0
-            for (seq,) in db.execute("SELECT seq FROM records WHERE dev = ? ORDER BY seq", (dev,)):
-                if seq > prev + 1 and len(missing) < 100:
-                    missing.append([prev + 1, seq - 1])
-                prev = seq
+        if max_seq > count:  # the first 100 ranges, found by SQLite over the (dev, seq) index
+            missing = [list(r) for r in fleet.gap_ranges(db, dev, max_seq, 100)[0]]
         watermark = missing[0][0] - 1 if missing else max_seq
         agent = sites.get(site)
         out.append(

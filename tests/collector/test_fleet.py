@@ -150,6 +150,9 @@ def test_many_gaps_are_truncated(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(str(tmp_path / "c.sqlite")) as db:
         d = fleet.device_detail(db, None, "ELV-X")
+        (report,) = device_report(db)
+    assert len(report["gaps"]) == 100 and report["gaps"][:2] == [[2, 2], [4, 4]]
+    assert report["watermark"] == 1 and report["missing"] == 199
     assert d is not None and len(d.gaps) == fleet.MAX_GAP_RANGES and d.gaps_truncated
     assert d.gaps[0] == (2, 2) and d.device.missing == 199
 
