@@ -675,6 +675,8 @@ def device_report(
         if dev in seen:
             continue
         agent = sites.get(d.site)
+        # a gateway that sends no records of its own is heard through its site's reports
+        heard = d.type == "gateway" and agent is not None
         out.append(
             {
                 "dev": dev,
@@ -684,13 +686,13 @@ def device_report(
                 "watermark": 0,
                 "missing": 0,
                 "gaps": [],
-                "last_seen": None,
-                "silent_s": None,
+                "last_seen": now - agent["age_s"] if heard and agent else None,
+                "silent_s": agent["age_s"] if heard and agent else None,
                 "agent_backlog": agent.get("depth") if agent else None,
                 "agent_oldest_age_s": agent.get("oldest_age_s") if agent else None,
                 "agent_reported_s_ago": agent.get("age_s") if agent else None,
                 "type": d.type,
-                "never_seen": True,
+                "never_seen": not heard,
             }
         )
     out.sort(key=lambda d: str(d["dev"]))

@@ -172,6 +172,9 @@ def test_a_gateway_is_seen_by_its_agents_reports(fs: FleetStore) -> None:
         store.close()
     with sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True) as db:
         f = fleet.fleet(db, Registry(fs.registry))
+        report = {d["dev"]: d for d in device_report(db, Registry(fs.registry).devices())}
+    assert report["GW-S3"]["never_seen"] is False and report["GW-S3"]["silent_s"] < 60
+    assert report["MKT-S3-01"]["never_seen"] is True
     devs = {d.dev: d for d in f.devices}
     assert devs["GW-S3"].state == "green" and not devs["GW-S3"].never_seen
     assert devs["MKT-S3-01"].never_seen
