@@ -3,8 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# mosquitto: broker; pcscd + vsmartcard-vpcd: smart cards; swig + libpcsclite-dev: build pyscard
-APT_PACKAGES := mosquitto pcscd vsmartcard-vpcd swig libpcsclite-dev
+# mosquitto: broker; pcscd + vsmartcard-vpcd: smart cards; swig + libpcsclite-dev: build pyscard;
+# prometheus: promtool checks the metrics and the alert rules
+APT_PACKAGES := mosquitto pcscd vsmartcard-vpcd swig libpcsclite-dev prometheus
 NODE_STAMP := node_modules/.installed
 MPY_STUBS     := build/mpy-stubs
 MPY_STUBS_REQ := micropython-esp32-stubs==1.27.0.post1

@@ -21,10 +21,19 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from collector import access, api_audit, api_elevators, api_fleet, api_markets, cylinders
+from collector import (
+    access,
+    api_audit,
+    api_docs,
+    api_elevators,
+    api_fleet,
+    api_markets,
+    api_metrics,
+    cylinders,
+)
 from collector.access import Principal
 from collector.held import ForwardingView, forwarding_view
-from collector.settings import CollectorSettings
+from collector.settings import ApiTls
 from collector.store import device_report, site_report, summarize
 from hostlib.errors import StartupError
 from hostlib.listen import listen
@@ -63,6 +72,8 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         description="Trace chains, cylinders, elevators, device health of a traceedge store. "
         "Every route but /healthz needs an API token (`Authorization: Bearer te_…`, made by "
         "`traceedge collector token create`); docs/access.md has the role table.",
+        docs_url=None,  # served from the bundled Swagger UI: api_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     # first: its /elevators/faults and /cylinders/refused before /elevators/{reg}, /cylinders/{cyl}
@@ -70,6 +81,8 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
+    app.include_router(api_metrics.make_router(ctx))
+    api_docs.mount_docs(app)
 
     @app.get("/healthz", responses={503: {"description": "A worker thread died"}})
     def healthz() -> JSONResponse:
@@ -184,37 +197,36 @@ def document_refusals(app: FastAPI) -> None:
 
 
 class ApiServer:
-    """The query API served by uvicorn on a thread. The port is bound when the server is
-    made, so a port that cannot be bound stops start-up (StartupError) instead of leaving a
-    collector running without its API."""
+    """An app (the regulator's API, the public listener) served by uvicorn on a thread. The
+    port is bound when the server is made, so a port that cannot be bound stops start-up
+    (StartupError naming ``what``, the setting) instead of leaving a collector running
+    without that listener."""
 
-    def __init__(self, settings: CollectorSettings, host: str, port: int, ctx: ApiContext) -> None:
-        self.socket = listen(f"{settings.path}: api.port", host, port)
-        tls: dict[str, Any] = {}
-        if settings.api_tls is not None:
-            tls = {
-                "ssl_certfile": str(settings.api_tls.cert),
-                "ssl_keyfile": str(settings.api_tls.key),
-            }
-            if settings.api_tls.client_ca is not None:
-                tls.update(
-                    ssl_ca_certs=str(settings.api_tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED
-                )
-        config = uvicorn.Config(
-            make_app(ctx),
-            **tls,
-            host=host,
-            port=port,
-            log_level="warning",
-        )
+    def __init__(
+        self,
+        app: FastAPI,
+        what: str,
+        host: str,
+        port: int,
+        tls: ApiTls | None = None,
+        name: str = "api",
+    ) -> None:
+        """``what`` names the config section in messages (``<file>: api``)."""
+        self.socket = listen(f"{what}.port", host, port)
+        opts: dict[str, Any] = {}
+        if tls is not None:
+            opts = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+            if tls.client_ca is not None:
+                opts.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        config = uvicorn.Config(app, **opts, host=host, port=port, log_level="warning")
         try:
             config.load()  # the app, and the TLS context: a bad certificate stops start-up
         except (ssl.SSLError, OSError, ValueError) as exc:
             self.socket.close()
-            raise StartupError(f"{settings.path}: api: cannot use the TLS files: {exc}") from exc
+            raise StartupError(f"{what}: cannot use the TLS files: {exc}") from exc
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name=name, daemon=True
         )
 
     def start(self) -> None:

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
@@ -53,13 +53,17 @@ class Collector:
         # share one store, each with its own id), the API's port free
         lock_path = settings.data_dir / f"lock-{settings.client_id}"
         self.lock = PidLock(lock_path).acquire(ONE_CLIENT_ID)
+        self.api_server: ApiServer | None = None
         try:
             try:
                 self.command_key = load_private_key(settings.command_key)
             except WireError as exc:
                 raise ConfigError(settings.path, "collector.command_key", exc.detail) from exc
             self.api_server = self._bind_api()
+            self.public_server = self._bind_public()
         except BaseException:
+            if self.api_server is not None:
+                self.api_server.socket.close()
             self.lock.release()
             raise
         self.store: Store = store or SqliteStore(
@@ -102,16 +106,32 @@ class Collector:
     def _bind_api(self) -> ApiServer | None:
         if not self.settings.api_port:
             return None
-        from collector.api import ApiContext, ApiServer  # FastAPI loads only when the API is on
+        from collector.api import ApiContext, ApiServer, make_app  # FastAPI: only when on
 
         ctx = ApiContext(
             store_path=self.settings.store_path,
             registry_path=self.settings.registry,
             relay=self.relay,
             dead_workers=self.dead_workers,
+            live=self.live,
             audit_key=self.command_key,
         )
-        return ApiServer(self.settings, self.settings.api_host, self.settings.api_port, ctx)
+        s = self.settings
+        return ApiServer(make_app(ctx), f"{s.path}: api", s.api_host, s.api_port, s.api_tls)
+
+    def _bind_public(self) -> ApiServer | None:
+        """The public listener ([public]): the shopper's pages and the Digital Link resolver."""
+        pub = self.settings.public
+        if not pub.port:
+            return None
+        from collector.api import ApiContext, ApiServer
+        from collector.public import make_public_app
+
+        app = make_public_app(
+            ApiContext(store_path=self.settings.store_path), pub.rate_per_min, pub.burst
+        )
+        what = f"{self.settings.path}: public"
+        return ApiServer(app, what, pub.host, pub.port, name="public")
 
     def relay(self) -> bool:
         """Publish what changed in the pushed-down state (a stop or lift just committed) now,
@@ -133,6 +153,22 @@ class Collector:
             return []
         return sorted(n for n, t in self.workers().items() if not t.is_alive())
 
+    def live(self) -> dict[str, Any]:
+        """This process's in-memory counters (``/metrics``; the store keeps the rest):
+        batches handled, messages that made it fail, status reports refused by reason,
+        its intake queue and links."""
+        fw = self.forwarder
+        out: dict[str, Any] = {
+            "batches": self.batches,
+            "poisoned": self.poisoned,
+            "status_refused": dict(self.status_refused),
+            "queue": self.queue.qsize(),
+            "broker_connected": int(self.link.connected),
+        }
+        if fw is not None:
+            out["platform_ok"] = int(not fw.last_error)
+        return out
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)
 
@@ -145,6 +181,8 @@ class Collector:
         self.link.start()
         if self.api_server is not None:
             self.api_server.start()
+        if self.public_server is not None:
+            self.public_server.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -155,6 +193,8 @@ class Collector:
             self.forwarder.stop()
         if self.api_server is not None:
             self.api_server.stop()
+        if self.public_server is not None:
+            self.public_server.stop()
         self.store.close()
         self.lock.release()
 

@@ -29,6 +29,22 @@ class PlatformSettings:
 
 
 @dataclass(frozen=True)
+class PublicSettings:
+    """The public listener: the shopper's pages and the GS1 Digital Link resolver, no token.
+
+    ``rate_per_min`` requests a minute per client address, in bursts of up to ``burst``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: off
+    rate_per_min: int = 60
+    burst: int = 20
+
+
+MAX_RATE_PER_MIN = 60_000
+MAX_BURST = 10_000
+
+
+@dataclass(frozen=True)
 class ApiTls:
     """HTTPS for the regulator's listener; with ``client_ca`` every client must also present a
     certificate that CA signed (mutual TLS for machine clients; tokens are still required)."""
@@ -54,6 +70,7 @@ class CollectorSettings:
     api_host: str = "127.0.0.1"
     api_port: int = 0
     api_tls: ApiTls | None = None
+    public: PublicSettings = PublicSettings()
 
     @property
     def store_path(self) -> Path:
@@ -87,6 +104,25 @@ def _platform(p: str, ps: Section) -> PlatformSettings:
     return platform
 
 
+_ANY = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def _public(ps: Section, api_host: str, api_port: int) -> PublicSettings:
+    public = PublicSettings(
+        host=ps.host("host", "127.0.0.1"),
+        port=ps.port("port", 0, off=True),
+        rate_per_min=ps.bounded(
+            "rate_per_min", int, 60, MAX_RATE_PER_MIN, "requests a minute per client address"
+        ),
+        burst=ps.bounded("burst", int, 20, MAX_BURST, "requests"),
+    )
+    ps.finish()
+    same_host = public.host == api_host or bool({public.host, api_host} & _ANY)
+    if public.port and public.port == api_port and same_host:
+        ps.fail("port", f"must differ from api.port ({api_port}): the two are separate listeners")
+    return public
+
+
 def load_collector(
     path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
 ) -> CollectorSettings:
@@ -117,6 +153,7 @@ def load_collector(
     if client_ca is not None and tls_cert is None:
         api.fail("client_ca", "mutual TLS needs tls_cert and tls_key as well")
     api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+    public = _public(root.sub("public"), api_host, api_port)
     root.finish()
     return CollectorSettings(
         path=p,
@@ -133,4 +170,5 @@ def load_collector(
         api_host=api_host,
         api_port=api_port,
         api_tls=api_tls,
+        public=public,
     )

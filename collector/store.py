@@ -110,6 +110,13 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 )
 
+QUARANTINE_REASONS = """
+CREATE TABLE IF NOT EXISTS quarantine_reasons (reason TEXT PRIMARY KEY, records INTEGER NOT NULL);
+"""
+"""Records ever quarantined, by reason (the ``quarantined`` counter split up; rows evicted
+from ``quarantine`` stay counted here). Kept for ``/metrics``: reading it is one small table,
+where counting ``quarantine`` by reason would read every payload kept."""
+
 COUNTERS = (
     "batches",
     "stored",
@@ -220,6 +227,7 @@ class SqliteStore:
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(quarantine)")}
         if "counts" not in cols:  # a store made before quarantine rows counted records
             self.db.execute("ALTER TABLE quarantine ADD COLUMN counts TEXT")
+        self._ensure_quarantine_reasons()
         cylinders.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
@@ -247,6 +255,21 @@ class SqliteStore:
         with self._lock:
             self.db.close()
 
+    def _ensure_quarantine_reasons(self) -> None:
+        """Create ``quarantine_reasons``; a store made before it starts from the rows its
+        quarantine still keeps (evicted ones were never split by reason)."""
+        with self.atomic() as db:
+            if db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quarantine_reasons'"
+            ).fetchone():
+                return
+            db.execute(QUARANTINE_REASONS)
+            db.execute(
+                "INSERT INTO quarantine_reasons(reason, records) SELECT j.key, SUM(j.value) "
+                "FROM quarantine q, json_each(COALESCE(q.counts, json_object(q.reason, 1))) j "
+                "GROUP BY j.key"
+            )
+
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         with self._lock, sqlitedb.write_tx(self.db, error=StoreError) as db:
@@ -257,6 +280,15 @@ class SqliteStore:
         db.executemany(
             "UPDATE counters SET value = value + ? WHERE name = ?",
             [(v, k) for k, v in values.items() if v],
+        )
+
+    @staticmethod
+    def _count_quarantined(db: sqlite3.Connection, by_reason: Mapping[str, int]) -> None:
+        """Add to ``quarantine_reasons`` (same transaction as the quarantine rows)."""
+        db.executemany(
+            "INSERT INTO quarantine_reasons(reason, records) VALUES (?, ?) "
+            "ON CONFLICT(reason) DO UPDATE SET records = records + excluded.records",
+            [(r, n) for r, n in by_reason.items() if n],
         )
 
     # -- intake ------------------------------------------------------------------------
@@ -325,6 +357,10 @@ class SqliteStore:
             while markets.project(db):
                 pass
         conflicts = sum(1 for q in quarantine if q[0] == "conflict")
+        by_reason: dict[str, int] = {"conflict": conflicts}
+        for b in bad:
+            by_reason[b.reason] = by_reason.get(b.reason, 0) + 1
+        self._count_quarantined(db, by_reason)
         self._bump(
             db,
             {
@@ -357,6 +393,7 @@ class SqliteStore:
                 )
             self._bound_quarantine(db, len(detail[:500]) + len(kept))
             self._bump(db, {"quarantined": 1})
+            self._count_quarantined(db, {reason: 1})
 
     def _bound_quarantine(self, db: sqlite3.Connection, added: int) -> None:
         """Account ``added`` bytes just quarantined; evict the oldest rows past the bound."""

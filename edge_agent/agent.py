@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from edge_agent import metrics
 from edge_agent.commands import Commands, load_command_key
 from edge_agent.gate import FillGate
 from edge_agent.intake import Intake
@@ -19,7 +20,7 @@ from edge_agent.settings import AgentSettings
 from edge_agent.uplink import Uplink
 from hostlib.backoff import Backoff
 from hostlib.errors import ConfigError
-from hostlib.metrics import MetricsServer, render
+from hostlib.metrics import MetricsServer
 from hostlib.mqttlink import MqttLink
 from hostlib.pidlock import PidLock
 from hostlib.registry import Registry, load_identity
@@ -67,9 +68,9 @@ class Agent:
         try:
             self.metrics = (
                 MetricsServer(
-                    "127.0.0.1",
+                    settings.metrics_host,
                     settings.metrics_port,
-                    lambda: render("traceedge_agent", self.numbers()),
+                    lambda: metrics.render(settings.site, self.numbers),
                     f"{settings.path}: agent.metrics_port",
                 )
                 if settings.metrics_port

@@ -38,6 +38,7 @@ class AgentSettings:
     intake_queue_bytes: int = 64 * MiB
     quarantine_max_bytes: int = 16 * MiB
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     utc_offset_minutes: int = CST_OFFSET_MIN
 
     @property
@@ -68,6 +69,7 @@ def load_agent(
     intake_bytes = a.bounded("intake_queue_bytes", int, 64 * MiB, 1024**3, "bytes (1 GiB)")
     quarantine_max = a.bounded("quarantine_max_bytes", int, 16 * MiB, 1024**4, "bytes (1 TiB)")
     metrics_port = a.port("metrics_port", 0, off=True)
+    metrics_host = a.host("metrics_host", "127.0.0.1")
     identity = a.file("identity")
     command_key = a.file("command_key")
     utc_offset = a.get("utc_offset_minutes", int, CST_OFFSET_MIN)
@@ -103,6 +105,7 @@ def load_agent(
         intake_queue_bytes=intake_bytes,
         quarantine_max_bytes=quarantine_max,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
         identity=identity,
         command_key=command_key,
         utc_offset_minutes=utc_offset,

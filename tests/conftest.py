@@ -146,6 +146,7 @@ def make_chain(
     agent_overrides: dict[str, Any] | None = None,
     uplink_overrides: dict[str, Any] | None = None,
     api_port: int = 0,
+    public: dict[str, Any] | None = None,
 ) -> Chain:
     if broker_kind == "mosquitto":
         require_mosquitto()
@@ -175,6 +176,7 @@ def make_chain(
             shared=broker_kind == "mosquitto",
             client_id=f"collector-{i}",
             api_port=api_port if i == 0 else 0,
+            public=public if i == 0 else None,
             command_key=trust.command_key,
         )
         roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())

@@ -79,6 +79,7 @@ def collector_config(
     client_id: str = "collector-1",
     api_port: int = 0,
     platform: dict[str, Any] | None = None,
+    public: dict[str, Any] | None = None,
 ) -> Path:
     tables: dict[str, dict[str, Any]] = {
         "collector": {
@@ -91,6 +92,8 @@ def collector_config(
         "broker": {"host": "127.0.0.1", "port": broker_port, "keepalive": 5},
         "api": {"port": api_port},
     }
+    if public:
+        tables["public"] = dict(public)
     if platform_url:
         tables["platform"] = {
             "url": platform_url,

@@ -18,6 +18,7 @@ Money in fen, weights in grams, times in ms since the epoch (UTC): integers thro
 
 from collector.markets.queries import (
     batch_known,
+    batch_link,
     batch_markets,
     batch_view,
     stop_order,
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownBatch",
     "UpstreamSale",
     "batch_known",
+    "batch_link",
     "batch_markets",
     "batch_view",
     "ensure_schema",

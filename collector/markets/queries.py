@@ -153,6 +153,12 @@ def _batch_link(db: sqlite3.Connection, batch_id: str, market: str | None) -> Ba
     )
 
 
+def batch_link(db: sqlite3.Connection, batch_id: str, market: str | None = None) -> BatchLink:
+    """A batch as a sale line links it: entry (the one in ``market`` when there is one, else
+    the first stored), stock, stop order, upstream sale."""
+    return _batch_link(db, batch_id, market)
+
+
 def _balance_after(
     db: sqlite3.Connection, batch_id: str, ts: int, record_id: int, line: int, stock: Stock
 ) -> bool:

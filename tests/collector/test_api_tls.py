@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.api import ApiContext, ApiServer
+from collector.api import ApiContext, ApiServer, make_app
 from collector.settings import load_collector
 from hostlib import pki
 from hostlib.errors import StartupError
@@ -53,7 +53,13 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path: Path) -> No
     )
     settings = load_collector(cfg)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server = ApiServer(settings, "127.0.0.1", port, ApiContext(settings.store_path))
+    server = ApiServer(
+        make_app(ApiContext(settings.store_path)),
+        f"{settings.path}: api",
+        "127.0.0.1",
+        port,
+        settings.api_tls,
+    )
     server.start()
     headers = admin_headers(settings.store_path)
     url = f"https://127.0.0.1:{port}/stats"
@@ -75,7 +81,13 @@ def test_a_bad_certificate_stops_start_up(tmp_path: Path) -> None:
     cfg = config(tmp_path, port, 'tls_cert = "ca.pem"\ntls_key = "server.key"\n')
     settings = load_collector(cfg)
     with pytest.raises(StartupError, match="TLS"):
-        ApiServer(settings, "127.0.0.1", port, ApiContext(settings.store_path))
+        ApiServer(
+            make_app(ApiContext(settings.store_path)),
+            f"{settings.path}: api",
+            "127.0.0.1",
+            port,
+            settings.api_tls,
+        )
 
 
 @pytest.mark.parametrize(

@@ -41,8 +41,8 @@ def test_end_to_end_through_mosquitto(chain_factory: Callable[..., Chain]) -> No
     ch.wait_forwarded(3000)
     ch.assert_exactly_once(3000)
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    assert "traceedge_agent_stored 3000" in metrics
-    assert "traceedge_agent_depth 0" in metrics
+    assert f'traceedge_agent_stored_records_total{{site="{SITE}"}} 3000.0' in metrics
+    assert f'traceedge_agent_outbox_records{{site="{SITE}"}} 0.0' in metrics
     # device health at the collector includes the backlog its site's agent reported
     api = TestClient(make_app(ch.store), headers=admin_headers(ch.store))
     wait_until(lambda: api.get("/sites").json() != [], 15, "the agent's status report")

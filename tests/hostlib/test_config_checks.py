@@ -109,6 +109,7 @@ def test_files_are_checked_only_when_asked(tmp_path: Path) -> None:
         ("[uplink]", "[uplink]\nbatch_bytes = 1073741824", "must be 1..67108864 bytes (64 MiB)"),
         ('site = "S1"', 'site = "S1"\nmetrics_port = 70000', "agent.metrics_port: must be a port"),
         ('site = "S1"', 'site = "S1"\nmetrics_port = -1', "agent.metrics_port: must be a port"),
+        ('site = "S1"', 'site = "S1"\nmetrics_host = ""', "agent.metrics_host: must be a host"),
         ('site = "S1"', 'site = "S1"\noutbox_max_bytes = 0', "agent.outbox_max_bytes: must be 1.."),
         ('site = "S1"', 'site = "S1"\nintake_queue = 10000000', "agent.intake_queue: must be 1.."),
         ('site = "S1"', 'site = "S1"\nutc_offset_minutes = 900', "agent.utc_offset_minutes"),

@@ -107,8 +107,10 @@ def test_sigterm_stops_the_demo_and_its_children_in_order(
     # past start-up (the stores open; on a loaded machine that takes more than a moment),
     # then a little more: terminals publishing, records on their way
     wait_until(
-        lambda: (work / "agent" / "outbox.sqlite").exists()
-        and (work / "collector" / "collector.sqlite").exists(),
+        lambda: (
+            (work / "agent" / "outbox.sqlite").exists()
+            and (work / "collector" / "collector.sqlite").exists()
+        ),
         60,
         "the demo's agent and collector to open their stores",
     )
