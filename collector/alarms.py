@@ -6,6 +6,7 @@ API (stable; the console builds on it)::
     list_alarms(db, *, kind=None, site=None, dev=None, since=None, acknowledged=None,
                 limit=100, offset=0, sites=None, registry=None) -> AlarmPage
     get_alarm(db, alarm_id, registry=None) -> Alarm | None
+    open_counts(db, *, sites=None, registry=None) -> dict[str, int]   # unacknowledged by kind
     acknowledge(db, alarm_id, actor, comment, *, may_site=None, signing_key=None) -> Ack
     list_quarantine(db, *, reason=None, site=None, since=None, acknowledged=None,
                     limit=100, offset=0, sites=None) -> QuarantinePage
@@ -252,6 +253,23 @@ def list_alarms(
         dict(args, limit=limit, offset=offset),
     ).fetchall()
     return AlarmPage(int(total), offset, limit, [_alarm(r) for r in rows])
+
+
+def open_counts(
+    db: sqlite3.Connection,
+    *,
+    sites: Collection[str] | None = None,
+    registry: Mapping[str, Device] | None = None,
+) -> dict[str, int]:
+    """Alarms not acknowledged yet, by kind (a console's badges), within ``sites``."""
+    where = ["k.alarm_id IS NULL"]
+    args: dict[str, Any] = {}
+    if sites is not None:
+        where.append(f"{_ALARM_SITE} IN (SELECT value FROM json_each(:sites))")
+        args["sites"] = json.dumps(sorted(sites))
+    sql, args = _alarm_query(db, where, args, registry)
+    rows = db.execute(f"SELECT kind, COUNT(*) FROM ({sql}) GROUP BY kind ORDER BY kind", args)
+    return {str(k): int(n) for k, n in rows}
 
 
 def get_alarm(

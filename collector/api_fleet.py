@@ -101,7 +101,12 @@ def registry_devices(ctx: ApiContext) -> Mapping[str, Device] | None:
 
 
 class AckRequest(BaseModel):
-    comment: str = Field(min_length=1, max_length=alarms.MAX_COMMENT, description="why")
+    comment: str = Field(
+        min_length=1,
+        max_length=alarms.MAX_COMMENT,
+        pattern=r"\S",
+        description="what was found or done (not only spaces)",
+    )
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         devices: Annotated[bool, Query(description="false: sites and counts only")] = True,
         p: Principal = FLEET,
     ) -> Response:
-        if green_min > amber_min:
-            raise HTTPException(422, "green_min must not exceed amber_min")
+        amber_min = max(amber_min, green_min)  # amber below green: no amber band
         reg = registry_devices(ctx)
         with open_ro(store_path) as db:
             f = fleet.fleet(

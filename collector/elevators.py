@@ -17,8 +17,8 @@ Computed when asked from the stored ``elevator.*`` records (an expression index 
   more than ``days`` (default 15) before ``now``, or there is none on record.
 
 Across the fleet, :func:`fleet_faults` lists the elevators with an open fault or alarm, or a
-trapped-passenger episode since a given time (one pass over the fault records, through the
-partial index ``records_elevator_fault``).
+trapped-passenger episode since a given time, from ``elevator_fault_last``: each fault's
+latest event, kept by a trigger as fault records are stored.
 """
 
 from __future__ import annotations
@@ -53,16 +53,65 @@ CREATE TABLE IF NOT EXISTS elevators (
 CREATE INDEX IF NOT EXISTS records_elevator_reg
     ON records(json_extract(rec, '$.body.reg'), kind, ts)
     WHERE json_extract(rec, '$.body.reg') IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_elevator_fault
-    ON records(json_extract(rec, '$.body.reg'), ts) WHERE kind = 'elevator.fault';
+DROP INDEX IF EXISTS records_elevator_fault;
+
+-- The latest event (capture order: ts, dev, seq) of each fault of each elevator, kept by a
+-- trigger as fault records are stored (a fault is open while its latest event is a raise):
+-- the fleet's open faults without reading the fault history.
+CREATE TABLE IF NOT EXISTS elevator_fault_last (
+    reg TEXT NOT NULL,
+    fault TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    dev TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    site TEXT NOT NULL,
+    PRIMARY KEY (reg, fault)
+);
+CREATE TRIGGER IF NOT EXISTS elevator_fault_last_feed AFTER INSERT ON records
+WHEN NEW.kind = 'elevator.fault'
+BEGIN
+    INSERT INTO elevator_fault_last(reg, fault, ts, dev, seq, state, site)
+    SELECT json_extract(NEW.rec, '$.body.reg'), json_extract(NEW.rec, '$.body.fault'),
+           NEW.ts, NEW.dev, NEW.seq, json_extract(NEW.rec, '$.body.state'), NEW.site
+    WHERE json_extract(NEW.rec, '$.body.reg') IS NOT NULL
+      AND json_extract(NEW.rec, '$.body.fault') IS NOT NULL
+    ON CONFLICT(reg, fault) DO UPDATE SET ts = excluded.ts, dev = excluded.dev,
+        seq = excluded.seq, state = excluded.state, site = excluded.site
+    WHERE (excluded.ts, excluded.dev, excluded.seq)
+        > (elevator_fault_last.ts, elevator_fault_last.dev, elevator_fault_last.seq);
+END;
+"""
+
+# Fault records stored before the table existed, once, when it is made.
+_BACKFILL = """
+INSERT INTO elevator_fault_last(reg, fault, ts, dev, seq, state, site)
+SELECT json_extract(rec, '$.body.reg'), json_extract(rec, '$.body.fault'), ts, dev, seq,
+       json_extract(rec, '$.body.state'), site
+FROM records
+WHERE kind = 'elevator.fault' AND json_extract(rec, '$.body.reg') IS NOT NULL
+  AND json_extract(rec, '$.body.fault') IS NOT NULL
+ORDER BY ts, dev, seq
+ON CONFLICT(reg, fault) DO UPDATE SET ts = excluded.ts, dev = excluded.dev,
+    seq = excluded.seq, state = excluded.state, site = excluded.site
+WHERE (excluded.ts, excluded.dev, excluded.seq)
+    > (elevator_fault_last.ts, elevator_fault_last.dev, elevator_fault_last.seq);
 """
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
-    """Create the registry table and the index on a store (idempotent; outside a transaction)."""
+    """Create the registry table, the index and the fault-state table with its trigger on a
+    store, filling that table from the fault records already stored when it is new
+    (idempotent; outside a transaction)."""
     if db.in_transaction:
         db.execute("COMMIT")
-    db.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "COMMIT;")
+    fresh = (
+        db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'elevator_fault_last'"
+        ).fetchone()
+        is None
+    )
+    db.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + (_BACKFILL if fresh else "") + "COMMIT;")
 
 
 def valid_reg(reg: object) -> bool:
@@ -595,13 +644,6 @@ def overdue(
     return out
 
 
-FLEET_FAULTS_SQL = (
-    "SELECT json_extract(rec, '$.body.reg'), json_extract(rec, '$.body.fault'), "
-    "json_extract(rec, '$.body.state'), ts, dev, seq, site FROM records "
-    "WHERE kind = 'elevator.fault'"
-)
-
-
 def fleet_faults(
     db: sqlite3.Connection,
     *,
@@ -614,40 +656,35 @@ def fleet_faults(
     ``limit`` of them. ``sites``: only elevators of these sites (a principal's scope; None:
     all).
 
-    One pass over the fault records (through the partial index ``records_elevator_fault``,
-    three fields of each) finds the candidates: a fault is open when its latest event in
-    capture order is a raise (as :func:`fault_episodes` has it). Episodes are then read, as on
-    the elevator's own page (:func:`faults`), only for the elevators listed."""
+    The candidates come from ``elevator_fault_last`` (each fault's latest event; a trapped
+    event since ``since_ms`` leaves its latest one at or after it), so the cost does not grow
+    with the fault history; episodes are then read, as on the elevator's own page
+    (:func:`faults`), only for the elevators listed."""
     regs = {
         str(r[0]): Registration(reg=r[0], address=r[1], company=r[2], site=r[3])
         for r in db.execute("SELECT reg, address, company, site FROM elevators")
     }
-    last: dict[tuple[str, str], tuple[int, str, int, str]] = {}
     newest: dict[str, tuple[int, str]] = {}
+    open_now: dict[str, set[str]] = {}
     trapped_since: set[str] = set()
-    for reg, fault, state, ts, dev, seq, site in db.execute(FLEET_FAULTS_SQL):
-        if not isinstance(reg, str):
-            continue
-        order = (ts, dev, seq, state)
-        prev = last.get((reg, fault))
-        if prev is None or order[:3] > prev[:3]:
-            last[(reg, fault)] = order
+    for reg, fault, ts, state, site in db.execute(
+        "SELECT reg, fault, ts, state, site FROM elevator_fault_last"
+    ):
+        reg, ts = str(reg), int(ts)
         if reg not in newest or ts >= newest[reg][0]:
-            newest[reg] = (ts, site)
+            newest[reg] = (ts, str(site))
+        if state == "raised":
+            open_now.setdefault(reg, set()).add(str(fault))
         if fault in TRAPPED_FAULTS and (since_ms is None or ts >= since_ms):
             trapped_since.add(reg)
-    open_now: dict[str, set[str]] = {}
-    for (reg, fault), order in last.items():
-        if order[3] == "raised":
-            open_now.setdefault(reg, set()).add(fault)
     picked: list[tuple[bool, int, str, str]] = []
     for reg in set(open_now) | trapped_since:
         reg_row = regs.get(reg)
-        site = reg_row.site if reg_row is not None and reg_row.site else str(newest[reg][1])
+        site = reg_row.site if reg_row is not None and reg_row.site else newest[reg][1]
         if sites is not None and site not in sites:
             continue
         trapped_now = bool(open_now.get(reg, set()) & set(TRAPPED_FAULTS))
-        picked.append((not trapped_now, -int(newest[reg][0]), reg, site))
+        picked.append((not trapped_now, -newest[reg][0], reg, site))
     picked.sort()
     out: list[ElevatorFaults] = []
     for _, neg_ts, reg, site in picked:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import alarms, audit, cylinders, elevators, markets, sites, tokens
+from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.errors import StoreError
@@ -685,12 +685,8 @@ def device_report(
         "SELECT dev, site, count, max_seq, last_seen FROM device_state ORDER BY dev"
     ).fetchall():
         missing: list[list[int]] = []
-        if max_seq > count:
-            prev = 0
-            for (seq,) in db.execute("SELECT seq FROM records WHERE dev = ? ORDER BY seq", (dev,)):
-                if seq > prev + 1 and len(missing) < 100:
-                    missing.append([prev + 1, seq - 1])
-                prev = seq
+        if max_seq > count:  # the first 100 ranges, found by SQLite over the (dev, seq) index
+            missing = [list(r) for r in fleet.gap_ranges(db, dev, max_seq, 100)[0]]
         watermark = missing[0][0] - 1 if missing else max_seq
         agent = sites.get(site)
         out.append(
@@ -716,6 +712,8 @@ def device_report(
         if dev in seen:
             continue
         agent = sites.get(d.site)
+        # a gateway that sends no records of its own is heard through its site's reports
+        heard = d.type == "gateway" and agent is not None
         out.append(
             {
                 "dev": dev,
@@ -725,13 +723,13 @@ def device_report(
                 "watermark": 0,
                 "missing": 0,
                 "gaps": [],
-                "last_seen": None,
-                "silent_s": None,
+                "last_seen": now - agent["age_s"] if heard and agent else None,
+                "silent_s": agent["age_s"] if heard and agent else None,
                 "agent_backlog": agent.get("depth") if agent else None,
                 "agent_oldest_age_s": agent.get("oldest_age_s") if agent else None,
                 "agent_reported_s_ago": agent.get("age_s") if agent else None,
                 "type": d.type,
-                "never_seen": True,
+                "never_seen": not heard,
             }
         )
     out.sort(key=lambda d: str(d["dev"]))

@@ -139,6 +139,8 @@ def test_acknowledge_records_the_ack_and_an_audit_entry(db: sqlite3.Connection) 
     assert [a.id for a in alarms.list_alarms(db, acknowledged=True).items] == [target.id]
     assert target.id not in [a.id for a in alarms.list_alarms(db, acknowledged=False).items]
     assert alarms.list_alarms(db, acknowledged=False).total == 2
+    assert alarms.open_counts(db) == {"conflict": 1, "poison": 1}
+    assert alarms.open_counts(db, sites={"S3"}) == {"poison": 1}
 
 
 def test_refusals_are_audited_and_change_nothing(db: sqlite3.Connection) -> None:

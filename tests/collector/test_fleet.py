@@ -150,6 +150,9 @@ def test_many_gaps_are_truncated(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(str(tmp_path / "c.sqlite")) as db:
         d = fleet.device_detail(db, None, "ELV-X")
+        (report,) = device_report(db)
+    assert len(report["gaps"]) == 100 and report["gaps"][:2] == [[2, 2], [4, 4]]
+    assert report["watermark"] == 1 and report["missing"] == 199
     assert d is not None and len(d.gaps) == fleet.MAX_GAP_RANGES and d.gaps_truncated
     assert d.gaps[0] == (2, 2) and d.device.missing == 199
 
@@ -169,6 +172,9 @@ def test_a_gateway_is_seen_by_its_agents_reports(fs: FleetStore) -> None:
         store.close()
     with sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True) as db:
         f = fleet.fleet(db, Registry(fs.registry))
+        report = {d["dev"]: d for d in device_report(db, Registry(fs.registry).devices())}
+    assert report["GW-S3"]["never_seen"] is False and report["GW-S3"]["silent_s"] < 60
+    assert report["MKT-S3-01"]["never_seen"] is True
     devs = {d.dev: d for d in f.devices}
     assert devs["GW-S3"].state == "green" and not devs["GW-S3"].never_seen
     assert devs["MKT-S3-01"].never_seen
