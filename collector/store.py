@@ -243,6 +243,14 @@ class SqliteStore:
                 (uuid.uuid4().hex[:12],),
             )
             db.execute("INSERT OR IGNORE INTO meta(name, value) VALUES ('forward_cursor', '0')")
+            # records the forwarder has moved past its cursor, so that the backlog is a
+            # subtraction, not a count of every record after the cursor (a million after an
+            # outage of the platform); a store made before it counts them once, here
+            db.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES ('forward_claimed', "
+                "(SELECT COUNT(*) FROM records WHERE id <= "
+                "(SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'forward_cursor')))"
+            )
             db.execute(
                 "INSERT OR IGNORE INTO meta(name, value) VALUES ('quarantine_bytes', "
                 f"(SELECT COALESCE(SUM({ROW_BYTES}), 0) FROM quarantine))"
@@ -445,6 +453,11 @@ class SqliteStore:
                     (key, lo, hi, len(ids), now, now + lease_s),
                 )
                 db.execute("UPDATE meta SET value = ? WHERE name = 'forward_cursor'", (str(hi),))
+                db.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + ? "
+                    "WHERE name = 'forward_claimed'",
+                    (len(ids),),
+                )
             else:
                 key, lo, hi = str(row[0]), int(row[1]), int(row[2])
                 db.execute(
@@ -609,12 +622,13 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     held.
     """
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-    n_records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    # device_state counts each device's records as they are stored: no scan of records
+    n_records = db.execute("SELECT COALESCE(SUM(count), 0) FROM device_state").fetchone()[0]
     gaps = db.execute("SELECT COALESCE(SUM(max_seq - count), 0) FROM device_state").fetchone()[0]
     devices = db.execute("SELECT COUNT(*) FROM device_state").fetchone()[0]
-    row = db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()
-    cursor = int(row[0]) if row else 0  # a store a collector is creating this moment
-    unclaimed = db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (cursor,)).fetchone()[0]
+    row = db.execute("SELECT value FROM meta WHERE name = 'forward_claimed'").fetchone()
+    claimed = int(row[0]) if row else 0  # a store a collector is creating this moment
+    unclaimed = int(n_records) - claimed
     pending = db.execute("SELECT COALESCE(SUM(n), 0) FROM forward_batches").fetchone()[0]
     held = db.execute("SELECT COUNT(*) FROM forward_held").fetchone()[0]
     held_pending = db.execute(

@@ -306,3 +306,33 @@ def test_a_restored_store_reusing_row_ids_is_not_taken_for_a_duplicate(
         assert [r["seq"] for r in records(dev)] == [1, 2, 3]
     finally:
         central.close()
+
+
+def test_the_backlog_is_a_subtraction_that_survives_an_old_store(tmp_path: Path) -> None:
+    """A store made before ``forward_claimed`` existed counts what its cursor passed once, at
+    open; from then on the backlog is stored minus claimed, equal to a count after the cursor."""
+    from collector.store import summarize
+    from collector.verify import Good
+
+    path = tmp_path / "c.sqlite"
+    st = SqliteStore(path)
+    good = [
+        Good("D1", i, "cylinder.check", 1000 + i, f"m{i}", f'{{"dev":"D1","seq":{i}}}')
+        for i in range(1, 51)
+    ]
+    st.commit("S1", "b1", good, [])
+    assert st.claim_forward(20, 60.0) is not None
+    db = sqlite3.connect(path)
+
+    def count_after_cursor() -> int:
+        cursor = int(db.execute("SELECT value FROM meta WHERE name='forward_cursor'").fetchone()[0])
+        return int(db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (cursor,)).fetchone()[0])
+
+    assert summarize(db)["forward_backlog"] == count_after_cursor() + 20 == 50
+    st.close()
+    db.execute("DELETE FROM meta WHERE name = 'forward_claimed'")  # as an older store
+    db.commit()
+    st = SqliteStore(path)
+    assert summarize(db)["forward_backlog"] == count_after_cursor() + 20
+    st.close()
+    db.close()
