@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from collector.console.i18n import LANG_COOKIE, Translator, pick_lang
+from wire import tracecode
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -58,9 +59,11 @@ def duration(seconds: float, lang: str) -> str:
 
 
 def local_time(epoch: float | None) -> str:
+    """China Standard Time, as on the receipts and the shopper's page, whatever the
+    server's own time zone."""
     if epoch is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    return tracecode.local_datetime(int(epoch * 1000))
 
 
 def local_time_ms(ms: int | None) -> str:
