@@ -43,6 +43,9 @@ FLEET_SHAPE = (("cylinder-reader", 3), ("elevator-box", 3), ("market-scale", 4))
 class DemoResult:
     summary: dict[str, Any]
     sample: dict[str, Any]
+    console_url: str = ""
+    public_url: str = ""
+    admin_token: str = ""
 
 
 def run_demo(
@@ -53,6 +56,7 @@ def run_demo(
     say: Callable[[str], None],
     timeout_s: float = 300.0,
     epcis_out: Path | None = None,
+    serve: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
     """Run the chain until the platform has every record (or ``timeout_s`` passes). Each
     part is stopped on the way out, in reverse order of starting, however the way out is
@@ -62,6 +66,8 @@ def run_demo(
             workdir = Path(tempfile.mkdtemp(prefix="traceedge-demo-"))
             running.callback(shutil.rmtree, workdir, ignore_errors=True)
         result = _run(records, workdir, broker_kind, rate, say, timeout_s, epcis_out, running)
+        if serve is not None:
+            serve(result)  # the chain keeps running until it returns (Ctrl-C)
     return result
 
 
@@ -87,7 +93,7 @@ def _run(
     platform = PlatformServer(port=0).start()
     running.callback(platform.stop)
     say(f"city platform (simulated): {platform.url}")
-    api_port = free_port()
+    api_port, public_port = free_port(), free_port()
     trust = site_trust(workdir, registry, SITE)
     ccfg = collector_config(
         workdir / "collector.toml",
@@ -98,6 +104,7 @@ def _run(
         trust.command_key,
         shared=broker.kind == "mosquitto",
         api_port=api_port,
+        public={"port": public_port},
         platform=(
             {"format": "epcis", "epcis_archive": str(epcis_out.resolve())} if epcis_out else None
         ),
@@ -174,7 +181,24 @@ def _run(
         "trace_lookups": lookups,
         "trace_lookups_ok": lookups_ok,
     }
-    return DemoResult(summary, sample)
+    admin = demo_token(store, "admin")["Authorization"].removeprefix("Bearer ")
+    code = _a_trace_code(store)
+    return DemoResult(
+        summary,
+        sample,
+        console_url=f"http://127.0.0.1:{api_port}/console/",
+        public_url=f"http://127.0.0.1:{public_port}/t/{code}" if code else "",
+        admin_token=admin,
+    )
+
+
+def _a_trace_code(store: Path) -> str | None:
+    with open_ro(store) as db:
+        row = db.execute(
+            "SELECT json_extract(rec, '$.body.trace_id') FROM records "
+            "WHERE kind = 'market.settlement' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
 def _platform_counts(platform: PlatformServer, epcis: bool) -> dict[str, int]:
@@ -201,8 +225,8 @@ def _wait_agent_ready(outbox: Path, agent: Role, say: Callable[[str], None]) -> 
     say("edge agent not ready after 30 s; starting terminals anyway")
 
 
-def demo_token(store: Path) -> dict[str, str]:
-    """An inspector's token for the demo's own queries (the API refuses anonymous ones)."""
+def demo_token(store: Path, role: str = "inspector") -> dict[str, str]:
+    """A token for the demo's own queries (the API refuses anonymous ones)."""
     from collector.audit import Actor
     from collector.store import SqliteStore
     from collector.tokens import TokenStore
@@ -210,7 +234,7 @@ def demo_token(store: Path) -> dict[str, str]:
     st = SqliteStore(store)
     try:
         _, text = TokenStore(st.db).create(
-            "inspector", "all", "demo", Actor("cli:demo", "admin", "local")
+            role, "all", f"demo {role}", Actor("cli:demo", "admin", "local")
         )
     finally:
         st.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -62,6 +63,12 @@ from traceedge.cli.common import (
     is_flag=True,
     help="Print only the summary as one JSON object (last line of stdout).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the chain running afterwards and print the console's and the shopper's page "
+    "addresses with an admin token, until Ctrl-C.",
+)
 @verbose_option
 def command(
     records: int,
@@ -71,6 +78,7 @@ def command(
     timeout: float,
     as_json: bool,
     epcis_out: Path | None,
+    serve: bool,
     verbose: int,
 ) -> None:
     """Run terminals → edge agent → broker → collector → city platform and show what happened.
@@ -83,13 +91,29 @@ def command(
       traceedge demo --records 5000
       traceedge demo --records 2000 --broker amqtt --json
       traceedge demo --records 1000 --epcis-out ./epcis --json
+      traceedge demo --records 2000 --serve     # then open the console in a browser
     """
     setup_logging(verbose)
-    from traceedge.demo import print_result, run_demo
+    from traceedge.demo import DemoResult, print_result, run_demo
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)
 
+    def keep_serving(res: DemoResult) -> None:
+        print_result(res, as_json, click.echo)
+        say("")
+        say(f"console (regulator):  {res.console_url}")
+        say(f"  sign in with this admin token: {res.admin_token}")
+        if res.public_url:
+            say(f"shopper's trace page: {res.public_url}")
+        say("the chain keeps running; Ctrl-C stops it")
+        while True:
+            time.sleep(3600)
+
     with friendly_errors(), stop_signals_interrupt():
-        res = run_demo(records, workdir, broker_kind, rate, say, timeout, epcis_out)
-    print_result(res, as_json, click.echo)
+        res = run_demo(
+            records, workdir, broker_kind, rate, say, timeout, epcis_out,
+            keep_serving if serve else None,
+        )  # fmt: skip
+    if not serve:
+        print_result(res, as_json, click.echo)
