@@ -1,10 +1,10 @@
 """R2000 A0 frames: public vector, real-time inventory replies, checksum, properties."""
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from drivers.codecs import ChecksumError, DeviceError, EncodeError, FrameError
+from drivers.codecs import ChecksumError, CodecError, DeviceError, EncodeError, FrameError
 from drivers.codecs.r2000 import (
     CommandDecoder,
     Decoder,
@@ -187,7 +187,32 @@ noise = garbage([b"\xa0", b"\xa0\xfe", encode_tag_read(TAG)[:9]])
 def test_property_good_frames_survive_garbage(
     replies_: list[object], noise_: list[bytes], chunks: list[int]
 ) -> None:
-    check_garbage_between(Decoder, [encode(r) for r in replies_], noise_, replies_, chunks)
+    frames = [encode(r) for r in replies_]
+    # The R2000 checksum is one byte: a false start in the garbage and the bytes after it
+    # (a good frame among them) form a valid frame by chance once in 256 tries, and then the
+    # good frame is rightly part of it. No decoder can tell; such streams are left out.
+    assume(not _accidental_frame(frames, noise_))
+    check_garbage_between(Decoder, frames, noise_, replies_, chunks)
+
+
+def _accidental_frame(frames: list[bytes], noise_: list[bytes]) -> bool:
+    """A frame starting inside some garbage of the stream decodes."""
+    stream, garbage_spans = b"", []
+    for i, frame in enumerate(frames):
+        g = noise_[i % len(noise_)] if noise_ else b""
+        garbage_spans.append((len(stream), len(stream) + len(g)))
+        stream += g + frame
+    for lo, hi in garbage_spans:
+        for start in range(lo, hi):
+            if stream[start] != 0xA0 or start + 1 >= len(stream):
+                continue
+            n = stream[start + 1] + 2
+            try:
+                decode_response(stream[start : start + n])
+            except CodecError:
+                continue
+            return True
+    return False
 
 
 @FUZZ
