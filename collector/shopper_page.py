@@ -14,6 +14,7 @@ import html
 import re
 from collections.abc import Iterable
 
+from collector.amounts import kg, yuan
 from collector.public_view import (
     Complaint,
     Place,
@@ -253,22 +254,6 @@ def _h(lang: str, key: str, **values: str) -> str:
 def _keep(text: str) -> str:
     """``text`` escaped, kept on one line (a date, a phone number)."""
     return f'<span class="nowrap">{_e(text)}</span>'
-
-
-def yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
-
-
-def kg(grams: int | None) -> str:
-    if grams is None:
-        return ""
-    sign = "-" if grams < 0 else ""
-    grams = abs(grams)
-    return f"{sign}{grams // 1000}.{grams % 1000:03d}"
 
 
 def _named(name: str | None, code: str) -> str:

@@ -20,6 +20,7 @@ from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from collector import amounts
 from collector.console.i18n import LANG_COOKIE, Translator, pick_lang
 from wire import tracecode
 
@@ -71,19 +72,11 @@ def local_time_ms(ms: int | None) -> str:
 
 
 def kg(grams: int | None) -> str:
-    if grams is None:
-        return "-"
-    sign = "-" if grams < 0 else ""
-    g = abs(grams)
-    return f"{sign}{g // 1000}.{g % 1000:03d} kg"
+    return "-" if grams is None else amounts.kg(grams) + " kg"
 
 
 def yuan(fen: int | None) -> str:
-    if fen is None:
-        return "-"
-    sign = "-" if fen < 0 else ""
-    f = abs(fen)
-    return f"{sign}{f // 100}.{f % 100:02d}"
+    return amounts.yuan(fen, "-")
 
 
 @pass_context

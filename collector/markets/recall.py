@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from collector import amounts
 from collector.markets.queries import _batch_link, batch_known
 from collector.markets.results import Entry, Stock, StopOrder
 
@@ -269,9 +270,9 @@ def recall_csv(reach: Recall, *, lang: str = "zh-en", utc_offset_min: int = 480)
                 _text(x.goods_code),
                 _text(x.goods_name),
                 _word(_MODE.get(x.mode, (x.mode, x.mode)), lang),
-                "" if x.weight_g is None else f"{x.weight_g // 1000}.{x.weight_g % 1000:03d}",
+                amounts.kg(x.weight_g),
                 "" if x.pieces is None else x.pieces,
-                f"{x.amount_fen // 100}.{x.amount_fen % 100:02d}",
+                amounts.yuan(x.amount_fen),
                 _text(x.pay),
                 _word(_YES_NO[x.sold_after_stop], lang),
             ]

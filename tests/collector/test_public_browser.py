@@ -18,31 +18,17 @@ import pytest
 
 from collector.api import ApiServer
 from tests.collector.test_public import GTIN14, GTIN_LOT, World, build_world, public_app
+from tests.e2e.browser import CHROMIUM, require_chromium
 from traceedge.brokers import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 
-CHROMIUM = Path(os.environ.get("TRACEEDGE_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("TRACEEDGE_SCREENSHOTS", ROOT / "build" / "screenshots")) / "public"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
-
-
-def require_browser() -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: apt-get install chromium fonts-noto-cjk "
-            "(or set TRACEEDGE_CHROMIUM to a Chromium binary)",
-            pytrace=False,
-        )
-    try:
-        import axe_playwright_python  # noqa: F401
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.fail("pip install -e '.[dev]' (playwright, axe-playwright-python)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +58,7 @@ def _check(page: Any, name: str, problems: list[str]) -> None:
 
 
 def test_the_shopper_pages_fit_a_phone_and_pass_axe(served: tuple[str, World]) -> None:
-    require_browser()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     base, world = served
