@@ -105,6 +105,7 @@ class Collector:
         self.heartbeat_outage = Outage(log, "collector: heartbeat")
         self._started = False
         self._stop = threading.Event()
+        self._dead_at_stop: list[str] = []
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._projector = threading.Thread(target=self._project, name="project", daemon=True)
 
@@ -155,10 +156,18 @@ class Collector:
         return out
 
     def dead_workers(self) -> list[str]:
-        """Workers that were started and are no longer running."""
+        """Workers that were started and are no longer running; once the process is
+        stopping, those that had died before (the others end on purpose)."""
         if not self._started:
             return []
+        if self._stop.is_set():
+            return self._dead_at_stop
         return sorted(n for n, t in self.workers().items() if not t.is_alive())
+
+    def _request_stop(self) -> None:
+        if not self._stop.is_set():
+            self._dead_at_stop = self.dead_workers()
+            self._stop.set()
 
     def live(self) -> dict[str, Any]:
         """This process's in-memory counters (``/metrics``; the store keeps the rest):
@@ -192,7 +201,7 @@ class Collector:
             self.public_server.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._request_stop()
         self.link.stop()
         self._worker.join(timeout=10)
         self._projector.join(timeout=10)
@@ -344,7 +353,7 @@ class Collector:
         every worker lives, and STOPPING."""
         notifier = notifier or Notifier()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stop.set())
+            signal.signal(sig, lambda *_: self._request_stop())
         self.start()
         s = self.settings
         log.info("collector %s: store %s, registry %s", s.client_id, s.store_path, s.registry)
