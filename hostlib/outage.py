@@ -64,9 +64,10 @@ class Outage:
         """The thing works again; said once (INFO) when it had failed."""
         if self.attempts:
             self.log.info(
-                "%s: recovered after %d failed attempts over %.0f s",
+                "%s: recovered after %d failed attempt%s over %.0f s",
                 self.subject,
                 self.attempts,
+                "" if self.attempts == 1 else "s",
                 self.clock() - self._since,
             )
         self.attempts, self._key = 0, None

@@ -65,5 +65,5 @@ def test_an_end_without_a_failure_says_nothing(caplog: pytest.LogCaptureFixture)
         o.ended()
     assert said(caplog) == [
         "WARNING forwarder: platform answered 503",
-        "INFO forwarder: recovered after 1 failed attempts over 0 s",
+        "INFO forwarder: recovered after 1 failed attempt over 0 s",
     ]
