@@ -4,9 +4,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # mosquitto: broker; pcscd + vsmartcard-vpcd: smart cards; swig + libpcsclite-dev: build pyscard;
+# sqlite3: the online backup docs/deploy.md gives; systemd (Debian installs it already):
+# systemd-analyze, -sysusers and -tmpfiles check the units in deploy/
 # prometheus: promtool checks the metrics and the alert rules
 # chromium + fonts-noto-cjk: the console's browser tests (Playwright drives this chromium)
-APT_PACKAGES := mosquitto pcscd vsmartcard-vpcd swig libpcsclite-dev prometheus chromium fonts-noto-cjk
+APT_PACKAGES := mosquitto sqlite3 systemd pcscd vsmartcard-vpcd swig libpcsclite-dev prometheus chromium fonts-noto-cjk
 NODE_STAMP := node_modules/.installed
 MPY_STUBS     := build/mpy-stubs
 MPY_STUBS_REQ := micropython-esp32-stubs==1.27.0.post1

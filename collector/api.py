@@ -222,7 +222,10 @@ class ApiServer:
             opts = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
             if tls.client_ca is not None:
                 opts.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
-        config = uvicorn.Config(app, **opts, host=host, port=port, log_level="warning")
+        # log_config None: uvicorn's lines go through our handler (text or JSON), not its own
+        config = uvicorn.Config(
+            app, **opts, host=host, port=port, log_level="warning", log_config=None
+        )
         try:
             config.load()  # the app, and the TLS context: a bad certificate stops start-up
         except (ssl.SSLError, OSError, ValueError) as exc:

@@ -27,6 +27,7 @@ from collector.epcis import EpcisError, capture_document, record_to_event
 from collector.settings import PlatformSettings
 from collector.store import ForwardBatch, Store
 from hostlib.backoff import Backoff
+from hostlib.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Forwarder:
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self.client = httpx.Client(timeout=settings.timeout_s)
         self.last_error = ""
+        self.outage = Outage(log, "forwarder")  # a platform down for hours: a few lines
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
@@ -91,9 +93,11 @@ class Forwarder:
                 delivered = False
             if delivered:
                 self.backoff.reset()
+                self.outage.ended()
             else:
                 delay = self.backoff.next_delay()
-                log.warning("forwarder: %s; retrying in %.1f s", self.last_error, delay)
+                self.outage.failed(self.last_error)
+                log.debug("forwarder: retrying in %.1f s", delay)
                 self._stop.wait(delay)
 
     def deliver(self, batch: ForwardBatch) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import cylinders, markets
+from hostlib.outage import Outage
 from hostlib.registry import Registry
 from hostlib.sqlite import open_ro
 from wire import auth, topics
@@ -89,6 +90,7 @@ class PushDown:
         self.ttl_s = ttl_s
         self._sent: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()  # the service's loop and the API (after a stop) tick
+        self.outage = Outage(log, "push-down")  # used under the lock
 
     def tick(self) -> int:
         """Publish what changed (or is due again); returns how many messages went out."""
@@ -99,9 +101,10 @@ class PushDown:
         try:
             with open_ro(self.db_path) as db:
                 snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]
-        except sqlite3.Error as exc:
-            log.warning("push-down: cannot read the store: %s", exc)
+        except sqlite3.Error as exc:  # tried every second: said once, then every 5 min
+            self.outage.failed(f"cannot read the store: {exc}")
             return 0
+        self.outage.ended()
         self.registry.reload()
         gateways: dict[str, list[str]] = {}
         for d in self.registry.devices().values():

@@ -17,9 +17,11 @@ from collector.store import SqliteStore, Store
 from collector.verify import VerifiedBatch, verify_batch
 from hostlib.errors import ConfigError, StoreError, WorkerDied
 from hostlib.mqttlink import MqttLink
+from hostlib.outage import Outage
 from hostlib.pidlock import PidLock
 from hostlib.queues import put_blocking
 from hostlib.registry import Registry
+from hostlib.sdnotify import Notifier
 from wire import auth, topics
 from wire.command import load_private_key
 from wire.envelope import WireError
@@ -98,8 +100,12 @@ class Collector:
             prefix,
         )
         self.status_refused: dict[str, int] = {}
+        # a store locked or full for long: said once, then every few minutes, then its end
+        self.commit_outage = Outage(log, "collector: store")
+        self.heartbeat_outage = Outage(log, "collector: heartbeat")
         self._started = False
         self._stop = threading.Event()
+        self._dead_at_stop: list[str] = []
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._projector = threading.Thread(target=self._project, name="project", daemon=True)
 
@@ -144,16 +150,24 @@ class Collector:
 
     def workers(self) -> dict[str, threading.Thread]:
         """The threads this process cannot do without: one dead stops the process."""
-        out = {"ingest": self._worker, "project": self._projector}
+        out = {"ingest": self._worker, "project": self._projector, "mqtt": self.link.thread}
         if self.forwarder:
             out["forwarder"] = self.forwarder.thread
         return out
 
     def dead_workers(self) -> list[str]:
-        """Workers that were started and are no longer running."""
+        """Workers that were started and are no longer running; once the process is
+        stopping, those that had died before (the others end on purpose)."""
         if not self._started:
             return []
+        if self._stop.is_set():
+            return self._dead_at_stop
         return sorted(n for n, t in self.workers().items() if not t.is_alive())
+
+    def _request_stop(self) -> None:
+        if not self._stop.is_set():
+            self._dead_at_stop = self.dead_workers()
+            self._stop.set()
 
     def live(self) -> dict[str, Any]:
         """This process's in-memory counters (``/metrics``; the store keeps the rest):
@@ -187,7 +201,7 @@ class Collector:
             self.public_server.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._request_stop()
         self.link.stop()
         self._worker.join(timeout=10)
         self._projector.join(timeout=10)
@@ -264,10 +278,15 @@ class Collector:
                 res = self.store.commit(vb.site, vb.batch_id, vb.good, vb.bad)
                 break
             except StoreError as exc:
-                log.error("collector: commit failed (%s); batch %s not acked", exc, vb.batch_id)
+                self.commit_outage.failed(
+                    f"commit failed ({exc}); batch {vb.batch_id} not acked",
+                    logging.ERROR,
+                    key=str(exc),
+                )
                 time.sleep(1.0)
         else:
             return
+        self.commit_outage.ended()
         self.batches += 1
         if vb.bad:
             log.warning(
@@ -328,30 +347,38 @@ class Collector:
             },
         )
 
-    def run_forever(self) -> None:
+    def run_forever(self, notifier: Notifier | None = None) -> None:
+        """Run until SIGTERM/SIGINT or a worker dies. ``notifier`` (systemd's, from the
+        environment, unless given) hears READY once started, WATCHDOG every second while
+        every worker lives, and STOPPING."""
+        notifier = notifier or Notifier()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stop.set())
+            signal.signal(sig, lambda *_: self._request_stop())
         self.start()
-        log.info(
-            "collector: store %s, registry %s", self.settings.store_path, self.settings.registry
-        )
+        s = self.settings
+        log.info("collector %s: store %s, registry %s", s.client_id, s.store_path, s.registry)
+        notifier.ready(f"collector {s.client_id}: running")
         dead: list[str] = []
         try:
             while not self._stop.wait(1.0):
                 try:
                     self.heartbeat()
+                    self.heartbeat_outage.ended()
                 except StoreError as exc:  # a store locked for long: said next time
-                    log.warning("collector: cannot write the heartbeat: %s", exc)
+                    self.heartbeat_outage.failed(f"cannot write the heartbeat: {exc}")
                 dead = self.dead_workers()
                 if dead:  # said by the heartbeat above and /healthz; now exit for a restart
                     log.critical("collector: worker(s) %s died; stopping", ", ".join(dead))
                     break
+                notifier.watchdog()
                 if self.link.connected:
                     try:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again
                         log.exception("collector: pushing state down to the sites failed")
         finally:
+            notifier.stopping(f"collector {s.client_id}: stopping")
             self.stop()
+            notifier.close()
         if dead:
             raise WorkerDied(f"collector {self.settings.client_id}", dead)

@@ -19,11 +19,12 @@ from edge_agent.registry_cache import RegistryCache
 from edge_agent.settings import AgentSettings
 from edge_agent.uplink import Uplink
 from hostlib.backoff import Backoff
-from hostlib.errors import ConfigError
+from hostlib.errors import ConfigError, WorkerDied
 from hostlib.metrics import MetricsServer
 from hostlib.mqttlink import MqttLink
 from hostlib.pidlock import PidLock
 from hostlib.registry import Registry, load_identity
+from hostlib.sdnotify import Notifier
 from wire import auth, topics
 from wire.schemas import default_validator
 
@@ -260,13 +261,36 @@ class Agent:
                 retain=True,
             )
 
-    def run_forever(self) -> None:
+    def workers(self) -> dict[str, threading.Thread]:
+        """The threads this process cannot do without: one dead stops the process."""
+        return {
+            "intake": self.intake.thread,
+            "uplink": self.uplink.thread,
+            "local-mqtt": self.local.thread,
+            "uplink-mqtt": self.central.thread,
+        }
+
+    def dead_workers(self) -> list[str]:
+        return sorted(n for n, t in self.workers().items() if not t.is_alive())
+
+    def run_forever(self, notifier: Notifier | None = None) -> None:
+        """Run until SIGTERM/SIGINT or a worker dies. ``notifier`` (systemd's, from the
+        environment, unless given) hears READY once started, WATCHDOG every second while
+        every worker lives (and the status is written), and STOPPING."""
+        notifier = notifier or Notifier()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop.set())
         self.start()
+        notifier.ready(f"agent {self.settings.site}: running")
         waiting = False
+        dead: list[str] = []
         try:
             while not self._stop.wait(STATUS_EVERY_S):
+                dead = self.dead_workers()
+                if dead:  # exit non-zero, for the supervisor to start a whole process again
+                    log.critical("agent: worker(s) %s died; stopping", ", ".join(dead))
+                    break
+                notifier.watchdog()
                 try:
                     self.write_status()
                 except sqlite3.OperationalError as exc:  # locked by another process, disk full
@@ -274,6 +298,12 @@ class Agent:
                         log.error("agent: cannot write its status (%s); waiting", exc)
                     waiting = True
                     continue
+                if waiting:
+                    log.info("agent: writes its status again")
                 waiting = False
         finally:
+            notifier.stopping(f"agent {self.settings.site}: stopping")
             self.stop()
+            notifier.close()
+        if dead:
+            raise WorkerDied(f"agent {self.settings.site}", dead)

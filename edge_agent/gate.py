@@ -146,7 +146,15 @@ class FillGate:
         decision = "deny" if reasons else "allow"
         self.decisions[decision] += 1
         reply(decision, reasons, res.stored[0].seq, None)
-        log.info("fill gate: %s %s for %s (%s)", decision, req.cyl, dev, ",".join(reasons) or "ok")
+        # a fill is a record already; a refusal is worth a line at INFO, an allow only at DEBUG
+        log.log(
+            logging.INFO if reasons else logging.DEBUG,
+            "fill gate: %s %s for %s (%s)",
+            decision,
+            req.cyl,
+            dev,
+            ",".join(reasons) or "ok",
+        )
 
     def _refuse(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
         self.decisions["refused"] += 1

@@ -136,6 +136,11 @@ class Intake:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread :meth:`start` runs (a supervisor checks it is alive)."""
+        return self._thread
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
@@ -185,7 +190,7 @@ class Intake:
             try:
                 self.process(group)
                 if self.waiting_for_db:
-                    log.warning("intake: the outbox can be written again")
+                    log.info("intake: the outbox can be written again")
                 self.waiting_for_db = ""
                 return
             except sqlite3.OperationalError as exc:

@@ -92,6 +92,11 @@ class Uplink:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread :meth:`start` runs (a supervisor checks it is alive)."""
+        return self._thread
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -182,7 +187,9 @@ class Uplink:
             pending = list(self.in_flight.values())
         resend_all = self._resend_all.is_set()
         self._resend_all.clear()
-        for b in pending:
+        # nothing can go out without the broker (and `on_connect` resends all when it is
+        # back): no "resending" line for each batch every half second of an outage
+        for b in pending if self.connected() else ():
             if b.sent_at == 0.0 or resend_all or now - b.sent_at >= s.ack_timeout_s:
                 if b.sent_at and not resend_all:
                     log.warning(

@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hostlib.backoff import Backoff
 from hostlib.config import Section
+from hostlib.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ class MqttLink:
         self._refused = ""  # this attempt's CONNACK refusal, explained
         self._socket_error = ""  # this attempt's last socket error paho logged
         self._tls: _TlsContext | None = None
+        # a broker that stays down: its first failure, a summary every few minutes, its end
+        self.outage = Outage(log, name)
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -240,6 +243,11 @@ class MqttLink:
             self.client.disconnect()
 
     @property
+    def thread(self) -> threading.Thread:
+        """The thread :meth:`start` runs (a supervisor checks it is alive)."""
+        return self._thread
+
+    @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
@@ -265,6 +273,7 @@ class MqttLink:
         self.backoff.reset()
         self._session_up = True
         self._connected.set()
+        self.outage.ended()
         log.info("%s: connected to %s:%d", self.name, self.settings.host, self.settings.port)
         if self._on_connect_cb is not None:
             self._on_connect_cb()
@@ -273,7 +282,11 @@ class MqttLink:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
         if self._connected.is_set():
-            log.warning("%s: disconnected (%s)", self.name, rc)
+            # our own stop (or a clean DISCONNECT) is no cause for alarm; a lost link is
+            clean = self._stop.is_set() or not getattr(rc, "is_failure", True)
+            log.log(
+                logging.INFO if clean else logging.WARNING, "%s: disconnected (%s)", self.name, rc
+            )
         self._connected.clear()
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -289,7 +302,7 @@ class MqttLink:
     # -- connection loop -------------------------------------------------------------
     def _sleep_backoff(self) -> None:
         delay = self.backoff.next_delay()
-        log.info("%s: retrying in %.1f s", self.name, delay)
+        log.debug("%s: retrying in %.1f s", self.name, delay)
         self._stop.wait(delay)
 
     def _run(self) -> None:
@@ -307,13 +320,9 @@ class MqttLink:
                 if self._tls is not None:
                     self._tls.close_pending()
                 self.last_error = explain_failure(str(exc), s, handshake=True)
-                log.warning(
-                    "%s: cannot connect to %s:%d: %s [%s]",
-                    self.name,
-                    s.host,
-                    s.port,
-                    self.last_error,
-                    exc,
+                self.outage.failed(
+                    f"cannot connect to {s.host}:{s.port}: {self.last_error} [{exc}]",
+                    key=self.last_error,
                 )
                 self._sleep_backoff()
                 continue
@@ -326,13 +335,9 @@ class MqttLink:
                         self.last_error = raw
                     else:
                         self.last_error = self._refused or explain_failure(raw, s, handshake=False)
-                        log.warning(
-                            "%s: %s:%d did not let us in: %s [%s]",
-                            self.name,
-                            s.host,
-                            s.port,
-                            self.last_error,
-                            raw,
+                        self.outage.failed(
+                            f"{s.host}:{s.port} did not let us in: {self.last_error} [{raw}]",
+                            key=self.last_error,
                         )
                     break
             if not self._stop.is_set():

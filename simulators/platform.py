@@ -533,13 +533,19 @@ def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM, then return; ``on_start(url)`` once listening. Main thread."""
     platform = Platform(**platform_options)
-    # uvicorn shuts down gracefully on these, then re-raises the signal: ignore that echo.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (SIGINT, SIGTERM)}
+    server = _server(platform)
+    # Until uvicorn takes these over, a stop (systemd's SIGTERM right after start) asks the
+    # server to exit as soon as it runs, not lost; after its graceful shutdown uvicorn
+    # re-raises the signal, which then only asks again.
+    previous = {
+        sig: signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+        for sig in (SIGINT, SIGTERM)
+    }
     try:
         sock = _bind(host, port)
         if on_start is not None:
             on_start(_url(host, sock.getsockname()[1]))
-        _server(platform).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -10,6 +10,7 @@ intake verifies them, a SqliteStore, the forwarder, the fake platform over HTTP,
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sqlite3
 import time
@@ -48,6 +49,7 @@ DEVICE_TYPE = {"cylinder": "cylinder-reader", "elevator": "elevator-box", "marke
 # The first millisecond of the year 10000: a clock gone wrong. The wire takes it (any ts
 # below 2**53), an EPCIS dateTime cannot say it.
 YEAR_10000 = MAX_MS + 1
+FW_LOG = "collector.forwarder"
 
 
 @dataclass
@@ -336,3 +338,21 @@ def test_the_backlog_is_a_subtraction_that_survives_an_old_store(tmp_path: Path)
     assert summarize(db)["forward_backlog"] == count_after_cursor() + 20
     st.close()
     db.close()
+
+
+def test_a_platform_down_is_one_warning_and_its_return_one_line(
+    central: Central, platform: PlatformServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A platform that is down is retried every few seconds for as long as it takes: the log
+    says so once (WARNING), not on each attempt (DEBUG), and says when it is back (INFO)."""
+    caplog.set_level(logging.DEBUG, logger=FW_LOG)
+    platform.platform.set_faults(down_for_s=3.0)
+    central.commit([central.record("cylinder.check")])
+    fw = central.forwarder()
+    wait_until(lambda: fw.outage.attempts >= 3, 30, "three failed deliveries", every=0.05)
+    wait_until(lambda: central.summary()["forwarded"] == 1, 30, "the record forwarded")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == FW_LOG]
+    warned = [m for level, m in said if level == "WARNING"]
+    assert len(warned) == 1 and "platform answered 503" in warned[0], said
+    assert any(level == "INFO" and "recovered after" in m for level, m in said), said
+    assert sum(level == "DEBUG" for level, _ in said) >= 2, said

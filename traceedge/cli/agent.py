@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -12,9 +13,12 @@ from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
     friendly_errors,
+    log_format_option,
     setup_logging,
     verbose_option,
 )
+
+log = logging.getLogger(__name__)
 
 
 @click.group("agent")
@@ -30,23 +34,30 @@ def command() -> None:
 @command.command("run")
 @config_option("Agent")
 @verbose_option
-def run_cmd(config_path: Path, verbose: int) -> None:
+@log_format_option
+def run_cmd(config_path: Path, verbose: int, log_format: str) -> None:
     """Run the agent until stopped (SIGTERM / Ctrl-C).
+
+    Logs at INFO (-v adds nothing, -vv debug) to stderr. Under systemd (Type=notify) it
+    says READY once started, pings the watchdog while its threads live, and says STOPPING.
 
     \b
     Example:
-      traceedge agent run --config /etc/traceedge/agent.toml -v
+      traceedge agent run --config /etc/traceedge/agent.toml --log-format json
     """
-    setup_logging(max(verbose, 1))
+    setup_logging(max(verbose, 1), log_format)
     from edge_agent.agent import Agent
 
     with friendly_errors():
         settings = load_agent(config_path)
-        click.echo(
-            f"agent for site {settings.site}: terminals via {settings.local.host}:"
-            f"{settings.local.port}, uplink to {settings.uplink.broker.host}:"
-            f"{settings.uplink.broker.port}, outbox {settings.outbox_path}",
-            err=True,
+        log.info(
+            "agent for site %s: terminals via %s:%d, uplink to %s:%d, outbox %s",
+            settings.site,
+            settings.local.host,
+            settings.local.port,
+            settings.uplink.broker.host,
+            settings.uplink.broker.port,
+            settings.outbox_path,
         )
         Agent(settings).run_forever()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,9 +19,12 @@ from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
     friendly_errors,
+    log_format_option,
     setup_logging,
     verbose_option,
 )
+
+log = logging.getLogger(__name__)
 
 HELD_LISTED = 20  # held records `collector status` lists
 
@@ -38,23 +42,29 @@ def command() -> None:
 @command.command("run")
 @config_option("Collector")
 @verbose_option
-def run_cmd(config_path: Path, verbose: int) -> None:
+@log_format_option
+def run_cmd(config_path: Path, verbose: int, log_format: str) -> None:
     """Run a collector process until stopped; start several to share the load.
+
+    Logs at INFO (-v adds nothing, -vv debug) to stderr. Under systemd (Type=notify) it
+    says READY once started, pings the watchdog while its threads live, and says STOPPING.
 
     \b
     Example:
-      traceedge collector run --config /etc/traceedge/collector.toml -v
+      traceedge collector run --config /etc/traceedge/collector.toml --log-format json
     """
-    setup_logging(max(verbose, 1))
+    setup_logging(max(verbose, 1), log_format)
     from collector.service import Collector
 
     with friendly_errors():
         settings = load_collector(config_path)
-        click.echo(
-            f"collector {settings.client_id}: broker {settings.broker.host}:"
-            f"{settings.broker.port}, store {settings.store_path}, platform "
-            f"{settings.platform.url if settings.platform else 'none'}",
-            err=True,
+        log.info(
+            "collector %s: broker %s:%d, store %s, platform %s",
+            settings.client_id,
+            settings.broker.host,
+            settings.broker.port,
+            settings.store_path,
+            settings.platform.url if settings.platform else "none",
         )
         Collector(settings).run_forever()
 

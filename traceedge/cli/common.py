@@ -14,6 +14,7 @@ from typing import TypeVar
 import click
 
 from hostlib.errors import TraceedgeError
+from traceedge.logformat import FORMATS, formatter
 
 T = TypeVar("T")
 
@@ -24,11 +25,18 @@ NOT_RUNNING = 3
 an init script's ``status``: 0 running, 3 not running; 1 is an error such as a bad config)."""
 
 
-def setup_logging(verbose: int) -> None:
+def setup_logging(verbose: int, log_format: str = "text") -> None:
+    """Log to stderr at WARNING, INFO (``-v``) or DEBUG (``-vv``), as ``text`` or ``json``
+    (:mod:`traceedge.logformat`). The handler is not added when logging is already set up
+    (under a test runner that captures it)."""
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler])
+    # httpx says every request at INFO (one line per POST to the platform): only with -vv;
+    # httpcore's dozen DEBUG lines per request: never
+    logging.getLogger("httpx").setLevel(level if verbose > 1 else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -80,4 +88,16 @@ def config_option(role: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
 def verbose_option(f: Callable[..., T]) -> Callable[..., T]:
     return click.option(
         "-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."
+    )(f)
+
+
+def log_format_option(f: Callable[..., T]) -> Callable[..., T]:
+    """``--log-format text|json`` of the long-running commands."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="Log lines on stderr: text for a terminal, json (one object a line) for a "
+        "log collector such as journald.",
     )(f)

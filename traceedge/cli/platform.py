@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import click
+
+from traceedge.cli.common import log_format_option, setup_logging, verbose_option
+
+log = logging.getLogger(__name__)
 
 
 @click.group(name="platform")
@@ -58,6 +63,8 @@ def command() -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the error-rate generator."
 )
+@verbose_option
+@log_format_option
 def run(
     host: str,
     port: int,
@@ -66,29 +73,35 @@ def run(
     latency_ms: int,
     down_for_s: float,
     seed: int,
+    verbose: int,
+    log_format: str,
 ) -> None:
     """Serve the fake platform in the foreground until Ctrl+C.
 
     Records are POSTed to /records as {"records": [...]} with an Idempotency-Key
-    header; GET /stats shows what arrived, POST /faults changes the faults live.
+    header; GET /stats shows what arrived, POST /faults changes the faults live. What it
+    serves is announced on stdout (with --log-format json: in the log, on stderr).
 
     \b
     Example:
       traceedge platform run --port 8090 --db /tmp/platform.db --latency-ms 50
+      traceedge platform run --port 8090 --log-format json
       curl -s http://127.0.0.1:8090/stats
       curl -s http://127.0.0.1:8090/faults -H 'Content-Type: application/json' \\
            -d '{"down_for_s": 30}'
     """
+    setup_logging(max(verbose, 1), log_format)
     from simulators.platform import serve
 
+    say = click.echo if log_format == "text" else log.info
     storage = f"SQLite file {db_path}" if db_path else "memory (lost on exit)"
     faults = f"error rate {error_rate:g}, latency {latency_ms} ms, down for {down_for_s:g} s"
 
     def announce(url: str) -> None:
-        click.echo(f"fake city platform listening on {url}")
-        click.echo(f"  storage: {storage}")
-        click.echo(f"  faults:  {faults} (seed {seed}); change live with POST {url}/faults")
-        click.echo(f"  deliver: POST {url}/records   stats: GET {url}/stats   Ctrl+C stops")
+        say(f"fake city platform listening on {url}")
+        say(f"  storage: {storage}")
+        say(f"  faults:  {faults} (seed {seed}); change live with POST {url}/faults")
+        say(f"  deliver: POST {url}/records   stats: GET {url}/stats   Ctrl+C stops")
 
     try:
         serve(
@@ -105,4 +118,4 @@ def run(
         raise click.ClickException(f"cannot open the SQLite file {db_path}: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
-    click.echo("fake city platform stopped")
+    say("fake city platform stopped")
