@@ -46,7 +46,7 @@ from benchlib import SITE, emit, make_devices
 from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import Device
 from simulators.fleet import Fleet
-from traceedge.brokers import Broker, free_port
+from traceedge.brokers import Broker, connected, free_port
 from traceedge.launch import agent_config, collector_config
 from traceedge.lifeline import die_with_parent
 from traceedge.provision import site_trust
@@ -96,30 +96,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-def connected_to(pid: int, port: int) -> bool:
-    """Whether process ``pid`` holds an established TCP connection to 127.0.0.1:``port``
-    (read from /proc: no client of ours on the broker, nothing changed in the roles)."""
-    try:
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        with open(f"/proc/{pid}/net/tcp") as f:
-            rows = f.read().splitlines()[1:]
-    except OSError:
-        return False
-    for row in rows:
-        cols = row.split()
-        remote_port = int(cols[2].split(":")[1], 16)
-        if cols[3] == "01" and remote_port == port and cols[9] in inodes:
-            return True
-    return False
 
 
 def stored(db: sqlite3.Connection) -> int:
@@ -203,12 +179,12 @@ class Rig:
         self.agent = Proc(self.tree, "agent", acfg, r / "agent.log").start()
         self.procs = [self.agent, *self.collector_procs]
         self.store = r / "collector" / "collector.sqlite"
-        self.fleet = Fleet(BrokerSettings(port=self.local.port), self.devices, resend_after_s=3.0)
+        self.fleet = Fleet(BrokerSettings(port=self.local.port), self.devices, resend_after_s=10.0)
         deadline = time.monotonic() + 60
         while not (
             self.store.exists()
-            and connected_to(self.agent.pid, self.central.port)
-            and all(connected_to(c.pid, self.central.port) for c in self.collector_procs)
+            and connected(self.agent.pid, self.central.port)
+            and all(connected(c.pid, self.central.port) for c in self.collector_procs)
         ):
             if time.monotonic() > deadline:
                 raise SystemExit(f"{self.name}: the chain did not come up; see {r}")
@@ -243,7 +219,7 @@ class Rig:
         released = not held
         while True:
             now = time.monotonic()
-            if not released and all(connected_to(p.pid, self.central.port) for p in waiting_for):
+            if not released and all(connected(p.pid, self.central.port) for p in waiting_for):
                 time.sleep(HOLD_AFTER_S)
                 for p in held:
                     p.signal(signal.SIGCONT)
@@ -314,8 +290,10 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, default=30.0, help="central broker down (30)")
     ap.add_argument("--runs", type=int, default=5, help="runs per order; medians reported (5)")
     ap.add_argument("--orders", default=",".join(ORDERS), help=f"comma list of {ORDERS}")
-    ap.add_argument("--backlog", type=int, default=10_000, help="records per outage (10000)")
-    ap.add_argument("--batch-records", type=int, default=500, help="agent batch size (500)")
+    ap.add_argument("--backlog", type=int, default=5000, help="records per outage (5000)")
+    ap.add_argument(
+        "--batch-records", type=int, default=250, help="agent batch size (250: 20 batches)"
+    )
     ap.add_argument("--collectors", type=int, default=2, help="collector processes (2)")
     ap.add_argument(
         "--baseline-tree",
