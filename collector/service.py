@@ -82,12 +82,23 @@ class Collector:
             else topics.all_up(prefix)
         )
         self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=64)
+        # Presence: "up" (retained) once the broker granted our subscriptions, "down" as our
+        # last will. An agent that sent batches while no collector was subscribed (the
+        # broker drops those) resends them when it sees an "up" (docs/durability.md).
+        self.presence_topic = topics.collector_state(settings.client_id, prefix)
+        # A clean session: the broker keeps a persistent session in the shared group while
+        # it is disconnected and routes its share of the batches into that session's queue
+        # (Mosquitto 2.0); a collector that is gone must drop out of the group at once. It
+        # loses nothing: a batch that is not acked is resent by its agent.
         self.link = MqttLink(
             settings.broker,
             client_id=settings.client_id,
             on_message=self._on_message,
             subscriptions=(sub, topics.all_site_status(prefix)),
             name="collector",
+            clean_session=True,
+            on_subscribed=self._announce,
+            will=(self.presence_topic, topics.PRESENCE_DOWN),
         )
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.batches = 0
@@ -184,6 +195,10 @@ class Collector:
         if fw is not None:
             out["platform_ok"] = int(not fw.last_error)
         return out
+
+    def _announce(self) -> None:
+        """Our subscriptions stand (MQTT thread): tell the agents, retained."""
+        self.link.publish(self.presence_topic, topics.PRESENCE_UP, retain=True)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         put_blocking(self.queue, (topic, payload), self._stop)

@@ -140,9 +140,14 @@ class Agent:
             u.broker,
             client_id=f"agent-{settings.site}-up",
             on_message=self._on_central,
-            subscriptions=(self.uplink.ack_topic, topics.site_cmd(settings.site, u.broker.prefix)),
+            subscriptions=(
+                self.uplink.ack_topic,
+                topics.site_cmd(settings.site, u.broker.prefix),
+                topics.all_collector_states(u.broker.prefix),
+            ),
             backoff=Backoff(u.backoff_initial_s, u.backoff_max_s),
             on_connect=self._on_central_connect,
+            on_retained=self._on_central_retained,
             name="uplink",
         )
         self.uplink.attach(self.central.publish, lambda: self.central.connected)
@@ -165,8 +170,16 @@ class Agent:
     def _on_central(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/ack"):
             self.uplink.on_ack(topic, payload)
+        elif topics.is_collector_state(topic, self.settings.uplink.broker.prefix):
+            self.uplink.on_collector(payload)
         else:
             self.commands.on_command(topic, payload)
+
+    def _on_central_retained(self, topic: str, payload: bytes) -> None:
+        """Sent because we subscribed. A collector's retained "up" was there before our
+        subscription, so before everything this connection sent: nothing to resend."""
+        if not topics.is_collector_state(topic, self.settings.uplink.broker.prefix):
+            self._on_central(topic, payload)
 
     def start(self) -> None:
         self.intake.start()
@@ -209,6 +222,7 @@ class Agent:
             "oldest_age_s": round(oldest, 3) if oldest is not None else 0,
             "in_flight_batches": len(self.uplink.in_flight),
             "resends": st.resends,
+            "collector_resends": st.collector_resends,
             "bad_acks": st.bad_acks,
             "unknown_acks": st.unknown_acks,
             "local_connected": int(self.local.connected),

@@ -42,6 +42,12 @@ SPECS = (
     ),
     # uplink and commands (since the process started)
     Spec("resends", "batch_resends", "counter", "Batches sent again (no ack in time, reconnect)"),
+    Spec(
+        "collector_resends",
+        "collector_resends",
+        "counter",
+        "Batches sent again at once because a collector announced itself",
+    ),
     Spec("bad_acks", "bad_acks", "counter", "Unreadable messages on the ack topic"),
     Spec("unknown_acks", "unknown_acks", "counter", "Genuine acks for a batch not in flight"),
     Spec("forged_acks", "forged_acks", "counter", "Acks that do not verify: nothing deleted"),

@@ -59,6 +59,10 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "intake_per_s": live.get("intake_per_s", 0.0),
         "uplink_per_s": live.get("uplink_per_s", 0.0),
         "uplink_connected": bool(live.get("uplink_connected")) and running,
+        # batches sent again: after an ack timeout or a reconnect, and (of those) at once
+        # because a collector announced itself after a broker restart
+        "resends": int(live.get("resends", 0)),
+        "collector_resends": int(live.get("collector_resends", 0)),
         "local_connected": bool(live.get("local_connected")) and running,
         "uplink_error": live.get("uplink_error", ""),
         "counters": counters,

@@ -17,6 +17,16 @@ draining after an outage; the ack handling alone in ``tests/edge_agent/test_upli
   resent and the collector removes the duplicates.
 * A backlog drains at full speed: while records wait and the window has room, batches go
   out back to back with no linger.
+* A collector announces itself (``collectors/{id}`` "up", retained, once its shared
+  subscription stands). When one appears *live*, every batch in flight that was published
+  before the announcement arrived is resent at once: the broker drops what is published
+  to a shared subscription nobody holds, which is what happens when the agent reconnects
+  before any collector after a broker restart. A batch published after the announcement
+  arrived reached the broker after that collector's subscription (the broker's order), so
+  it is not resent. A retained announcement (there before we subscribed) needs nothing:
+  everything on this connection went out after our subscription, after its. A batch is
+  resent this way at most once per ordinary send, so a stranger publishing "up" costs at
+  most one extra (idempotent) copy of the window, never a record (docs/trust.md).
 """
 
 from __future__ import annotations
@@ -46,8 +56,9 @@ class InFlight:
     count: int
     payload: bytes
     digest: str
-    sent_at: float = 0.0
+    sent_at: float = 0.0  # monotonic, taken before the publish
     attempts: int = 0
+    resent_for_collector: bool = False  # its latest send answered a collector's "up"
 
 
 @dataclass
@@ -56,6 +67,7 @@ class UplinkStats:
     unknown_acks: int = 0  # genuine, for a batch not in flight (from before a restart): harmless
     bad_acks: int = 0  # unreadable: someone else publishes on our ack topic
     forged_acks: int = 0  # does not verify under our key, or names other content: deletes nothing
+    collector_resends: int = 0  # batches resent at once because a collector appeared
     last_ack_at: float | None = None
 
 
@@ -79,6 +91,7 @@ class Uplink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._resend_all = threading.Event()
+        self._collector_up_at = 0.0  # monotonic: a collector's live "up" arrived
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
         self.publish: Callable[[str, bytes], bool] = lambda topic, payload: False
         self.connected: Callable[[], bool] = lambda: False
@@ -105,6 +118,15 @@ class Uplink:
     def on_connect(self) -> None:
         """The link (re)connected: everything unacked goes again, now."""
         self._resend_all.set()
+        self._wake.set()
+
+    def on_collector(self, payload: bytes) -> None:
+        """A collector announced itself live (MQTT thread): what went out before may have
+        found nobody on the shared subscription; it goes again, now."""
+        if payload != topics.PRESENCE_UP:
+            return
+        with self._lock:
+            self._collector_up_at = time.monotonic()
         self._wake.set()
 
     def poke(self) -> None:
@@ -163,14 +185,18 @@ class Uplink:
             self._linger_since, self._linger_first = now, first_id
         return now - self._linger_since >= self.settings.linger_s
 
-    def _send(self, batch: InFlight) -> None:
+    def _send(self, batch: InFlight, for_collector: bool = False) -> None:
+        at = time.monotonic()  # before: the broker gets it after this instant
         if self.publish(self.topic, batch.payload):
-            batch.sent_at = time.monotonic()
+            batch.sent_at = at
             batch.attempts += 1
+            batch.resent_for_collector = for_collector
             if batch.attempts == 1:
                 self.outbox.count_uplinked(batch.count)
             else:
                 self.stats.resends += 1
+            if for_collector:
+                self.stats.collector_resends += 1
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -182,9 +208,11 @@ class Uplink:
 
     def _step(self) -> None:
         s = self.settings
+        self._wake.clear()  # before reading what woke us: a later wake is not lost
         now = time.monotonic()
         with self._lock:
             pending = list(self.in_flight.values())
+            up_at, self._collector_up_at = self._collector_up_at, 0.0
         resend_all = self._resend_all.is_set()
         self._resend_all.clear()
         # nothing can go out without the broker (and `on_connect` resends all when it is
@@ -198,6 +226,8 @@ class Uplink:
                         now - b.sent_at,
                     )
                 self._send(b)
+            elif b.sent_at < up_at and not b.resent_for_collector:
+                self._send(b, for_collector=True)
         sent_new = False
         while (
             len(self.in_flight) < s.max_in_flight and self.connected() and not self._stop.is_set()
@@ -211,4 +241,3 @@ class Uplink:
             sent_new = True
         if not sent_new:
             self._wake.wait(min(s.linger_s, 0.5) if self.outbox.bytes else 0.5)
-            self._wake.clear()

@@ -12,8 +12,9 @@ Two brokers, two ways to say who is connecting:
   certificate's CN is the user (``use_identity_as_username``), revoked certificates are
   refused (``crlfile``). A gateway publishes only ``edge/{its site}/up`` and
   ``edge/{its site}/status`` and reads only ``edge/{its site}/ack`` and
-  ``edge/{its site}/cmd``; collectors alone read every site's ``up`` and ``status`` and
-  write ``ack`` and ``cmd``.
+  ``edge/{its site}/cmd`` (and every collector's presence, ``collectors/+``); collectors
+  alone read every site's ``up`` and ``status`` and write ``ack`` and ``cmd``, each its own
+  presence ``collectors/{its name}`` (name it like its ``client_id``).
 
 Nobody is anonymous and a user the ACL does not name may do nothing. Topics come from
 :mod:`wire.topics` with the configured prefix, so the ACL and the roles cannot disagree.
@@ -197,6 +198,7 @@ def central_config(
                 ("write", topics.site_status(d.site, prefix)),
                 ("read", topics.site_ack(d.site, prefix)),
                 ("read", topics.site_cmd(d.site, prefix)),
+                ("read", topics.all_collector_states(prefix)),
             ],
         )
     for name in cols:
@@ -207,6 +209,7 @@ def central_config(
                 ("read", topics.all_site_status(prefix)),
                 ("write", topics.site_ack("+", prefix)),
                 ("write", topics.site_cmd("+", prefix)),
+                ("write", topics.collector_state(name, prefix)),
             ],
         )
     o = out.resolve()

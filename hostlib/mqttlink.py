@@ -3,8 +3,13 @@ never downgrades, and state callers can read (``connected``, ``last_error``).
 
 paho's own ``loop_start`` reconnects without jitter; here one thread pumps the network with
 ``client.loop()`` and, when the connection drops or cannot be made, sleeps a
-:class:`~hostlib.backoff.Backoff` delay before trying again. ``publish`` is safe from any
-thread; the subscriptions given at construction are made again on every connect.
+:class:`~hostlib.backoff.Backoff` delay before trying again: a short probe delay while
+the broker's host refuses the connection (a broker restarting: back within ``initial`` of
+it, however long the outage), the growing delay otherwise. One line per cause, not per
+attempt: a failure is a WARNING when its explanation changes and once a minute otherwise.
+``publish`` is safe from any thread; the subscriptions given at construction are made
+again on every connect, and ``on_subscribed`` runs once the broker granted them all.
+A ``will`` is published (retained) by the broker when the link dies, and by ``stop()``.
 
 A connection that fails before the broker accepted it is explained, in ``last_error`` and
 the log line, by what a person can fix (:func:`explain_failure`, :func:`explain_refusal`):
@@ -34,6 +39,7 @@ from hostlib.outage import Outage
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+
 
 MAX_KEEPALIVE_S = 3600  # an hour: a broker drops a silent client only after 1.5 keepalives
 MAX_PREFIX = 128  # characters of a topic prefix
@@ -191,13 +197,24 @@ class MqttLink:
         on_connect: Callable[[], None] | None = None,
         clean_session: bool = False,
         name: str = "mqtt",
+        on_subscribed: Callable[[], None] | None = None,
+        on_retained: MessageHandler | None = None,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
+        """``on_retained``: takes the messages the broker sends because we subscribed (a
+        retained message, retain flag set) instead of ``on_message``. ``will``: (topic,
+        payload) the broker publishes, retained, when this link dies without saying
+        goodbye; ``stop()`` publishes it itself."""
         self.settings = settings
         self.name = name
         self.subscriptions = subscriptions
         self.backoff = backoff or Backoff()
         self._on_message = on_message
         self._on_connect_cb = on_connect
+        self._on_subscribed_cb = on_subscribed
+        self._on_retained = on_retained
+        self.will = will
+        self._sub_mid: int | None = None
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.last_error = ""
@@ -215,6 +232,8 @@ class MqttLink:
         )
         c.max_inflight_messages_set(100)
         c.max_queued_messages_set(0)
+        if will is not None:
+            c.will_set(will[0], will[1], qos=1, retain=True)
         if settings.username:
             c.username_pw_set(settings.username, settings.password)
         if settings.tls:
@@ -227,6 +246,7 @@ class MqttLink:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
+        c.on_subscribe = self._handle_subscribe
         c.on_log = self._handle_log
         self.client = c
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -237,6 +257,10 @@ class MqttLink:
         return self
 
     def stop(self) -> None:
+        if self.will is not None and self.connected:  # say it ourselves: a clean goodbye
+            with contextlib.suppress(Exception):  # sends no will
+                info = self.client.publish(self.will[0], self.will[1], qos=1, retain=True)
+                info.wait_for_publish(timeout=2.0)
         self._stop.set()
         self._thread.join(timeout=10)
         with contextlib.suppress(Exception):  # closing a dead socket is not an error
@@ -268,8 +292,9 @@ class MqttLink:
         if getattr(rc, "is_failure", False):
             self._refused = explain_refusal(rc)
             return
-        for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
+        self._sub_mid = None
+        if self.subscriptions:
+            _, self._sub_mid = client.subscribe([(t, 1) for t in self.subscriptions])
         self.backoff.reset()
         self._session_up = True
         self._connected.set()
@@ -289,9 +314,26 @@ class MqttLink:
             )
         self._connected.clear()
 
+    def _handle_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, codes: list[Any], props: object
+    ) -> None:
+        if mid != self._sub_mid:
+            return
+        refused = [
+            t
+            for t, rc in zip(self.subscriptions, codes, strict=False)
+            if getattr(rc, "is_failure", 0)
+        ]
+        if refused:
+            log.error("%s: the broker refused the subscription(s) %s", self.name, refused)
+            return
+        if self._on_subscribed_cb is not None:
+            self._on_subscribed_cb()
+
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        handler = self._on_retained if msg.retain and self._on_retained else self._on_message
         try:
-            self._on_message(msg.topic, bytes(msg.payload))
+            handler(msg.topic, bytes(msg.payload))
         except Exception:
             log.exception("%s: handler failed on %s", self.name, msg.topic)
 
@@ -300,9 +342,9 @@ class MqttLink:
             self._socket_error = buf.split(" on socket: ", 1)[1]
 
     # -- connection loop -------------------------------------------------------------
-    def _sleep_backoff(self) -> None:
-        delay = self.backoff.next_delay()
-        log.debug("%s: retrying in %.1f s", self.name, delay)
+    def _sleep_backoff(self, refused: bool = False) -> None:
+        delay = self.backoff.probe_delay() if refused else self.backoff.next_delay()
+        log.debug("%s: retrying in %.2f s", self.name, delay)
         self._stop.wait(delay)
 
     def _run(self) -> None:
@@ -324,7 +366,8 @@ class MqttLink:
                     f"cannot connect to {s.host}:{s.port}: {self.last_error} [{exc}]",
                     key=self.last_error,
                 )
-                self._sleep_backoff()
+                # nothing listens there (a broker restarting): probing costs it nothing
+                self._sleep_backoff(refused=isinstance(exc, ConnectionRefusedError))
                 continue
             while not self._stop.is_set():
                 rc = self.client.loop(timeout=0.05)

@@ -8,6 +8,7 @@ config file is given (one ``traceedge broker config`` wrote, listening on ``port
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -38,6 +39,30 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> bool
                 return True
         except OSError:
             time.sleep(0.05)
+    return False
+
+
+def connected(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds an established TCP connection to local ``port`` (read
+    from /proc, Linux): tests and benchmarks see a role reach a broker without a client of
+    their own on it."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        rows: list[str] = []
+        for table in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/net/{table}") as f:
+                rows += f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for row in rows:
+        cols = row.split()  # sl local remote state ... inode (10th)
+        if cols[3] == "01" and int(cols[2].rsplit(":", 1)[1], 16) == port and cols[9] in inodes:
+            return True
     return False
 
 

@@ -77,6 +77,27 @@ def all_up(prefix: str = "") -> str:
     return _p(prefix) + "edge/+/up"
 
 
+PRESENCE_UP = b"up"  # a collector's presence payloads (collector_state)
+PRESENCE_DOWN = b"down"
+
+
+def collector_state(client_id: str, prefix: str = "") -> str:
+    """A collector's presence, retained: ``up`` once its subscriptions stand, ``down`` as
+    its last will. Outside ``edge/``, so no site code can make a site topic collide."""
+    return _p(prefix) + "collectors/" + client_id
+
+
+def all_collector_states(prefix: str = "") -> str:
+    """The agents' subscription to the collectors' presence."""
+    return _p(prefix) + "collectors/+"
+
+
+def is_collector_state(topic: str, prefix: str = "") -> bool:
+    """Whether ``topic`` is a :func:`collector_state` topic."""
+    parts = split(topic, prefix)
+    return len(parts) == 2 and parts[0] == "collectors"
+
+
 def all_terminal_recs(prefix: str = "") -> str:
     """The agent's subscription to its terminals' records."""
     return _p(prefix) + "t/+/rec"

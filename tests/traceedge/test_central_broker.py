@@ -111,6 +111,20 @@ def test_a_gateway_speaks_only_for_its_own_site(central: Central) -> None:
     assert gw1.payloads() == [b"ack for S1", b"cmd for S1"]
 
 
+def test_a_collector_announces_only_itself_and_gateways_read_it(central: Central) -> None:
+    """Presence (``collectors/{name}``): a collector writes its own, a gateway reads every
+    one and writes none, so a gateway cannot make the others resend (it could only cost
+    them one idempotent resend anyway: docs/trust.md)."""
+    gw1 = central.peer(central.gateways["S1"])
+    gw1.subscribe(topics.all_collector_states())
+    collector = central.peer("collector-1")
+    gw1.publish(topics.collector_state("collector-1"), b"forged by a gateway")
+    collector.publish(topics.collector_state("collector-2"), b"up from collector-2?")
+    collector.publish(topics.collector_state("collector-1"), b"up")
+    gw1.wait_for(b"up")
+    assert gw1.payloads() == [b"up"]
+
+
 @pytest.mark.parametrize(
     ("case", "cause"),
     [
