@@ -318,6 +318,24 @@ class SqliteStore:
             "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dev, seq) DO NOTHING"
         )
+        if good:
+            # The usual batch holds only new records: one executemany for all of it. If any
+            # was there already, undo that and go record by record, which tells a
+            # duplicate (same MAC) from a conflict.
+            db.execute("SAVEPOINT intake")
+            cur = db.executemany(
+                insert, [(g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text) for g in good]
+            )
+            if cur.rowcount == len(good):
+                db.execute("RELEASE intake")
+                for g in good:
+                    n, mx = per_dev.get(g.dev, (0, 0))
+                    per_dev[g.dev] = (n + 1, max(mx, g.seq))
+                stored = len(good)
+                good = []
+            else:
+                db.execute("ROLLBACK TO intake")
+                db.execute("RELEASE intake")
         for g in good:
             cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
             if cur.rowcount:
