@@ -175,8 +175,12 @@ def typed_records(validator: BodyValidator) -> TypedRecords:
 def _cut_batch(payload: bytes, max_inflated: int) -> _BatchHead | None:
     """The batch with its records as received, or ``None`` for anything that
     :func:`wire.batch.decode_batch` might answer otherwise than by a plain success (its
-    error then comes from there). Same limits first: size inflated, nesting, surrogates;
-    then strict UTF-8, which msgspec does not check in what it only skips."""
+    error then comes from there). Same limits first: size inflated, nesting, surrogates.
+
+    UTF-8: msgspec checks it in every string it decodes, not in a record it only cuts out
+    (``Raw``). Each record is then either decoded by the typed decoder, which decodes every
+    string and key in it, or parsed by ``json`` from ``raw.decode()``, where bytes that are
+    not UTF-8 make :func:`verify_batch` hand the whole batch to the reference path."""
     try:
         d = zlib.decompressobj()
         raw = d.decompress(payload, max_inflated)
@@ -186,14 +190,9 @@ def _cut_batch(payload: bytes, max_inflated: int) -> _BatchHead | None:
         return None
     if not _depth_ok(raw, MAX_DEPTH) or _may_hold_surrogate(raw):
         return None
-    if not raw.isascii():
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            return None
     try:
         head = _BATCH.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.DecodeError, ValueError):  # ValueError: not UTF-8
         return None
     return head if len(head.recs) <= MAX_BATCH_RECORDS else None
 
@@ -234,7 +233,7 @@ def _verify_fast(raw: bytes, site: str, registry: Registry, typed: TypedRecords)
     """The record if it is good by the fast path; ``None``: ask the reference path."""
     try:
         rec: Any = typed.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.DecodeError, ValueError):  # ValueError: not UTF-8
         return None
     dev: str = rec.dev
     seq: int = rec.seq

@@ -327,9 +327,9 @@ class TypedRecords:
 
     def decode(self, raw: bytes | memoryview) -> Any:
         """The record in ``raw`` as a typed struct (``.KIND``, ``.dev``, ``.seq``, ``.ts``,
-        ``.mac``, ``.body``); raises ``msgspec.ValidationError`` / ``msgspec.DecodeError``
-        for anything the typed side does not accept (the caller then asks the reference
-        path, which names the problem)."""
+        ``.mac``, ``.body``); raises ``msgspec.DecodeError`` (``ValidationError`` is one) or
+        ``UnicodeDecodeError`` (a string not UTF-8) for anything the typed side does not
+        accept (the caller then asks the reference path, which names the problem)."""
         if self._decoder is None:
             raise msgspec.ValidationError("no kind is typed")
         return self._decoder.decode(raw)

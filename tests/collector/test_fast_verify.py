@@ -289,3 +289,22 @@ def test_golden_vectors_verify_over_their_received_bytes() -> None:
 def test_hmac_with_kept_key_states_is_hmac_sha256(key: bytes, msg: bytes) -> None:
     assert HMAC.hexdigest(key, msg) == hmac_sha256(key, msg).hex()
     assert HMAC.hexdigest(key, msg) == hmac_sha256(key, msg).hex()  # from the kept state
+
+
+@pytest.mark.parametrize(
+    "bad", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\x80"]
+)
+def test_bytes_that_are_not_utf8_inside_a_record_answer_as_the_reference(
+    registry: Registry, bad: bytes
+) -> None:
+    """The batch is not checked for UTF-8 as a whole: each record's strings are, by the
+    typed decoder or by the reference parse."""
+    raw = canonical(_rec("market.entry", 12))
+    at = raw.index(b'"origin":"') + len(b'"origin":"')
+    broken = raw[:at] + bad + raw[at:]
+    payload = zlib.compress(b'{"site":"S1","gw":"GW-S1","b":"b1","recs":[' + broken + b"]}")
+    with pytest.raises(WireError) as ref:
+        verify_batch_reference(SITE, payload, registry, VALIDATOR, MAX)
+    with pytest.raises(WireError) as fast:
+        verify_batch(SITE, payload, registry, VALIDATOR, MAX)
+    assert (fast.value.reason, fast.value.detail) == (ref.value.reason, ref.value.detail)
