@@ -49,6 +49,51 @@ def _pattern(p: object) -> str:
     return _DOLLAR.sub(r"\\Z", p)
 
 
+_CLASS_PATTERN = re.compile(r"\^\[([^\]\\^]+)\](?:\[([^\]\\^]+)\]\*|(\+|\{(\d+)\}))\$")
+_RANGES = {"0-9": "0123456789", "A-Z": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "A-F": "ABCDEF"}
+_RANGES["a-z"] = _RANGES["A-Z"].lower()
+_RANGES["a-f"] = "abcdef"
+
+
+def _chars(cls: str) -> str | None:
+    """The characters of a bracket class made of ``0-9 A-Z a-z A-F a-f`` ranges and the
+    literals ``_ .`` (``-`` last), or ``None``."""
+    out = ""
+    if cls.endswith("-"):
+        out, cls = "-", cls[:-1]
+    i = 0
+    while i < len(cls):
+        if cls[i : i + 3] in _RANGES:
+            out += _RANGES[cls[i : i + 3]]
+            i += 3
+        elif cls[i] in "_.":
+            out += cls[i]
+            i += 1
+        else:
+            return None
+    return out or None
+
+
+def _char_class(pattern: str) -> tuple[str | None, str, int, int | None] | None:
+    """``^[C]+$``, ``^[C]{n}$`` or ``^[F][C]*$`` (``$`` read as ``\\Z``, as fastjsonschema
+    does) as (first characters or None, characters, least length, exact length or None):
+    checked by ``str.strip`` in ``__post_init__``, cheaper than the regular expression
+    msgspec would run. ``None`` for any other pattern."""
+    m = _CLASS_PATTERN.fullmatch(pattern)
+    if m is None:
+        return None
+    first, rest, quant, count = m.groups()
+    if rest is not None:  # ^[F][C]*$
+        f, c = _chars(first), _chars(rest)
+        return None if f is None or c is None else (f, c, 1, None)
+    c = _chars(first)
+    if c is None:
+        return None
+    if quant == "+":
+        return (None, c, 1, None)
+    return (None, c, int(count), int(count))
+
+
 def _only(node: Mapping[str, Any], allowed: set[str], what: str) -> None:
     extra = set(node) - allowed - _IGNORED
     if extra:
@@ -137,6 +182,35 @@ class _Translator:
             return self.struct(node, where)
         raise Unsupported(f"{where}: type {t!r}")
 
+    def class_string(
+        self, node: Mapping[str, Any], name: str, where: str
+    ) -> tuple[Any, list[str]] | None:
+        """A string field whose pattern is a character class (:func:`_char_class`): its
+        type without the pattern, and the lines of ``__post_init__`` that check it."""
+        if node.get("type") != "string" or not isinstance(node.get("pattern"), str):
+            return None
+        cc = _char_class(node["pattern"])
+        if cc is None:
+            return None
+        _only(node, {"type", "minLength", "maxLength", "pattern"}, where)
+        first, chars, least, exact = cc
+        lo = max(_int(node.get("minLength", 0), f"{where}: minLength"), least)
+        hi = _int(node["maxLength"], f"{where}: maxLength") if "maxLength" in node else None
+        if exact is not None:
+            hi = exact if hi is None else min(hi, exact)
+            lo = max(lo, exact)
+        if hi is not None and hi < lo:
+            raise Unsupported(f"{where}: no string can match")
+        ann = Annotated[str, Meta(min_length=lo, max_length=hi)]
+        msg = f"{name} must match pattern {node['pattern']}"
+        bad = f"v.strip({chars!r})"
+        if first is not None:  # at least one character: min_length above
+            bad = f"v[0] not in {first!r} or v[1:].strip({chars!r})"
+        return ann, [
+            f"v = self.{name}",
+            f"if v is not UNSET and ({bad}): raise ValueError({msg!r})",
+        ]
+
     def _hashable(self, items: Mapping[str, Any]) -> bool:
         items = self.resolve(items)
         return "enum" in items or items.get("type") == "string"
@@ -159,8 +233,13 @@ class _Translator:
             sub = props[name]
             if not isinstance(sub, dict):
                 raise Unsupported(f"{where}.{name}")
-            ann = self.annotation(sub, f"{where}.{name}")
             resolved = self.resolve(sub)
+            fast = self.class_string(resolved, name, f"{where}.{name}")
+            if fast is not None:
+                ann, lines = fast
+                checks += lines
+            else:
+                ann = self.annotation(sub, f"{where}.{name}")
             if resolved.get("type") == "array" and resolved.get("uniqueItems"):
                 checks += _unique(name)
             if name in required:

@@ -300,3 +300,48 @@ def test_a_schema_beyond_the_translation_leaves_its_kind_untyped(tmp_path: Path)
     typed = TypedRecords(BodyValidator(tmp_path).schemas)
     assert "elevator.fault" in typed.untyped and "elevator.fault" not in typed.kinds
     assert len(typed.kinds) == len(KINDS) - 1
+
+
+CLASS_PATTERNS = [
+    ("^[0-9A-F]+$", {}),
+    ("^[0-9A-Za-z]{20}$", {"minLength": 20, "maxLength": 20}),
+    ("^[0-9A-Za-z][0-9A-Za-z_.-]*$", {"minLength": 1, "maxLength": 32}),
+    ("^[0-9A-Z][0-9A-Z-]*$", {"minLength": 4}),
+    ("^[0-9A-Z]{5}$", {}),
+    ("^[a-f_.]+$", {"maxLength": 6}),
+    ("^[0-9]+", {}),  # not a class pattern: left to msgspec's regular expression
+]
+
+
+@given(
+    st.sampled_from(CLASS_PATTERNS),
+    st.text(st.sampled_from("09AFGZafgz_.-\n é\x00"), max_size=24),
+)
+def test_character_class_patterns_match_as_fastjsonschema(
+    case: tuple[str, dict[str, int]], text: str
+) -> None:
+    """Patterns checked by ``str.strip`` in ``__post_init__`` (wire.typed._char_class)
+    accept what fastjsonschema's regular expression accepts, and nothing else."""
+    import fastjsonschema
+
+    from wire.typed import _Translator
+
+    pattern, lengths = case
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["s"],
+        "properties": {"s": {"type": "string", "pattern": pattern, **lengths}},
+    }
+    try:
+        fastjsonschema.compile(schema)({"s": text})
+        old = True
+    except fastjsonschema.JsonSchemaValueException:
+        old = False
+    decoder = msgspec.json.Decoder(_Translator("t", schema).annotation(schema, "body"))
+    try:
+        decoder.decode(json.dumps({"s": text}).encode())
+        new = True
+    except msgspec.ValidationError:
+        new = False
+    assert new == old
