@@ -269,7 +269,10 @@ def verify_batch(
     if head is None:
         return verify_batch_reference(topic_site, payload, registry, validator, max_bytes)
     site = head.site
-    gateway = _check_batch(topic_site, site, head.gw, registry)
+    try:
+        gateway = _check_batch(topic_site, site, head.gw, registry)
+    except WireError:  # the reference's answer: a record it cannot parse comes first there
+        return verify_batch_reference(topic_site, payload, registry, validator, max_bytes)
     typed = typed_records(validator)
     good: list[Good] = []
     bad: list[Bad] = []

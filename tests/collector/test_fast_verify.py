@@ -133,7 +133,13 @@ def batches(draw: st.DrawFn) -> bytes:
             data = bytearray(GENUINE[i])
             _mutate(data, draw)
             recs.append(bytes(data))
-    body = b'{"site":"S1","gw":"GW-S1","b":"b1","recs":[' + b",".join(recs) + b"]}"
+    head = draw(
+        st.sampled_from(
+            [b'"site":"S1","gw":"GW-S1"'] * 6
+            + [b'"site":"S2","gw":"GW-S1"', b'"site":"S1","gw":"GW-S9"', b'"site":"S1"']
+        )
+    )
+    body = b"{" + head + b',"b":"b1","recs":[' + b",".join(recs) + b"]}"
     if draw(st.integers(0, 9)) == 0:
         data = bytearray(body)
         _mutate(data, draw)
@@ -168,6 +174,8 @@ def test_genuine_batches_are_all_good_by_the_fast_path(registry: Registry) -> No
         b'{"site":"S1","b":"b1","recs":[]}',
         b'{"site":"S1","gw":"GW-S1","b":"b1","recs":[],"recs":[1]}',
         b'{"site":"S2","gw":"GW-S1","b":"b1","recs":[]}',
+        b'{"site":"S2","gw":"GW-S1","b":"b1","recs":[{"x":"\xff"}]}',
+        b'{"site":"S1","gw":"GW-S9","b":"b1","recs":[' + b"9" * 5000 + b"]}",
         b'{"site":"S1","gw":"GW-S2","b":"b1","recs":[]}',
         b"[" * 100 + b"]" * 100,
     ],
