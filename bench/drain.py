@@ -3,7 +3,9 @@
 Prints records/s drained end to end, and the same run's baseline: plain batched SQLite
 inserts of the same records (WAL, synchronous=FULL). Also the cost of the batch-ack checks
 of wire version 2 (digest, sealed ack, its verification) timed on the same records, and
-their share of the run's time per record. Last line: one JSON object.
+their share of the run's time per record; and ``collector_cpu_us_per_record``: the CPU time
+(user + system) the collector processes spent from the start of the drain to its end,
+over the records drained. Last line: one JSON object.
 
     python bench/drain.py --records 200000 [--collectors 2]
 """
@@ -11,6 +13,7 @@ their share of the run's time per record. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -18,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
 from benchlib import (
     SITE,
     batch_auth_seconds,
@@ -32,6 +36,12 @@ from edge_agent.outbox import Incoming, Outbox
 from traceedge.brokers import start_broker
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import site_trust
+
+
+def _cpu(p: psutil.Process) -> float:
+    """CPU seconds (user + system) of one collector process so far."""
+    t = p.cpu_times()
+    return float(t.user + t.system)
 
 
 def main() -> None:
@@ -96,6 +106,8 @@ def main() -> None:
         while not store.exists():
             time.sleep(0.05)
         time.sleep(1.0)
+        procs = [psutil.Process(c.proc.pid) for c in collectors if c.proc is not None]
+        cpu0 = sum(_cpu(p) for p in procs)
         print(f"draining {n} records ...", file=sys.stderr)
         t0 = time.perf_counter()
         agent = Role("agent", acfg, root / "agent.log").start()
@@ -109,6 +121,7 @@ def main() -> None:
                     print(f"  stored {stored}/{n}", file=sys.stderr)
                 time.sleep(0.05)
             dt = time.perf_counter() - t0
+            cpu = sum(_cpu(p) for p in procs) - cpu0
         finally:
             agent.stop()
             for c in collectors:
@@ -125,6 +138,8 @@ def main() -> None:
                 "ratio": round(rate / baseline, 3),
                 "batch_ack_checks_us_per_record": round(auth_s * 1e6, 3),
                 "batch_ack_checks_share": round(auth_s * rate, 4),
+                "collector_cpu_us_per_record": round(cpu / n * 1e6, 2),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
             }
         )
 
