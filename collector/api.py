@@ -181,8 +181,9 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
 
 def document_refusals(app: FastAPI) -> None:
-    """Every operation that needs a token can answer 401 and 403: say so in the OpenAPI
-    document (operations behind the bearer scheme are the guarded ones)."""
+    """Every operation that needs a token can answer 401 and 403, and every one with a body
+    400 for bytes that cannot be parsed: say so in the OpenAPI document (operations behind
+    the bearer scheme are the guarded ones)."""
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -190,10 +191,14 @@ def document_refusals(app: FastAPI) -> None:
             schema = plain()
             for ops in schema.get("paths", {}).values():
                 for op in ops.values():
-                    if isinstance(op, dict) and op.get("security"):
-                        responses = op.setdefault("responses", {})
+                    if not isinstance(op, dict):
+                        continue
+                    responses = op.setdefault("responses", {})
+                    if op.get("security"):
                         for code, r in access.AUTH_RESPONSES.items():
                             responses.setdefault(str(code), dict(r))
+                    if op.get("requestBody"):  # bytes that are not UTF-8 JSON at all
+                        responses.setdefault("400", {"description": "the body cannot be read"})
             app.openapi_schema = schema
         return app.openapi_schema
 
