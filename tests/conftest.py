@@ -22,6 +22,7 @@ from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import Device, add_devices
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
+from tests.pg import PgCluster, PgUnavailable, create_database, drop_database, server_url
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import SiteTrust, new_device, site_trust
@@ -226,3 +227,29 @@ def chain_factory(tmp_path: Path) -> Iterator[Callable[..., Chain]]:
     yield make
     for ch in made:
         stop_chain(ch)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the machine's PostgreSQL, dropped after the test."""
+    try:
+        url = create_database(server_url())
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PgCluster]:
+    """A private PostgreSQL cluster, started, that the test may stop, kill and restart."""
+    try:
+        cluster = PgCluster().start()
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
