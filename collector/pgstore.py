@@ -587,15 +587,21 @@ class PostgresStore:
         return n
 
     def _project(self, cur: psycopg.Cursor[Any], limit: int) -> int:
-        """Take up to ``limit`` market records off ``market_queue`` (rows another collector
-        is applying are skipped). Applying them is the market migration's job; until a
-        database has it, the queue is only drained."""
-        cur.execute(
-            "DELETE FROM market_queue WHERE id IN (SELECT id FROM market_queue ORDER BY id "
-            "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-            (limit,),
+        """Apply up to ``limit`` market records taken off ``market_queue``, oldest first (rows
+        another collector is applying are skipped): ``te_market_apply`` (migration 2) does
+        what the SQLite store's triggers do. Each leaves the queue in the transaction that
+        applies it, so it is applied once."""
+        ids = sorted(
+            int(r[0])
+            for r in cur.execute(
+                "DELETE FROM market_queue WHERE id IN (SELECT id FROM market_queue ORDER BY id "
+                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+                (limit,),
+            )
         )
-        return cur.rowcount
+        if ids:
+            cur.execute("SELECT te_market_apply(i) FROM unnest(%s::bigint[]) AS u(i)", (ids,))
+        return len(ids)
 
     # -- reports -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
