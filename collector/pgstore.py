@@ -38,7 +38,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from collector import pgschema
+from collector import markets, pgschema
 from collector.store import (
     COUNTERS,
     DEFAULT_MAX_QUARANTINE_BYTES,
@@ -48,6 +48,7 @@ from collector.store import (
     bad_records_row,
 )
 from collector.verify import Bad, Good
+from hostlib.db import PgDb
 from hostlib.errors import StoreError
 from hostlib.sqlite import storable
 
@@ -222,9 +223,10 @@ class PostgresStore:
         if not items:
             return
         cur.execute(
-            "INSERT INTO counters(name, owner, value) "
+            "INSERT INTO counter_parts(name, owner, value) "
             "SELECT n, %s, v FROM unnest(%s::text[], %s::bigint[]) AS u(n, v) "
-            "ON CONFLICT (name, owner) DO UPDATE SET value = counters.value + excluded.value",
+            "ON CONFLICT (name, owner) DO UPDATE SET value = counter_parts.value "
+            "+ excluded.value",
             (self.owner, [k for k, _ in items], [v for _, v in items]),
         )
 
@@ -481,7 +483,7 @@ class PostgresStore:
             rows = cur.execute(
                 "SELECT h.record_id, r.rec FROM forward_held h "
                 "JOIN records r ON r.id = h.record_id "
-                "WHERE h.due AND h.claimed_until < %s AND NOT EXISTS (SELECT 1 FROM "
+                "WHERE h.due = 1 AND h.claimed_until < %s AND NOT EXISTS (SELECT 1 FROM "
                 "forward_batches b WHERE h.record_id = ANY(b.ids)) "
                 "ORDER BY h.record_id LIMIT %s FOR UPDATE OF h SKIP LOCKED",
                 (now, limit),
@@ -506,7 +508,7 @@ class PostgresStore:
                 why = pg_text(why[:500])
                 cur.execute(
                     "UPDATE forward_held SET reason = %s, last_tried = %s, "
-                    "attempts = attempts + 1, due = false, claimed_until = 0 "
+                    "attempts = attempts + 1, due = 0, claimed_until = 0 "
                     "WHERE record_id = %s",
                     (why, now, rid),
                 )
@@ -560,7 +562,7 @@ class PostgresStore:
     def retry_held(self) -> int:
         """Make every held record due for one more attempt; how many there are."""
         with self._tx() as cur:
-            cur.execute("UPDATE forward_held SET due = true")
+            cur.execute("UPDATE forward_held SET due = 1")
             return int(cur.rowcount)
 
     # -- the rest of the protocol ------------------------------------------------------
@@ -576,9 +578,9 @@ class PostgresStore:
     def heartbeat(self, name: str, status: dict[str, Any]) -> None:
         with self._tx() as cur:
             cur.execute(
-                "INSERT INTO processes(name, status) VALUES (%s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET status = excluded.status",
-                (name, json.dumps(status)),
+                "INSERT INTO meta(name, value) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"process:{name}", json.dumps(status)),
             )
 
     def project(self, limit: int = 2000) -> int:
@@ -591,17 +593,7 @@ class PostgresStore:
         another collector is applying are skipped): ``te_market_apply`` (migration 2) does
         what the SQLite store's triggers do. Each leaves the queue in the transaction that
         applies it, so it is applied once."""
-        ids = sorted(
-            int(r[0])
-            for r in cur.execute(
-                "DELETE FROM market_queue WHERE id IN (SELECT id FROM market_queue ORDER BY id "
-                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-                (limit,),
-            )
-        )
-        if ids:
-            cur.execute("SELECT te_market_apply(i) FROM unnest(%s::bigint[]) AS u(i)", (ids,))
-        return len(ids)
+        return markets.project(PgDb(cur.connection), limit)
 
     # -- reports -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -629,7 +621,7 @@ def summarize(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
         str(k): int(v)
         for k, v in cur.execute(
             "SELECT j.key, SUM(j.value::bigint) FROM quarantine q, "
-            "jsonb_each_text(COALESCE(q.counts, jsonb_build_object(q.reason, 1))) j "
+            "jsonb_each_text(COALESCE(q.counts::jsonb, jsonb_build_object(q.reason, 1))) j "
             "GROUP BY j.key"
         )
     }
@@ -637,8 +629,13 @@ def summarize(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
     backlog = cur.execute("SELECT COUNT(*) FROM market_queue").fetchone()
     now = time.time()
     processes = {
-        str(name): dict(st, running=now - st["at"] < 5)
-        for name, st in cur.execute("SELECT name, status FROM processes")
+        str(name)[len("process:") :]: dict(st, running=now - st["at"] < 5)
+        for name, st in (
+            (n, json.loads(v))
+            for n, v in cur.execute(
+                "SELECT name, value FROM meta WHERE name LIKE 'process:%%'"
+            ).fetchall()
+        )
     }
     return {
         "processes": processes,

@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import cylinders, markets
+from hostlib.db import Db
 from hostlib.outage import Outage
 from hostlib.registry import Registry
 from hostlib.sqlite import open_ro
@@ -30,10 +31,10 @@ from wire.command import sign_command
 
 log = logging.getLogger(__name__)
 
-Snapshot = Callable[[sqlite3.Connection], dict[str, Any] | None]
+Snapshot = Callable[[Db], dict[str, Any] | None]
 
 
-def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
+def stop_list(db: Db) -> dict[str, Any] | None:
     """Every batch whose trading is stopped; the version grows with each order and lift."""
     orders = markets.stops(db)
     return {

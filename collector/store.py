@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
+from hostlib.db import Db
 from hostlib.errors import StoreError
 from hostlib.registry import Device
 from hostlib.sqlite import open_ro, storable
@@ -642,7 +643,7 @@ def read_summary(path: Path | str) -> dict[str, Any]:
         return {}
 
 
-def summarize(db: sqlite3.Connection) -> dict[str, Any]:
+def summarize(db: Db) -> dict[str, Any]:
     """Counters, gaps and backlog of a collector store (any connection, read-only is fine).
 
     ``forward_backlog`` counts records waiting to be sent, ``forward_held`` records held back
@@ -692,9 +693,7 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def site_report(
-    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
-) -> list[dict[str, Any]]:
+def site_report(db: Db, registry: Mapping[str, Device] | None = None) -> list[dict[str, Any]]:
     """What each site's agent last reported (backlog, oldest record, alarms). With the
     device ``registry``, a site of provisioned devices whose agent never reported is listed
     too, ``never_seen`` true and nothing else known."""
@@ -713,9 +712,7 @@ def site_report(
     return out
 
 
-def device_report(
-    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
-) -> list[dict[str, Any]]:
+def device_report(db: Db, registry: Mapping[str, Device] | None = None) -> list[dict[str, Any]]:
     """Per device: last seen, contiguous watermark, highest seq, missing count and ranges,
     and the backlog its site's agent last reported. With the device ``registry``, each
     device's type, and the provisioned devices that never sent a record (``never_seen``

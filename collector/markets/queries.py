@@ -10,7 +10,6 @@ and the stored records.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -29,10 +28,11 @@ from collector.markets.results import (
     Trader,
     UpstreamSale,
 )
+from hostlib.db import Db
 from wire import tracecode
 
 
-def _trader(db: sqlite3.Connection, market: str, trader: str, card: str | None) -> Trader:
+def _trader(db: Db, market: str, trader: str, card: str | None) -> Trader:
     """The trader a record names, with what the market's registry says about them."""
     row = db.execute(
         "SELECT name, card_uid, stall FROM traders WHERE market = ? AND trader = ?",
@@ -62,7 +62,7 @@ def _code_fields(code: str) -> TraceCodeFields | None:
     )
 
 
-def _entries(db: sqlite3.Connection, batch_id: str) -> list[tuple[int, str, int, int, Any]]:
+def _entries(db: Db, batch_id: str) -> list[tuple[int, str, int, int, Any]]:
     rows = db.execute(
         "SELECT id, dev, seq, ts, rec FROM records "
         "WHERE kind = 'market.entry' AND json_extract(rec, '$.body.batch_id') = ? ORDER BY id",
@@ -71,7 +71,7 @@ def _entries(db: sqlite3.Connection, batch_id: str) -> list[tuple[int, str, int,
     return [(int(i), str(d), int(s), int(t), json.loads(r)["body"]) for i, d, s, t, r in rows]
 
 
-def _entry(db: sqlite3.Connection, dev: str, seq: int, ts: int, body: Mapping[str, Any]) -> Entry:
+def _entry(db: Db, dev: str, seq: int, ts: int, body: Mapping[str, Any]) -> Entry:
     market = str(body["market"])
     return Entry(
         record=RecordRef(dev=dev, seq=seq, ts=ts),
@@ -88,7 +88,7 @@ def _entry(db: sqlite3.Connection, dev: str, seq: int, ts: int, body: Mapping[st
     )
 
 
-def _stock(db: sqlite3.Connection, batch_id: str) -> Stock:
+def _stock(db: Db, batch_id: str) -> Stock:
     row = db.execute(
         "SELECT quantity_g, pieces, sold_g, sold_pieces FROM market_batches WHERE batch_id = ?",
         (batch_id,),
@@ -108,7 +108,7 @@ def _stock(db: sqlite3.Connection, batch_id: str) -> Stock:
     )
 
 
-def stop_order(db: sqlite3.Connection, batch_id: str) -> StopOrder | None:
+def stop_order(db: Db, batch_id: str) -> StopOrder | None:
     """The stop-trading order in force for a batch, if any."""
     row = db.execute(
         "SELECT reason, issued_ms FROM batch_stops WHERE batch_id = ?", (batch_id,)
@@ -116,7 +116,7 @@ def stop_order(db: sqlite3.Connection, batch_id: str) -> StopOrder | None:
     return None if row is None else StopOrder(batch_id=batch_id, reason=row[0], issued_ms=row[1])
 
 
-def _upstream(db: sqlite3.Connection, batch_id: str) -> UpstreamSale | None:
+def _upstream(db: Db, batch_id: str) -> UpstreamSale | None:
     row = db.execute(
         "SELECT dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
         "AND json_extract(rec, '$.body.tran_id') = ? ORDER BY id LIMIT 1",
@@ -134,7 +134,7 @@ def _upstream(db: sqlite3.Connection, batch_id: str) -> UpstreamSale | None:
     )
 
 
-def _batch_link(db: sqlite3.Connection, batch_id: str, market: str | None) -> BatchLink:
+def _batch_link(db: Db, batch_id: str, market: str | None) -> BatchLink:
     entries = _entries(db, batch_id)
     # The entry in the sale's own market when there is one, else the first stored.
     chosen = next((e for e in entries if e[4].get("market") == market), None)
@@ -153,15 +153,13 @@ def _batch_link(db: sqlite3.Connection, batch_id: str, market: str | None) -> Ba
     )
 
 
-def batch_link(db: sqlite3.Connection, batch_id: str, market: str | None = None) -> BatchLink:
+def batch_link(db: Db, batch_id: str, market: str | None = None) -> BatchLink:
     """A batch as a sale line links it: entry (the one in ``market`` when there is one, else
     the first stored), stock, stop order, upstream sale."""
     return _batch_link(db, batch_id, market)
 
 
-def _balance_after(
-    db: sqlite3.Connection, batch_id: str, ts: int, record_id: int, line: int, stock: Stock
-) -> bool:
+def _balance_after(db: Db, batch_id: str, ts: int, record_id: int, line: int, stock: Stock) -> bool:
     """True if the batch's balance was below zero right after this line (capture order)."""
     if stock.quantity_g is None and stock.pieces is None:
         return False
@@ -175,7 +173,7 @@ def _balance_after(
     )
 
 
-def trace_chain(db: sqlite3.Connection, code: str) -> TraceChain | None:
+def trace_chain(db: Db, code: str) -> TraceChain | None:
     """The chain sale → batch(es) → origin of a trace code; None if no settlement has it.
 
     When several settlements carry the code (a terminal numbering fault), the first stored is
@@ -260,13 +258,13 @@ def trace_chain(db: sqlite3.Connection, code: str) -> TraceChain | None:
     )
 
 
-def batch_known(db: sqlite3.Connection, batch_id: str) -> bool:
+def batch_known(db: Db, batch_id: str) -> bool:
     """An entry or a sale names this batch id."""
     row = db.execute("SELECT 1 FROM market_batches WHERE batch_id = ?", (batch_id,)).fetchone()
     return row is not None
 
 
-def batch_markets(db: sqlite3.Connection, batch_id: str) -> frozenset[str]:
+def batch_markets(db: Db, batch_id: str) -> frozenset[str]:
     """The markets where ``batch_id`` entered or was sold (what a market operator's scope is
     checked against)."""
     out = {
@@ -290,7 +288,7 @@ def batch_markets(db: sqlite3.Connection, batch_id: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def batch_view(db: sqlite3.Connection, batch_id: str, limit: int = 1000) -> BatchView | None:
+def batch_view(db: Db, batch_id: str, limit: int = 1000) -> BatchView | None:
     """A batch: entry, stock, stop order, and its sales with the running balance.
 
     ``sales`` holds the first ``limit`` lines in capture order (``sales_total`` counts all);

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from collector import amounts
 from collector.markets.queries import _batch_link, batch_known
 from collector.markets.results import Entry, Stock, StopOrder
+from hostlib.db import Db
 
 # One JSON parse per line in SQLite, not a whole settlement parsed in Python: the sale's
 # fields as one array, and the line itself.
@@ -109,7 +109,7 @@ class Recall:
 
 
 def recall(
-    db: sqlite3.Connection,
+    db: Db,
     batch_id: str,
     *,
     market_ok: Callable[[str], bool] | None = None,
