@@ -55,6 +55,19 @@ class ApiTls:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: records captured more than ``keep_days`` days ago (whole days, China
+    time) move to Parquet files in ``dir`` on ``traceedge collector archive``
+    (:mod:`collector.archive`)."""
+
+    keep_days: int
+    dir: Path
+
+
+MAX_KEEP_DAYS = 36_500
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     path: str
     data_dir: Path
@@ -73,10 +86,16 @@ class CollectorSettings:
     green_s: float = 900.0  # the console: a device is green when heard from within this
     amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
     public: PublicSettings = PublicSettings()
+    retention: RetentionSettings | None = None  # None: no [retention] table, nothing archived
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "collector.sqlite"
+
+    @property
+    def archive_dir(self) -> Path:
+        """``[retention] dir``, else ``<data_dir>/archive``."""
+        return self.retention.dir if self.retention is not None else self.data_dir / "archive"
 
 
 def _platform(p: str, ps: Section) -> PlatformSettings:
@@ -125,6 +144,17 @@ def _public(ps: Section, api_host: str, api_port: int) -> PublicSettings:
     return public
 
 
+def _retention(p: str, rs: Section, data_dir: Path) -> RetentionSettings:
+    if not rs.has("keep_days"):
+        rs.fail("keep_days", "is required: days of records the store keeps")
+    keep_days = rs.bounded("keep_days", int, 1, MAX_KEEP_DAYS, "days")
+    folder = rs.opt("dir", str)
+    rs.finish()
+    return RetentionSettings(
+        keep_days=keep_days, dir=rel_path(p, folder) if folder else data_dir / "archive"
+    )
+
+
 def load_collector(
     path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
 ) -> CollectorSettings:
@@ -160,6 +190,7 @@ def load_collector(
         api.fail("client_ca", "mutual TLS needs tls_cert and tls_key as well")
     api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     public = _public(root.sub("public"), api_host, api_port)
+    retention = _retention(p, root.sub("retention"), data_dir) if root.has("retention") else None
     root.finish()
     return CollectorSettings(
         path=p,
@@ -179,4 +210,5 @@ def load_collector(
         green_s=green_s,
         amber_s=amber_s,
         public=public,
+        retention=retention,
     )
