@@ -146,13 +146,17 @@ class ArchiveReader:
         filt = (pc.field("kind") == kind) & pc.match_substring(pc.field("rec"), value)
         rows, problems = self._scan(filt, ["id", "dev", "seq", "ts", "rec"])
         out: list[Found] = []
-        for r in rows:
+        seen: set[tuple[str, int]] = set()  # a store restored from a backup may archive twice
+        for r in sorted(rows, key=lambda r: int(r["id"])):
+            if (r["dev"], r["seq"]) in seen:
+                continue
             try:
                 body = json.loads(r["rec"]).get("body", {})
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get(field) == value:
+                seen.add((r["dev"], r["seq"]))
                 out.append((int(r["id"]), str(r["dev"]), int(r["seq"]), int(r["ts"]), r["rec"]))
         if not out and problems:
             raise ArchiveIncomplete(problems)
-        return sorted(out)
+        return out
