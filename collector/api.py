@@ -11,9 +11,9 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,12 +33,16 @@ from collector import (
     cylinders,
 )
 from collector.access import Principal
+from collector.api_archive import ARCHIVE_DAMAGED, archive_call
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import ApiTls
 from collector.store import device_report, site_report, summarize
 from collector.storedb import StoreDb
 from hostlib.errors import StartupError
 from hostlib.listen import listen
+
+if TYPE_CHECKING:
+    from collector.archive.lookup import ArchiveReader
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
@@ -58,6 +62,17 @@ class ApiContext:
     audit_key: Ed25519PrivateKey | None = None
     green_s: float = 900.0  # fleet state: green when heard from within green_s,
     amber_s: float = 7200.0  # amber within amber_s, red after ([api] green_s / amber_s)
+    archive_dir: Path | None = None  # [retention] dir; None: <store's folder>/archive
+    _archive: ArchiveReader | None = field(default=None, init=False, repr=False)
+
+    def archive(self) -> ArchiveReader:
+        """The reader of the archive (one per context: it caches which files it checked)."""
+        if self._archive is None:
+            from collector.archive.lookup import ArchiveReader
+
+            root = self.archive_dir or self.store_path.parent / "archive"
+            self._archive = ArchiveReader(root)
+        return self._archive
 
     def __post_init__(self) -> None:
         self.store = StoreDb(self.store_path, self.store_url)
@@ -101,8 +116,12 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
     @app.get("/stats", dependencies=[FLEET])
     def stats() -> dict[str, Any]:
+        """The store's counters; ``archive_read_errors``: lookups by this process that met a
+        damaged or missing archive file (logged, and named in their 503 answers)."""
         with ctx.store.read() as db:
-            return summarize(db)
+            out = summarize(db)
+        out["archive_read_errors"] = ctx._archive.errors if ctx._archive is not None else 0
+        return out
 
     @app.get(
         "/forwarding",
@@ -146,14 +165,18 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
             allowed = p.site_filter(db)
             return [s for s in site_report(db, reg) if allowed is None or s["site"] in allowed]
 
-    @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
+    @app.get("/records/{dev}/{seq}", responses={**NOT_FOUND, **ARCHIVE_DAMAGED})
     def record(
         dev: str, seq: int = PathParam(ge=1, le=2**53 - 1), p: Principal = RECORDS
     ) -> dict[str, Any]:
+        """One record as stored; one past retention is read from the archive."""
         with ctx.store.read() as db:
             row = db.execute(
                 "SELECT rec, site FROM records WHERE dev = ? AND seq = ?", (dev, seq)
             ).fetchone()
+            if row is None:
+                archived = archive_call(lambda: ctx.archive().record(dev, seq))
+                row = None if archived is None else (archived["rec"], archived["site"])
             if row is None or not p.may_site(db, row[1]):
                 raise HTTPException(404, f"no record ({dev}, {seq})")
         out: dict[str, Any] = json.loads(row[0])

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 
 from collector import access, markets, orders
 from collector.access import Principal
+from collector.api_archive import archive_call
 from collector.api_models import (
     BatchView,
     ErrorOut,
@@ -89,14 +90,18 @@ def make_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/trace/{trace_code}",
         response_model=TraceChain,
-        responses={404: {"model": ErrorOut, "description": "no sale with this trace code"}},
+        responses={
+            404: {"model": ErrorOut, "description": "no sale with this trace code"},
+            503: {"model": ErrorOut, "description": "an archive file it may be in is damaged"},
+        },
         summary="Trace chain: sale → batch(es) → origin",
     )
     def trace(trace_code: TraceCodeParam, p: Principal = MARKET) -> TraceChain:
         if not tracecode.valid(trace_code):
             raise _bad_code(trace_code)
         with ctx.store.read() as db:
-            chain = markets.trace_chain(db, trace_code)
+            # the archive is asked for what the store no longer has (collector.archive)
+            chain = archive_call(lambda: markets.trace_chain(db, trace_code, ctx.archive()))
             if chain is not None and not p.may_market(db, chain.sale.market):
                 chain = None
         if chain is None:

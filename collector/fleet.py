@@ -32,6 +32,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.archive import keys as archive_keys
 from hostlib.db import Db
 from hostlib.registry import Device, Registry
 
@@ -411,16 +412,27 @@ def fleet(
     )
 
 
+_GAPS = (
+    "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
+    "FROM records WHERE dev = ?) WHERE seq > prev + 1 LIMIT ?"
+)
+_GAPS_WITH_ARCHIVED = (
+    "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
+    "FROM (SELECT seq FROM records WHERE dev = ? "
+    "UNION ALL SELECT seq FROM archived_keys WHERE dev = ?)) WHERE seq > prev + 1 LIMIT ?"
+)
+
+
 def gap_ranges(
     db: Db, dev: str, max_seq: int, limit: int = MAX_GAP_RANGES
 ) -> tuple[list[tuple[int, int]], bool]:
     """The first ``limit`` missing seq ranges of ``dev`` below ``max_seq``, and whether
-    there are more (reads the device's seqs through the ``(dev, seq)`` index)."""
-    rows = db.execute(
-        "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
-        "FROM records WHERE dev = ?) WHERE seq > prev + 1 LIMIT ?",
-        (dev, limit + 1),
-    ).fetchall()
+    there are more (reads the device's seqs through the ``(dev, seq)`` index; for a device
+    with archived records, their keys too: archiving moves records, it makes no gaps)."""
+    if archive_keys.device_horizon(db, dev):
+        rows = db.execute(_GAPS_WITH_ARCHIVED, (dev, dev, limit + 1)).fetchall()
+    else:
+        rows = db.execute(_GAPS, (dev, limit + 1)).fetchall()
     gaps = [(int(a), int(b)) for a, b in rows]
     return gaps[:limit], len(gaps) > limit
 

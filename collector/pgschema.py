@@ -264,6 +264,15 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+-- what retention moved to Parquet (collector/archive/keys.py): identities kept, so a
+-- resent record is still a duplicate or a conflict
+CREATE TABLE archived_keys (
+    dev TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    mac TEXT NOT NULL,
+    PRIMARY KEY (dev, seq)
+);
+CREATE TABLE archive_horizon (dev TEXT PRIMARY KEY, seq BIGINT NOT NULL);
 CREATE TRIGGER elevator_fault_last_feed AFTER INSERT ON records
     FOR EACH ROW WHEN (NEW.kind = 'elevator.fault')
     EXECUTE FUNCTION te_elevator_fault_last();

@@ -135,6 +135,7 @@ class Collector:
             audit_key=self.command_key,
             green_s=self.settings.green_s,
             amber_s=self.settings.amber_s,
+            archive_dir=self.settings.archive_dir,
         )
         s = self.settings
         return ApiServer(make_app(ctx), f"{s.path}: api", s.api_host, s.api_port, s.api_tls)

@@ -71,6 +71,19 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: records captured more than ``keep_days`` days ago (whole days, China
+    time) move to Parquet files in ``dir`` on ``traceedge collector archive``
+    (:mod:`collector.archive`)."""
+
+    keep_days: int
+    dir: Path
+
+
+MAX_KEEP_DAYS = 36_500
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     path: str
     data_dir: Path
@@ -90,10 +103,16 @@ class CollectorSettings:
     amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
     public: PublicSettings = PublicSettings()
     store: StoreSettings = StoreSettings()
+    retention: RetentionSettings | None = None  # None: no [retention] table, nothing archived
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "collector.sqlite"
+
+    @property
+    def archive_dir(self) -> Path:
+        """``[retention] dir``, else ``<data_dir>/archive``."""
+        return self.retention.dir if self.retention is not None else self.data_dir / "archive"
 
 
 def _platform(p: str, ps: Section) -> PlatformSettings:
@@ -156,6 +175,17 @@ def _store(ss: Section) -> StoreSettings:
     return store
 
 
+def _retention(p: str, rs: Section, data_dir: Path) -> RetentionSettings:
+    if not rs.has("keep_days"):
+        rs.fail("keep_days", "is required: days of records the store keeps")
+    keep_days = rs.bounded("keep_days", int, 1, MAX_KEEP_DAYS, "days")
+    folder = rs.opt("dir", str)
+    rs.finish()
+    return RetentionSettings(
+        keep_days=keep_days, dir=rel_path(p, folder) if folder else data_dir / "archive"
+    )
+
+
 def load_collector(
     path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
 ) -> CollectorSettings:
@@ -200,6 +230,7 @@ def load_collector(
             "(PostgreSQL) run them from a collector on the SQLite store for now, or leave "
             "the port out",
         )
+    retention = _retention(p, root.sub("retention"), data_dir) if root.has("retention") else None
     root.finish()
     return CollectorSettings(
         path=p,
@@ -220,4 +251,5 @@ def load_collector(
         amber_s=amber_s,
         public=public,
         store=store,
+        retention=retention,
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
+from collector.archive import keys as archive_keys
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
 from hostlib.db import Db
@@ -227,6 +228,8 @@ class SqliteStore:
         self.max_quarantine_bytes = max_quarantine_bytes
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._horizon: dict[str, int] = {}  # archive horizons as of meta archive_version
+        self._horizon_version: str | None = None
         self.db = sqlitedb.connect(self.path, busy_timeout_ms=30000)
         self.db.executescript(SCHEMA)
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(quarantine)")}
@@ -240,6 +243,7 @@ class SqliteStore:
         tokens.ensure_schema(self.db)
         sites.ensure_schema(self.db)
         alarms.ensure_schema(self.db)  # acks and the list indexes
+        archive_keys.ensure_schema(self.db)
         with self.atomic() as db:
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))
@@ -345,6 +349,9 @@ class SqliteStore:
             "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dev, seq) DO NOTHING"
         )
+        horizon = self._archive_horizon(db)  # {} unless records were ever archived
+        if all_new and horizon and any(g.seq <= horizon.get(g.dev, 0) for g in good):
+            all_new = False  # may resend an archived record: record by record
         if all_new:
             cur = db.executemany(
                 insert, [(g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text) for g in good]
@@ -357,16 +364,21 @@ class SqliteStore:
             stored = len(good)
             good = []
         for g in good:
-            cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
-            if cur.rowcount:
-                stored += 1
-                n, mx = per_dev.get(g.dev, (0, 0))
-                per_dev[g.dev] = (n + 1, max(mx, g.seq))
-                continue
-            row = db.execute(
-                "SELECT mac FROM records WHERE dev = ? AND seq = ?", (g.dev, g.seq)
-            ).fetchone()
-            if row is not None and row[0] == g.mac:
+            known: str | None = None  # the MAC stored (or archived) under (dev, seq)
+            if g.seq <= horizon.get(g.dev, 0):
+                known = archive_keys.archived_mac(db, g.dev, g.seq)
+            if known is None:
+                cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
+                if cur.rowcount:
+                    stored += 1
+                    n, mx = per_dev.get(g.dev, (0, 0))
+                    per_dev[g.dev] = (n + 1, max(mx, g.seq))
+                    continue
+                row = db.execute(
+                    "SELECT mac FROM records WHERE dev = ? AND seq = ?", (g.dev, g.seq)
+                ).fetchone()
+                known = None if row is None else str(row[0])
+            if known == g.mac:
                 dups += 1
             else:
                 detail = f"({g.dev}, {g.seq}) already stored with different content"
@@ -410,6 +422,17 @@ class SqliteStore:
             },
         )
         return CommitResult(stored, dups, len(bad) + conflicts)
+
+    def _archive_horizon(self, db: sqlite3.Connection) -> dict[str, int]:
+        """Each device's highest archived seq (:mod:`collector.archive.keys`), re-read only
+        when ``archive_version`` changed: one lookup a batch."""
+        version = sqlitedb.get_meta(db, archive_keys.VERSION)
+        if version is None:
+            return {}
+        if version != self._horizon_version:
+            self._horizon = archive_keys.horizons(db)
+            self._horizon_version = version
+        return self._horizon
 
     def quarantine_payload(
         self, site: str | None, reason: str, detail: str, payload: bytes, alarm: bool = False

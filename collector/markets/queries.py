@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from collector.markets.results import (
     BatchLink,
@@ -30,6 +30,28 @@ from collector.markets.results import (
 )
 from hostlib.db import Db
 from wire import tracecode
+
+Found = tuple[int, str, int, int, str]
+"""A record a reader found: id, dev, seq, ts, rec."""
+
+
+class RecordFinder(Protocol):
+    """Where records no longer in the hot store are found (the archive:
+    :class:`collector.archive.lookup.ArchiveReader`), asked only when the store has none."""
+
+    def find(self, kind: str, field: str, value: str) -> list[Found]: ...
+
+
+def _records(
+    db: Db, sql: str, value: str, older: RecordFinder | None, kind: str, field: str
+) -> list[Found]:
+    """The store's records for ``sql`` (one parameter); when it has none, ``older``'s."""
+    rows: list[Found] = [
+        (int(i), str(d), int(s), int(t), str(r)) for i, d, s, t, r in db.execute(sql, (value,))
+    ]
+    if not rows and older is not None:
+        rows = older.find(kind, field, value)
+    return rows
 
 
 def _trader(db: Db, market: str, trader: str, card: str | None) -> Trader:
@@ -62,12 +84,18 @@ def _code_fields(code: str) -> TraceCodeFields | None:
     )
 
 
-def _entries(db: Db, batch_id: str) -> list[tuple[int, str, int, int, Any]]:
-    rows = db.execute(
+def _entries(
+    db: Db, batch_id: str, older: RecordFinder | None = None
+) -> list[tuple[int, str, int, int, Any]]:
+    rows = _records(
+        db,
         "SELECT id, dev, seq, ts, rec FROM records "
         "WHERE kind = 'market.entry' AND json_extract(rec, '$.body.batch_id') = ? ORDER BY id",
-        (batch_id,),
-    ).fetchall()
+        batch_id,
+        older,
+        "market.entry",
+        "batch_id",
+    )
     return [(int(i), str(d), int(s), int(t), json.loads(r)["body"]) for i, d, s, t, r in rows]
 
 
@@ -116,14 +144,19 @@ def stop_order(db: Db, batch_id: str) -> StopOrder | None:
     return None if row is None else StopOrder(batch_id=batch_id, reason=row[0], issued_ms=row[1])
 
 
-def _upstream(db: Db, batch_id: str) -> UpstreamSale | None:
-    row = db.execute(
-        "SELECT dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
+def _upstream(db: Db, batch_id: str, older: RecordFinder | None = None) -> UpstreamSale | None:
+    rows = _records(
+        db,
+        "SELECT id, dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
         "AND json_extract(rec, '$.body.tran_id') = ? ORDER BY id LIMIT 1",
-        (batch_id,),
-    ).fetchone()
-    if row is None:
+        batch_id,
+        older,
+        "market.settlement",
+        "tran_id",
+    )
+    if not rows:
         return None
+    row = rows[0][1:]
     body = json.loads(row[3])["body"]
     return UpstreamSale(
         record=RecordRef(dev=row[0], seq=row[1], ts=row[2]),
@@ -134,8 +167,10 @@ def _upstream(db: Db, batch_id: str) -> UpstreamSale | None:
     )
 
 
-def _batch_link(db: Db, batch_id: str, market: str | None) -> BatchLink:
-    entries = _entries(db, batch_id)
+def _batch_link(
+    db: Db, batch_id: str, market: str | None, older: RecordFinder | None = None
+) -> BatchLink:
+    entries = _entries(db, batch_id, older)
     # The entry in the sale's own market when there is one, else the first stored.
     chosen = next((e for e in entries if e[4].get("market") == market), None)
     if chosen is None and entries:
@@ -149,7 +184,7 @@ def _batch_link(db: Db, batch_id: str, market: str | None) -> BatchLink:
         other_entries=others,
         stock=_stock(db, batch_id),
         stop=stop_order(db, batch_id),
-        upstream=_upstream(db, batch_id),
+        upstream=_upstream(db, batch_id, older),
     )
 
 
@@ -173,17 +208,23 @@ def _balance_after(db: Db, batch_id: str, ts: int, record_id: int, line: int, st
     )
 
 
-def trace_chain(db: Db, code: str) -> TraceChain | None:
+def trace_chain(db: Db, code: str, older: RecordFinder | None = None) -> TraceChain | None:
     """The chain sale → batch(es) → origin of a trace code; None if no settlement has it.
 
     When several settlements carry the code (a terminal numbering fault), the first stored is
     the sale and the others are listed in ``reused_by`` with the flag ``trace_code_reused``.
+    ``older``: where the sale, a batch's entries or its upstream sale are looked for when
+    the store has none (the archive); derived state (stock, stop flags) is the store's.
     """
-    rows = db.execute(
+    rows = _records(
+        db,
         "SELECT id, dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
         "AND json_extract(rec, '$.body.trace_id') = ? ORDER BY id",
-        (code,),
-    ).fetchall()
+        code,
+        older,
+        "market.settlement",
+        "trace_id",
+    )
     if not rows:
         return None
     rid, dev, seq, ts, text = rows[0]
@@ -199,7 +240,7 @@ def trace_chain(db: Db, code: str) -> TraceChain | None:
     lines: list[SaleLine] = []
     origins: list[str] = []
     for i, ln in enumerate(body["lines"]):
-        link = _batch_link(db, str(ln["batch_id"]), market)
+        link = _batch_link(db, str(ln["batch_id"]), market, older)
         overdrew = _balance_after(db, link.batch_id, ts, rid, i, link.stock)
         after_stop = flagged.get(i, False)
         if link.entry is None:

@@ -359,9 +359,9 @@ def import_elevators_cmd(config_path: Path, source: Path) -> None:
 
 
 def _register_access_commands() -> None:
-    from traceedge.cli.collector_access import COMMANDS
+    from traceedge.cli import collector_access, collector_archive
 
-    for c in COMMANDS:
+    for c in [*collector_access.COMMANDS, *collector_archive.COMMANDS]:
         command.add_command(c)
 
 
