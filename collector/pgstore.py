@@ -224,7 +224,7 @@ class PostgresStore:
             return
         cur.execute(
             "INSERT INTO counter_parts(name, owner, value) "
-            "SELECT n, %s, v FROM unnest(%s::text[], %s::bigint[]) AS u(n, v) "
+            "SELECT n, %s, v FROM unnest(%b::text[], %b::bigint[]) AS u(n, v) "
             "ON CONFLICT (name, owner) DO UPDATE SET value = counter_parts.value "
             "+ excluded.value",
             (self.owner, [k for k, _ in items], [v for _, v in items]),
@@ -237,7 +237,7 @@ class PostgresStore:
             return
         cur.execute(
             "INSERT INTO quarantine_reasons(reason, records) "
-            "SELECT r, n FROM unnest(%s::text[], %s::bigint[]) AS u(r, n) "
+            "SELECT r, n FROM unnest(%b::text[], %b::bigint[]) AS u(r, n) "
             "ON CONFLICT (reason) DO UPDATE SET records = quarantine_reasons.records "
             "+ excluded.records",
             ([k for k, _ in items], [v for _, v in items]),
@@ -265,8 +265,8 @@ class PostgresStore:
         if good:
             inserted = cur.execute(
                 "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
-                "SELECT d, s, k, t, %s, m, %s, r FROM unnest(%s::text[], %s::bigint[], "
-                "%s::text[], %s::bigint[], %s::text[], %s::text[]) AS u(d, s, k, t, m, r) "
+                "SELECT d, s, k, t, %s, m, %s, r FROM unnest(%b::text[], %b::bigint[], "
+                "%b::text[], %b::bigint[], %b::text[], %b::text[]) AS u(d, s, k, t, m, r) "
                 "ON CONFLICT (dev, seq) DO NOTHING RETURNING id, dev, seq, kind",
                 (
                     site,
@@ -297,7 +297,7 @@ class PostgresStore:
                 (d, int(s)): m
                 for d, s, m in cur.execute(
                     "SELECT dev, seq, mac FROM records WHERE (dev, seq) IN "
-                    "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+                    "(SELECT * FROM unnest(%b::text[], %b::bigint[]))",
                     ([g.dev for g in rest], [g.seq for g in rest]),
                 )
             }
@@ -314,17 +314,17 @@ class PostgresStore:
                 )
         if inserted:
             ids = [int(r[0]) for r in inserted]
-            cur.execute("INSERT INTO forward_queue(id) SELECT unnest(%s::bigint[])", (ids,))
+            cur.execute("INSERT INTO forward_queue(id) SELECT unnest(%b::bigint[])", (ids,))
             market = [int(r[0]) for r in inserted if r[3] in MARKET_KINDS]
             if market:
-                cur.execute("INSERT INTO market_queue(id) SELECT unnest(%s::bigint[])", (market,))
+                cur.execute("INSERT INTO market_queue(id) SELECT unnest(%b::bigint[])", (market,))
         if quarantine:
             self._quarantine(cur, now, site, batch_id, quarantine)
         if per_dev:
             devs = sorted(per_dev)  # one order for every writer: no deadlock between them
             cur.execute(
                 "INSERT INTO device_state(dev, site, count, max_seq, last_seen) "
-                "SELECT d, %s, n, m, %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
+                "SELECT d, %s, n, m, %s FROM unnest(%b::text[], %b::bigint[], %b::bigint[]) "
                 "AS u(d, n, m) ON CONFLICT (dev) DO UPDATE SET "
                 "count = device_state.count + excluded.count, "
                 "max_seq = GREATEST(device_state.max_seq, excluded.max_seq), "
