@@ -50,6 +50,7 @@ from collector.store import (
 from collector.verify import Bad, Good
 from hostlib.db import PgDb
 from hostlib.errors import StoreError
+from hostlib.pgwatch import Watchdog
 from hostlib.sqlite import storable
 
 log = logging.getLogger(__name__)
@@ -147,17 +148,21 @@ class PostgresStore:
         pool_size: int = 4,
         timeout_s: float = 5.0,
         migrate_schema: bool = True,
+        query_timeout_s: float = 30.0,
     ) -> None:
         """``owner``: the collector's client id, whose counter rows this process writes.
         ``timeout_s``: how long a call waits for a connection (a server that is down makes
         each call fail after it). ``migrate_schema``: apply missing migrations now (a
         deployment that migrates separately with ``traceedge collector migrate`` turns it
-        off, and then a database behind this build is refused)."""
+        off, and then a database behind this build is refused). ``query_timeout_s``: a
+        transaction the server has not finished by then is cut off (:mod:`hostlib.pgwatch`):
+        a server that hangs fails the batch instead of blocking the collector."""
         self.url = url
         self.where = redact_url(url)
         self.project_inline = project_inline
         self.max_quarantine_bytes = max_quarantine_bytes
         self.owner = owner
+        self.watchdog = Watchdog(query_timeout_s, f"store {self.where}")
         if migrate_schema:
             migrate(url, timeout_s)
         else:
@@ -172,7 +177,15 @@ class PostgresStore:
             min_size=1,
             max_size=pool_size,
             timeout=timeout_s,
-            kwargs={"connect_timeout": max(1, int(timeout_s))},
+            kwargs={
+                "connect_timeout": max(1, int(timeout_s)),
+                # a peer gone without a word: the kernel gives up on it within seconds
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 3,
+                "keepalives_count": 3,
+                "tcp_user_timeout": int(query_timeout_s * 1000),
+            },
             name=f"store-{owner}",
             open=False,
         )
@@ -193,6 +206,7 @@ class PostgresStore:
             self.store_id = str(row[0]) if row else ""
 
     def close(self) -> None:
+        self.watchdog.close()
         self.pool.close()
 
     @contextmanager
@@ -200,7 +214,12 @@ class PostgresStore:
         """One transaction on a pooled connection: committed when the block returns, rolled
         back when it raises; psycopg and pool errors become :class:`StoreError`."""
         try:
-            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            with (
+                self.pool.connection() as conn,
+                self.watchdog.watch(conn),
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
                 yield cur
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"{self.where}: {_reason(exc)}") from exc

@@ -62,12 +62,15 @@ class StoreSettings:
     ``pool_size`` connections per process; ``timeout_s`` how long a call waits for one (a
     server that is down fails each call after it: the batch is not acknowledged);
     ``migrate`` apply missing schema migrations at start (off: run
-    ``traceedge collector migrate`` before starting, and a database behind is refused)."""
+    ``traceedge collector migrate`` before starting, and a database behind is refused);
+    ``query_timeout_s`` a transaction the server has not finished by then is cut off (a
+    hung server fails the batch, unacknowledged, instead of stalling the collector)."""
 
     url: str | None = None
     pool_size: int = 4
     timeout_s: float = 5.0
     migrate: bool = True
+    query_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ def _store(ss: Section) -> StoreSettings:
         pool_size=ss.bounded("pool_size", int, 4, 64, "connections"),
         timeout_s=ss.bounded("timeout_s", float, 5.0, 600.0, "seconds"),
         migrate=ss.get("migrate", bool, True),
+        query_timeout_s=ss.bounded("query_timeout_s", float, 30.0, 3600.0, "seconds"),
     )
     ss.finish()
     return store
