@@ -42,7 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import audit
-from hostlib.db import Db
+from hostlib.db import Db, has_table
 from hostlib.registry import Device
 from hostlib.sqlite import write_tx
 
@@ -149,8 +149,7 @@ ACK_COLUMNS = 'k.at, k."by", k.role, k.comment, k.audit_id'
 
 def _acks_table(db: Db, table: str, key: str) -> str:
     """``table``, or an empty stand-in on a store made before acks existed (read-only)."""
-    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-    if row.fetchone() is not None:
+    if has_table(db, table):
         return table
     return (
         f'(SELECT NULL AS {key}, NULL AS at, NULL AS "by", NULL AS role, NULL AS comment, '

@@ -118,3 +118,13 @@ def is_db_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     return isinstance(exc, psycopg.Error)
+
+
+def has_table(db: Db, name: str) -> bool:
+    """Whether the store has table ``name`` (a SQLite store made by an older version may
+    lack one; the PostgreSQL store has every table its migrations made)."""
+    if dialect(db) == POSTGRES:
+        row = db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row and row[0])
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
