@@ -391,7 +391,7 @@ def run_market_day(sut: StoreUnderTest, *, schema_first: bool = True) -> MarketD
     feed = Feed(sut.store)
     db = connect(sut)
     if schema_first:
-        if not sut.postgres:
+        if isinstance(db, sqlite3.Connection):  # PostgreSQL: the migrations made it
             markets.ensure_schema(db)
         markets.import_traders(db, TRADERS)
     entries = [
@@ -426,6 +426,7 @@ def run_market_day(sut: StoreUnderTest, *, schema_first: bool = True) -> MarketD
     stored += deliver(afternoon)
     stored += deliver(late)
     if not schema_first:
+        assert isinstance(db, sqlite3.Connection)
         markets.ensure_schema(db)
         markets.import_traders(db, TRADERS)
         stop = markets.stop_trading(db, STOPPED_LOT.batch_id, "瘦肉精检测阳性", now_ms=NOON)
