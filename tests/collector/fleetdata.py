@@ -65,16 +65,17 @@ def make(dev: str, kind: str, seq: int, site: str, key: bytes = KEY) -> Good:
     return Good(dev, seq, kind, ts, str(rec["mac"]), canonical(rec).decode())
 
 
-def build(tmp: Path, kind: str = "sqlite") -> FleetStore:
+def build(tmp: Path, kind: str = "sqlite", into: StoreUnderTest | None = None) -> FleetStore:
     """Registry of six devices (one rotated, one revoked), four of them seen, and one
-    unregistered device; S1's agent reports a backlog. The caller closes it."""
+    unregistered device; S1's agent reports a backlog. In a new store of ``kind``, or
+    ``into`` one holding more; the caller closes it."""
     registry = tmp / "devices.json"
     devices = [Device(dev, KEY, t, site) for dev, (site, t, _, _) in SEEN.items()]
     devices += [Device(dev, KEY, t, site) for dev, (site, t) in NEVER.items()]
     add_devices(registry, devices, provisioned=int(time.time()))
     rotate_key(registry, "CYL-S1-01", KEY2, from_seq=3, at=int(time.time()))
     revoke(registry, "MKT-S2-01", from_seq=3, at=int(time.time()), reason="stolen")
-    sut = open_store(kind, tmp)
+    sut = into or open_store(kind, tmp)
     try:
         store = sut.store
         for dev, (site, _, rec_kind, seqs) in SEEN.items():
