@@ -42,7 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import audit
-from hostlib.db import Db
+from hostlib.db import POSTGRES, SQLITE, Db, dialect, has_table
 from hostlib.registry import Device
 from hostlib.sqlite import write_tx
 
@@ -149,8 +149,7 @@ ACK_COLUMNS = 'k.at, k."by", k.role, k.comment, k.audit_id'
 
 def _acks_table(db: Db, table: str, key: str) -> str:
     """``table``, or an empty stand-in on a store made before acks existed (read-only)."""
-    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-    if row.fetchone() is not None:
+    if has_table(db, table):
         return table
     return (
         f'(SELECT NULL AS {key}, NULL AS at, NULL AS "by", NULL AS role, NULL AS comment, '
@@ -176,11 +175,24 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 # The site of an alarm: its device's, else the registry's, else "SITE: " at the start of the
 # detail of an alarm without a device.
 _ALARM_SITE = (
-    "COALESCE(d.site, json_extract(:reg, '$.' || json_quote(a.dev)), "
-    "CASE WHEN a.dev IS NULL AND instr(a.detail, ': ') > 1 "
+    "COALESCE(d.site, {reg}, "
+    "CASE WHEN a.dev IS NULL AND {pos} > 1 "
     "AND substr(a.detail, 1, 1) != '?' "
-    "THEN substr(a.detail, 1, instr(a.detail, ': ') - 1) END)"
+    "THEN substr(a.detail, 1, {pos} - 1) END)"
 )
+_SITE_BY_DIALECT = {
+    SQLITE: _ALARM_SITE.format(
+        reg="json_extract(:reg, '$.' || json_quote(a.dev))", pos="instr(a.detail, ': ')"
+    ),
+    POSTGRES: _ALARM_SITE.format(
+        reg="(CAST(:reg AS jsonb) ->> a.dev)", pos="strpos(a.detail, ': ')"
+    ),
+}
+
+
+def _alarm_site(db: Db) -> str:
+    """The SQL of an alarm's site (``a`` the alarm, ``d`` its device_state row)."""
+    return _SITE_BY_DIALECT[dialect(db)]
 
 
 def _alarm_query(
@@ -192,7 +204,7 @@ def _alarm_query(
     acks = _acks_table(db, "alarm_acks", "alarm_id")
     args = dict(args, reg=json.dumps({d: v.site for d, v in (registry or {}).items()}))
     sql = (
-        f"SELECT a.id, a.raised, a.kind, a.dev, a.seq, {_ALARM_SITE} AS site, a.detail, "
+        f"SELECT a.id, a.raised, a.kind, a.dev, a.seq, {_alarm_site(db)} AS site, a.detail, "
         f"{ACK_COLUMNS} FROM alarms AS a LEFT JOIN device_state AS d ON d.dev = a.dev "
         f"LEFT JOIN {acks} AS k ON k.alarm_id = a.id "
         + ("WHERE " + " AND ".join(where) if where else "")
@@ -242,13 +254,13 @@ def list_alarms(
     if acknowledged is not None:
         where.append("k.alarm_id IS NOT NULL" if acknowledged else "k.alarm_id IS NULL")
     if site is not None:
-        where.append(f"{_ALARM_SITE} = :site")
+        where.append(f"{_alarm_site(db)} = :site")
         args["site"] = site
     if sites is not None:
-        where.append(f"{_ALARM_SITE} IN (SELECT value FROM json_each(:sites))")
+        where.append(f"{_alarm_site(db)} IN (SELECT value FROM json_each(:sites))")
         args["sites"] = json.dumps(sorted(sites))
     sql, args = _alarm_query(db, where, args, registry)
-    total = db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
+    total = db.execute(f"SELECT COUNT(*) FROM ({sql}) AS m", args).fetchone()[0]
     rows = db.execute(
         sql + " ORDER BY a.id DESC LIMIT :limit OFFSET :offset",
         dict(args, limit=limit, offset=offset),
@@ -266,10 +278,10 @@ def open_counts(
     where = ["k.alarm_id IS NULL"]
     args: dict[str, Any] = {}
     if sites is not None:
-        where.append(f"{_ALARM_SITE} IN (SELECT value FROM json_each(:sites))")
+        where.append(f"{_alarm_site(db)} IN (SELECT value FROM json_each(:sites))")
         args["sites"] = json.dumps(sorted(sites))
     sql, args = _alarm_query(db, where, args, registry)
-    rows = db.execute(f"SELECT kind, COUNT(*) FROM ({sql}) GROUP BY kind ORDER BY kind", args)
+    rows = db.execute(f"SELECT kind, COUNT(*) FROM ({sql}) AS m GROUP BY kind ORDER BY kind", args)
     return {str(k): int(n) for k, n in rows}
 
 
@@ -383,6 +395,14 @@ def acknowledge(
 # Quarantine
 
 
+# A quarantine row holding records refused for ``:reason`` (alone, or among others).
+_REASON_BY_DIALECT = {
+    SQLITE: "(q.reason = :reason OR (q.counts IS NOT NULL AND json_valid(q.counts) "
+    "AND json_extract(q.counts, '$.' || json_quote(:reason)) IS NOT NULL))",
+    POSTGRES: "(q.reason = :reason OR (CAST(q.counts AS jsonb) -> :reason) IS NOT NULL)",
+}
+
+
 def _quarantine_query(db: Db, where: list[str]) -> str:
     acks = _acks_table(db, "quarantine_acks", "quarantine_id")
     return (
@@ -436,10 +456,7 @@ def list_quarantine(
     where: list[str] = []
     args: dict[str, Any] = {}
     if reason is not None:
-        where.append(
-            "(q.reason = :reason OR (q.counts IS NOT NULL AND json_valid(q.counts) "
-            "AND json_extract(q.counts, '$.' || json_quote(:reason)) IS NOT NULL))"
-        )
+        where.append(_REASON_BY_DIALECT[dialect(db)])
         args["reason"] = reason
     if site is not None:
         where.append("q.site = :site")
@@ -453,7 +470,7 @@ def list_quarantine(
         where.append("q.site IN (SELECT value FROM json_each(:sites))")
         args["sites"] = json.dumps(sorted(sites))
     sql = _quarantine_query(db, where)
-    total = db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0]
+    total = db.execute(f"SELECT COUNT(*) FROM ({sql}) AS m", args).fetchone()[0]
     rows = db.execute(
         sql + " ORDER BY q.id DESC LIMIT :limit OFFSET :offset",
         dict(args, limit=limit, offset=offset),

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from collector import access, sites
 from collector.storedb import StoreDb
-from hostlib.db import Db, is_db_error
+from hostlib.db import POSTGRES, Db, dialect, is_db_error
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +225,20 @@ def _forwarding(db: Db, counters: dict[str, int], now: float) -> list[Metric]:
     """Backlog, held records and lag, without counting records: every record stored is
     forwarded, held or waiting, so the backlog is ``stored - forwarded - held``; the lag is
     the age of the first record of the oldest pending batch, else of the first one after
-    the forward cursor (both found by row id)."""
+    the forward cursor (both found by row id; on PostgreSQL the oldest id queued or in a
+    pending batch)."""
     held = int(db.execute("SELECT COUNT(*) FROM forward_held").fetchone()[0])
     backlog = int(counters.get("stored", 0)) - int(counters.get("forwarded", 0)) - held
+    if dialect(db) == POSTGRES:  # no cursor: what waits is in forward_queue or a batch's ids
+        first = db.execute(
+            "SELECT LEAST((SELECT MIN(id) FROM forward_queue), "
+            "(SELECT MIN(i) FROM forward_batches, unnest(ids) AS i))"
+        ).fetchone()[0]
+        got = None
+        if first is not None:
+            got = db.execute("SELECT received FROM records WHERE id = ?", (first,)).fetchone()
+        lag = max(0.0, now - float(got[0])) if got and backlog > 0 else 0.0
+        return _forwarding_families(backlog, held, lag)
     row = db.execute("SELECT value FROM meta WHERE name = 'forward_cursor'").fetchone()
     cursor = int(row[0]) if row else 0
     first_pending = db.execute("SELECT MIN(lo) FROM forward_batches").fetchone()[0]
@@ -240,6 +251,10 @@ def _forwarding(db: Db, counters: dict[str, int], now: float) -> list[Metric]:
             "SELECT received FROM records WHERE id > ? ORDER BY id LIMIT 1", (cursor,)
         ).fetchone()
     lag = max(0.0, now - float(got[0])) if got and backlog > 0 else 0.0
+    return _forwarding_families(backlog, held, lag)
+
+
+def _forwarding_families(backlog: int, held: int, lag: float) -> list[Metric]:
     return [
         GaugeMetricFamily(
             P + "forward_backlog_records",

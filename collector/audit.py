@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from hostlib.db import Db
+from hostlib.db import POSTGRES, Db, dialect
 from hostlib.sqlite import get_meta, set_meta, write_tx
 
 GENESIS = "0" * 64
@@ -100,6 +100,10 @@ def ensure_schema(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
 
 
+# PostgreSQL writers take it to append one at a time: the chain never forks
+HEAD_LOCK = 0x6175646974  # "audit"
+
+
 def entry_hash(
     id_: int,
     at: float,
@@ -139,6 +143,8 @@ def record(
     ``signing_key``: the centre's command key, to sign the new head."""
     detail_text = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str)
     with write_tx(db):
+        if dialect(db) == POSTGRES:  # SQLite's write lock is the whole file's already
+            db.execute("SELECT pg_advisory_xact_lock(?)", (HEAD_LOCK,))
         row = db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         id_, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
         at = time.time()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.archive import keys as archive_keys
-from hostlib.db import Db
+from hostlib.db import Db, has_table
 from hostlib.registry import Device, Registry
 
 GREEN, AMBER, RED = "green", "amber", "red"
@@ -159,11 +159,6 @@ def _registry(registry: Devices) -> Mapping[str, Device]:
     return registry
 
 
-def _has_table(db: Db, name: str) -> bool:
-    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return row.fetchone() is not None
-
-
 def key_state(d: Device) -> KeyState:
     history = d.keys or ((1, d.key),)
     return KeyState(
@@ -203,7 +198,7 @@ def _agents(db: Db) -> dict[str, _Agent]:
 
 
 def _open_alarms(db: Db) -> dict[str, int]:
-    if _has_table(db, "alarm_acks"):
+    if has_table(db, "alarm_acks"):
         sql = (
             "SELECT dev, COUNT(*) FROM alarms AS a WHERE dev IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM alarm_acks AS k WHERE k.alarm_id = a.id) GROUP BY dev"
@@ -214,7 +209,7 @@ def _open_alarms(db: Db) -> dict[str, int]:
 
 
 def _site_names(db: Db) -> dict[str, tuple[str | None, str | None]]:
-    if not _has_table(db, "sites"):
+    if not has_table(db, "sites"):
         return {}
     return {str(s): (n, d) for s, n, d in db.execute("SELECT site, name, district FROM sites")}
 
@@ -293,7 +288,7 @@ def _device_rows(
 def _open_alarms_of(db: Db, dev: str) -> dict[str, int]:
     acked = (
         " AND NOT EXISTS (SELECT 1 FROM alarm_acks AS k WHERE k.alarm_id = a.id)"
-        if _has_table(db, "alarm_acks")
+        if has_table(db, "alarm_acks")
         else ""
     )
     n = db.execute(f"SELECT COUNT(*) FROM alarms AS a WHERE dev = ?{acked}", (dev,)).fetchone()
@@ -412,14 +407,17 @@ def fleet(
     )
 
 
+# No outer ORDER BY: both databases give the rows of the one window in its order, and an
+# ORDER BY would make SQLite sort every seq of the device before the LIMIT.
 _GAPS = (
     "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
-    "FROM records WHERE dev = ?) WHERE seq > prev + 1 LIMIT ?"
+    "FROM records WHERE dev = ?) AS s WHERE seq > prev + 1 LIMIT ?"
 )
 _GAPS_WITH_ARCHIVED = (
     "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
     "FROM (SELECT seq FROM records WHERE dev = ? "
-    "UNION ALL SELECT seq FROM archived_keys WHERE dev = ?)) WHERE seq > prev + 1 LIMIT ?"
+    "UNION ALL SELECT seq FROM archived_keys WHERE dev = ?) AS k) AS s "
+    "WHERE seq > prev + 1 LIMIT ?"
 )
 
 

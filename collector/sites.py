@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hostlib.db import Db
+from hostlib.db import Db, has_table
 from hostlib.sqlite import write_tx
 from wire import topics
 
@@ -124,8 +124,7 @@ _COLS = "site, name, district, kind, market, address, phone"
 
 
 def _has_table(db: Db) -> bool:
-    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sites'")
-    return row.fetchone() is not None
+    return has_table(db, "sites")
 
 
 def get(db: Db, site: str) -> SiteInfo | None:

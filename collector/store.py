@@ -36,7 +36,7 @@ from collector import alarms, audit, cylinders, elevators, fleet, markets, sites
 from collector.archive import keys as archive_keys
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
-from hostlib.db import Db
+from hostlib.db import POSTGRES, Db, dialect
 from hostlib.errors import StoreError
 from hostlib.registry import Device
 from hostlib.sqlite import open_ro, storable
@@ -672,8 +672,13 @@ def summarize(db: Db) -> dict[str, Any]:
     ``forward_backlog`` counts records waiting to be sent, ``forward_held`` records held back
     from the platform (:func:`collector.held.forwarding_view` lists them); together they are
     what the platform does not have yet. The counter ``forward_holds`` counts records ever
-    held.
+    held. On PostgreSQL (whose forwarding tables differ) :func:`collector.pgstore.summarize`
+    answers, the same keys.
     """
+    if dialect(db) == POSTGRES:
+        from collector import pgstore  # imports this module
+
+        return pgstore.summarize(db.conn.cursor())  # type: ignore[attr-defined]
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
     # device_state counts each device's records as they are stored: no scan of records
     n_records = db.execute("SELECT COALESCE(SUM(count), 0) FROM device_state").fetchone()[0]

@@ -1,6 +1,7 @@
 """The few reads the console needs that no other module offers: the latest batches with
 their stock and stop state (a page's worth, newest entry first), and the markets a principal
-may see. Read-only; every value reaches SQLite as a parameter."""
+may see. Read-only; every value reaches the store as a parameter (typed with CAST where
+PostgreSQL could not tell its type otherwise)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ SELECT b.batch_id, b.quantity_g, b.pieces, b.sold_g, b.sold_pieces, b.overdrawn_
 FROM market_batches AS b
 LEFT JOIN records AS r ON r.id = b.entry_id
 LEFT JOIN batch_stops AS s ON s.batch_id = b.batch_id
-WHERE (:markets IS NULL
+WHERE (CAST(:markets AS TEXT) IS NULL
        OR json_extract(r.rec, '$.body.market') IN (SELECT value FROM json_each(:markets)))
-  AND (:q = '' OR b.batch_id LIKE :q || '%')
-  AND (:stopped = 0 OR s.batch_id IS NOT NULL)
+  AND (CAST(:q AS TEXT) = '' OR b.batch_id LIKE CAST(:q AS TEXT) || '%')
+  AND (CAST(:stopped AS INTEGER) = 0 OR s.batch_id IS NOT NULL)
 ORDER BY b.entry_id IS NULL, b.entry_id DESC
 LIMIT :limit
 """

@@ -1,27 +1,46 @@
-"""API tokens, scopes and the audit log's chain."""
+"""API tokens, scopes and the audit log's chain, on SQLite and PostgreSQL (tests/stores.py)."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import audit, sites
-from collector.store import SqliteStore
+from collector.storedb import StoreDb
 from collector.tokens import POLICY, ROLES, AccessError, TokenStore, check_scope
+from hostlib.db import Db, dialect
+from tests.stores import StoreUnderTest
 
 ACTOR = audit.Actor("tester", "admin", "127.0.0.1")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access.md"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    st = SqliteStore(tmp_path / "c.sqlite")
-    return st.db
+def db(any_store: StoreUnderTest) -> Iterator[Db]:
+    """An autocommit connection, as the CLI and the API's writes use one."""
+    store = StoreDb(any_store.path, any_store.url)
+    conn = store.connect()
+    yield conn
+    conn.close()
+    store.close()
+
+
+def _store_text(db: Db, path: Path) -> bytes:
+    """Everything the store holds, as bytes to search."""
+    if dialect(db) == "sqlite":
+        return path.read_bytes() + path.with_name(path.name + "-wal").read_bytes()
+    tables = db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchall()
+    rows = [r[0] for (t,) in tables for r in db.execute(f'SELECT t::text FROM "{t}" AS t')]
+    return "\n".join(rows).encode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -29,7 +48,7 @@ def db(tmp_path: Path) -> sqlite3.Connection:
 
 
 def test_a_token_checks_until_revoked_and_only_its_hash_is_kept(
-    db: sqlite3.Connection, tmp_path: Path
+    db: Db, any_store: StoreUnderTest
 ) -> None:
     tokens = TokenStore(db)
     info, text = tokens.create("inspector", "district:310101", "Zhang Wei", ACTOR)
@@ -41,7 +60,8 @@ def test_a_token_checks_until_revoked_and_only_its_hash_is_kept(
         "Zhang Wei",
     )
     secret = text.split("_", 2)[2]
-    raw = (tmp_path / "c.sqlite").read_bytes() + (tmp_path / "c.sqlite-wal").read_bytes()
+    raw = _store_text(db, any_store.path)
+    assert info.id.encode() in raw  # what it holds is searched…
     assert secret.encode() not in raw  # the secret is nowhere in the store
     # a wrong secret, a malformed token, an unknown id
     assert tokens.check(text[:-1] + ("A" if text[-1] != "A" else "B")) is None
@@ -52,7 +72,7 @@ def test_a_token_checks_until_revoked_and_only_its_hash_is_kept(
     assert [t.revoked is not None for t in tokens.list()] == [True]
 
 
-def test_an_expired_token_is_refused(db: sqlite3.Connection) -> None:
+def test_an_expired_token_is_refused(db: Db) -> None:
     tokens = TokenStore(db)
     info, text = tokens.create("admin", "all", "short", ACTOR, expires_s=0.2)
     assert tokens.check(text) is not None
@@ -81,7 +101,7 @@ def test_a_scope_a_role_cannot_hold_is_refused(role: str, scope: str) -> None:
         check_scope(role, scope)
 
 
-def test_token_creation_and_revocation_are_audited(db: sqlite3.Connection) -> None:
+def test_token_creation_and_revocation_are_audited(db: Db) -> None:
     tokens = TokenStore(db)
     info, _ = tokens.create("operator", "market:M330106001", "market office", ACTOR)
     tokens.revoke(info.id, ACTOR)
@@ -110,7 +130,7 @@ def test_the_role_table_in_the_docs_is_the_one_in_force() -> None:
 # scopes
 
 
-def test_scopes_follow_the_sites_registry(db: sqlite3.Connection) -> None:
+def test_scopes_follow_the_sites_registry(db: Db) -> None:
     from collector.access import Principal
 
     sites.import_sites(
@@ -141,7 +161,7 @@ def test_scopes_follow_the_sites_registry(db: sqlite3.Connection) -> None:
     assert not market.may_site(db, "S1") and market.may_site(db, "S2")
 
 
-def test_a_bad_site_row_imports_nothing(db: sqlite3.Connection) -> None:
+def test_a_bad_site_row_imports_nothing(db: Db) -> None:
     good = {"site": "S1", "name": "ok"}
     for bad, field in (
         ({"site": "S 2", "name": "x"}, "site"),
@@ -160,18 +180,21 @@ def test_a_bad_site_row_imports_nothing(db: sqlite3.Connection) -> None:
 # the audit chain
 
 
-def _fill(db: sqlite3.Connection, n: int, key: Ed25519PrivateKey | None = None) -> None:
+def _fill(db: Db, n: int, key: Ed25519PrivateKey | None = None) -> None:
     for i in range(n):
         audit.record(db, ACTOR, "batch.stop", f"B{i:03d}", {"reason": f"r{i}"}, signing_key=key)
 
 
-def _unlock(db: sqlite3.Connection) -> None:
-    """What someone editing the file by other means would do first."""
-    db.execute("DROP TRIGGER audit_log_no_update")
-    db.execute("DROP TRIGGER audit_log_no_delete")
+def _unlock(db: Db) -> None:
+    """What someone editing the store by other means would do first."""
+    if dialect(db) == "sqlite":
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("DROP TRIGGER audit_log_no_delete")
+    else:
+        db.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
 
 
-def test_an_intact_chain_verifies_with_and_without_the_key(db: sqlite3.Connection) -> None:
+def test_an_intact_chain_verifies_with_and_without_the_key(db: Db) -> None:
     key = Ed25519PrivateKey.generate()
     _fill(db, 20, key)
     check = audit.verify(db, key.public_key())
@@ -180,15 +203,20 @@ def test_an_intact_chain_verifies_with_and_without_the_key(db: sqlite3.Connectio
     assert audit.verify(db, Ed25519PrivateKey.generate().public_key()).ok is False
 
 
-def test_the_log_refuses_update_and_delete(db: sqlite3.Connection) -> None:
+def test_the_log_refuses_update_and_delete(db: Db) -> None:
     _fill(db, 3)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    refused = (sqlite3.IntegrityError, psycopg.errors.RaiseException)
+    with pytest.raises(refused, match="append-only"):
         db.execute("UPDATE audit_log SET result = 'x' WHERE id = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(refused, match="append-only"):
         db.execute("DELETE FROM audit_log WHERE id = 3")
+    if dialect(db) == "postgres":
+        with pytest.raises(refused, match="append-only"):
+            db.execute("TRUNCATE audit_log")
+    assert audit.verify(db).ok
 
 
-def test_an_edited_entry_is_found(db: sqlite3.Connection) -> None:
+def test_an_edited_entry_is_found(db: Db) -> None:
     _fill(db, 10)
     _unlock(db)
     db.execute('UPDATE audit_log SET detail = \'{"reason":"nothing"}\' WHERE id = 6')
@@ -196,7 +224,7 @@ def test_an_edited_entry_is_found(db: sqlite3.Connection) -> None:
     assert not check.ok and check.bad_id == 6 and "changed" in check.problem
 
 
-def test_a_deleted_entry_is_found(db: sqlite3.Connection) -> None:
+def test_a_deleted_entry_is_found(db: Db) -> None:
     _fill(db, 10)
     _unlock(db)
     db.execute("DELETE FROM audit_log WHERE id = 4")
@@ -204,7 +232,7 @@ def test_a_deleted_entry_is_found(db: sqlite3.Connection) -> None:
     assert not check.ok and check.bad_id == 4 and "missing" in check.problem
 
 
-def test_entries_cut_from_the_end_are_found(db: sqlite3.Connection) -> None:
+def test_entries_cut_from_the_end_are_found(db: Db) -> None:
     _fill(db, 10)
     _unlock(db)
     db.execute("DELETE FROM audit_log WHERE id > 7")
@@ -212,7 +240,7 @@ def test_entries_cut_from_the_end_are_found(db: sqlite3.Connection) -> None:
     assert not check.ok and "deleted from the end" in check.problem
 
 
-def test_reordered_entries_are_found(db: sqlite3.Connection) -> None:
+def test_reordered_entries_are_found(db: Db) -> None:
     _fill(db, 10)
     _unlock(db)
     rows = {r[0]: r[1:] for r in db.execute("SELECT * FROM audit_log WHERE id IN (3, 4)")}
@@ -226,7 +254,7 @@ def test_reordered_entries_are_found(db: sqlite3.Connection) -> None:
     assert not check.ok and check.bad_id == 3
 
 
-def test_a_rewritten_chain_is_caught_by_the_signed_head(db: sqlite3.Connection) -> None:
+def test_a_rewritten_chain_is_caught_by_the_signed_head(db: Db) -> None:
     key = Ed25519PrivateKey.generate()
     _fill(db, 5, key)
     _unlock(db)
@@ -251,14 +279,15 @@ def test_a_rewritten_chain_is_caught_by_the_signed_head(db: sqlite3.Connection) 
 # admin writes through the API
 
 
-def test_revoke_and_import_through_the_api_are_audited(tmp_path: Path) -> None:
+def test_revoke_and_import_through_the_api_are_audited(
+    tmp_path: Path, any_store: StoreUnderTest
+) -> None:
     import json as _json
 
     from fastapi.testclient import TestClient
 
-    from collector.api import ApiContext, make_app
+    from collector.api import make_app
     from hostlib.registry import Registry
-    from tests.apiauth import admin_headers
 
     reg = tmp_path / "devices.json"
     reg.write_text(
@@ -275,11 +304,10 @@ def test_revoke_and_import_through_the_api_are_audited(tmp_path: Path) -> None:
             }
         )
     )
-    path = tmp_path / "c.sqlite"
     key = Ed25519PrivateKey.generate()
     api = TestClient(
-        make_app(ApiContext(path, registry_path=reg, audit_key=key)),
-        headers=admin_headers(path),
+        make_app(any_store.ctx(registry_path=reg, audit_key=key)),
+        headers=any_store.admin_headers(),
     )
     r = api.post("/devices/CYL-S1-000001/revoke", json={"reason": "reader stolen"})
     assert r.status_code == 200 and r.json() == {"dev": "CYL-S1-000001", "from_seq": 1}

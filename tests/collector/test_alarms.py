@@ -1,6 +1,7 @@
 """Alarms and quarantine for the regulator over a real store: alarms raised by the store
 itself (conflicting copies, a message that made the collector fail), quarantine rows of bad
-batches; filters, paging, scope, and acknowledging with a comment and its audit entry."""
+batches; filters, paging, scope, and acknowledging with a comment and its audit entry. On
+both stores (a store made before the ack tables existed is SQLite's alone)."""
 
 from __future__ import annotations
 
@@ -13,30 +14,35 @@ from pathlib import Path
 import pytest
 
 from collector import alarms, audit
-from collector.store import SqliteStore
+from collector.storedb import StoreDb
 from collector.verify import Bad
+from hostlib.db import Db
 from hostlib.registry import Registry
 from tests.collector import fleetdata
+from tests.stores import KINDS, StoreUnderTest
 
 INSPECTOR = audit.Actor("王检查 [t1]", "inspector", "10.0.0.7")
 
 
 @dataclass
 class Scene:
-    path: Path
+    sut: StoreUnderTest
     registry: Path
     before: float  # before the alarms were raised
+
+    @property
+    def path(self) -> Path:
+        return self.sut.path
 
 
 def _bad(reason: str, n: int) -> Bad:
     return Bad(reason, f"record {n}: {reason}", f"X{n}", n, f'{{"n": {n}}}'.encode())
 
 
-@pytest.fixture
-def scene(tmp_path: Path) -> Scene:
-    fs = fleetdata.build(tmp_path)
+def _scene(tmp_path: Path, kind: str) -> Scene:
+    fs = fleetdata.build(tmp_path, kind)
     before = time.time()
-    store = SqliteStore(fs.path)
+    store = fs.sut.store
     try:
         # conflicting copies: same (dev, seq), other content -> alarm "conflict" + quarantine
         other = fleetdata.make("ELV-S1-01", "elevator.status", 1, "S1", key=fleetdata.KEY2)
@@ -48,19 +54,30 @@ def scene(tmp_path: Path) -> Scene:
         store.commit("S2", "bad2", [], [_bad("mac", 4)])
         # a message that made the collector fail: alarm without a device, site in its detail
         store.quarantine_payload("S3", "poison", "worker crashed", b"\x00\x01", alarm=True)
-    finally:
-        store.close()
-    return Scene(fs.path, fs.registry, before)
+    except BaseException:
+        fs.close()
+        raise
+    return Scene(fs.sut, fs.registry, before)
+
+
+@pytest.fixture(params=KINDS)
+def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
+    made = _scene(tmp_path, request.param)
+    yield made
+    made.sut.close()
 
 
 @pytest.fixture
-def db(scene: Scene) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(str(scene.path), isolation_level=None)
+def db(scene: Scene) -> Iterator[Db]:
+    """An autocommit connection, as the API's writes use (each change in its own write_tx)."""
+    store = StoreDb(scene.path, scene.sut.url)
+    conn = store.connect()
     yield conn
     conn.close()
+    store.close()
 
 
-def test_alarms_newest_first_with_their_site(db: sqlite3.Connection) -> None:
+def test_alarms_newest_first_with_their_site(db: Db) -> None:
     page = alarms.list_alarms(db)
     assert page.total == 3 and len(page.items) == 3
     assert [a.id for a in page.items] == sorted((a.id for a in page.items), reverse=True)
@@ -71,7 +88,7 @@ def test_alarms_newest_first_with_their_site(db: sqlite3.Connection) -> None:
     assert poison.site == "S3" and poison.ack is None and poison.seq is None
 
 
-def test_alarm_filters_and_paging(scene: Scene, db: sqlite3.Connection) -> None:
+def test_alarm_filters_and_paging(scene: Scene, db: Db) -> None:
     assert [a.dev for a in alarms.list_alarms(db, kind="conflict").items] == [
         "MKT-S2-01",
         "ELV-S1-01",
@@ -91,16 +108,14 @@ def test_alarm_filters_and_paging(scene: Scene, db: sqlite3.Connection) -> None:
         alarms.list_alarms(db, offset=-1)
 
 
-def test_alarm_scope(db: sqlite3.Connection) -> None:
+def test_alarm_scope(db: Db) -> None:
     assert {a.site for a in alarms.list_alarms(db, sites={"S1", "S3"}).items} == {"S1", "S3"}
     assert alarms.list_alarms(db, sites=frozenset()).total == 0
     # a district sees nothing of another site even when it asks for it
     assert alarms.list_alarms(db, site="S2", sites={"S1"}).total == 0
 
 
-def test_the_registry_gives_the_site_of_a_device_never_stored(
-    scene: Scene, db: sqlite3.Connection
-) -> None:
+def test_the_registry_gives_the_site_of_a_device_never_stored(scene: Scene, db: Db) -> None:
     db.execute(
         "INSERT INTO alarms(raised, kind, dev, seq, detail) "
         "VALUES (?, 'revoked_device', 'MKT-S3-01', 9, 'refused')",
@@ -113,11 +128,11 @@ def test_the_registry_gives_the_site_of_a_device_never_stored(
     assert alarms.list_alarms(db, kind="revoked_device").items[0].site is None
 
 
-def _audit(db: sqlite3.Connection) -> list[audit.AuditEntry]:
+def _audit(db: Db) -> list[audit.AuditEntry]:
     return list(reversed(audit.entries(db, 100)))
 
 
-def test_acknowledge_records_the_ack_and_an_audit_entry(db: sqlite3.Connection) -> None:
+def test_acknowledge_records_the_ack_and_an_audit_entry(db: Db) -> None:
     target = alarms.list_alarms(db, kind="conflict", site="S1").items[0]
     ack = alarms.acknowledge(db, target.id, INSPECTOR, "  设备重装后重发，已核对  ")
     assert ack.by == INSPECTOR.name and ack.role == "inspector"
@@ -143,7 +158,7 @@ def test_acknowledge_records_the_ack_and_an_audit_entry(db: sqlite3.Connection) 
     assert alarms.open_counts(db, sites={"S3"}) == {"poison": 1}
 
 
-def test_refusals_are_audited_and_change_nothing(db: sqlite3.Connection) -> None:
+def test_refusals_are_audited_and_change_nothing(db: Db) -> None:
     a = alarms.list_alarms(db, site="S3").items[0]
     first = alarms.acknowledge(db, a.id, INSPECTOR, "checked")
     with pytest.raises(alarms.AlreadyAcknowledged) as again:
@@ -170,7 +185,7 @@ def test_refusals_are_audited_and_change_nothing(db: sqlite3.Connection) -> None
     assert audit.verify(db).ok
 
 
-def test_quarantine_rows_count_their_records(db: sqlite3.Connection) -> None:
+def test_quarantine_rows_count_their_records(db: Db) -> None:
     page = alarms.list_quarantine(db)
     assert page.total == 5
     reasons = [q.reason for q in page.items]
@@ -189,7 +204,7 @@ def test_quarantine_rows_count_their_records(db: sqlite3.Connection) -> None:
     assert len(alarms.list_quarantine(db, limit=2, offset=4).items) == 1
 
 
-def test_acknowledge_a_quarantine_entry(db: sqlite3.Connection) -> None:
+def test_acknowledge_a_quarantine_entry(db: Db) -> None:
     mixed = alarms.list_quarantine(db, reason="schema").items[0]
     ack = alarms.acknowledge_quarantine(db, mixed.id, INSPECTOR, "终端固件 2.1 已知问题")
     got = alarms.get_quarantine(db, mixed.id)
@@ -210,7 +225,16 @@ def test_acknowledge_a_quarantine_entry(db: sqlite3.Connection) -> None:
     assert audit.verify(db).ok
 
 
-def test_a_store_without_ack_tables_still_lists(scene: Scene) -> None:
+@pytest.fixture
+def sqlite_scene(tmp_path: Path) -> Iterator[Scene]:
+    made = _scene(tmp_path, "sqlite")
+    yield made
+    made.sut.close()
+
+
+def test_a_store_without_ack_tables_still_lists(sqlite_scene: Scene) -> None:
+    """SQLite only: a PostgreSQL store has every table its migrations made."""
+    scene = sqlite_scene
     rw = sqlite3.connect(str(scene.path), isolation_level=None)
     rw.executescript("DROP TABLE alarm_acks; DROP TABLE quarantine_acks;")
     rw.close()

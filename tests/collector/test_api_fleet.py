@@ -1,26 +1,26 @@
 """The fleet routes over one real store (a market day, a small fleet with a never-seen site,
 alarms and quarantine the store raised itself), with real tokens of each role and scope:
-what each sees, what it may do, and what acknowledging leaves in the audit log."""
+what each sees, what it may do, and what acknowledging leaves in the audit log. The same
+scenario on the SQLite file and on PostgreSQL (tests/stores.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from collector import audit, sites
-from collector.api import ApiContext, make_app
-from collector.store import SqliteStore
+from collector.api import make_app
 from collector.tokens import TokenStore
 from collector.verify import Bad
 from tests.collector import fleetdata
-from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
+from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day, store_of
+from tests.stores import KINDS, StoreUnderTest
 
 CLI = audit.Actor("cli:test", "admin", "local")
 # district 330106 holds S1, S3 and the market's site; 330108 holds S2
@@ -49,7 +49,7 @@ SCOPES = {
 @dataclass
 class Api:
     client: TestClient
-    path: Path
+    sut: StoreUnderTest
     tokens: dict[str, str]
 
     def get(self, who: str | None, url: str, **kw: Any) -> Any:
@@ -61,27 +61,28 @@ class Api:
         return self.client.post(url, headers=headers, json=body)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Api:
+@pytest.fixture(scope="module", params=KINDS)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     tmp = tmp_path_factory.mktemp("apifleet")
-    run_market_day(tmp / "collector.sqlite")
-    fs = fleetdata.build(tmp)  # the same store file
-    store = SqliteStore(fs.path)
+    sut = store_of(request.param, tmp)
     try:
+        run_market_day(sut)
+        fs = fleetdata.build(tmp, into=sut)  # the same store
+        store = sut.store
         other = fleetdata.make("ELV-S1-01", "elevator.status", 1, "S1", key=fleetdata.KEY2)
         store.commit("S1", "c1", [other], [])  # conflict alarm at S1
         other = fleetdata.make("MKT-S2-01", "market.entry", 2, "S2", key=fleetdata.KEY2)
         store.commit("S2", "c2", [other], [])  # conflict alarm at S2
         store.commit("S2", "bad", [], [Bad("mac", "bad mac", "X", 1, b"{}")])
-        sites.import_sites(store.db, SITES)
-        tokens = {
-            name: TokenStore(store.db).create(role, scope, name, CLI)[1]
-            for name, (role, scope) in SCOPES.items()
-        }
+        with sut.write() as db:
+            sites.import_sites(db, SITES)
+            tokens = {
+                name: TokenStore(db).create(role, scope, name, CLI)[1]
+                for name, (role, scope) in SCOPES.items()
+            }
+        yield Api(TestClient(make_app(sut.ctx(registry_path=fs.registry))), sut, tokens)
     finally:
-        store.close()
-    app = make_app(ApiContext(fs.path, registry_path=fs.registry))
-    return Api(TestClient(app), fs.path, tokens)
+        sut.close()
 
 
 def test_anonymous_and_roles_without_the_action_are_refused(api: Api) -> None:
@@ -171,7 +172,7 @@ def test_acknowledging_an_alarm_is_audited(api: Api) -> None:
     acked = api.get("west", "/alarms", params={"acknowledged": True}).json()
     assert [a["id"] for a in acked["items"]] == [aid]
     assert acked["items"][0]["ack"]["comment"] == "已电话核实，终端重装"
-    with sqlite3.connect(f"file:{api.path}?mode=ro", uri=True) as db:
+    with api.sut.read() as db:
         log = [e for e in audit.entries(db, 100) if e.action == "alarm.ack"]
         assert audit.verify(db).ok
     ok = [e for e in log if e.result == "ok"]

@@ -1,18 +1,21 @@
 """Every route of the regulator's listener × every role, generated from the route table in
-docs/access.md: allowed or refused as the table says; anonymous requests refused."""
+docs/access.md: allowed or refused as the table says; anonymous requests refused. On an
+empty store of each kind (SQLite, PostgreSQL): no route answers 5xx on either."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api import ApiContext, make_app
+from collector.api import make_app
 from collector.audit import Actor
-from collector.store import SqliteStore
 from collector.tokens import POLICY, TokenStore
+from tests.collector.test_markets import store_of
+from tests.stores import KINDS
 from wire.tracecode import make_trace_code
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access.md"
@@ -50,19 +53,23 @@ def route_table() -> list[tuple[str, str, str]]:
 ROUTES = route_table()
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, dict[str, str]]:
-    path = tmp_path_factory.mktemp("authz") / "c.sqlite"
-    st = SqliteStore(path)
-    tokens = {}
-    for who, spec in PRINCIPALS.items():
-        if spec is not None:
-            _, tokens[who] = TokenStore(st.db).create(*spec, who, Actor("t", "admin", "local"))
-    st.close()
-    reg = path.parent / "devices.json"
-    reg.write_text('{"devices": {}}')
-    app = make_app(ApiContext(path, registry_path=reg))
-    return TestClient(app, raise_server_exceptions=False), tokens
+@pytest.fixture(scope="module", params=KINDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("authz"))
+    try:
+        tokens = {}
+        with sut.write() as db:
+            for who, spec in PRINCIPALS.items():
+                if spec is not None:
+                    _, tokens[who] = TokenStore(db).create(*spec, who, Actor("t", "admin", "local"))
+        reg = sut.path.parent / "devices.json"
+        reg.write_text('{"devices": {}}')
+        app = make_app(sut.ctx(registry_path=reg))
+        yield TestClient(app, raise_server_exceptions=False), tokens
+    finally:
+        sut.close()
 
 
 def _url(path: str) -> str:

@@ -5,7 +5,6 @@ reports (/devices, /sites, ``collector status``) list never-seen ones too."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,23 +14,26 @@ from click.testing import CliRunner
 
 from collector import fleet
 from collector import sites as collector_sites
-from collector.store import SqliteStore, device_report, site_report
+from collector.store import device_report, site_report
+from hostlib.db import Db
 from hostlib.registry import Registry
 from tests.collector import fleetdata
 from tests.collector.fleetdata import FleetStore
+from tests.stores import KINDS, StoreUnderTest
 from traceedge.cli import main
 
 
-@pytest.fixture
-def fs(tmp_path: Path) -> FleetStore:
-    return fleetdata.build(tmp_path)
+@pytest.fixture(params=KINDS)
+def fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FleetStore]:
+    built = fleetdata.build(tmp_path, request.param)
+    yield built
+    built.close()
 
 
 @pytest.fixture
-def db(fs: FleetStore) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True)
-    yield conn
-    conn.close()
+def db(fs: FleetStore) -> Iterator[Db]:
+    with fs.sut.read() as conn:
+        yield conn
 
 
 def test_rag_thresholds() -> None:
@@ -47,7 +49,7 @@ def test_rag_thresholds() -> None:
 
 
 def test_every_provisioned_device_and_site_is_listed_never_seen_ones_red(
-    fs: FleetStore, db: sqlite3.Connection
+    fs: FleetStore, db: Db
 ) -> None:
     f = fleet.fleet(db, Registry(fs.registry))
     devs = {d.dev: d for d in f.devices}
@@ -75,9 +77,9 @@ def test_every_provisioned_device_and_site_is_listed_never_seen_ones_red(
 
 def test_state_follows_last_seen_and_the_thresholds(fs: FleetStore) -> None:
     reg = Registry(fs.registry).devices()
-    fleetdata.age(fs.path, "ELV-S1-01", 20 * 60)
-    fleetdata.age(fs.path, "CYL-S1-01", 3 * 3600)
-    with sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True) as db:
+    fleetdata.age(fs, "ELV-S1-01", 20 * 60)
+    fleetdata.age(fs, "CYL-S1-01", 3 * 3600)
+    with fs.sut.read() as db:
         now = time.time()
         devs = {d.dev: d for d in fleet.device_rows(db, reg, now=now)}
         assert devs["ELV-S1-01"].state == "amber"
@@ -99,8 +101,8 @@ def test_state_follows_last_seen_and_the_thresholds(fs: FleetStore) -> None:
 
 def test_a_revoked_device_does_not_colour_its_site(fs: FleetStore) -> None:
     reg = Registry(fs.registry).devices()
-    fleetdata.age(fs.path, "MKT-S2-01", 5 * 3600)  # revoked and silent
-    with sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True) as db:
+    fleetdata.age(fs, "MKT-S2-01", 5 * 3600)  # revoked and silent
+    with fs.sut.read() as db:
         f = fleet.fleet(db, reg)
     devs = {d.dev: d for d in f.devices}
     assert devs["MKT-S2-01"].state == "red"
@@ -108,7 +110,7 @@ def test_a_revoked_device_does_not_colour_its_site(fs: FleetStore) -> None:
     assert s2.state == "green" and s2.devices == 2 and s2.by_state["red"] == 0
 
 
-def test_gaps_key_state_and_backlog(fs: FleetStore, db: sqlite3.Connection) -> None:
+def test_gaps_key_state_and_backlog(fs: FleetStore, db: Db) -> None:
     devs = {d.dev: d for d in fleet.device_rows(db, Registry(fs.registry))}
     elv = devs["ELV-S1-01"]
     assert (elv.records, elv.max_seq, elv.missing) == (6, 10, 4)
@@ -124,7 +126,7 @@ def test_gaps_key_state_and_backlog(fs: FleetStore, db: sqlite3.Connection) -> N
     assert s1.missing == 4 and s1.records == 10 and s1.agent_backlog == 42
 
 
-def test_device_detail(fs: FleetStore, db: sqlite3.Connection) -> None:
+def test_device_detail(fs: FleetStore, db: Db) -> None:
     reg = Registry(fs.registry)
     d = fleet.device_detail(db, reg, "ELV-S1-01", limit=3)
     assert d is not None
@@ -141,14 +143,10 @@ def test_device_detail(fs: FleetStore, db: sqlite3.Connection) -> None:
     assert odd is not None and not odd.device.registered
 
 
-def test_many_gaps_are_truncated(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.sqlite")
-    try:
-        goods = [fleetdata.make("ELV-X", "elevator.status", s, "SX") for s in range(1, 400, 2)]
-        store.commit("SX", "b", goods, [])
-    finally:
-        store.close()
-    with sqlite3.connect(str(tmp_path / "c.sqlite")) as db:
+def test_many_gaps_are_truncated(any_store: StoreUnderTest) -> None:
+    goods = [fleetdata.make("ELV-X", "elevator.status", s, "SX") for s in range(1, 400, 2)]
+    any_store.store.commit("SX", "b", goods, [])
+    with any_store.read() as db:
         d = fleet.device_detail(db, None, "ELV-X")
         (report,) = device_report(db)
     assert len(report["gaps"]) == 100 and report["gaps"][:2] == [[2, 2], [4, 4]]
@@ -157,7 +155,7 @@ def test_many_gaps_are_truncated(tmp_path: Path) -> None:
     assert d.gaps[0] == (2, 2) and d.device.missing == 199
 
 
-def test_scope_limits_sites_and_devices(fs: FleetStore, db: sqlite3.Connection) -> None:
+def test_scope_limits_sites_and_devices(fs: FleetStore, db: Db) -> None:
     f = fleet.fleet(db, Registry(fs.registry), sites=frozenset({"S1"}))
     assert [s.site for s in f.sites] == ["S1"]
     assert {d.site for d in f.devices} == {"S1"}
@@ -165,12 +163,8 @@ def test_scope_limits_sites_and_devices(fs: FleetStore, db: sqlite3.Connection) 
 
 
 def test_a_gateway_is_seen_by_its_agents_reports(fs: FleetStore) -> None:
-    store = SqliteStore(fs.path)
-    try:
-        store.site_status("S3", {"depth": 0, "oldest_age_s": 0})
-    finally:
-        store.close()
-    with sqlite3.connect(f"file:{fs.path}?mode=ro", uri=True) as db:
+    fs.sut.store.site_status("S3", {"depth": 0, "oldest_age_s": 0})
+    with fs.sut.read() as db:
         f = fleet.fleet(db, Registry(fs.registry))
         report = {d["dev"]: d for d in device_report(db, Registry(fs.registry).devices())}
     assert report["GW-S3"]["never_seen"] is False and report["GW-S3"]["silent_s"] < 60
@@ -184,8 +178,7 @@ def test_a_gateway_is_seen_by_its_agents_reports(fs: FleetStore) -> None:
 
 
 def test_site_names_come_from_the_sites_registry(fs: FleetStore) -> None:
-    db = sqlite3.connect(str(fs.path), isolation_level=None)
-    try:  # as `traceedge collector import-sites` imports them
+    with fs.sut.write() as db:  # as `traceedge collector import-sites` imports them
         collector_sites.import_sites(
             db,
             [
@@ -193,17 +186,14 @@ def test_site_names_come_from_the_sites_registry(fs: FleetStore) -> None:
                 {"site": "S9", "name": "新站", "district": "330106"},
             ],
         )
+    with fs.sut.read() as db:
         sites = {s.site: s for s in fleet.site_rows(db, Registry(fs.registry))}
-    finally:
-        db.close()
     assert sites["S1"].name == "文三路菜场" and sites["S1"].district == "330106"
     assert sites["S9"].never_seen and sites["S9"].devices == 0 and sites["S9"].state == "red"
     assert sites["S2"].name is None
 
 
-def test_device_and_site_reports_list_never_seen_ones(
-    fs: FleetStore, db: sqlite3.Connection
-) -> None:
+def test_device_and_site_reports_list_never_seen_ones(fs: FleetStore, db: Db) -> None:
     reg = Registry(fs.registry).devices()
     report = {d["dev"]: d for d in device_report(db, reg)}
     assert set(fleetdata.NEVER) <= set(report)
@@ -222,7 +212,7 @@ def test_collector_status_lists_never_seen_devices(fs: FleetStore, tmp_path: Pat
     cfg = tmp_path / "collector.toml"
     cfg.write_text(
         f'[collector]\ndata_dir = "{fs.path.parent}"\nregistry = "{fs.registry}"\n'
-        'command_key = "command.key"\n'
+        'command_key = "command.key"\n' + (f'[store]\nurl = "{fs.sut.url}"\n' if fs.sut.url else "")
     )
     res = CliRunner().invoke(main, ["collector", "status", "--config", str(cfg), "--devices"])
     assert res.exit_code == 3, res.output  # no collector process runs on it

@@ -20,11 +20,13 @@ import pytest
 
 from collector.service import Collector, Verify
 from collector.settings import load_collector
-from collector.store import SqliteStore, read_summary
+from collector.store import read_summary
 from collector.verify import VerifiedBatch, verify_batch
 from hostlib.errors import WorkerDied
 from hostlib.registry import Registry, add_devices, load_identity
 from hostlib.sqlite import open_ro
+from tests.collector.test_markets import store_of
+from tests.stores import KINDS
 from traceedge.brokers import free_port
 from traceedge.launch import collector_config
 from traceedge.provision import new_device, site_trust
@@ -135,22 +137,26 @@ def test_bad_records_of_one_batch_are_one_quarantine_row(
     assert st["quarantine_bytes"] < 70_000, st
 
 
-def test_quarantine_is_bounded_in_bytes_oldest_evicted(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.sqlite", max_quarantine_bytes=100_000)
-    for i in range(50):
-        store.quarantine_payload(SITE, "json", f"message {i}", bytes(10_000))
-    st = store.summary()
-    assert st["quarantined"] == 50
-    assert st["quarantine_bytes"] <= 100_000
-    assert st["quarantine_evicted"] == 50 - sum(st["quarantine_by_reason"].values()) > 0
-    with open_ro(store.path) as db:
-        first = db.execute("SELECT MIN(detail) FROM quarantine").fetchone()[0]
-    assert first != "message 0"  # the oldest went first
-    store.close()
-    # a restart counts what is there
-    again = SqliteStore(tmp_path / "s.sqlite", max_quarantine_bytes=100_000)
-    assert again.summary()["quarantine_bytes"] == st["quarantine_bytes"]
-    again.close()
+@pytest.mark.parametrize("kind", KINDS)
+def test_quarantine_is_bounded_in_bytes_oldest_evicted(tmp_path: Path, kind: str) -> None:
+    sut = store_of(kind, tmp_path, max_quarantine_bytes=100_000)
+    try:
+        store = sut.store
+        for i in range(50):
+            store.quarantine_payload(SITE, "json", f"message {i}", bytes(10_000))
+        st = store.summary()
+        assert st["quarantined"] == 50
+        assert st["quarantine_bytes"] <= 100_000
+        assert st["quarantine_evicted"] == 50 - sum(st["quarantine_by_reason"].values()) > 0
+        with sut.read() as db:
+            first = db.execute("SELECT MIN(detail) FROM quarantine").fetchone()[0]
+        assert first != "message 0"  # the oldest went first
+        store.close()
+        # a restart counts what is there
+        sut.store = type(store)(sut.url or sut.path, max_quarantine_bytes=100_000)
+        assert sut.store.summary()["quarantine_bytes"] == st["quarantine_bytes"]
+    finally:
+        sut.close()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -1,6 +1,8 @@
 """The collector's ``/metrics``: what a real store holds, as Prometheus text that
 prometheus_client parses and ``promtool check metrics`` passes; every scrape reads small
-tables and indexes only, never the records or the quarantine's payloads."""
+tables and indexes only, never the records or the quarantine's payloads. On SQLite and
+PostgreSQL (tests/stores.py); SQLite only: the query plans, a store file not made yet, and
+stores made before the quarantine kept its reasons."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from collector.api_metrics import render, store_families
 from collector.store import SqliteStore, summarize
 from collector.verify import Bad, Good
 from hostlib.sqlite import open_ro
-from tests.apiauth import bearer, make_token
+from tests.apiauth import bearer
 from tests.promtool import check_metrics, value
+from tests.stores import StoreUnderTest, open_store
 
 P = "traceedge_collector_"
 
@@ -40,14 +43,15 @@ def bad(reason: str, seq: int) -> Bad:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "collector.sqlite")
+def sqlite_sut(tmp_path: Path) -> Iterator[StoreUnderTest]:
+    s = open_store("sqlite", tmp_path)
     yield s
     s.close()
 
 
-def fill(store: SqliteStore) -> float:
+def fill(sut: StoreUnderTest) -> float:
     """Two sites: A with a gap and bad records, B clean; returns when it was written."""
+    store = sut.store
     store.commit("A", "a1", [good("A1", 1), good("A1", 2), good("A1", 4)], [])
     store.commit("A", "a2", [good("A1", 1, mac="other")], [bad("mac", 7), bad("mac", 8)])
     store.commit("A", "a3", [], [bad("schema", 9)])
@@ -57,14 +61,16 @@ def fill(store: SqliteStore) -> float:
     store.site_status("B", {"depth": 0, "oldest_age_s": 0, "alarm_outbox_full": 1})
     store.heartbeat("collector-0", {"at": time.time()})
     rows = [{"site": c, "name": f"market {c}", "kind": "market"} for c in ("A", "B", "Z")]
-    sites.import_sites(store.db, rows)  # Z: registered, never heard from
+    with sut.write() as db:
+        sites.import_sites(db, rows)  # Z: registered, never heard from
     return time.time()
 
 
-def test_a_scrape_says_what_the_store_holds(store: SqliteStore) -> None:
-    written = fill(store)
+def test_a_scrape_says_what_the_store_holds(any_store: StoreUnderTest) -> None:
+    written = fill(any_store)
+    store = any_store.store
     now = written + 60
-    ctx = ApiContext(store.path)
+    ctx = any_store.ctx()
     text = render(ctx, clock=lambda: now)
 
     assert value(text, P + "stored_records_total") == 6
@@ -93,32 +99,32 @@ def test_a_scrape_says_what_the_store_holds(store: SqliteStore) -> None:
     assert value(text, P + "store_up") == 1
 
     # forwarding: all 6 wait, the oldest a minute old; 2 claimed and delivered, 4 wait
-    assert value(text, P + "forward_backlog_records") == 6 == _summary(store)["forward_backlog"]
+    assert value(text, P + "forward_backlog_records") == 6 == _summary(any_store)["forward_backlog"]
     assert 59 < value(text, P + "forward_lag_seconds") < 62
     batch = store.claim_forward(2, 30.0)
     assert batch is not None
     assert value(render(ctx, clock=lambda: now), P + "forward_backlog_records") == 6
     store.forwarded(batch, batch.ids)
     text = render(ctx, clock=lambda: now)
-    assert value(text, P + "forward_backlog_records") == 4 == _summary(store)["forward_backlog"]
+    assert value(text, P + "forward_backlog_records") == 4 == _summary(any_store)["forward_backlog"]
     assert value(text, P + "forwarded_records_total") == 2
     rest = store.claim_forward(10, 30.0)
     assert rest is not None
     store.hold(rest, {rest.ids[0]: "the mapper refused it"})
     store.forwarded(rest, rest.ids[1:])
     text = render(ctx, clock=lambda: now)
-    assert value(text, P + "forward_backlog_records") == 0 == _summary(store)["forward_backlog"]
+    assert value(text, P + "forward_backlog_records") == 0 == _summary(any_store)["forward_backlog"]
     assert value(text, P + "forward_held_records") == 1
     assert value(text, P + "forward_lag_seconds") == 0
 
 
-def _summary(store: SqliteStore) -> dict[str, Any]:
+def _summary(sut: StoreUnderTest) -> dict[str, Any]:
     """What ``collector status`` counts exactly (record by record)."""
-    with open_ro(store.path) as db:
+    with sut.read() as db:
         return summarize(db)
 
 
-def test_this_process_workers_and_live_counters(store: SqliteStore) -> None:
+def test_this_process_workers_and_live_counters(any_store: StoreUnderTest) -> None:
     live = {
         "batches": 3,
         "poisoned": 1,
@@ -127,7 +133,7 @@ def test_this_process_workers_and_live_counters(store: SqliteStore) -> None:
         "broker_connected": 1,
         "platform_ok": 0,
     }
-    ctx = ApiContext(store.path, dead_workers=lambda: ["forwarder"], live=lambda: live)
+    ctx = any_store.ctx(dead_workers=lambda: ["forwarder"], live=lambda: live)
     text = render(ctx)
     assert value(text, P + "dead_workers") == 1
     assert value(text, P + "worker_dead", worker="forwarder") == 1
@@ -138,15 +144,13 @@ def test_this_process_workers_and_live_counters(store: SqliteStore) -> None:
     assert value(text, P + "process_queue_messages") == 5
     assert value(text, P + "process_broker_connected") == 1
     assert value(text, P + "process_platform_ok") == 0
-    healthy = render(ApiContext(store.path, dead_workers=lambda: []))
+    healthy = render(any_store.ctx(dead_workers=lambda: []))
     assert value(healthy, P + "dead_workers") == 0
 
 
-def test_every_metric_has_help_a_type_and_sites_a_label(store: SqliteStore) -> None:
-    fill(store)
-    text = render(
-        ApiContext(store.path, dead_workers=lambda: ["ingest"], live=lambda: {"batches": 1})
-    )
+def test_every_metric_has_help_a_type_and_sites_a_label(any_store: StoreUnderTest) -> None:
+    fill(any_store)
+    text = render(any_store.ctx(dead_workers=lambda: ["ingest"], live=lambda: {"batches": 1}))
     check_metrics(text)
     fams = list(text_string_to_metric_families(text.decode()))
     assert len(fams) > 25
@@ -167,10 +171,10 @@ def test_a_store_that_cannot_be_read_is_said_and_the_rest_still_answers(tmp_path
     assert not (tmp_path / "none.sqlite").exists()  # a scrape creates nothing
 
 
-def test_get_metrics_over_the_api_with_a_monitor_token(store: SqliteStore) -> None:
-    fill(store)
-    monitor, inspector = make_token(store.path, "monitor"), make_token(store.path, "inspector")
-    ctx = ApiContext(store.path, dead_workers=lambda: [], live=lambda: {"batches": 2})
+def test_get_metrics_over_the_api_with_a_monitor_token(any_store: StoreUnderTest) -> None:
+    fill(any_store)
+    monitor, inspector = any_store.token("monitor"), any_store.token("inspector")
+    ctx = any_store.ctx(dead_workers=lambda: [], live=lambda: {"batches": 2})
     with TestClient(make_app(ctx)) as client:
         reply = client.get("/metrics", headers=bearer(monitor))
         assert client.get("/metrics").status_code == 401
@@ -184,13 +188,13 @@ def test_get_metrics_over_the_api_with_a_monitor_token(store: SqliteStore) -> No
 FULL_SCAN = re.compile(r"\bSCAN (records|quarantine)\b(?!_)")
 
 
-def test_a_scrape_reads_no_records_and_no_quarantine_payloads(store: SqliteStore) -> None:
+def test_a_scrape_reads_no_records_and_no_quarantine_payloads(sqlite_sut: StoreUnderTest) -> None:
     """Its cost does not grow with the store: every statement a scrape runs is planned
     without a full scan of ``records`` or ``quarantine`` (docs/metrics.md: ~N ms at 1M)."""
-    fill(store)
-    store.claim_forward(2, 30.0)
+    fill(sqlite_sut)
+    sqlite_sut.store.claim_forward(2, 30.0)
     statements: list[str] = []
-    with open_ro(store.path) as db:
+    with open_ro(sqlite_sut.path) as db:
         db.set_trace_callback(statements.append)
         store_families(db, time.time())
         db.set_trace_callback(None)

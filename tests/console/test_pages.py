@@ -1,6 +1,7 @@
 """Every console page over a real store (a market day: entries, sales from four scales, a
 stop order, sales after it alarmed), rendered in-process: who may open which page, scope,
-forms and their audit entries, both languages, nothing loaded from outside the collector."""
+forms and their audit entries, both languages, nothing loaded from outside the collector.
+The same store on SQLite and on PostgreSQL (tests/stores.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from collector import access, audit, sites
-from collector.api import ApiContext, make_app
+from collector.api import make_app
 from collector.console import i18n
 from collector.console.auth import FAIL_DELAY_S, Failures
-from collector.store import SqliteStore
-from hostlib.sqlite import open_ro
-from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
+from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day, store_of
+from tests.stores import KINDS, StoreUnderTest
 
 CLI = audit.Actor("cli:test", "admin", "local")
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -29,7 +29,7 @@ TEMPLATES = Path(i18n.__file__).parent / "templates"
 
 @dataclass
 class Console:
-    store: Path
+    sut: StoreUnderTest
     app: TestClient
     tokens: dict[str, str]
     batch: str  # a batch of MARKET, trading
@@ -49,15 +49,23 @@ def csrf(html: str) -> str:
     return m.group(1)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    root = tmp_path_factory.mktemp("console")
-    path = root / "collector.sqlite"
-    run_market_day(path)
-    st = SqliteStore(path)
+@pytest.fixture(scope="module", params=KINDS)
+def console(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("console"))
     try:
+        yield _console(sut)
+    finally:
+        sut.close()
+
+
+def _console(sut: StoreUnderTest) -> Console:
+    run_market_day(sut)
+    sut.store.quarantine_payload(SITE, "bad_mac", "MKT-S01/9: the MAC does not verify", b"x")
+    with sut.write() as db:
         sites.import_sites(
-            st.db,
+            db,
             [
                 {
                     "site": SITE,
@@ -69,8 +77,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 {"site": "OTHER", "name": "别处", "district": "310101", "market": "M310101009"},
             ],
         )
-        st.quarantine_payload(SITE, "bad_mac", "MKT-S01/9: the MAC does not verify", b"x")
-        store = access.TokenStore(st.db)
+        store = access.TokenStore(db)
         tokens = {
             role: store.create(role, scope, f"{role} test", CLI)[1]
             for role, scope in [
@@ -82,16 +89,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         }
         tokens["stranger"] = store.create("operator", "market:M310101009", "other market", CLI)[1]
         tokens["far_inspector"] = store.create("inspector", "district:310101", "far", CLI)[1]
-        batch = st.db.execute(
+        batch = db.execute(
             "SELECT batch_id FROM market_batches WHERE batch_id != ? AND sold_g > 0 "
             "ORDER BY batch_id LIMIT 1",
             (STOPPED_LOT.batch_id,),
         ).fetchone()[0]
-    finally:
-        st.close()
     key = Ed25519PrivateKey.generate()
-    ctx = ApiContext(path, audit_key=key)
-    yield Console(path, TestClient(make_app(ctx)), tokens, batch, STOPPED_LOT.batch_id, key)
+    ctx = sut.ctx(audit_key=key)
+    return Console(sut, TestClient(make_app(ctx)), tokens, batch, STOPPED_LOT.batch_id, key)
 
 
 def pages(c: Console) -> list[str]:
@@ -182,11 +187,11 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_audited_and_s
     assert time.monotonic() - t0 >= FAIL_DELAY_S
     assert r.status_code == 200 and "令牌无效" in r.text
     assert "te_token=" not in r.headers.get("set-cookie", "")
-    with open_ro(console.store) as db:
+    with console.sut.read() as db:
         last = audit.entries(db, limit=1, action="login.failed")[0]
     assert last.target == "token:" + bad.split("_")[1]
     assert bad.split("_")[2] not in str(last.detail)  # never the secret
-    with open_ro(console.store) as db:  # the head stays signed with the centre's key
+    with console.sut.read() as db:  # the head stays signed with the centre's key
         assert audit.verify(db, console.key.public_key()).ok
     # a sign-in posted from another site's page is refused before the token is looked at
     evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
@@ -233,7 +238,7 @@ def test_stop_and_lift_from_the_batch_page_are_audited(console: Console) -> None
     refused = op.post(url + "/stop", data={"reason": "x", "csrf": "0" * 32})
     assert refused.headers["location"].endswith("?problem=csrf")  # and nothing done:
     assert "表单已过期" in op.get(refused.headers["location"]).text
-    with open_ro(console.store) as db:
+    with console.sut.read() as db:
         assert not audit.entries(db, limit=1, action="batch.")
     r = op.post(url + "/stop", data={"reason": "抽检不合格", "csrf": form})
     assert r.status_code == 303
@@ -242,7 +247,7 @@ def test_stop_and_lift_from_the_batch_page_are_audited(console: Console) -> None
     assert "抽检不合格" in page
     r = op.post(url + "/lift", data={"reason": "复检合格", "csrf": form})
     assert "已解除中止交易。" in op.get(r.headers["location"]).text
-    with open_ro(console.store) as db:
+    with console.sut.read() as db:
         stop, lift = audit.entries(db, limit=2, action="batch.")[::-1]
     assert (stop.action, stop.target, stop.result) == ("batch.stop", console.batch, "ok")
     assert stop.detail["reason"] == "抽检不合格" and stop.role == "operator"
@@ -268,14 +273,14 @@ def test_acknowledging_an_alarm_needs_a_comment_and_is_audited(console: Console)
     assert r.headers["location"] == "/console/alarms?show=all&done=acked"
     page = insp.get("/console/alarms?show=acked").text
     assert "已通知市场下架" in page
-    with open_ro(console.store) as db:
+    with console.sut.read() as db:
         e = audit.entries(db, limit=1, action="alarm.ack")[0]
     assert e.target == f"alarm:{alarm}" and e.detail["comment"] == "已通知市场下架"
     q = insp.get("/console/quarantine").text
     entry = int(re.findall(r'action="/console/quarantine/(\d+)/ack"', q)[0])
     r = insp.post(f"/console/quarantine/{entry}/ack", data={"comment": "密钥已轮换", "csrf": form})
     assert r.status_code == 303
-    with open_ro(console.store) as db:
+    with console.sut.read() as db:
         assert audit.entries(db, limit=1, action="quarantine.ack")[0].result == "ok"
 
 

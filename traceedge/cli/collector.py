@@ -6,10 +6,10 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -26,6 +26,11 @@ from traceedge.cli.common import (
     setup_logging,
     verbose_option,
 )
+
+if TYPE_CHECKING:
+    from collector.held import HeldRecord
+    from hostlib.db import Db
+    from hostlib.registry import Device
 
 log = logging.getLogger(__name__)
 
@@ -152,51 +157,59 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     Example:
       traceedge collector status --config /etc/traceedge/collector.toml --devices
     """
-    from collector.held import held_records
     from collector.status import format_status, running
-    from collector.store import device_report, summarize
     from hostlib.registry import Registry
     from hostlib.sqlite import open_ro
 
     with friendly_errors():
         settings = load_collector(config_path, files=False)
         path = settings.store_path
-        if settings.store.url:
-            _pg_status(settings.store.url, as_json)
-            return
         # provisioned devices that never sent a record are listed too
         reg_file = settings.registry
         registry = Registry(reg_file).devices() if devices and reg_file.exists() else None
-    if not path.exists():
-        click.echo(f"{path}: no store here: no collector has run with this config", err=True)
-        click.get_current_context().exit(NOT_RUNNING)
-    with friendly_errors(str(path)), open_ro(path) as db:
-        out = summarize(db)
-        held = held_records(db, HELD_LISTED)
-        out["forward_held_records"] = [h.model_dump() for h in held]
-        if devices:
-            out["device_report"] = device_report(db, registry)
+    if settings.store.url:
+        out, held = _pg_status(settings.store.url, devices, registry)
+    else:
+        if not path.exists():
+            click.echo(f"{path}: no store here: no collector has run with this config", err=True)
+            click.get_current_context().exit(NOT_RUNNING)
+        with friendly_errors(str(path)), open_ro(path) as db:
+            out, held = _status(db, devices, registry)
     click.echo(json.dumps(out) if as_json else format_status(out, held, time.time()))
     if not running(out):
         click.get_current_context().exit(NOT_RUNNING)
 
 
-def _pg_status(url: str, as_json: bool) -> None:
-    """``collector status`` of a PostgreSQL store: the summary (device reports and the held
-    records' list are read from the SQLite store only, for now)."""
+def _status(
+    db: Db, devices: bool, registry: Mapping[str, Device] | None
+) -> tuple[dict[str, Any], list[HeldRecord]]:
+    """The summary, the first held records and (``devices``) the device report."""
+    from collector.held import held_records
+    from collector.store import device_report, summarize
+
+    out = summarize(db)
+    held = held_records(db, HELD_LISTED)
+    out["forward_held_records"] = [h.model_dump() for h in held]
+    if devices:
+        out["device_report"] = device_report(db, registry)
+    return out, held
+
+
+def _pg_status(
+    url: str, devices: bool, registry: Mapping[str, Device] | None
+) -> tuple[dict[str, Any], list[HeldRecord]]:
+    """:func:`_status` of a PostgreSQL store, in one read-only transaction."""
     import psycopg
 
-    from collector.pgstore import redact_url, summarize
-    from collector.status import format_status, running
+    from collector.pgstore import redact_url
+    from hostlib.db import PgDb
 
     try:
-        with psycopg.connect(url, connect_timeout=10) as conn, conn.cursor() as cur:
-            out = summarize(cur)
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            conn.read_only = True
+            return _status(PgDb(conn), devices, registry)
     except psycopg.Error as exc:
         raise click.ClickException(f"{redact_url(url)}: {exc}") from exc
-    click.echo(json.dumps(out) if as_json else format_status(out, [], time.time()))
-    if not running(out):
-        click.get_current_context().exit(NOT_RUNNING)
 
 
 @command.command("forward-retry")
