@@ -131,6 +131,7 @@ class Collector:
 
         ctx = ApiContext(
             store_path=self.settings.store_path,
+            store_url=self.settings.store.url,
             registry_path=self.settings.registry,
             relay=self.relay,
             dead_workers=self.dead_workers,
@@ -152,7 +153,9 @@ class Collector:
         from collector.public import make_public_app
 
         app = make_public_app(
-            ApiContext(store_path=self.settings.store_path), pub.rate_per_min, pub.burst
+            ApiContext(store_path=self.settings.store_path, store_url=self.settings.store.url),
+            pub.rate_per_min,
+            pub.burst,
         )
         what = f"{self.settings.path}: public"
         return ApiServer(app, what, pub.host, pub.port, name="public")

@@ -226,14 +226,6 @@ def load_collector(
     api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     public = _public(root.sub("public"), api_host, api_port)
     store = _store(root.sub("store"))
-    if store.url and (api_port or public.port):
-        where = "api" if api_port else "public"
-        root.sub(where).fail(
-            "port",
-            "the query API, console and public pages read the SQLite store; with [store] url "
-            "(PostgreSQL) run them from a collector on the SQLite store for now, or leave "
-            "the port out",
-        )
     retention = _retention(p, root.sub("retention"), data_dir) if root.has("retention") else None
     root.finish()
     return CollectorSettings(

@@ -100,3 +100,8 @@ class StoreDb:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+
+
+def of_settings(settings: Any, pool_size: int = 1) -> StoreDb:
+    """The store a collector config names (``CollectorSettings``), for the command line."""
+    return StoreDb(settings.store_path, settings.store.url, pool_size=pool_size)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from collector.api import make_app
+from collector.api import ApiContext, make_app
 from traceedge.cli import main
 
 
@@ -28,13 +29,27 @@ def cli(cfg: Path, *args: str) -> Result:
     return CliRunner().invoke(main, argv)
 
 
-def test_a_token_made_on_the_command_line_opens_the_api_until_revoked(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_token_made_on_the_command_line_opens_the_api_until_revoked(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     cfg, store = setup(tmp_path)
+    url = None
+    if kind == "postgres":  # the same commands on a collector whose [store] url names one
+        url = request.getfixturevalue("pg_url")
+        with cfg.open("a") as f:
+            f.write(f'\n[store]\nurl = "{url}"\n')
     res = cli(cfg, "token", "create", "--role", "inspector", "--scope", "all", "--name", "Li Na")
+    if kind == "postgres":  # not migrated yet: a clear error, nothing made
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        assert cli(cfg, "migrate").exit_code == 0
+        res = cli(
+            cfg, "token", "create", "--role", "inspector", "--scope", "all", "--name", "Li Na"
+        )
     assert res.exit_code == 0, res.output
     token = res.stdout.strip().splitlines()[-1]
     assert token.startswith("te_")
-    api = TestClient(make_app(store))
+    api = TestClient(make_app(ApiContext(store, store_url=url)))
     ok = api.get("/stats", headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200
     listed = cli(cfg, "token", "list")
@@ -44,6 +59,10 @@ def test_a_token_made_on_the_command_line_opens_the_api_until_revoked(tmp_path: 
     assert cli(cfg, "token", "revoke", tid).exit_code == 0
     assert api.get("/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert "revoked" in cli(cfg, "token", "list").output
+    verified = cli(cfg, "audit", "verify", "--key", str(tmp_path / "command.pub"))
+    assert verified.exit_code == 0 and "intact: 2 entries" in verified.output, verified.output
+    assert "token.revoke" in cli(cfg, "audit", "show").output
+    assert store.exists() == (kind == "sqlite")
 
 
 def test_a_scope_the_role_cannot_hold_is_a_usage_error(tmp_path: Path) -> None:

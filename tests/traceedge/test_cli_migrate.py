@@ -69,7 +69,6 @@ def test_an_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
     [
         ('\n[store]\nurl = "mysql://x"\n', "store.url"),
         ('\n[store]\nurl = "postgresql://x/db"\npool_size = 0\n', "store.pool_size"),
-        ('\n[store]\nurl = "postgresql://x/db"\n\n[api]\nport = 8080\n', "api.port"),
         ('\n[store]\nurl = "postgresql://x/db"\nnope = 1\n', "store.nope"),
     ],
 )

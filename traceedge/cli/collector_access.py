@@ -11,7 +11,6 @@ import getpass
 import hashlib
 import json
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import audit
 from collector.settings import load_collector
-from hostlib.sqlite import open_ro, write_tx
+from hostlib.db import Db
+from hostlib.sqlite import write_tx
 from traceedge.cli.common import config_option, friendly_errors
 
 
@@ -51,21 +51,45 @@ def signing_key(config_path: Path) -> Ed25519PrivateKey | None:
 
 
 @contextmanager
-def audited_store(config_path: Path) -> Iterator[sqlite3.Connection]:
-    """The configured collector's store, read-write (created if new)."""
+def audited_store(config_path: Path) -> Iterator[Db]:
+    """The configured collector's store, read-write: autocommit, each change in its own
+    ``write_tx`` (a SQLite store is created if new; a PostgreSQL one must be migrated)."""
     from collector.store import SqliteStore
+    from collector.storedb import of_settings
 
-    path = load_collector(config_path, files=False).store_path
-    store = SqliteStore(path)
+    settings = load_collector(config_path, files=False)
+    if settings.store.url:
+        storedb = of_settings(settings)
+        try:
+            db = storedb.connect()
+            try:
+                yield db
+            finally:
+                db.close()
+        finally:
+            storedb.close()
+        return
+    store = SqliteStore(settings.store_path)
     try:
         yield store.db
     finally:
         store.close()
 
 
-def record_import(
-    db: sqlite3.Connection, config_path: Path, kind: str, source: Path, count: int
-) -> None:
+@contextmanager
+def reading_store(config_path: Path) -> Iterator[Db]:
+    """The configured collector's store, read-only."""
+    from collector.storedb import of_settings
+
+    storedb = of_settings(load_collector(config_path, files=False))
+    try:
+        with storedb.read() as db:
+            yield db
+    finally:
+        storedb.close()
+
+
+def record_import(db: Db, config_path: Path, kind: str, source: Path, count: int) -> None:
     """The audit entry of a registry import (inside the import's transaction)."""
     data = source.read_bytes()
     detail = {"file": str(source), "sha256": hashlib.sha256(data).hexdigest(), "rows": count}
@@ -225,8 +249,7 @@ def audit_verify_cmd(config_path: Path, pub_path: Path | None) -> None:
 
     with friendly_errors():
         key = load_public_key(pub_path) if pub_path else None
-        path = load_collector(config_path, files=False).store_path
-        with open_ro(path) as db:
+        with reading_store(config_path) as db:
             check = audit.verify(db, key)
     if not check.ok:
         raise click.ClickException(
@@ -251,10 +274,8 @@ def audit_show_cmd(config_path: Path, limit: int, action: str | None, as_json: b
     """
     import dataclasses
 
-    with friendly_errors():
-        path = load_collector(config_path, files=False).store_path
-        with open_ro(path) as db:
-            rows = audit.entries(db, limit, action=action)
+    with friendly_errors(), reading_store(config_path) as db:
+        rows = audit.entries(db, limit, action=action)
     for e in rows:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(e), ensure_ascii=False))

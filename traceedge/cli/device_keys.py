@@ -18,7 +18,6 @@ import click
 from collector.settings import load_collector
 from hostlib.errors import ConfigError
 from hostlib.registry import Registry, revoke, rotate_key
-from hostlib.sqlite import open_ro
 from traceedge.cli.common import friendly_errors
 from traceedge.provision import device_config, write_secret
 
@@ -26,11 +25,17 @@ ROTATE_MARGIN = 10_000  # seqs past the highest stored: time to flash the termin
 
 
 def _highest_stored(config: Path, dev: str) -> int:
+    from collector.storedb import of_settings
+
     settings = load_collector(config)
-    if not settings.store_path.exists():
+    storedb = of_settings(settings)
+    if not storedb.exists():
         return 0
-    with open_ro(settings.store_path) as db:
-        row = db.execute("SELECT max_seq FROM device_state WHERE dev = ?", (dev,)).fetchone()
+    try:
+        with storedb.read() as db:
+            row = db.execute("SELECT max_seq FROM device_state WHERE dev = ?", (dev,)).fetchone()
+    finally:
+        storedb.close()
     return int(row[0]) if row else 0
 
 
