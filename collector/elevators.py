@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hostlib.db import Db
+from hostlib.db import Db, dialect
 from hostlib.sqlite import write_tx
 
 DEFAULT_OVERDUE_DAYS = 15
@@ -447,7 +447,9 @@ class _Row:
     body: dict[str, Any]
 
 
-# An elevator's records of one kind, oldest or newest first; LIMIT -1 is no limit.
+# An elevator's records of one kind, oldest or newest first (no limit: NO_LIMIT, as SQLite's
+# LIMIT -1 is refused by PostgreSQL).
+NO_LIMIT = 2**62
 _ROWS = {
     False: "SELECT dev, seq, kind, ts, rec FROM records "
     "WHERE json_extract(rec, '$.body.reg') = ? AND kind = ? ORDER BY ts ASC, id ASC LIMIT ?",
@@ -463,7 +465,7 @@ def _rows(
     limit: int | None = None,
     newest_first: bool = False,
 ) -> list[_Row]:
-    rows = db.execute(_ROWS[newest_first], (reg, kind, -1 if limit is None else limit))
+    rows = db.execute(_ROWS[newest_first], (reg, kind, NO_LIMIT if limit is None else limit))
     return [_Row(str(d), int(s), str(k), int(t), json.loads(r)["body"]) for d, s, k, t, r in rows]
 
 
@@ -616,17 +618,25 @@ def elevator_view(
     )
 
 
+# Every reg named by a record. SQLite reads them off records_elevator_reg alone; PostgreSQL
+# cannot take an expression's value from an index, so DISTINCT would parse every record:
+# there the index is walked one reg at a time (one probe per elevator).
+_RECORD_REGS = {
+    "sqlite": "SELECT DISTINCT json_extract(rec, '$.body.reg') FROM records "
+    "WHERE json_extract(rec, '$.body.reg') IS NOT NULL",
+    "postgres": "WITH RECURSIVE r(reg) AS ("
+    "SELECT MIN(json_extract(rec, '$.body.reg')) FROM records "
+    "WHERE json_extract(rec, '$.body.reg') IS NOT NULL "
+    "UNION ALL SELECT (SELECT MIN(json_extract(rec, '$.body.reg')) FROM records "
+    "WHERE json_extract(rec, '$.body.reg') > r.reg) FROM r WHERE r.reg IS NOT NULL) "
+    "SELECT reg FROM r WHERE reg IS NOT NULL",
+}
+
+
 def overdue(db: Db, now_ms: int, days: int = DEFAULT_OVERDUE_DAYS) -> list[OverdueElevator]:
     """Elevators (registered or seen in records) whose maintenance is overdue, by reg."""
     regs = {r for (r,) in db.execute("SELECT reg FROM elevators")}
-    regs |= {
-        r
-        for (r,) in db.execute(
-            "SELECT DISTINCT json_extract(rec, '$.body.reg') FROM records "
-            "WHERE json_extract(rec, '$.body.reg') IS NOT NULL"
-        )
-        if isinstance(r, str)
-    }
+    regs |= {r for (r,) in db.execute(_RECORD_REGS[dialect(db)]) if isinstance(r, str)}
     out: list[OverdueElevator] = []
     for reg in sorted(regs):
         ms = _last_maintenance(visits(db, reg))
@@ -663,15 +673,16 @@ def fleet_faults(
         str(r[0]): Registration(reg=r[0], address=r[1], company=r[2], site=r[3])
         for r in db.execute("SELECT reg, address, company, site FROM elevators")
     }
-    newest: dict[str, tuple[int, str]] = {}
+    newest: dict[str, tuple[tuple[int, bytes, int], str]] = {}  # capture order, site
     open_now: dict[str, set[str]] = {}
     trapped_since: set[str] = set()
-    for reg, fault, ts, state, site in db.execute(
-        "SELECT reg, fault, ts, state, site FROM elevator_fault_last"
+    for reg, fault, ts, dev, seq, state, site in db.execute(
+        "SELECT reg, fault, ts, dev, seq, state, site FROM elevator_fault_last"
     ):
         reg, ts = str(reg), int(ts)
-        if reg not in newest or ts >= newest[reg][0]:
-            newest[reg] = (ts, str(site))
+        order = (ts, str(dev).encode(), int(seq))  # the trigger's order: dev bytewise
+        if reg not in newest or order > newest[reg][0]:
+            newest[reg] = (order, str(site))
         if state == "raised":
             open_now.setdefault(reg, set()).add(str(fault))
         if fault in TRAPPED_FAULTS and (since_ms is None or ts >= since_ms):
@@ -683,7 +694,7 @@ def fleet_faults(
         if sites is not None and site not in sites:
             continue
         trapped_now = bool(open_now.get(reg, set()) & set(TRAPPED_FAULTS))
-        picked.append((not trapped_now, -newest[reg][0], reg, site))
+        picked.append((not trapped_now, -newest[reg][0][0], reg, site))
     picked.sort()
     out: list[ElevatorFaults] = []
     for _, neg_ts, reg, site in picked:

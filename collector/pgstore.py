@@ -9,7 +9,9 @@ What differs is how many writers share it (:mod:`collector.pgschema` explains th
 
 * a batch goes in as one statement (``INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO
   NOTHING RETURNING``): one round trip for the whole batch, and the rows not returned are
-  the duplicates and conflicts, told apart by one more query for their stored MACs;
+  the duplicates and conflicts, told apart by one more query for their stored MACs; a
+  record already moved to the archive is not inserted (its key is kept, see
+  :mod:`collector.archive.keys`), so a resent copy is a duplicate or a conflict as well;
 * new records are queued for the platform and the market projection in the same
   transaction; :meth:`PostgresStore.claim_forward` and :meth:`PostgresStore.project` take
   queue rows with ``FOR UPDATE SKIP LOCKED``, so N collectors on N machines split the work
@@ -62,6 +64,20 @@ failure between collectors (each is retried at once; the loser of a deadlock is 
 the server)."""
 
 _RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+
+# A record moved to the archive (collector/archive/keys.py): its key is in archived_keys,
+# looked at only when its device's horizon reaches its seq (archive_horizon holds a row per
+# archived device), so a batch of new records costs one primary-key probe of that small
+# table a record. collector/archive/pgsource.py says why a concurrent removal cannot slip by.
+_ARCHIVED = (
+    "SELECT 1 FROM archive_horizon AS h JOIN archived_keys AS a ON a.dev = h.dev "
+    "AND a.seq = u.s WHERE h.dev = u.d AND h.seq >= u.s"
+)
+_ARCHIVED_ROWS = (
+    "unnest(%b::text[], %b::bigint[]) AS u(d, s) "
+    "JOIN archive_horizon AS h ON h.dev = u.d AND h.seq >= u.s "
+    "JOIN archived_keys AS a ON a.dev = u.d AND a.seq = u.s"
+)
 
 
 def pg_text(text: str) -> str:
@@ -286,6 +302,7 @@ class PostgresStore:
                 "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
                 "SELECT d, s, k, t, %s, m, %s, r FROM unnest(%b::text[], %b::bigint[], "
                 "%b::text[], %b::bigint[], %b::text[], %b::text[]) AS u(d, s, k, t, m, r) "
+                f"WHERE NOT EXISTS ({_ARCHIVED}) "
                 "ON CONFLICT (dev, seq) DO NOTHING RETURNING id, dev, seq, kind",
                 (
                     site,
@@ -312,14 +329,15 @@ class PostgresStore:
                     fresh.discard((g.dev, g.seq))
                 else:
                     rest.append(g)
-            macs = {
-                (d, int(s)): m
-                for d, s, m in cur.execute(
-                    "SELECT dev, seq, mac FROM records WHERE (dev, seq) IN "
-                    "(SELECT * FROM unnest(%b::text[], %b::bigint[]))",
-                    ([g.dev for g in rest], [g.seq for g in rest]),
-                )
-            }
+            macs: dict[tuple[str, int], str] = {}  # stored, else archived
+            for d, s, m, hot in cur.execute(
+                "SELECT r.dev, r.seq, r.mac, 1 FROM records AS r WHERE (r.dev, r.seq) IN "
+                "(SELECT * FROM unnest(%b::text[], %b::bigint[])) "
+                f"UNION ALL SELECT u.d, u.s, a.mac, 0 FROM {_ARCHIVED_ROWS}",
+                ([g.dev for g in rest], [g.seq for g in rest]) * 2,
+            ):
+                if hot or (d, int(s)) not in macs:
+                    macs[(d, int(s))] = m
             for g in rest:
                 if macs.get((g.dev, g.seq)) == g.mac:
                     dups += 1

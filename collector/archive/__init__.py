@@ -22,9 +22,11 @@ store and will be written again).
 Only records safe to remove leave: forwarded to the city platform (at or below the
 forwarding cursor, in no pending forward batch, not held) and, for market kinds, applied by
 the market projection. The hot store's side is the :class:`~collector.archive.source.ArchiveSource`
-protocol (three methods), so a PostgreSQL store can implement it.
+protocol (three methods): ``source`` implements it for the SQLite store, ``pgsource`` for
+the PostgreSQL store (``traceedge collector archive`` picks by ``[store] url``).
 
 Modules: ``keys`` (hot-store key table, no pyarrow), ``files`` (Parquet parts, manifests,
-verification), ``source`` (the protocol and its SQLite implementation), ``run`` (the job),
-``lookup`` (read-only lookups from the archive for the API).
+verification), ``source`` (the protocol and its SQLite implementation), ``pgsource``
+(PostgreSQL's), ``run`` (the job), ``lookup`` (read-only lookups from the archive for the
+API).
 """

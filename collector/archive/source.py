@@ -2,8 +2,8 @@
 
 :class:`ArchiveSource` is all the archive job (:mod:`collector.archive.run`) asks of a
 store; :class:`SqliteArchiveSource` implements it over :class:`collector.store.SqliteStore`,
-and a PostgreSQL store implements the same three methods (and, in its ``commit``, the check
-of ``archived_keys`` described in :mod:`collector.archive.keys`).
+:class:`collector.archive.pgsource.PgArchiveSource` over the PostgreSQL store (whose
+``commit`` checks ``archived_keys`` as :mod:`collector.archive.keys` describes).
 
 A record is *safe to remove* when the city platform has it and nothing still needs its row:
 

@@ -1,29 +1,34 @@
 """Retention: records past ``keep_days`` move to Parquet and out of the hot store, and stay
-findable, deduplicated and counted. Real SQLite store, real pyarrow files, the real API and
-CLI; the store's own forwarding calls stand for an accepting platform."""
+findable, deduplicated and counted. Each test on both stores (SQLite and PostgreSQL,
+tests/stores.py), real pyarrow files, the real API and CLI; the store's own forwarding calls
+stand for an accepting platform."""
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from collector import markets
-from collector.api import ApiContext, make_app
+from collector.api import make_app
 from collector.archive import files, run
-from collector.archive.source import SqliteArchiveSource
-from collector.store import SqliteStore, device_report, summarize
+from collector.archive.pgsource import PgArchiveSource
+from collector.archive.source import ArchiveSource, SqliteArchiveSource
+from collector.store import device_report, summarize
 from collector.verify import Good
 from simulators.records import make_body
-from tests.apiauth import admin_headers
+from tests.conftest import wait_until
+from tests.stores import KINDS, StoreUnderTest, open_store
 from traceedge.cli import main
 from wire.canonical import canonical
 from wire.checkdigit import with_check_digit
@@ -45,22 +50,30 @@ def good(dev: str, seq: int, ts: int, kind: str = "elevator.status", body: Any =
     return Good(dev, seq, kind, ts, str(rec["mac"]), canonical(rec).decode())
 
 
-def forward_all(store: SqliteStore) -> None:
+def forward_all(store: Any) -> None:
     """What the forwarder does when the platform accepts every document."""
     while (batch := store.claim_forward(1000, 60.0)) is not None:
         store.forwarded(batch, batch.ids)
 
 
-def archive(store: SqliteStore, root: Path, **kw: Any) -> run.Summary:
-    return run.run(SqliteArchiveSource(store), root, CUTOFF, **kw)
+def source(sut: StoreUnderTest) -> ArchiveSource:
+    if sut.postgres:
+        return PgArchiveSource(sut.store)
+    return SqliteArchiveSource(sut.store)
 
 
-def hot(path: Path) -> list[tuple[str, int]]:
-    db = sqlite3.connect(path)
-    try:
+def archive(sut: StoreUnderTest, root: Path, **kw: Any) -> run.Summary:
+    return run.run(source(sut), root, CUTOFF, **kw)
+
+
+def hot(sut: StoreUnderTest) -> list[tuple[str, int]]:
+    with sut.read() as db:
         return [(str(d), int(s)) for d, s in db.execute("SELECT dev, seq FROM records ORDER BY id")]
-    finally:
-        db.close()
+
+
+def report(sut: StoreUnderTest) -> list[dict[str, Any]]:
+    with sut.read() as db:
+        return device_report(db)
 
 
 def archived_rows(root: Path) -> list[dict[str, Any]]:
@@ -74,33 +87,39 @@ def _no_clock(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in d.items() if k != "silent_s"} for d in report]
 
 
-def counters(store: SqliteStore) -> dict[str, Any]:
-    s = summarize(store.db)
+def counters(sut: StoreUnderTest) -> dict[str, Any]:
+    s = sut.store.summary() if sut.postgres else summarize(sut.store.db)
     s.pop("processes")
     return s
 
 
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    st = SqliteStore(tmp_path / "collector.sqlite")
-    yield st
-    st.close()
+def sut(kind: str, tmp_path: Path) -> Iterator[StoreUnderTest]:
+    s = open_store(kind, tmp_path)
+    yield s
+    s.close()
 
 
 def test_a_record_survives_the_round_trip_and_the_api_finds_it(
-    store: SqliteStore, tmp_path: Path
+    sut: StoreUnderTest, tmp_path: Path
 ) -> None:
+    store = sut.store
     old = [good("EL-1", s, DAY0 + s * 3_600_000) for s in range(1, 31)]  # two days
     old_b = [good("EL-2", s, DAY0 + s * 60_000) for s in range(1, 6)]
     recent = [good("EL-1", 31, NOW_MS - 1000)]
     store.commit("S001", "b1", old + recent, [])
     store.commit("S002", "b2", old_b, [])
     forward_all(store)
-    before = counters(store)
-    gaps_before = device_report(store.db)
+    before = counters(sut)
+    gaps_before = report(sut)
     root = tmp_path / "archive"
 
-    s = archive(store, root)
+    s = archive(sut, root)
 
     assert (s.rows, s.freed) == (35, 35)
     assert sorted((f.day, f.site, f.rows) for f in s.files) == [
@@ -114,16 +133,16 @@ def test_a_record_survives_the_round_trip_and_the_api_finds_it(
         assert f["purged"] is True
         assert f["sha256"] == files.sha256_file(root / "2025-11-24" / f["file"])
         assert {"rows", "min_id", "max_id", "min_ts", "max_ts", "created"} <= set(f)
-    assert hot(store.path) == [("EL-1", 31)]
+    assert hot(sut) == [("EL-1", 31)]
     assert pq.ParquetFile(root / "2025-11-24" / "S002.parquet").schema_arrow.names == list(
         files.COLUMNS
     )
     # counters, gaps and watermarks are those of before: archiving moves, it loses nothing
-    assert counters(store) == before
-    assert _no_clock(device_report(store.db)) == _no_clock(gaps_before)
+    assert counters(sut) == before
+    assert _no_clock(report(sut)) == _no_clock(gaps_before)
 
-    api = TestClient(make_app(ApiContext(store.path, archive_dir=root)))
-    headers = admin_headers(store.path)
+    api = TestClient(make_app(sut.ctx(archive_dir=root)))
+    headers = sut.admin_headers()
     for g in (old[0], old[17], old_b[4], recent[0]):
         reply = api.get(f"/records/{g.dev}/{g.seq}", headers=headers)
         assert reply.status_code == 200, reply.text
@@ -132,19 +151,21 @@ def test_a_record_survives_the_round_trip_and_the_api_finds_it(
     assert api.get("/stats", headers=headers).json()["archive_read_errors"] == 0
 
 
-def test_gaps_stay_where_they_were(store: SqliteStore, tmp_path: Path) -> None:
+def test_gaps_stay_where_they_were(sut: StoreUnderTest, tmp_path: Path) -> None:
+    store = sut.store
     store.commit("S001", "b", [good("EL-9", s, DAY0 + s) for s in (1, 2, 5, 6, 9)], [])
     forward_all(store)
-    before = [(d["missing"], d["gaps"], d["watermark"]) for d in device_report(store.db)]
+    before = [(d["missing"], d["gaps"], d["watermark"]) for d in report(sut)]
     assert before == [(4, [[3, 4], [7, 8]], 2)]
-    archive(store, tmp_path / "archive")
-    assert hot(store.path) == []
-    after = [(d["missing"], d["gaps"], d["watermark"]) for d in device_report(store.db)]
+    archive(sut, tmp_path / "archive")
+    assert hot(sut) == []
+    after = [(d["missing"], d["gaps"], d["watermark"]) for d in report(sut)]
     assert after == before
 
 
-def test_records_not_safe_to_remove_stay(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "collector.sqlite", project_inline=False)
+def test_records_not_safe_to_remove_stay(kind: str, tmp_path: Path) -> None:
+    sut = open_store(kind, tmp_path, project_inline=False)
+    store = sut.store
     try:
         store.commit("S001", "b1", [good("EL-1", s, DAY0 + s) for s in range(1, 5)], [])
         forward_all(store)  # 1-4 forwarded
@@ -159,36 +180,36 @@ def test_records_not_safe_to_remove_stay(tmp_path: Path) -> None:
         entry = good("MKT-GATE", 1, DAY0 + 9, "market.entry", _entry_body("B1"))
         store.commit("S001", "b4", [entry], [])
         forward_all(store)  # forwarded, but the market projection has not applied it
-        kept = run.run(SqliteArchiveSource(store), tmp_path / "archive", CUTOFF)
-        assert sorted(hot(store.path)) == [("EL-1", 5), ("EL-1", 6), ("EL-1", 8), ("MKT-GATE", 1)]
+        kept = archive(sut, tmp_path / "archive")
+        assert sorted(hot(sut)) == [("EL-1", 5), ("EL-1", 6), ("EL-1", 8), ("MKT-GATE", 1)]
         assert kept.kept_back == {"not_forwarded": 0, "forwarding": 3, "not_projected": 1}
         assert sorted((r["dev"], r["seq"]) for r in archived_rows(tmp_path / "archive")) == [
             ("EL-1", s) for s in (1, 2, 3, 4, 7)
         ]
         store.project()
-        run.run(SqliteArchiveSource(store), tmp_path / "archive", CUTOFF)
-        assert ("MKT-GATE", 1) not in hot(store.path)
+        archive(sut, tmp_path / "archive")
+        assert ("MKT-GATE", 1) not in hot(sut)
     finally:
-        store.close()
+        sut.close()
 
 
 def test_a_crash_between_writing_and_deleting_loses_and_duplicates_nothing(
-    store: SqliteStore, tmp_path: Path
+    sut: StoreUnderTest, tmp_path: Path
 ) -> None:
+    store = sut.store
     root = tmp_path / "archive"
     goods = [good(f"EL-{d}", s, DAY0 + s * 7_200_000) for d in range(3) for s in range(1, 21)]
     store.commit("S001", "b", goods, [])
     forward_all(store)
-    source = SqliteArchiveSource(store)
     # the first phase alone, as if the process died before deleting anything
-    written = run.write(source, root, CUTOFF, chunk_rows=7, max_open=2)
-    assert sum(e.rows for e in written) == 60 and len(hot(store.path)) == 60
+    written = run.write(source(sut), root, CUTOFF, chunk_rows=7, max_open=2)
+    assert sum(e.rows for e in written) == 60 and len(hot(sut)) == 60
     assert not any(e.purged for e in files.entries(root))
     # and a crash in the middle of a later write: a temp file and a part no manifest lists
     (root / "2025-11-24" / "S001.9.parquet.tmp").write_bytes(b"half")
     (root / "2025-11-24" / "S001.9.parquet").write_bytes(b"unlisted")
 
-    s = archive(store, root, chunk_rows=7)
+    s = archive(sut, root, chunk_rows=7)
 
     assert (s.recovered, s.freed, s.files) == (len(written), 60, [])
     assert sorted(s.cleaned) == ["2025-11-24/S001.9.parquet", "2025-11-24/S001.9.parquet.tmp"]
@@ -196,7 +217,7 @@ def test_a_crash_between_writing_and_deleting_loses_and_duplicates_nothing(
     keys = Counter((r["dev"], r["seq"]) for r in rows)
     assert len(keys) == 60 and set(keys.values()) == {1}
     assert {(r["dev"], r["seq"]): r["rec"] for r in rows} == {(g.dev, g.seq): g.text for g in goods}
-    assert hot(store.path) == []
+    assert hot(sut) == []
     _, problems = files.verify(root)
     assert problems == []
 
@@ -204,31 +225,33 @@ def test_a_crash_between_writing_and_deleting_loses_and_duplicates_nothing(
     late = good("EL-0", 21, DAY0 + 3_600_000)
     store.commit("S001", "late", [late], [])
     forward_all(store)
-    s2 = archive(store, root)
+    s2 = archive(sut, root)
     assert [(f.day, f.file, f.rows) for f in s2.files] == [("2025-11-24", "S001.1.parquet", 1)]
     day_files = [e.file for e in files.load_day(root, "2025-11-24")]
     assert day_files[-1] == "S001.1.parquet" and len(set(day_files)) == len(day_files)
 
 
-def test_a_damaged_part_deletes_nothing(store: SqliteStore, tmp_path: Path) -> None:
+def test_a_damaged_part_deletes_nothing(sut: StoreUnderTest, tmp_path: Path) -> None:
+    store = sut.store
     root = tmp_path / "archive"
     store.commit("S001", "b", [good("EL-1", s, DAY0 + s) for s in range(1, 6)], [])
     forward_all(store)
-    (entry,) = run.write(SqliteArchiveSource(store), root, CUTOFF)
+    (entry,) = run.write(source(sut), root, CUTOFF)
     _flip_a_byte(entry.path(root))
     with pytest.raises(files.ArchiveFileError, match=r"S001\.parquet: checksum mismatch"):
-        archive(store, root)
-    assert len(hot(store.path)) == 5
+        archive(sut, root)
+    assert len(hot(sut)) == 5
 
 
 def test_a_resent_archived_record_is_a_duplicate_or_a_conflict(
-    store: SqliteStore, tmp_path: Path
+    sut: StoreUnderTest, tmp_path: Path
 ) -> None:
+    store = sut.store
     goods = [good("EL-1", s, DAY0 + s) for s in range(1, 6)]
     store.commit("S001", "b", goods, [])
     forward_all(store)
-    archive(store, tmp_path / "archive")
-    before = counters(store)
+    archive(sut, tmp_path / "archive")
+    before = counters(sut)
 
     again = store.commit("S001", "resent", [goods[2], good("EL-1", 6, DAY0 + 6)], [])
     assert (again.stored, again.duplicates, again.bad) == (1, 1, 0)
@@ -237,17 +260,18 @@ def test_a_resent_archived_record_is_a_duplicate_or_a_conflict(
     clash = store.commit("S001", "forged", [forged], [])
     assert (clash.stored, clash.duplicates, clash.bad) == (0, 0, 1)
 
-    after = counters(store)
+    after = counters(sut)
     assert after["records"] == before["records"] + 1  # EL-1 6 only
     assert (after["duplicates"], after["conflicts"]) == (
         before["duplicates"] + 1,
         before["conflicts"] + 1,
     )
-    assert hot(store.path) == [("EL-1", 6)]
-    alarm = store.db.execute("SELECT kind, dev, seq FROM alarms ORDER BY id DESC").fetchone()
-    assert alarm == ("conflict", "EL-1", 4)
-    q = store.db.execute("SELECT reason, dev, seq FROM quarantine ORDER BY id DESC").fetchone()
-    assert q == ("conflict", "EL-1", 4)
+    assert hot(sut) == [("EL-1", 6)]
+    with sut.read() as db:
+        alarm = db.execute("SELECT kind, dev, seq FROM alarms ORDER BY id DESC").fetchone()
+        q = db.execute("SELECT reason, dev, seq FROM quarantine ORDER BY id DESC").fetchone()
+    assert tuple(alarm) == ("conflict", "EL-1", 4)
+    assert tuple(q) == ("conflict", "EL-1", 4)
     # the fast path still takes an ordinary batch of new records, beyond the horizon
     new = store.commit("S001", "new", [good("EL-1", s, NOW_MS) for s in (7, 8)], [])
     assert (new.stored, new.duplicates) == (2, 0)
@@ -267,13 +291,15 @@ def _entry_body(batch_id: str) -> dict[str, Any]:
     }
 
 
-def test_a_trace_chain_is_the_same_from_the_archive(store: SqliteStore, tmp_path: Path) -> None:
+def test_a_trace_chain_is_the_same_from_the_archive(sut: StoreUnderTest, tmp_path: Path) -> None:
+    store = sut.store
     batch_id = with_check_digit("1000012511240101001")
     code = make_trace_code("100001", "251124", 1, 1)
-    markets.import_traders(
-        store.db,
-        [{"trader": "T0001", "name": "王建国", "card_uid": "A1B2C301", "market": "M330106001"}],
-    )
+    with sut.write() as db:
+        markets.import_traders(
+            db,
+            [{"trader": "T0001", "name": "王建国", "card_uid": "A1B2C301", "market": "M330106001"}],
+        )
     sale = {
         "market": "M330106001",
         "terminal": "M330106001-001",
@@ -307,14 +333,14 @@ def test_a_trace_chain_is_the_same_from_the_archive(store: SqliteStore, tmp_path
     )
     forward_all(store)
     root = tmp_path / "archive"
-    api = TestClient(make_app(ApiContext(store.path, archive_dir=root)))
-    headers = admin_headers(store.path)
+    api = TestClient(make_app(sut.ctx(archive_dir=root)))
+    headers = sut.admin_headers()
     before = api.get(f"/trace/{code}", headers=headers)
     assert before.status_code == 200, before.text
     assert before.json()["origins"] == ["浙江省金华市"]
 
-    assert archive(store, root).freed == 2
-    assert hot(store.path) == []
+    assert archive(sut, root).freed == 2
+    assert hot(sut) == []
 
     after = api.get(f"/trace/{code}", headers=headers)
     assert after.status_code == 200, after.text
@@ -329,37 +355,50 @@ def _flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _config(tmp_path: Path, retention: str = "[retention]\nkeep_days = 30\n") -> Path:
+def _config(
+    tmp_path: Path, sut: StoreUnderTest, retention: str = "[retention]\nkeep_days = 30\n"
+) -> Path:
+    """A collector's config whose store is ``sut`` (data_dir: ``sut``'s folder)."""
     res = CliRunner().invoke(main, ["collector", "keygen", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     cfg = tmp_path / "collector.toml"
+    store = f'[store]\nurl = "{sut.url}"\n' if sut.url else ""
     cfg.write_text(
-        '[collector]\ndata_dir = "data"\nregistry = "devices.json"\ncommand_key = "command.key"\n'
-        + retention
+        f'[collector]\ndata_dir = "{sut.path.parent.name}"\nregistry = "devices.json"\n'
+        'command_key = "command.key"\n' + store + retention
     )
     return cfg
 
 
-def test_the_cli_archives_verifies_and_names_a_damaged_file(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
-    path = tmp_path / "data" / "collector.sqlite"
-    store = SqliteStore(path)
+@pytest.fixture
+def cli_store(kind: str, tmp_path: Path) -> Iterator[StoreUnderTest]:
+    """A store in ``<tmp>/data``: where the config of :func:`_config` has its data."""
+    (tmp_path / "data").mkdir()
+    s = open_store(kind, tmp_path / "data")
+    yield s
+    s.close()
+
+
+def test_the_cli_archives_verifies_and_names_a_damaged_file(
+    cli_store: StoreUnderTest, tmp_path: Path
+) -> None:
+    sut = cli_store
+    cfg = _config(tmp_path, sut)
     goods = [good("EL-1", s, DAY0 + s * 3_600_000) for s in range(1, 40)]
-    store.commit("S001", "b", goods, [])
-    forward_all(store)
-    store.close()
+    sut.store.commit("S001", "b", goods, [])
+    forward_all(sut.store)
     cli = CliRunner()
 
     dry = cli.invoke(main, ["collector", "archive", "--config", str(cfg), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "2025-11-24 S001: 23 records" in dry.output and "dry run: 39 records" in dry.output
-    assert len(hot(path)) == 39
+    assert len(hot(sut)) == 39
 
     done = cli.invoke(main, ["collector", "archive", "--config", str(cfg)])
     assert done.exit_code == 0, done.output
     assert "2025-11-24/S001.parquet: 23 rows" in done.output
     assert "39 records" in done.output and "39 records removed from the store" in done.output
-    assert hot(path) == []
+    assert hot(sut) == []
 
     ok = cli.invoke(main, ["collector", "archive", "--config", str(cfg), "--verify"])
     assert ok.exit_code == 0, ok.output
@@ -372,8 +411,8 @@ def test_the_cli_archives_verifies_and_names_a_damaged_file(tmp_path: Path) -> N
     assert "2025-11-25/S001.parquet: checksum mismatch" in bad.output
 
     # the API answers what the good file holds, and names the damaged one otherwise
-    api = TestClient(make_app(path))  # the default archive folder: beside the store
-    headers = admin_headers(path)
+    api = TestClient(make_app(sut.ctx()))  # the default archive folder: beside the store
+    headers = sut.admin_headers()
     assert api.get("/records/EL-1/1", headers=headers).json() == json.loads(goods[0].text)
     broken = api.get("/records/EL-1/30", headers=headers)
     assert broken.status_code == 503
@@ -384,9 +423,8 @@ def test_the_cli_archives_verifies_and_names_a_damaged_file(tmp_path: Path) -> N
     assert "Example:" in help_.output and "--older-than-days" in help_.output
 
 
-def test_the_cli_needs_a_retention(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, retention="")
-    SqliteStore(tmp_path / "data" / "collector.sqlite").close()
+def test_the_cli_needs_a_retention(cli_store: StoreUnderTest, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, cli_store, retention="")
     res = CliRunner().invoke(main, ["collector", "archive", "--config", str(cfg)])
     assert res.exit_code == 1
     assert "retention.keep_days" in res.output
@@ -395,3 +433,52 @@ def test_the_cli_needs_a_retention(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "0 files" in res.output
+
+
+def _waiting(url: str, n: int) -> bool:
+    """``n`` sessions of the database wait for a lock."""
+    with psycopg.connect(url, autocommit=True) as c:
+        row = c.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return row is not None and int(row[0]) >= n
+
+
+def test_a_record_resent_while_postgres_removes_it_is_a_duplicate(tmp_path: Path) -> None:
+    """PostgreSQL only (SQLite has one writer): a collector commits a resent copy while the
+    archive job's transaction is deleting the original. The commit waits for the removal and
+    then finds the archived key: a duplicate, not a second copy in the hot store."""
+    sut = open_store("postgres", tmp_path)
+    root = tmp_path / "archive"
+    try:
+        store, url = sut.store, str(sut.url)
+        store.commit("S001", "b0", [good("EL-0", 1, DAY0)], [])
+        forward_all(store)
+        archive(sut, root)  # meta archive_version exists from here on
+        goods = [good("EL-1", s, DAY0 + s) for s in range(1, 4)]
+        store.commit("S001", "b1", goods, [])
+        forward_all(store)
+        run.write(source(sut), root, CUTOFF)  # listed, not yet removed
+        done: dict[str, Any] = {}
+        with psycopg.connect(url) as blocker:  # holds the removal at its last statement
+            blocker.execute("SELECT value FROM meta WHERE name = 'archive_version' FOR UPDATE")
+            remover = threading.Thread(
+                target=lambda: done.update(purged=run.purge(source(sut), root))
+            )
+            remover.start()
+            wait_until(lambda: _waiting(url, 1), 10, "the removal to wait")
+            resend = threading.Thread(
+                target=lambda: done.update(result=store.commit("S001", "again", [goods[1]], []))
+            )
+            resend.start()
+            wait_until(lambda: _waiting(url, 2), 10, "the resend to wait for the removal")
+            blocker.rollback()
+        remover.join(10)
+        resend.join(10)
+        assert done["purged"] == (1, 3)
+        r = done["result"]
+        assert (r.stored, r.duplicates, r.bad) == (0, 1, 0)
+        assert hot(sut) == []
+    finally:
+        sut.close()

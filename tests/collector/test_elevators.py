@@ -4,7 +4,6 @@ then the query API over it."""
 
 from __future__ import annotations
 
-import sqlite3
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,8 +19,10 @@ from collector import elevators
 from collector.api import make_app
 from collector.elevators import FaultEvent, MaintenanceEvent
 from collector.store import SqliteStore
+from collector.storedb import StoreDb
 from collector.verify import Good
-from tests.apiauth import admin_headers
+from hostlib.db import Db
+from tests.stores import KINDS, StoreUnderTest, open_store
 from wire.canonical import canonical
 from wire.envelope import make_record
 from wire.schemas import default_validator
@@ -62,7 +63,7 @@ def h(hours: float) -> int:
 class Feed:
     """Signs records like the IoT boxes and commits them like the collector."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
         self.seqs: dict[str, int] = defaultdict(int)
         self.validator = default_validator()
@@ -123,13 +124,21 @@ ITEMS = ["制动器间隙", "轿门门锁电气触点", "层门自动关门装�
 
 
 class Scenario:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.store = SqliteStore(path)
+    """A store of either kind (tests/stores.py) with the registry imported; ``db`` a
+    connection to it as the API's readers have one."""
+
+    def __init__(self, sut: StoreUnderTest) -> None:
+        self.sut = sut
+        self.store = sut.store
         self.feed = Feed(self.store)
-        self.db = sqlite3.connect(str(path), isolation_level=None)
-        elevators.ensure_schema(self.db)
+        self.conn = StoreDb(sut.path, sut.url)
+        self.db: Db = self.conn.connect()
         elevators.import_elevators(self.db, REGISTRY)
+
+    def close(self) -> None:
+        self.db.close()
+        self.conn.close()
+        self.sut.close()
 
     def add(self, dev: str, kind: str, ts: int, body: dict[str, Any]) -> None:
         self.feed.commit(self.feed.make(dev, kind, ts, body))
@@ -140,12 +149,14 @@ class Scenario:
         return v
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    s = Scenario(tmp_path_factory.mktemp("elevators") / "collector.sqlite")
+@pytest.fixture(scope="module", params=KINDS)
+def scenario(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenario]:
+    """The day on SQLite, then on PostgreSQL."""
+    s = Scenario(open_store(request.param, tmp_path_factory.mktemp("elevators")))
     yield s
-    s.db.close()
-    s.store.close()
+    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -411,20 +422,31 @@ def test_pair_visits_pure() -> None:
     assert [(v.signed_in, v.signed_out) for v in far] == [(True, False), (False, True)]
 
 
-def test_import_elevators_is_all_or_nothing(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.sqlite")
-    elevators.ensure_schema(store.db)
-    elevators.ensure_schema(store.db)  # idempotent
-    assert elevators.import_elevators(store.db, REGISTRY) == 3
+def test_import_elevators_is_all_or_nothing(any_store: StoreUnderTest) -> None:
+    with any_store.write() as db:
+        assert elevators.import_elevators(db, REGISTRY) == 3
     for bad in (
         {"reg": "short", "address": "x"},
         {"reg": E4, "address": ""},
         {"reg": "a" + E4[1:], "address": "x"},
     ):
-        with pytest.raises(ValueError, match="elevator row 1"):
-            elevators.import_elevators(store.db, [{"reg": E4, "address": "ok"}, bad])
-    assert store.db.execute("SELECT COUNT(*) FROM elevators").fetchone()[0] == 3
-    store.close()
+        with pytest.raises(ValueError, match="elevator row 1"), any_store.write() as db:
+            elevators.import_elevators(db, [{"reg": E4, "address": "ok"}, bad])
+    with any_store.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM elevators").fetchone()[0] == 3
+
+
+def test_ensure_schema_is_idempotent_on_sqlite(tmp_path: Path) -> None:
+    """SQLite only: a SQLite store makes its own schema; PostgreSQL's comes from the
+    migrations (collector/pgschema.py)."""
+    store = SqliteStore(tmp_path / "c.sqlite")
+    try:
+        elevators.ensure_schema(store.db)
+        elevators.ensure_schema(store.db)
+        assert elevators.import_elevators(store.db, REGISTRY) == 3
+        assert store.db.execute("SELECT COUNT(*) FROM elevators").fetchone()[0] == 3
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +456,9 @@ def test_import_elevators_is_all_or_nothing(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def client(day: Scenario) -> TestClient:
     return TestClient(
-        make_app(day.path), raise_server_exceptions=False, headers=admin_headers(day.path)
+        make_app(day.sut.ctx()),
+        raise_server_exceptions=False,
+        headers=day.sut.admin_headers(),
     )
 
 

@@ -1,8 +1,11 @@
-"""Fleet-wide lists over a real store: cylinders refused or held by the fill gates, and
-elevators with open faults or trapped passengers, with scope and the indexes they read."""
+"""Fleet-wide lists over a real store, SQLite and PostgreSQL: cylinders refused or held by
+the fill gates, and elevators with open faults or trapped passengers, with scope and the
+indexes they read; the cylinder registry's import; the elevator fault state both stores'
+triggers keep."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -10,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector import cylinders, elevators
-from collector.store import SqliteStore
+from collector.api import make_app
 from collector.verify import Good
+from hostlib.db import Db, dialect
+from tests.stores import KINDS, StoreUnderTest, open_store
 from wire.canonical import canonical
 from wire.envelope import make_record
 from wire.schemas import default_validator
@@ -24,7 +32,7 @@ MIN = 60_000
 
 
 class Feed:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
         self.seqs: dict[str, int] = defaultdict(int)
         self.validator = default_validator()
@@ -60,14 +68,11 @@ def fault(reg: str, name: str, state: str) -> dict[str, Any]:
 E1, E2, E3, E4 = (f"3110330106201500000{i}" for i in range(1, 5))
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    p = tmp_path / "collector.sqlite"
-    store = SqliteStore(p)
-    feed = Feed(store)
-    try:
+def _fill(sut: StoreUnderTest) -> None:
+    feed = Feed(sut.store)
+    with sut.write() as db:
         cylinders.import_cylinders(
-            store.db,
+            db,
             [
                 {
                     "cyl": "C2-0001",
@@ -81,51 +86,40 @@ def path(tmp_path: Path) -> Path:
                 }
             ],
         )
-        f = feed.put
-        f("S1", "CYL-S1", "cylinder.check", T0, check("C1-0001", "pre", ["inspection_overdue"]))
-        f("S1", "CYL-S1", "cylinder.check", T0 + 1 * MIN, check("C1-0002", "pre", []))
-        f("S1", "CYL-S1", "cylinder.check", T0 + 2 * MIN, check("C2-0001", "post", ["overfilled"]))
-        f("S2", "CYL-S2", "cylinder.check", T0 + 3 * MIN, check("C3-0001", "post", ["overfilled"]))
-        f(
-            "S2", "CYL-S2", "cylinder.check", T0 + 4 * MIN, check("C3-0001", "post", [])
-        )  # re-checked
-        f("S2", "CYL-S2", "cylinder.check", T0 + 5 * MIN, check("C4-0001", "post", ["leaking"]))
-        f("S2", "CYL-S2", "cylinder.check", T0 + 6 * MIN, check("C5-0001", "pre", ["scrapped"]))
+    f = feed.put
+    f("S1", "CYL-S1", "cylinder.check", T0, check("C1-0001", "pre", ["inspection_overdue"]))
+    f("S1", "CYL-S1", "cylinder.check", T0 + 1 * MIN, check("C1-0002", "pre", []))
+    f("S1", "CYL-S1", "cylinder.check", T0 + 2 * MIN, check("C2-0001", "post", ["overfilled"]))
+    f("S2", "CYL-S2", "cylinder.check", T0 + 3 * MIN, check("C3-0001", "post", ["overfilled"]))
+    f("S2", "CYL-S2", "cylinder.check", T0 + 4 * MIN, check("C3-0001", "post", []))  # re-checked
+    f("S2", "CYL-S2", "cylinder.check", T0 + 5 * MIN, check("C4-0001", "post", ["leaking"]))
+    f("S2", "CYL-S2", "cylinder.check", T0 + 6 * MIN, check("C5-0001", "pre", ["scrapped"]))
 
-        elevators.import_elevators(
-            store.db, [{"reg": E1, "address": "文三路 100 号", "site": "S1"}]
-        )
-        f("S1", "ELV-S1", "elevator.fault", T0, fault(E1, "trapped_in_zone", "raised"))
-        f("S2", "ELV-S2", "elevator.fault", T0, fault(E2, "door_fails_to_close", "raised"))
-        f("S2", "ELV-S2", "elevator.fault", T0 + MIN, fault(E2, "door_fails_to_close", "cleared"))
-        f("S2", "ELV-S2", "elevator.fault", T0 + 2 * MIN, fault(E3, "overspeed", "raised"))
-        f(
-            "S2",
-            "ELV-S2",
-            "elevator.fault",
-            T0 + 3 * MIN,
-            fault(E4, "trapped_out_of_zone", "raised"),
-        )
-        f(
-            "S2",
-            "ELV-S2",
-            "elevator.fault",
-            T0 + 9 * MIN,
-            fault(E4, "trapped_out_of_zone", "cleared"),
-        )
-    finally:
-        store.close()
-    return p
+    with sut.write() as db:
+        elevators.import_elevators(db, [{"reg": E1, "address": "文三路 100 号", "site": "S1"}])
+    f("S1", "ELV-S1", "elevator.fault", T0, fault(E1, "trapped_in_zone", "raised"))
+    f("S2", "ELV-S2", "elevator.fault", T0, fault(E2, "door_fails_to_close", "raised"))
+    f("S2", "ELV-S2", "elevator.fault", T0 + MIN, fault(E2, "door_fails_to_close", "cleared"))
+    f("S2", "ELV-S2", "elevator.fault", T0 + 2 * MIN, fault(E3, "overspeed", "raised"))
+    f("S2", "ELV-S2", "elevator.fault", T0 + 3 * MIN, fault(E4, "trapped_out_of_zone", "raised"))
+    f("S2", "ELV-S2", "elevator.fault", T0 + 9 * MIN, fault(E4, "trapped_out_of_zone", "cleared"))
 
 
 @pytest.fixture
-def db(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    yield conn
-    conn.close()
+def filled(any_store: StoreUnderTest) -> StoreUnderTest:
+    """Refusals, holds and elevator faults in a store of either kind."""
+    _fill(any_store)
+    return any_store
 
 
-def test_refusals_newest_first_with_filters(db: sqlite3.Connection) -> None:
+@pytest.fixture
+def db(filled: StoreUnderTest) -> Iterator[Db]:
+    """A read-only connection, as the API reads."""
+    with filled.read() as conn:
+        yield conn
+
+
+def test_refusals_newest_first_with_filters(db: Db) -> None:
     all_ = cylinders.refusals(db)
     assert [r.cyl for r in all_] == ["C5-0001", "C4-0001", "C3-0001", "C2-0001", "C1-0001"]
     assert all_[0].reasons == ["scrapped"] and all_[0].site == "S2" and all_[0].stage == "pre"
@@ -139,7 +133,7 @@ def test_refusals_newest_first_with_filters(db: sqlite3.Connection) -> None:
     assert cylinders.refusals(db, sites=frozenset()) == []
 
 
-def test_held_cylinders_are_those_whose_last_post_check_denied(db: sqlite3.Connection) -> None:
+def test_held_cylinders_are_those_whose_last_post_check_denied(db: Db) -> None:
     held = cylinders.held(db)
     assert [(h.cyl, h.reasons) for h in held] == [
         ("C4-0001", ["leaking"]),
@@ -154,19 +148,32 @@ def test_held_cylinders_are_those_whose_last_post_check_denied(db: sqlite3.Conne
     assert hist is not None and hist["held_overfilled"]
 
 
-def _plan(db: sqlite3.Connection, sql: str, *args: Any) -> str:
+def _plan(db: Db, sql: str, *args: Any) -> str:
+    """The plan's text; on PostgreSQL with sequential scans off, so that a table of a few
+    rows still shows whether an index matches the query's terms."""
+    if dialect(db) == "postgres":
+        db.execute("SET LOCAL enable_seqscan = off")
+        return " | ".join(str(r[0]) for r in db.execute("EXPLAIN " + sql, args))
     return " | ".join(str(r[3]) for r in db.execute("EXPLAIN QUERY PLAN " + sql, args))
 
 
-def test_the_lists_read_their_partial_indexes(db: sqlite3.Connection) -> None:
+def test_the_lists_read_their_partial_indexes(db: Db) -> None:
     sql = (
         f"SELECT dev, seq, ts, site, rec FROM records WHERE {cylinders._DENIED} "
         "ORDER BY ts DESC, id DESC LIMIT 10"
     )
     assert "records_cyl_denied" in _plan(db, sql)
+    history = (
+        "SELECT rec FROM records WHERE kind IN ('cylinder.fill', 'cylinder.check') "
+        "AND json_extract(rec, '$.body.cyl') = ? ORDER BY ts DESC, id DESC LIMIT ?"
+    )
+    assert "records_cyl" in _plan(db, history, "C2-0001", 200)
+    for sql in elevators._ROWS.values():
+        assert "records_elevator_reg" in _plan(db, sql, E1, "elevator.fault", 10)
+    assert "records_elevator_reg" in _plan(db, elevators._RECORD_REGS[dialect(db)])
 
 
-def test_elevators_with_open_faults_or_trapped_passengers(db: sqlite3.Connection) -> None:
+def test_elevators_with_open_faults_or_trapped_passengers(db: Db) -> None:
     rows = elevators.fleet_faults(db)
     assert [r.reg for r in rows] == [E1, E4, E3]  # trapped now first, then newest fault
     e1 = rows[0]
@@ -185,23 +192,26 @@ def test_elevators_with_open_faults_or_trapped_passengers(db: sqlite3.Connection
     assert E2 not in [r.reg for r in rows]  # its fault was cleared
 
 
-def test_the_fault_state_follows_capture_order_and_is_rebuilt_for_an_old_store(
-    tmp_path: Path, path: Path
-) -> None:
-    p = tmp_path / "late.sqlite"
-    store = SqliteStore(p)
-    feed = Feed(store)
-    try:  # the clear arrives before the raise it clears (a box offline for a while)
-        feed.put("S2", "ELV-X", "elevator.fault", T0 + 5 * MIN, fault(E2, "overspeed", "cleared"))
-        feed.put("S2", "ELV-Y", "elevator.fault", T0, fault(E2, "overspeed", "raised"))
-        feed.put("S2", "ELV-Y", "elevator.fault", T0 + MIN, fault(E3, "power_loss", "raised"))
-    finally:
-        store.close()
-    with sqlite3.connect(str(p)) as db:
+def test_the_fault_state_follows_capture_order(any_store: StoreUnderTest) -> None:
+    feed = Feed(any_store.store)
+    # the clear arrives before the raise it clears (a box offline for a while)
+    feed.put("S2", "ELV-X", "elevator.fault", T0 + 5 * MIN, fault(E2, "overspeed", "cleared"))
+    feed.put("S2", "ELV-Y", "elevator.fault", T0, fault(E2, "overspeed", "raised"))
+    feed.put("S2", "ELV-Y", "elevator.fault", T0 + MIN, fault(E3, "power_loss", "raised"))
+    with any_store.read() as db:
         assert [r.reg for r in elevators.fleet_faults(db)] == [E3]
         assert elevators.open_faults(db, E2) == []  # the elevator's page agrees
-    # a store made before the table: it is filled from the stored records when made
-    rw = sqlite3.connect(str(path), isolation_level=None)
+
+
+def test_the_fault_state_is_rebuilt_for_an_old_sqlite_store(tmp_path: Path) -> None:
+    """SQLite only: a store made before the table existed gets it filled from the stored
+    records when the collector makes it (PostgreSQL had it from its first migration)."""
+    sut = open_store("sqlite", tmp_path)
+    try:
+        _fill(sut)
+    finally:
+        sut.close()
+    rw = sqlite3.connect(str(sut.path), isolation_level=None)
     try:
         before = sorted(rw.execute("SELECT * FROM elevator_fault_last"))
         rw.executescript("DROP TRIGGER elevator_fault_last_feed; DROP TABLE elevator_fault_last;")
@@ -210,3 +220,124 @@ def test_the_fault_state_follows_capture_order_and_is_rebuilt_for_an_old_store(
         assert len(before) == 4  # E1, E2, E3, E4: one fault each
     finally:
         rw.close()
+
+
+def test_cylinder_registry_import_is_versioned_and_all_or_nothing(
+    any_store: StoreUnderTest,
+) -> None:
+    entry = {
+        "cyl": "C9-0001",
+        "owner": "GASCO",
+        "manufactured": "2020-01-01",
+        "next_inspection": "2027-01-01",
+        "medium": "lpg",
+        "design_life_years": 8,
+        "tare_g": 15_000,
+        "max_fill_g": 14_500,
+        "tag": "04a1b2c3",
+    }
+    with any_store.write() as db:
+        assert cylinders.import_cylinders(db, [entry]) == 1
+    with any_store.write() as db:
+        assert cylinders.import_cylinders(db, [{**entry, "owner": "OTHERGAS"}]) == 2
+    bad = {**entry, "cyl": "C9-0002", "medium": "water"}
+    with (
+        pytest.raises(cylinders.CylinderRegistryError, match="entry 1: medium"),
+        any_store.write() as db,
+    ):
+        cylinders.import_cylinders(db, [{**entry, "cyl": "C9-0003"}, bad])
+    with any_store.read() as db:
+        snap = cylinders.snapshot(db)
+        assert cylinders.registry_version(db) == 2
+        hist = cylinders.history(db, "C9-0001")
+        assert cylinders.history(db, "C9-0003") is None  # the refused import left nothing
+    assert snap["version"] == 2 and [c["cyl"] for c in snap["cylinders"]] == ["C9-0001"]
+    assert snap["cylinders"][0]["owner"] == "OTHERGAS" and snap["cylinders"][0]["tag"] == "04A1B2C3"
+    assert hist is not None and hist["registered"] and hist["events"] == []
+
+
+# The fault state kept by the trigger (SQLite: elevator_fault_last_feed; PostgreSQL:
+# te_elevator_fault_last) for any delivery order, clock ties and resends.
+_fault_event = st.tuples(
+    st.sampled_from(["ELV-a", "ELV-B", "elv-C"]),  # capture-order ties break on dev, bytewise
+    st.sampled_from([E1, E2]),
+    st.sampled_from(["overspeed", "trapped_in_zone"]),
+    st.sampled_from(["raised", "cleared"]),
+    st.integers(0, 5),  # minutes: many ties
+)
+
+
+def _fault_state(sut: StoreUnderTest) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    with sut.read() as db:
+        rows = db.execute(
+            "SELECT reg, fault, ts, dev, seq, state, site FROM elevator_fault_last"
+        ).fetchall()
+        lists = [r.model_dump() for r in elevators.fleet_faults(db)]
+    return sorted(tuple(r) for r in rows), lists
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(_fault_event, min_size=1, max_size=14),
+    order=st.randoms(use_true_random=False),
+    resend=st.lists(st.integers(0, 13), max_size=4),
+    batch=st.integers(1, 4),
+)
+def test_both_stores_keep_the_same_fault_state_for_out_of_order_faults(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[str, str, str, str, int]],
+    order: Any,
+    resend: list[int],
+    batch: int,
+) -> None:
+    seqs: dict[str, int] = defaultdict(int)
+    goods: list[tuple[str, Good]] = []
+    for dev, reg, name, state, minute in events:
+        seqs[dev] += 1
+        body = fault(reg, name, state)
+        rec = make_record(dev, seqs[dev], 1, "elevator.fault", T0 + minute * MIN, "ntp", body, KEY)
+        g = Good(
+            dev,
+            seqs[dev],
+            "elevator.fault",
+            T0 + minute * MIN,
+            str(rec["mac"]),
+            canonical(rec).decode(),
+        )
+        goods.append((f"S{len(goods) % 2}", g))
+    order.shuffle(goods)  # delivered out of capture order
+    goods += [goods[i] for i in resend if i < len(goods)]  # and some sent again
+    stores = [open_store(kind, tmp_path_factory.mktemp("faults")) for kind in KINDS]
+    try:
+        for sut in stores:
+            for i in range(0, len(goods), batch):
+                for site, g in goods[i : i + batch]:
+                    sut.store.commit(site, f"b{i}", [g], [])
+        lite, pg = (_fault_state(s) for s in stores)
+        assert lite == pg
+        # and the state is each fault's latest event in capture order
+        latest: dict[tuple[str, str], tuple[int, bytes, int]] = {}
+        for _, g in goods:
+            b = json.loads(g.text)["body"]
+            key = (g.ts, g.dev.encode(), g.seq)
+            latest[(b["reg"], b["fault"])] = max(latest.get((b["reg"], b["fault"]), key), key)
+        assert {(r[0], r[1]): (r[2], r[3].encode(), r[4]) for r in lite[0]} == latest
+    finally:
+        for sut in stores:
+            sut.close()
+
+
+def test_cylinder_routes_over_either_store(filled: StoreUnderTest) -> None:
+    client = TestClient(
+        make_app(filled.ctx()), raise_server_exceptions=True, headers=filled.admin_headers()
+    )
+    res = client.get("/cylinders/C2-0001")
+    assert res.status_code == 200, res.text
+    assert res.json()["held_overfilled"] and res.json()["entry"]["owner"] == "GASCO"
+    assert client.get("/cylinders/C9-9999").status_code == 404
+    res = client.get("/cylinders/refused", params={"stage": "post"})
+    assert res.status_code == 200, res.text
+    assert [h["cyl"] for h in res.json()["held"]] == ["C4-0001", "C2-0001"]
+    assert [r["cyl"] for r in res.json()["refused"]] == ["C4-0001", "C3-0001", "C2-0001"]

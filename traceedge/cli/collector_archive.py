@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from collector.settings import load_collector
+from collector.settings import StoreSettings, load_collector
 from hostlib.errors import ConfigError
 from traceedge.cli.common import config_option, friendly_errors
+
+if TYPE_CHECKING:
+    from collector.archive.source import ArchiveSource
 
 CHINA = 8 * 3600
 
@@ -59,6 +64,8 @@ def archive_cmd(
     midnight starting the day N days before today. Files: <dir>/<YYYY-MM-DD>/<site>.parquet
     with a manifest.json per day (sha256, rows, ids, times); docs/deploy.md has the details.
     Safe to interrupt and to run again; run it daily from a timer beside a running collector.
+    With [store] url (PostgreSQL) it archives that database; the files go to [retention] dir
+    on the machine that runs it.
 
     \b
     Example:
@@ -78,24 +85,45 @@ def archive_cmd(
                 str(config_path), "retention.keep_days", "not set: set it or pass --older-than-days"
             )
         path = settings.store_path
-        if not path.exists():
+        if not settings.store.url and not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
-    _archive(path, root, keep, dry_run)
+    _archive(settings.store, path, root, keep, dry_run)
 
 
-def _archive(path: Path, root: Path, keep: int, dry_run: bool) -> None:
-    from collector.archive import run
-    from collector.archive.files import ArchiveFileError
+def _open_source(store: StoreSettings, path: Path) -> tuple[ArchiveSource, Callable[[], None]]:
+    """The store's side of archiving, and how to close it: the PostgreSQL database of
+    ``[store] url``, else the SQLite file."""
+    if store.url:
+        from collector.archive.pgsource import PgArchiveSource
+        from collector.pgstore import PostgresStore
+
+        pg = PostgresStore(
+            store.url,
+            project_inline=False,
+            owner="archive",
+            pool_size=1,
+            timeout_s=store.timeout_s,
+            migrate_schema=store.migrate,
+        )
+        return PgArchiveSource(pg), pg.close
     from collector.archive.source import SqliteArchiveSource
     from collector.store import SqliteStore
+
+    lite = SqliteStore(path)
+    return SqliteArchiveSource(lite), lite.close
+
+
+def _archive(store: StoreSettings, path: Path, root: Path, keep: int, dry_run: bool) -> None:
+    from collector.archive import run
+    from collector.archive.files import ArchiveFileError
 
     cutoff = run.cutoff_ms(int(time.time() * 1000), keep)
     click.echo(f"archiving records captured before {_china_day(cutoff)} (China time) to {root}")
     with friendly_errors(str(path)):
-        store = SqliteStore(path)
+        source, close = _open_source(store, path)
         try:
             summary = run.run(
-                SqliteArchiveSource(store),
+                source,
                 root,
                 cutoff,
                 dry_run=dry_run,
@@ -104,7 +132,7 @@ def _archive(path: Path, root: Path, keep: int, dry_run: bool) -> None:
         except ArchiveFileError as exc:
             raise click.ClickException(f"{exc}; nothing more was removed from the store") from exc
         finally:
-            store.close()
+            close()
     kept = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.kept_back.items() if v)
     if dry_run:
         for (day, site), n in summary.planned.items():
