@@ -1,0 +1,161 @@
+"""The PostgreSQL store shared by several collectors, under DESIGN.md's failures, with real
+processes: Mosquitto, an agent, collectors on the shared subscription, the fake platform
+and a real PostgreSQL (the machine's server, or a private :class:`tests.pg.PgCluster` when
+the test restarts it).
+
+Each test ends with "once in effect", counted three ways: the collectors' summary, the rows
+of ``records`` (every row and every distinct ``(dev, seq)`` equal to what the simulated
+terminals made), and the platform (each record once, no duplicate).
+
+Where the platform is held down while a collector dies: a forward batch a collector has
+claimed stays leased to it for ``collector.forwarder.LEASE_S`` (60 s) before another may
+send it, so a kill that happens to land inside a delivery would make the test wait a
+minute. With the platform answering 503 a delivery lasts a round trip and the lease is
+given back at once; the kill then lands in intake, which is what the test is about.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from collector.forwarder import LEASE_S
+from tests.conftest import Chain, wait_until
+from tests.pg import PgCluster
+from tests.proxy import SilentProxy
+
+FAST_UPLINK = {"ack_timeout_s": 5.0, "backoff_initial_s": 0.2, "backoff_max_s": 2.0}
+
+
+def rows(url: str) -> tuple[int, int]:
+    """Rows of ``records`` and distinct identities among them."""
+    with psycopg.connect(url, connect_timeout=5) as db:
+        got = db.execute("SELECT count(*), count(DISTINCT (dev, seq)) FROM records").fetchone()
+    assert got is not None
+    return int(got[0]), int(got[1])
+
+
+def owner_counters(url: str, name: str) -> dict[str, int]:
+    """A counter of the shared store split by the collector that wrote it."""
+    with psycopg.connect(url, connect_timeout=5) as db:
+        got = db.execute("SELECT owner, value FROM counters WHERE name = %s", (name,)).fetchall()
+    return {str(o): int(v) for o, v in got}
+
+
+def stored(ch: Chain) -> int:
+    return int(ch.collector_stats().get("records", 0))
+
+
+def generated(ch: Chain) -> int:
+    return sum(f.stats.generated for f in ch.fleets)
+
+
+def assert_stored_and_forwarded_once(ch: Chain, url: str, n: int, timeout: float = 60) -> None:
+    ch.wait_forwarded(n, timeout=timeout)
+    assert generated(ch) == n
+    ch.assert_exactly_once(n)
+    assert rows(url) == (n, n)
+
+
+def fleet_in_background(ch: Chain, n: int, rate: float) -> tuple[threading.Thread, dict[str, Any]]:
+    fleet = ch.fleet(resend_after_s=3.0)
+    out: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: out.update(fleet.run(n, rate, drain_timeout_s=120)))
+    t.start()
+    return t, out
+
+
+def logs(ch: Chain) -> str:
+    return "\n".join(f"--- collector-{i}:\n{c.log_tail(25)}" for i, c in enumerate(ch.collectors))
+
+
+def test_kill9_of_one_of_three_collectors_while_the_agent_uploads_a_backlog(
+    pg_url: str, chain_factory: Callable[..., Chain]
+) -> None:
+    n = 6000
+    ch = chain_factory(
+        store_url=pg_url, collectors=3, separate_central=True, uplink_overrides=FAST_UPLINK
+    )
+    ch.central.stop()
+    out = ch.fleet().run(n, drain_timeout_s=60)  # acked by the agent: a backlog at the edge
+    assert out["pending"] == 0, out
+    wait_until(lambda: ch.agent_status()["depth"] == n, 15, "the backlog at the edge")
+    ch.platform.platform.set_faults(down_for_s=600)  # see the module's docstring
+    ch.central.start()
+    wait_until(lambda: stored(ch) >= n // 4, 30, "the backlog draining", every=0.01)
+    victim = ch.collectors[1]
+    assert victim.proc is not None
+    # Stopped first, its share of the batches piles up unacked in its socket and queue
+    # (and a commit it was in stays open on the server); then killed with all of it.
+    victim.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.5)
+    victim.kill9()
+    at_kill = stored(ch)
+    assert at_kill < n, "the backlog drained before the kill: make it longer"
+    wait_until(lambda: stored(ch) == n, 40, f"the survivors to store the rest\n{logs(ch)}")
+    assert ch.agent_status()["resends"] > 0  # what the dead one held came again
+    batches = owner_counters(pg_url, "batches")
+    assert batches.get("collector-1", 0) > 0, batches  # it had taken its share before
+    assert rows(pg_url) == (n, n)
+    ch.platform.platform.set_faults(down_for_s=0)
+    assert_stored_and_forwarded_once(ch, pg_url, n)
+    assert all(c.alive() for c in ch.collectors if c is not victim)
+
+
+def test_postgres_restart_mid_stream_collectors_wait_then_resume(
+    pg_cluster: PgCluster, chain_factory: Callable[..., Chain]
+) -> None:
+    url = pg_cluster.create_database()
+    n = 6000
+    ch = chain_factory(store_url=url, collectors=2, uplink_overrides=FAST_UPLINK)
+    ch.platform.platform.set_faults(down_for_s=600)  # see the module's docstring
+    t, out = fleet_in_background(ch, n, rate=600)
+    wait_until(lambda: stored(ch) >= 1000, 30, "records flowing", every=0.05)
+    pg_cluster.stop("immediate")  # no checkpoint: crash recovery at the next start
+    down_at = generated(ch)
+    time.sleep(4.0)
+    # the terminals keep making records; the agent keeps them; nothing is acked centrally
+    assert all(c.alive() for c in ch.collectors), logs(ch)
+    pg_cluster.start()
+    wait_until(lambda: stored(ch) > down_at, 30, f"a record stored after the restart\n{logs(ch)}")
+    t.join(150)
+    assert out["pending"] == 0, out
+    wait_until(lambda: stored(ch) == n, 60, f"every record stored\n{logs(ch)}")
+    ch.platform.platform.set_faults(down_for_s=0)
+    assert_stored_and_forwarded_once(ch, url, n)
+    assert all(c.alive() for c in ch.collectors), logs(ch)
+    assert all(c.starts == 1 for c in ch.collectors)  # they waited; none was restarted
+
+
+def test_a_collector_cut_off_from_postgres_stops_acking_and_the_others_take_its_share(
+    pg_url: str, chain_factory: Callable[..., Chain]
+) -> None:
+    pg_port = int(pg_url.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = SilentProxy(pg_port).start()
+    via_proxy = pg_url.replace(f":{pg_port}/", f":{proxy.port}/")
+    try:
+        n = 6000
+        ch = chain_factory(
+            store_url=pg_url,
+            store_urls=[via_proxy, pg_url, pg_url],
+            collectors=3,
+            uplink_overrides=FAST_UPLINK,
+        )
+        t, out = fleet_in_background(ch, n, rate=600)
+        wait_until(lambda: stored(ch) >= 1000, 30, "records flowing", every=0.05)
+        cut = owner_counters(pg_url, "stored").get("collector-0", 0)
+        assert cut > 0  # it was storing its share before the partition
+        proxy.freeze()  # its connections to PostgreSQL go silent; its broker link does not
+        t.join(150)
+        assert out["pending"] == 0, out
+        wait_until(lambda: stored(ch) == n, 60, f"the others store its share\n{logs(ch)}")
+        # nothing more went in through the cut-off collector: it acknowledged nothing since
+        assert owner_counters(pg_url, "stored").get("collector-0", 0) <= cut + 1000
+        assert_stored_and_forwarded_once(ch, pg_url, n, timeout=LEASE_S + 60)
+    finally:
+        proxy.stop()
