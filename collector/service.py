@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
-from collector.store import SqliteStore, Store
+from collector.store import Store
+from collector.stores import describe, open_store
 from collector.verify import VerifiedBatch, verify_batch
 from hostlib.errors import ConfigError, StoreError, WorkerDied
 from hostlib.mqttlink import MqttLink
@@ -68,11 +69,11 @@ class Collector:
                 self.api_server.socket.close()
             self.lock.release()
             raise
-        self.store: Store = store or SqliteStore(
-            settings.store_path,
-            project_inline=False,
-            max_quarantine_bytes=settings.max_quarantine_bytes,
-        )
+        try:
+            self.store: Store = store or open_store(settings, project_inline=False)
+        except BaseException:
+            self.lock.release()
+            raise
         self.registry = Registry(settings.registry)
         self.validator = default_validator()
         prefix = settings.broker.prefix
@@ -371,7 +372,13 @@ class Collector:
             signal.signal(sig, lambda *_: self._request_stop())
         self.start()
         s = self.settings
-        log.info("collector %s: store %s, registry %s", s.client_id, s.store_path, s.registry)
+        log.info("collector %s: store %s, registry %s", s.client_id, describe(s), s.registry)
+        if s.store.url:
+            log.warning(
+                "collector %s: on a PostgreSQL store the stop list and cylinder registry are not "
+                "pushed down to the sites yet (the SQLite store does); docs/deploy.md",
+                s.client_id,
+            )
         notifier.ready(f"collector {s.client_id}: running")
         dead: list[str] = []
         try:
@@ -386,7 +393,7 @@ class Collector:
                     log.critical("collector: worker(s) %s died; stopping", ", ".join(dead))
                     break
                 notifier.watchdog()
-                if self.link.connected:
+                if self.link.connected and not s.store.url:
                     try:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again

@@ -55,6 +55,22 @@ class ApiTls:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the records go: ``url`` ``postgresql://…`` (the store many collectors share,
+    :mod:`collector.pgstore`), or none: the SQLite file in ``data_dir`` (the embedded default).
+
+    ``pool_size`` connections per process; ``timeout_s`` how long a call waits for one (a
+    server that is down fails each call after it: the batch is not acknowledged);
+    ``migrate`` apply missing schema migrations at start (off: run
+    ``traceedge collector migrate`` before starting, and a database behind is refused)."""
+
+    url: str | None = None
+    pool_size: int = 4
+    timeout_s: float = 5.0
+    migrate: bool = True
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     path: str
     data_dir: Path
@@ -73,6 +89,7 @@ class CollectorSettings:
     green_s: float = 900.0  # the console: a device is green when heard from within this
     amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
     public: PublicSettings = PublicSettings()
+    store: StoreSettings = StoreSettings()
 
     @property
     def store_path(self) -> Path:
@@ -125,6 +142,20 @@ def _public(ps: Section, api_host: str, api_port: int) -> PublicSettings:
     return public
 
 
+def _store(ss: Section) -> StoreSettings:
+    url = ss.opt("url", str)
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        ss.fail("url", "must be a postgresql:// URL (leave it out for the SQLite store)")
+    store = StoreSettings(
+        url=url,
+        pool_size=ss.bounded("pool_size", int, 4, 64, "connections"),
+        timeout_s=ss.bounded("timeout_s", float, 5.0, 600.0, "seconds"),
+        migrate=ss.get("migrate", bool, True),
+    )
+    ss.finish()
+    return store
+
+
 def load_collector(
     path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
 ) -> CollectorSettings:
@@ -160,6 +191,15 @@ def load_collector(
         api.fail("client_ca", "mutual TLS needs tls_cert and tls_key as well")
     api_tls = ApiTls(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     public = _public(root.sub("public"), api_host, api_port)
+    store = _store(root.sub("store"))
+    if store.url and (api_port or public.port):
+        where = "api" if api_port else "public"
+        root.sub(where).fail(
+            "port",
+            "the query API, console and public pages read the SQLite store; with [store] url "
+            "(PostgreSQL) run them from a collector on the SQLite store for now, or leave "
+            "the port out",
+        )
     root.finish()
     return CollectorSettings(
         path=p,
@@ -179,4 +219,5 @@ def load_collector(
         green_s=green_s,
         amber_s=amber_s,
         public=public,
+        store=store,
     )

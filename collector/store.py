@@ -338,7 +338,7 @@ class SqliteStore:
         stored = dups = 0
         quarantine: list[tuple[str, str, str | None, int | None, bytes, str | None]] = []
         if bad:
-            quarantine.append(_bad_records_row(bad))
+            quarantine.append(bad_records_row(bad))
         per_dev: dict[str, tuple[int, int]] = {}
         insert = (
             "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
@@ -617,7 +617,7 @@ ROW_BYTES = "length(payload) + length(detail)"
 """What a quarantine row counts against ``max_quarantine_bytes`` (SQL)."""
 
 
-def _bad_records_row(bad: list[Bad]) -> tuple[str, str, str | None, int | None, bytes, str]:
+def bad_records_row(bad: list[Bad]) -> tuple[str, str, str | None, int | None, bytes, str]:
     """All bad records of one batch as one quarantine row: the reason (``mixed`` when
     there are several), counts by reason, and the first :data:`QUARANTINE_SAMPLE` records."""
     counts: dict[str, int] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from collector.settings import load_collector
+from collector.stores import describe
 from hostlib.errors import ConfigError
 from hostlib.sqlite import write_tx
 from traceedge.cli.common import (
@@ -63,10 +64,47 @@ def run_cmd(config_path: Path, verbose: int, log_format: str) -> None:
             settings.client_id,
             settings.broker.host,
             settings.broker.port,
-            settings.store_path,
+            describe(settings),
             settings.platform.url if settings.platform else "none",
         )
         Collector(settings).run_forever()
+
+
+@command.command("migrate")
+@config_option("Collector")
+@click.option("--check", is_flag=True, help="Only say whether migrations are due (exit 3 if so).")
+def migrate_cmd(config_path: Path, check: bool) -> None:
+    """Create or upgrade the PostgreSQL store's schema ([store] url), each migration once.
+
+    Safe beside running collectors and other `migrate` runs (they wait on one lock). A
+    SQLite store needs none: it is brought up to date when a collector opens it.
+
+    \b
+    Example:
+      traceedge collector migrate --config /etc/traceedge/collector.toml
+      traceedge collector migrate --config /etc/traceedge/collector.toml --check
+    """
+    from collector import pgschema
+    from collector.pgstore import migrate, redact_url, schema_version
+
+    with friendly_errors():
+        settings = load_collector(config_path, files=False)
+        url = settings.store.url
+        if not url:
+            click.echo(f"{settings.store_path}: a SQLite store; nothing to migrate")
+            return
+        have = schema_version(url)
+        click.echo(f"{redact_url(url)}: schema version {have}, this build {pgschema.LATEST}")
+        if check:
+            if have < pgschema.LATEST:
+                click.echo("migrations due: run without --check")
+                click.get_current_context().exit(NOT_RUNNING)
+            return
+        for version, name, _ in pgschema.MIGRATIONS:
+            if version > have:
+                click.echo(f"applying {version}: {name} …")
+        applied = migrate(url)
+        click.echo(f"applied {len(applied)} migration(s); now at {pgschema.LATEST}")
 
 
 @command.command("keygen")
@@ -121,6 +159,9 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
     with friendly_errors():
         settings = load_collector(config_path, files=False)
         path = settings.store_path
+        if settings.store.url:
+            _pg_status(settings.store.url, as_json)
+            return
         # provisioned devices that never sent a record are listed too
         reg_file = settings.registry
         registry = Registry(reg_file).devices() if devices and reg_file.exists() else None
@@ -134,6 +175,24 @@ def status_cmd(config_path: Path, as_json: bool, devices: bool) -> None:
         if devices:
             out["device_report"] = device_report(db, registry)
     click.echo(json.dumps(out) if as_json else format_status(out, held, time.time()))
+    if not running(out):
+        click.get_current_context().exit(NOT_RUNNING)
+
+
+def _pg_status(url: str, as_json: bool) -> None:
+    """``collector status`` of a PostgreSQL store: the summary (device reports and the held
+    records' list are read from the SQLite store only, for now)."""
+    import psycopg
+
+    from collector.pgstore import redact_url, summarize
+    from collector.status import format_status, running
+
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn, conn.cursor() as cur:
+            out = summarize(cur)
+    except psycopg.Error as exc:
+        raise click.ClickException(f"{redact_url(url)}: {exc}") from exc
+    click.echo(json.dumps(out) if as_json else format_status(out, [], time.time()))
     if not running(out):
         click.get_current_context().exit(NOT_RUNNING)
 
@@ -152,7 +211,18 @@ def forward_retry_cmd(config_path: Path) -> None:
     from collector.store import SqliteStore
 
     with friendly_errors():
-        path = load_collector(config_path, files=False).store_path
+        settings = load_collector(config_path, files=False)
+        path = settings.store_path
+        if settings.store.url:
+            from collector.stores import open_store
+
+            pg = open_store(settings)
+            try:
+                n = pg.retry_held()
+            finally:
+                pg.close()
+            click.echo(f"{n} held records due for another attempt")
+            return
         if not path.exists():
             raise ConfigError(str(path), "", "no store here: has the collector ever run?")
     with friendly_errors(str(path)):
