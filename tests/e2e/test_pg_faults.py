@@ -78,8 +78,10 @@ def test_kill9_of_one_of_three_collectors_while_the_agent_uploads_a_backlog(
     pg_url: str, chain_factory: Callable[..., Chain]
 ) -> None:
     n = 6000
+    # small batches: the drain takes many, the kill lands while some are in flight
+    uplink = dict(FAST_UPLINK, batch_records=50, max_in_flight=4)
     ch = chain_factory(
-        store_url=pg_url, collectors=3, separate_central=True, uplink_overrides=FAST_UPLINK
+        store_url=pg_url, collectors=3, separate_central=True, uplink_overrides=uplink
     )
     ch.central.stop()
     out = ch.fleet().run(n, drain_timeout_s=60)  # acked by the agent: a backlog at the edge
@@ -87,13 +89,13 @@ def test_kill9_of_one_of_three_collectors_while_the_agent_uploads_a_backlog(
     wait_until(lambda: ch.agent_status()["depth"] == n, 15, "the backlog at the edge")
     ch.platform.platform.set_faults(down_for_s=600)  # see the module's docstring
     ch.central.start()
-    wait_until(lambda: stored(ch) >= n // 4, 30, "the backlog draining", every=0.01)
+    wait_until(lambda: stored(ch) >= n // 10, 30, "the backlog draining", every=0.01)
     victim = ch.collectors[1]
     assert victim.proc is not None
     # Stopped first, its share of the batches piles up unacked in its socket and queue
     # (and a commit it was in stays open on the server); then killed with all of it.
     victim.proc.send_signal(signal.SIGSTOP)
-    time.sleep(0.5)
+    time.sleep(0.2)
     victim.kill9()
     at_kill = stored(ch)
     assert at_kill < n, "the backlog drained before the kill: make it longer"
