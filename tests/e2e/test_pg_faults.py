@@ -51,6 +51,19 @@ def stored(ch: Chain) -> int:
     return int(ch.collector_stats().get("records", 0))
 
 
+def stalled(ch: Chain, for_s: float = 0.5) -> Callable[[], bool]:
+    """A condition: the store's record count has not moved for ``for_s``."""
+    seen = {"n": -1, "since": time.monotonic()}
+
+    def check() -> bool:
+        n, now = stored(ch), time.monotonic()
+        if n != seen["n"]:
+            seen.update(n=n, since=now)
+        return now - seen["since"] >= for_s
+
+    return check
+
+
 def generated(ch: Chain) -> int:
     return sum(f.stats.generated for f in ch.fleets)
 
@@ -93,14 +106,18 @@ def test_kill9_of_one_of_three_collectors_while_the_agent_uploads_a_backlog(
     victim = ch.collectors[1]
     assert victim.proc is not None
     # Stopped first, its share of the batches piles up unacked in its socket and queue
-    # (and a commit it was in stays open on the server); then killed with all of it.
+    # (and a commit it was in stays open on the server) until the agent's whole window
+    # waits on it and the drain stalls; then killed with all of it.
     victim.proc.send_signal(signal.SIGSTOP)
-    time.sleep(0.2)
+    wait_until(stalled(ch), 10, "the drain to wait on the stopped collector", every=0.1)
     victim.kill9()
     at_kill = stored(ch)
     assert at_kill < n, "the backlog drained before the kill: make it longer"
     wait_until(lambda: stored(ch) == n, 40, f"the survivors to store the rest\n{logs(ch)}")
-    assert ch.agent_status()["resends"] > 0  # what the dead one held came again
+    # every batch acked in the end: what the dead one held unacked (stored or not) came
+    # again after the agent's ack timeout and went to a survivor
+    wait_until(lambda: ch.agent_status()["depth"] == 0, 30, "every batch acked")
+    assert ch.agent_status()["resends"] > 0
     batches = owner_counters(pg_url, "batches")
     assert batches.get("collector-1", 0) > 0, batches  # it had taken its share before
     assert rows(pg_url) == (n, n)
