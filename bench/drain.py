@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
+import psycopg
 from benchlib import (
     SITE,
     batch_auth_seconds,
@@ -68,48 +70,49 @@ def pg_backends(dbname: str) -> list[psutil.Process]:
 
 class BackendCpu:
     """CPU the backends of one database spent since :meth:`start`, including backends
-    that connected later (a pool growing, a reconnect); one that exited is lost."""
+    that connected later (a pool growing, a reconnect), leaving out ``skip`` (the bench's
+    own probe); a backend that exited is lost."""
 
-    def __init__(self, dbname: str | None) -> None:
-        self.dbname = dbname
+    def __init__(self, dbname: str | None, skip: int | None) -> None:
+        self.dbname, self.skip = dbname, skip
         self.base: dict[int, float] = {}
 
+    def _backends(self) -> list[psutil.Process]:
+        if not self.dbname:
+            return []
+        return [p for p in pg_backends(self.dbname) if p.pid != self.skip]
+
     def start(self) -> None:
-        if self.dbname:
-            self.base = {p.pid: _cpu(p) for p in pg_backends(self.dbname)}
+        self.base = {p.pid: _cpu(p) for p in self._backends()}
 
     def spent(self) -> float:
-        if not self.dbname:
-            return 0.0
-        return sum(_cpu(p) - self.base.get(p.pid, 0.0) for p in pg_backends(self.dbname))
+        return sum(_cpu(p) - self.base.get(p.pid, 0.0) for p in self._backends())
 
 
 class Probe:
-    """How many records the collectors' store holds: the SQLite file or the database."""
+    """How many records the collectors' store holds: the SQLite file's counter, or the
+    sum of the collectors' ``stored`` counters in the database (one small query on a
+    connection of its own, whose backend :class:`BackendCpu` leaves out)."""
 
     def __init__(self, store: Path, url: str | None) -> None:
         self.path, self.url = store, url
-        self._pg: object | None = None
+        self.conn = psycopg.connect(url, autocommit=True) if url else None
+        self.backend_pid = self.conn.info.backend_pid if self.conn else None
 
     def ready(self) -> bool:
         return self.url is not None or self.path.exists()
 
     def stored(self) -> int:
-        if self.url is None:
+        if self.conn is None:
             return collector_stored(self.path)
-        from collector.pgstore import PostgresStore
-
-        if self._pg is None:
-            self._pg = PostgresStore(self.url)
-        assert isinstance(self._pg, PostgresStore)
-        return int(self._pg.summary().get("stored", 0))
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'stored'"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
-        if self._pg is not None:
-            from collector.pgstore import PostgresStore
-
-            assert isinstance(self._pg, PostgresStore)
-            self._pg.close()
+        if self.conn is not None:
+            self.conn.close()
 
 
 @contextlib.contextmanager
@@ -146,6 +149,8 @@ def main() -> None:
         help="PostgreSQL server the bench makes its database on (--store postgres)",
     )
     args = ap.parse_args()
+    # a SIGTERM (timeout, Ctrl-C's cousin) unwinds: the bench's database is dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n = args.records
     with (
         tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp,
@@ -201,7 +206,7 @@ def main() -> None:
             time.sleep(0.05)
         time.sleep(1.0)
         procs = [psutil.Process(c.proc.pid) for c in collectors if c.proc is not None]
-        backends = BackendCpu(store_url and store_url.rsplit("/", 1)[1])
+        backends = BackendCpu(store_url and store_url.rsplit("/", 1)[1], probe.backend_pid)
         cpu0 = sum(_cpu(p) for p in procs)
         backends.start()
         print(f"draining {n} records into {args.store} ...", file=sys.stderr)

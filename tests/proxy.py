@@ -19,6 +19,7 @@ class SilentProxy:
         self.listener.listen(16)
         self.port = int(self.listener.getsockname()[1])
         self.frozen = threading.Event()
+        self._freeze_on: bytes | None = None
         self._stop = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -31,6 +32,12 @@ class SilentProxy:
     def freeze(self) -> None:
         """Stop forwarding in both directions; connections stay open (like SIGSTOP)."""
         self.frozen.set()
+
+    def freeze_on(self, pattern: bytes) -> None:
+        """Freeze at the first bytes from a client that contain ``pattern``, those bytes
+        held back too: the link cut at a chosen step of a conversation (a statement of a
+        transaction, say), not wherever the clock happens to be."""
+        self._freeze_on = pattern
 
     def reset(self) -> None:
         """Drop every connection with RST and work normally again."""
@@ -54,6 +61,7 @@ class SilentProxy:
         self.listener.setblocking(False)
         sel.register(self.listener, selectors.EVENT_READ)
         peers: dict[socket.socket, socket.socket] = {}
+        clients: set[socket.socket] = set()
         while not self._stop.is_set():
             try:
                 events = sel.select(0.05)
@@ -69,6 +77,7 @@ class SilentProxy:
                     except OSError:
                         continue
                     peers[client], peers[upstream] = upstream, client
+                    clients.add(client)
                     with self._lock:
                         self._pairs.append((client, upstream))
                     sel.register(client, selectors.EVENT_READ)
@@ -79,6 +88,11 @@ class SilentProxy:
                 try:
                     data = s.recv(65536)
                     if data:
+                        pattern = self._freeze_on
+                        if pattern is not None and s in clients and pattern in data:
+                            self._freeze_on = None
+                            self.frozen.set()
+                            continue  # never forwarded: the link died before they left
                         peers[s].sendall(data)
                         continue
                 except OSError:
@@ -94,3 +108,4 @@ class SilentProxy:
                 with contextlib.suppress(KeyError, ValueError):
                     sel.unregister(s)
                 peers.pop(s, None)
+                clients.discard(s)
