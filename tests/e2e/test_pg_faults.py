@@ -84,6 +84,17 @@ def fleet_in_background(ch: Chain, n: int, rate: float) -> tuple[threading.Threa
     return t, out
 
 
+def activity(url: str) -> str:
+    """The database's sessions: who waits on what (for a failure's message)."""
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as db:
+        got = db.execute(
+            "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
+            "left(query, 60) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() ORDER BY pid"
+        ).fetchall()
+    return "\n".join(" | ".join(str(c) for c in r) for r in got)
+
+
 def logs(ch: Chain) -> str:
     return "\n".join(f"--- collector-{i}:\n{c.log_tail(25)}" for i, c in enumerate(ch.collectors))
 
@@ -185,7 +196,10 @@ def test_a_collector_cut_off_from_postgres_stops_acking_and_the_others_take_its_
         cut_at = owner_counters(pg_url, "stored").get("collector-0", 0)
         t.join(150)
         assert out["pending"] == 0, out
-        wait_until(lambda: stored(ch) == n, 60, f"the others store its share\n{logs(ch)}")
+        try:
+            wait_until(lambda: stored(ch) == n, 60, "the others to store its share")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nsessions:\n{activity(pg_url)}\n{logs(ch)}") from None
         # nothing more went in through the cut-off collector: it acknowledged nothing since
         # (a commit on its way when the link froze may have landed)
         assert owner_counters(pg_url, "stored").get("collector-0", 0) <= cut_at + 1000
