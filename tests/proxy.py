@@ -62,6 +62,15 @@ class SilentProxy:
         sel.register(self.listener, selectors.EVENT_READ)
         peers: dict[socket.socket, socket.socket] = {}
         clients: set[socket.socket] = set()
+
+        def forget_closed() -> None:
+            """Sockets reset() closed from another thread: their numbers may come back."""
+            for s in [s for s in list(peers) if s.fileno() == -1]:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(s)
+                peers.pop(s, None)
+                clients.discard(s)
+
         while not self._stop.is_set():
             try:
                 events = sel.select(0.05)
@@ -76,6 +85,7 @@ class SilentProxy:
                         upstream = socket.create_connection(("127.0.0.1", self.target_port))
                     except OSError:
                         continue
+                    forget_closed()  # else a reused descriptor is "already registered"
                     peers[client], peers[upstream] = upstream, client
                     clients.add(client)
                     with self._lock:
@@ -103,9 +113,4 @@ class SilentProxy:
                             sel.unregister(x)
                         with contextlib.suppress(OSError):
                             x.close()
-            # forget sockets closed by reset()
-            for s in [s for s in list(peers) if s.fileno() == -1]:
-                with contextlib.suppress(KeyError, ValueError):
-                    sel.unregister(s)
-                peers.pop(s, None)
-                clients.discard(s)
+            forget_closed()
