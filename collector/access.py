@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +50,7 @@ from collector.tokens import (
     TokenStore,
     check_scope,
 )
-from hostlib.sqlite import open_ro
+from hostlib.db import Db, is_db_error
 
 if TYPE_CHECKING:
     from collector.api import ApiContext
@@ -94,7 +93,7 @@ class Principal:
     def scope_value(self) -> str:
         return self.scope.partition(":")[2]
 
-    def site_filter(self, db: sqlite3.Connection) -> frozenset[str] | None:
+    def site_filter(self, db: Db) -> frozenset[str] | None:
         """None: every site; otherwise the site codes this principal sees."""
         kind, value = self.scope_kind, self.scope_value
         if kind == "all":
@@ -108,11 +107,11 @@ class Principal:
             return frozenset({info.site}) if info else frozenset()
         return frozenset()
 
-    def may_site(self, db: sqlite3.Connection, site: str | None) -> bool:
+    def may_site(self, db: Db, site: str | None) -> bool:
         allowed = self.site_filter(db)
         return allowed is None or (site is not None and site in allowed)
 
-    def may_market(self, db: sqlite3.Connection, market: str | None) -> bool:
+    def may_market(self, db: Db, market: str | None) -> bool:
         kind, value = self.scope_kind, self.scope_value
         if kind == "all":
             return True
@@ -145,9 +144,11 @@ def authenticate(request: Request) -> Principal | None:
         return None
     ctx: ApiContext = request.app.state.ctx
     try:
-        with open_ro(ctx.store_path) as db:
+        with ctx.store.read() as db:
             info = TokenStore(db).check(text)
-    except sqlite3.Error:
+    except Exception as exc:
+        if not is_db_error(exc):
+            raise
         return None
     if info is None:
         return None

@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import audit
+from hostlib.db import Db
 from hostlib.registry import Device
 from hostlib.sqlite import write_tx
 
@@ -146,7 +147,7 @@ def ensure_schema(db: sqlite3.Connection) -> None:
 ACK_COLUMNS = 'k.at, k."by", k.role, k.comment, k.audit_id'
 
 
-def _acks_table(db: sqlite3.Connection, table: str, key: str) -> str:
+def _acks_table(db: Db, table: str, key: str) -> str:
     """``table``, or an empty stand-in on a store made before acks existed (read-only)."""
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
     if row.fetchone() is not None:
@@ -183,7 +184,7 @@ _ALARM_SITE = (
 
 
 def _alarm_query(
-    db: sqlite3.Connection,
+    db: Db,
     where: list[str],
     args: dict[str, Any],
     registry: Mapping[str, Device] | None,
@@ -213,7 +214,7 @@ def _alarm(row: tuple[Any, ...]) -> Alarm:
 
 
 def list_alarms(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     kind: str | None = None,
     site: str | None = None,
@@ -256,7 +257,7 @@ def list_alarms(
 
 
 def open_counts(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     sites: Collection[str] | None = None,
     registry: Mapping[str, Device] | None = None,
@@ -272,9 +273,7 @@ def open_counts(
     return {str(k): int(n) for k, n in rows}
 
 
-def get_alarm(
-    db: sqlite3.Connection, alarm_id: int, registry: Mapping[str, Device] | None = None
-) -> Alarm | None:
+def get_alarm(db: Db, alarm_id: int, registry: Mapping[str, Device] | None = None) -> Alarm | None:
     sql, args = _alarm_query(db, ["a.id = :id"], {"id": alarm_id}, registry)
     row = db.execute(sql, args).fetchone()
     return None if row is None else _alarm(row)
@@ -290,7 +289,7 @@ def _check_comment(comment: str) -> str:
 
 
 def _acknowledge(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     what: str,
     target: str,
@@ -330,7 +329,7 @@ def _acknowledge(
     return Ack(at, actor.name, actor.role, comment, audit_id)
 
 
-def _run(db: sqlite3.Connection, body: Callable[[], Ack]) -> Ack:
+def _run(db: Db, body: Callable[[], Ack]) -> Ack:
     refused: Exception | None = None
     with write_tx(db):
         try:
@@ -343,7 +342,7 @@ def _run(db: sqlite3.Connection, body: Callable[[], Ack]) -> Ack:
 
 
 def acknowledge(
-    db: sqlite3.Connection,
+    db: Db,
     alarm_id: int,
     actor: audit.Actor,
     comment: str,
@@ -384,7 +383,7 @@ def acknowledge(
 # Quarantine
 
 
-def _quarantine_query(db: sqlite3.Connection, where: list[str]) -> str:
+def _quarantine_query(db: Db, where: list[str]) -> str:
     acks = _acks_table(db, "quarantine_acks", "quarantine_id")
     return (
         "SELECT q.id, q.received, q.site, q.batch, q.reason, q.detail, q.dev, q.seq, q.counts, "
@@ -421,7 +420,7 @@ def _quarantine(row: tuple[Any, ...]) -> QuarantineEntry:
 
 
 def list_quarantine(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     reason: str | None = None,
     site: str | None = None,
@@ -462,13 +461,13 @@ def list_quarantine(
     return QuarantinePage(int(total), offset, limit, [_quarantine(r) for r in rows])
 
 
-def get_quarantine(db: sqlite3.Connection, entry_id: int) -> QuarantineEntry | None:
+def get_quarantine(db: Db, entry_id: int) -> QuarantineEntry | None:
     row = db.execute(_quarantine_query(db, ["q.id = :id"]), {"id": entry_id}).fetchone()
     return None if row is None else _quarantine(row)
 
 
 def acknowledge_quarantine(
-    db: sqlite3.Connection,
+    db: Db,
     entry_id: int,
     actor: audit.Actor,
     comment: str,

@@ -11,9 +11,9 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,12 +33,16 @@ from collector import (
     cylinders,
 )
 from collector.access import Principal
+from collector.api_archive import ARCHIVE_DAMAGED, archive_call
 from collector.held import ForwardingView, forwarding_view
 from collector.settings import ApiTls
 from collector.store import device_report, site_report, summarize
+from collector.storedb import StoreDb
 from hostlib.errors import StartupError
 from hostlib.listen import listen
-from hostlib.sqlite import open_ro
+
+if TYPE_CHECKING:
+    from collector.archive.lookup import ArchiveReader
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not known here"}}
 
@@ -51,12 +55,27 @@ class ApiContext:
 
     store_path: Path
     registry_path: Path | None = None
+    store_url: str | None = None  # [store] url: the PostgreSQL store instead of the file
     relay: Callable[[], bool] | None = None
     dead_workers: Callable[[], list[str]] | None = None
     live: Callable[[], dict[str, Any]] | None = None
     audit_key: Ed25519PrivateKey | None = None
     green_s: float = 900.0  # fleet state: green when heard from within green_s,
     amber_s: float = 7200.0  # amber within amber_s, red after ([api] green_s / amber_s)
+    archive_dir: Path | None = None  # [retention] dir; None: <store's folder>/archive
+    _archive: ArchiveReader | None = field(default=None, init=False, repr=False)
+
+    def archive(self) -> ArchiveReader:
+        """The reader of the archive (one per context: it caches which files it checked)."""
+        if self._archive is None:
+            from collector.archive.lookup import ArchiveReader
+
+            root = self.archive_dir or self.store_path.parent / "archive"
+            self._archive = ArchiveReader(root)
+        return self._archive
+
+    def __post_init__(self) -> None:
+        self.store = StoreDb(self.store_path, self.store_url)
 
 
 FLEET = Depends(access.require("read:fleet"))
@@ -67,7 +86,6 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
     """The regulator's API over ``ctx`` (a bare store path: no relay, no registry)."""
     if not isinstance(ctx, ApiContext):
         ctx = ApiContext(Path(ctx))
-    store_path = ctx.store_path
     dead_workers = ctx.dead_workers
     app = FastAPI(
         title="traceedge collector",
@@ -98,8 +116,12 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
 
     @app.get("/stats", dependencies=[FLEET])
     def stats() -> dict[str, Any]:
-        with open_ro(store_path) as db:
-            return summarize(db)
+        """The store's counters; ``archive_read_errors``: lookups by this process that met a
+        damaged or missing archive file (logged, and named in their 503 answers)."""
+        with ctx.store.read() as db:
+            out = summarize(db)
+        out["archive_read_errors"] = ctx._archive.errors if ctx._archive is not None else 0
+        return out
 
     @app.get(
         "/forwarding",
@@ -113,7 +135,7 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         """Records the forwarder could not send (the EPCIS mapper refused them) are held, not
         counted as forwarded; they are retried when a collector starts and on
         ``traceedge collector forward-retry``."""
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             return forwarding_view(db, limit)
 
     @app.get("/devices")
@@ -121,14 +143,14 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         """Every device: records, gaps, last seen; provisioned ones never heard from too
         (``never_seen``)."""
         reg = api_fleet.registry_devices(ctx)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             allowed = p.site_filter(db)
             return [d for d in device_report(db, reg) if allowed is None or d["site"] in allowed]
 
     @app.get("/cylinders/{cyl}", responses=NOT_FOUND, dependencies=[RECORDS])
     def cylinder(cyl: str, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
         """Registry entry, checks and fills of one cylinder (newest first)."""
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             out = cylinders.history(db, cyl, limit)
         if out is None:
             raise HTTPException(404, f"cylinder {cyl} is neither registered nor seen")
@@ -139,18 +161,22 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
         """What each site's edge agent last reported: backlog, oldest record, alarms; a site
         of provisioned devices whose agent never reported is listed ``never_seen``."""
         reg = api_fleet.registry_devices(ctx)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             allowed = p.site_filter(db)
             return [s for s in site_report(db, reg) if allowed is None or s["site"] in allowed]
 
-    @app.get("/records/{dev}/{seq}", responses=NOT_FOUND)
+    @app.get("/records/{dev}/{seq}", responses={**NOT_FOUND, **ARCHIVE_DAMAGED})
     def record(
         dev: str, seq: int = PathParam(ge=1, le=2**53 - 1), p: Principal = RECORDS
     ) -> dict[str, Any]:
-        with open_ro(store_path) as db:
+        """One record as stored; one past retention is read from the archive."""
+        with ctx.store.read() as db:
             row = db.execute(
                 "SELECT rec, site FROM records WHERE dev = ? AND seq = ?", (dev, seq)
             ).fetchone()
+            if row is None:
+                archived = archive_call(lambda: ctx.archive().record(dev, seq))
+                row = None if archived is None else (archived["rec"], archived["site"])
             if row is None or not p.may_site(db, row[1]):
                 raise HTTPException(404, f"no record ({dev}, {seq})")
         out: dict[str, Any] = json.loads(row[0])
@@ -168,7 +194,7 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
             sql, args = sql + " AND dev = ?", [*args, dev]
         if kind:
             sql, args = sql + " AND kind = ?", [*args, kind]
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             allowed = p.site_filter(db)
             if allowed is not None:
                 sql = sql + " AND site IN (SELECT value FROM json_each(?))"

@@ -22,7 +22,7 @@ from collector.access import Principal
 from collector.tokens import TokenStore
 from hostlib import registry
 from hostlib.errors import TraceedgeError
-from hostlib.sqlite import connect, open_ro, write_tx
+from hostlib.sqlite import write_tx
 
 if TYPE_CHECKING:
     from collector.api import ApiContext
@@ -66,18 +66,18 @@ def make_router(ctx: ApiContext) -> APIRouter:
             str | None, Query(max_length=40, description="an action, or a prefix ending in '.'")
         ] = None,
     ) -> list[dict[str, Any]]:
-        with open_ro(ctx.store_path) as db:
+        with ctx.store.read() as db:
             return [dataclasses.asdict(e) for e in audit.entries(db, limit, before, action)]
 
     @router.get("/audit/verify", summary="Check the audit log's hash chain and signed head")
     def audit_verify() -> dict[str, Any]:
         key = ctx.audit_key.public_key() if ctx.audit_key is not None else None
-        with open_ro(ctx.store_path) as db:
+        with ctx.store.read() as db:
             return dataclasses.asdict(audit.verify(db, key))
 
     @router.get("/tokens", summary="API tokens: holder, role, scope, expiry, revocation")
     def tokens() -> list[dict[str, Any]]:
-        with open_ro(ctx.store_path) as db:
+        with ctx.store.read() as db:
             return [dataclasses.asdict(t) for t in TokenStore(db).list()]
 
     @router.post(
@@ -92,7 +92,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         p: Principal = ADMIN,
     ) -> ImportOut:
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
-        db = connect(ctx.store_path, busy_timeout_ms=30000)
+        db = ctx.store.connect()
         try:
             try:
                 with write_tx(db):
@@ -131,10 +131,10 @@ def make_router(ctx: ApiContext) -> APIRouter:
     ) -> RevokeOut:
         if ctx.registry_path is None:
             raise HTTPException(503, "this API has no device registry")
-        with open_ro(ctx.store_path) as db:
+        with ctx.store.read() as db:
             row = db.execute("SELECT max_seq FROM device_state WHERE dev = ?", (dev,)).fetchone()
         start = req.from_seq or (int(row[0]) + 1 if row else 1)
-        db = connect(ctx.store_path, busy_timeout_ms=30000)
+        db = ctx.store.connect()
         try:
             try:
                 registry.revoke(ctx.registry_path, dev, start, int(time.time()), req.reason)

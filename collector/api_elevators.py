@@ -7,7 +7,6 @@ sees the elevators whose registry entry names one of them.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +18,7 @@ from collector.access import Principal
 from collector.api_models import ErrorOut
 from collector.elevators import ElevatorView, HistoryEntry, OverdueElevator
 from collector.store import SqliteStore
-from hostlib.sqlite import open_ro
+from hostlib.db import Db
 
 if TYPE_CHECKING:
     from collector.api import ApiContext
@@ -40,7 +39,7 @@ NowParam = Annotated[
 RECORDS = Depends(access.require("read:records"))
 
 
-def _in_scope(db: sqlite3.Connection, p: Principal, reg: str) -> bool:
+def _in_scope(db: Db, p: Principal, reg: str) -> bool:
     if p.site_filter(db) is None:
         return True
     entry = elevators.registration(db, reg)
@@ -49,12 +48,12 @@ def _in_scope(db: sqlite3.Connection, p: Principal, reg: str) -> bool:
 
 def make_router(ctx: ApiContext) -> APIRouter:
     """Routes over the context's store (its elevator table and index created if missing)."""
-    store_path = ctx.store_path
-    st = SqliteStore(store_path)
-    try:
-        elevators.ensure_schema(st.db)
-    finally:
-        st.close()
+    if not ctx.store.postgres:  # PostgreSQL: `traceedge collector migrate` made them
+        st = SqliteStore(ctx.store_path)
+        try:
+            elevators.ensure_schema(st.db)
+        finally:
+            st.close()
 
     router = APIRouter(tags=["elevators"])
 
@@ -72,7 +71,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         now_ms: NowParam = None,
         p: Principal = RECORDS,
     ) -> list[OverdueElevator]:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             out = elevators.overdue(db, _now(now_ms), days)
             return [e for e in out if _in_scope(db, p, e.reg)]
 
@@ -89,7 +88,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         recent: Annotated[int, Query(ge=1, le=500, description="recent items listed")] = 20,
         p: Principal = RECORDS,
     ) -> ElevatorView:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             view = elevators.elevator_view(db, reg, _now(now_ms), days, recent)
             if view is not None and not _in_scope(db, p, reg):
                 view = None
@@ -108,7 +107,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000, description="records listed")] = 100,
         p: Principal = RECORDS,
     ) -> list[HistoryEntry]:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             if not elevators.known(db, reg) or not _in_scope(db, p, reg):
                 raise HTTPException(404, f"no elevator {reg}")
             return elevators.history(db, reg, limit)

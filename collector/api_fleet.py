@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -48,9 +47,9 @@ from collector.access import Principal
 from collector.api_markets import BatchIdParam
 from collector.elevators import ElevatorFaults
 from collector.markets import recall as recalls
+from hostlib.db import Db
 from hostlib.errors import ConfigError
 from hostlib.registry import Device, Registry
-from hostlib.sqlite import connect, open_ro
 
 if TYPE_CHECKING:
     from collector.api import ApiContext
@@ -134,7 +133,6 @@ IdParam = Annotated[int, PathParam(alias="id", ge=1, le=2**53 - 1)]
 
 
 def make_router(ctx: ApiContext) -> APIRouter:
-    store_path = ctx.store_path
     router = APIRouter(tags=["fleet"])
 
     @router.get(
@@ -150,7 +148,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
     ) -> Response:
         amber_min = max(amber_min, green_min)  # amber below green: no amber band
         reg = registry_devices(ctx)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             f = fleet.fleet(
                 db, reg, green_s=green_min * 60, amber_s=amber_min * 60, sites=p.site_filter(db)
             )
@@ -169,7 +167,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         p: Principal = FLEET,
     ) -> fleet.DeviceDetail:
         reg = registry_devices(ctx)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             d = fleet.device_detail(db, reg, dev, limit=limit)
             if d is None or not p.may_site(db, d.device.site):
                 raise HTTPException(404, f"no device {dev}")
@@ -187,7 +185,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         p: Principal = FLEET,
     ) -> alarms.AlarmPage:
         reg = registry_devices(ctx)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             return alarms.list_alarms(
                 db,
                 kind=kind,
@@ -202,7 +200,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
             )
 
     def _ack(kind: str, item_id: int, req: AckRequest, p: Principal) -> alarms.Ack:
-        db = connect(store_path, busy_timeout_ms=30000)
+        db = ctx.store.connect()
         try:
             may = functools.partial(p.may_site, db)
             if kind == "alarm":
@@ -247,7 +245,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         offset: Offset = 0,
         p: Principal = FLEET,
     ) -> alarms.QuarantinePage:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             return alarms.list_quarantine(
                 db,
                 reason=reason,
@@ -267,9 +265,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
     def quarantine_ack(entry_id: IdParam, req: AckRequest, p: Principal = ACK) -> alarms.Ack:
         return _ack("quarantine", entry_id, req, p)
 
-    def _recall(
-        db: sqlite3.Connection, batch_id: str, p: Principal, limit: int | None
-    ) -> recalls.Recall:
+    def _recall(db: Db, batch_id: str, p: Principal, limit: int | None) -> recalls.Recall:
         ok = functools.lru_cache(maxsize=None)(functools.partial(p.may_market, db))
         reach = recalls.recall(db, batch_id, market_ok=ok, limit=limit)
         if reach is None:
@@ -287,7 +283,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100_000, description="lines listed")] = 10_000,
         p: Principal = MARKET,
     ) -> Response:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             reach = _recall(db, batch_id, p, limit)
         return json_response(recalls.Recall, reach)
 
@@ -302,7 +298,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         lang: Literal["zh-en", "zh", "en"] = "zh-en",
         p: Principal = MARKET,
     ) -> Response:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             reach = _recall(db, batch_id, p, None)
         return Response(
             recalls.recall_csv(reach, lang=lang).encode("utf-8"),
@@ -322,7 +318,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         offset: Offset = 0,
         p: Principal = RECORDS,
     ) -> CylinderAlerts:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             scope = p.site_filter(db)
             return CylinderAlerts(
                 held=cylinders.held(db, sites=scope),
@@ -349,7 +345,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         p: Principal = RECORDS,
     ) -> list[ElevatorFaults]:
         since = int(time.time() * 1000) - WEEK_MS if since_ms is None else since_ms
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             return elevators.fleet_faults(db, since_ms=since, sites=p.site_filter(db), limit=limit)
 
     return router

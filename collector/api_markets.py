@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 
 from collector import access, markets, orders
 from collector.access import Principal
+from collector.api_archive import archive_call
 from collector.api_models import (
     BatchView,
     ErrorOut,
@@ -29,7 +30,6 @@ from collector.api_models import (
     TraceChain,
 )
 from collector.store import SqliteStore
-from hostlib.sqlite import open_ro
 from wire import tracecode
 
 if TYPE_CHECKING:
@@ -78,26 +78,30 @@ def make_router(ctx: ApiContext) -> APIRouter:
     After a stop or a lift the stop list is published to the sites at once (``ctx.relay``);
     ``relayed`` says whether it went out (a failure is logged, never a server error).
     """
-    store_path = ctx.store_path
-    st = SqliteStore(store_path)
-    try:
-        markets.ensure_schema(st.db)
-    finally:
-        st.close()
+    if not ctx.store.postgres:  # PostgreSQL: `traceedge collector migrate` made them
+        st = SqliteStore(ctx.store_path)
+        try:
+            markets.ensure_schema(st.db)
+        finally:
+            st.close()
 
     router = APIRouter(tags=["markets"])
 
     @router.get(
         "/trace/{trace_code}",
         response_model=TraceChain,
-        responses={404: {"model": ErrorOut, "description": "no sale with this trace code"}},
+        responses={
+            404: {"model": ErrorOut, "description": "no sale with this trace code"},
+            503: {"model": ErrorOut, "description": "an archive file it may be in is damaged"},
+        },
         summary="Trace chain: sale → batch(es) → origin",
     )
     def trace(trace_code: TraceCodeParam, p: Principal = MARKET) -> TraceChain:
         if not tracecode.valid(trace_code):
             raise _bad_code(trace_code)
-        with open_ro(store_path) as db:
-            chain = markets.trace_chain(db, trace_code)
+        with ctx.store.read() as db:
+            # the archive is asked for what the store no longer has (collector.archive)
+            chain = archive_call(lambda: markets.trace_chain(db, trace_code, ctx.archive()))
             if chain is not None and not p.may_market(db, chain.sale.market):
                 chain = None
         if chain is None:
@@ -115,7 +119,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=10000, description="sales listed")] = 1000,
         p: Principal = MARKET,
     ) -> BatchView:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             view = markets.batch_view(db, batch_id, limit)
             if view is not None and not orders.in_scope(db, p, batch_id):
                 view = None
@@ -129,7 +133,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         summary="Every stop-trading order in force",
     )
     def stop_orders(p: Principal = MARKET) -> list[StopOrder]:
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             return [
                 StopOrder.model_validate(o)
                 for o in markets.stops(db)

@@ -27,7 +27,8 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collector import access, sites
-from hostlib.sqlite import open_ro
+from collector.storedb import StoreDb
+from hostlib.db import Db, is_db_error
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class MetricsContext(Protocol):
     def store_path(self) -> Path: ...
 
     @property
+    def store(self) -> StoreDb: ...
+
+    @property
     def dead_workers(self) -> Callable[[], list[str]] | None: ...
 
     @property
@@ -89,11 +93,16 @@ class CollectorMetrics:
         yield from process_families(self.ctx)
         up = 1
         try:
-            if not Path(self.ctx.store_path).exists():  # not made yet: store_up 0, not an error
+            if not self.ctx.store.exists():  # not made yet: store_up 0, not an error
                 raise FileNotFoundError(self.ctx.store_path)
-            with open_ro(self.ctx.store_path) as db:
+            with self.ctx.store.read() as db:
                 families = list(store_families(db, self.clock()))
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
+            log.warning("metrics: cannot read the store %s: %s", self.ctx.store_path, exc)
+            up, families = 0, []
+        except Exception as exc:
+            if not is_db_error(exc):
+                raise
             log.warning("metrics: cannot read the store %s: %s", self.ctx.store_path, exc)
             up, families = 0, []
         yield from families
@@ -158,7 +167,7 @@ def process_families(ctx: MetricsContext) -> Iterator[Metric]:
         yield refused
 
 
-def store_families(db: sqlite3.Connection, now: float) -> list[Metric]:
+def store_families(db: Db, now: float) -> list[Metric]:
     """The store's metrics (any connection; read-only is enough)."""
     out: list[Metric] = []
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
@@ -185,7 +194,7 @@ def store_families(db: sqlite3.Connection, now: float) -> list[Metric]:
     return out
 
 
-def _quarantine(db: sqlite3.Connection, total: int) -> list[Metric]:
+def _quarantine(db: Db, total: int) -> list[Metric]:
     fam = CounterMetricFamily(
         P + "quarantined_records",
         "Records (and messages) quarantined, by reason; 'unknown': quarantined before the "
@@ -212,7 +221,7 @@ def _quarantine(db: sqlite3.Connection, total: int) -> list[Metric]:
     ]
 
 
-def _forwarding(db: sqlite3.Connection, counters: dict[str, int], now: float) -> list[Metric]:
+def _forwarding(db: Db, counters: dict[str, int], now: float) -> list[Metric]:
     """Backlog, held records and lag, without counting records: every record stored is
     forwarded, held or waiting, so the backlog is ``stored - forwarded - held``; the lag is
     the age of the first record of the oldest pending batch, else of the first one after
@@ -269,7 +278,7 @@ SITE_GAUGES = (
 )
 
 
-def _sites(db: sqlite3.Connection, now: float) -> list[Metric]:
+def _sites(db: Db, now: float) -> list[Metric]:
     """Per site, from ``device_state`` (one row per device), ``site_status`` and the sites
     registry."""
     fams = {name: GaugeMetricFamily(P + name, text, labels=["site"]) for name, text in SITE_GAUGES}

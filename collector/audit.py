@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from hostlib.db import Db
 from hostlib.sqlite import get_meta, set_meta, write_tx
 
 GENESIS = "0" * 64
@@ -125,7 +126,7 @@ def _head_message(n: int, head: str) -> bytes:
 
 
 def record(
-    db: sqlite3.Connection,
+    db: Db,
     actor: Actor,
     action: str,
     target: str,
@@ -182,7 +183,7 @@ _COLUMNS = "id, at, actor, role, address, action, target, detail, result, prev, 
 
 
 def entries(
-    db: sqlite3.Connection,
+    db: Db,
     limit: int = 100,
     before_id: int | None = None,
     action: str | None = None,
@@ -201,7 +202,7 @@ def entries(
     return [_entry(r) for r in rows]
 
 
-def verify(db: sqlite3.Connection, public_key: Ed25519PublicKey | None = None) -> AuditCheck:
+def verify(db: Db, public_key: Ed25519PublicKey | None = None) -> AuditCheck:
     """Walk the whole chain: ids contiguous from 1, each ``prev`` the hash before it, each
     hash recomputed; then the head in ``meta`` (count and hash) and, with ``public_key``, its
     signature."""

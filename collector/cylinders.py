@@ -20,6 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from hostlib.db import Db
 from hostlib.sqlite import set_meta, write_tx
 
 SCHEMA = """
@@ -85,7 +86,7 @@ def check_entry(i: int, e: object) -> dict[str, Any]:
     return out
 
 
-def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
+def import_cylinders(db: Db, entries: list[object]) -> int:
     """Validate all, then upsert all in one transaction; returns the new registry version.
 
     ``db`` is a store's connection (:class:`collector.store.SqliteStore` created the table)."""
@@ -105,12 +106,12 @@ def import_cylinders(db: sqlite3.Connection, entries: list[object]) -> int:
     return version
 
 
-def registry_version(db: sqlite3.Connection) -> int:
+def registry_version(db: Db) -> int:
     row = db.execute("SELECT value FROM meta WHERE name = 'cylinder_registry_version'").fetchone()
     return int(row[0]) if row else 0
 
 
-def snapshot(db: sqlite3.Connection) -> dict[str, Any]:
+def snapshot(db: Db) -> dict[str, Any]:
     """The push-down command: every entry and the version."""
     version = registry_version(db)
     try:
@@ -124,7 +125,7 @@ def snapshot(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def history(db: sqlite3.Connection, cyl: str, limit: int = 200) -> dict[str, Any] | None:
+def history(db: Db, cyl: str, limit: int = 200) -> dict[str, Any] | None:
     """Registry entry and every check and fill of ``cyl``, newest first; None if unknown."""
     try:
         row = db.execute("SELECT entry FROM cylinders WHERE cyl = ?", (cyl,)).fetchone()
@@ -216,7 +217,7 @@ def _refusal(dev: str, seq: int, ts: int, site: str, text: str) -> Refusal:
 
 
 def refusals(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     since_ms: int | None = None,
     site: str | None = None,
@@ -251,7 +252,7 @@ def refusals(
     return [_refusal(*r) for r in rows]
 
 
-def held(db: sqlite3.Connection, *, sites: Collection[str] | None = None) -> list[HeldCylinder]:
+def held(db: Db, *, sites: Collection[str] | None = None) -> list[HeldCylinder]:
     """Cylinders held at their station now, newest hold first."""
     cyls = [
         str(c)

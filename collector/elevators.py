@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hostlib.db import Db
 from hostlib.sqlite import write_tx
 
 DEFAULT_OVERDUE_DAYS = 15
@@ -123,7 +124,7 @@ def valid_reg(reg: object) -> bool:
     )
 
 
-def import_elevators(db: sqlite3.Connection, rows: Iterable[object]) -> int:
+def import_elevators(db: Db, rows: Iterable[object]) -> int:
     """Insert or replace registry rows; returns how many were imported.
 
     Each row is an object with ``reg`` (registration code, 20 of ``0-9 A-Z``) and
@@ -456,7 +457,7 @@ _ROWS = {
 
 
 def _rows(
-    db: sqlite3.Connection,
+    db: Db,
     reg: str,
     kind: str,
     limit: int | None = None,
@@ -520,7 +521,7 @@ def _maintenance(r: _Row) -> MaintenanceEvent:
     )
 
 
-def registration(db: sqlite3.Connection, reg: str) -> Registration | None:
+def registration(db: Db, reg: str) -> Registration | None:
     row = db.execute(
         "SELECT reg, address, company, site FROM elevators WHERE reg = ?", (reg,)
     ).fetchone()
@@ -529,7 +530,7 @@ def registration(db: sqlite3.Connection, reg: str) -> Registration | None:
     return Registration(reg=row[0], address=row[1], company=row[2], site=row[3])
 
 
-def known(db: sqlite3.Connection, reg: str) -> bool:
+def known(db: Db, reg: str) -> bool:
     """Registered, or named by at least one stored record."""
     if registration(db, reg) is not None:
         return True
@@ -541,26 +542,26 @@ def known(db: sqlite3.Connection, reg: str) -> bool:
     )
 
 
-def last_status(db: sqlite3.Connection, reg: str) -> StatusSample | None:
+def last_status(db: Db, reg: str) -> StatusSample | None:
     rows = _rows(db, reg, "elevator.status", 1, newest_first=True)
     return _status(rows[0]) if rows else None
 
 
-def faults(db: sqlite3.Connection, reg: str) -> list[FaultEpisode]:
+def faults(db: Db, reg: str) -> list[FaultEpisode]:
     """Every fault episode of an elevator, oldest first."""
     return fault_episodes(_fault(r) for r in _rows(db, reg, "elevator.fault"))
 
 
-def open_faults(db: sqlite3.Connection, reg: str) -> list[FaultEpisode]:
+def open_faults(db: Db, reg: str) -> list[FaultEpisode]:
     return [e for e in faults(db, reg) if e.open]
 
 
-def visits(db: sqlite3.Connection, reg: str) -> list[Visit]:
+def visits(db: Db, reg: str) -> list[Visit]:
     """Every maintenance visit of an elevator, oldest first."""
     return pair_visits(_maintenance(r) for r in _rows(db, reg, "elevator.maintenance"))
 
 
-def history(db: sqlite3.Connection, reg: str, limit: int = 100) -> list[HistoryEntry]:
+def history(db: Db, reg: str, limit: int = 100) -> list[HistoryEntry]:
     """The latest ``limit`` records of an elevator (status, faults, maintenance), newest first."""
     rows: list[_Row] = []
     for kind in ("elevator.status", "elevator.fault", "elevator.maintenance"):
@@ -585,7 +586,7 @@ def _last_maintenance(vs: Sequence[Visit]) -> int | None:
 
 
 def elevator_view(
-    db: sqlite3.Connection,
+    db: Db,
     reg: str,
     now_ms: int,
     days: int = DEFAULT_OVERDUE_DAYS,
@@ -615,9 +616,7 @@ def elevator_view(
     )
 
 
-def overdue(
-    db: sqlite3.Connection, now_ms: int, days: int = DEFAULT_OVERDUE_DAYS
-) -> list[OverdueElevator]:
+def overdue(db: Db, now_ms: int, days: int = DEFAULT_OVERDUE_DAYS) -> list[OverdueElevator]:
     """Elevators (registered or seen in records) whose maintenance is overdue, by reg."""
     regs = {r for (r,) in db.execute("SELECT reg FROM elevators")}
     regs |= {
@@ -645,7 +644,7 @@ def overdue(
 
 
 def fleet_faults(
-    db: sqlite3.Connection,
+    db: Db,
     *,
     since_ms: int | None = None,
     sites: Collection[str] | None = None,

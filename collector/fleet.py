@@ -27,12 +27,13 @@ empty one.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.archive import keys as archive_keys
+from hostlib.db import Db
 from hostlib.registry import Device, Registry
 
 GREEN, AMBER, RED = "green", "amber", "red"
@@ -158,7 +159,7 @@ def _registry(registry: Devices) -> Mapping[str, Device]:
     return registry
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
+def _has_table(db: Db, name: str) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return row.fetchone() is not None
 
@@ -181,7 +182,7 @@ class _Agent:
     status: dict[str, Any]
 
 
-def _agents(db: sqlite3.Connection) -> dict[str, _Agent]:
+def _agents(db: Db) -> dict[str, _Agent]:
     out = {}
     for site, received, text in db.execute("SELECT site, received, status FROM site_status"):
         try:
@@ -201,7 +202,7 @@ def _agents(db: sqlite3.Connection) -> dict[str, _Agent]:
     return out
 
 
-def _open_alarms(db: sqlite3.Connection) -> dict[str, int]:
+def _open_alarms(db: Db) -> dict[str, int]:
     if _has_table(db, "alarm_acks"):
         sql = (
             "SELECT dev, COUNT(*) FROM alarms AS a WHERE dev IS NOT NULL AND NOT EXISTS "
@@ -212,7 +213,7 @@ def _open_alarms(db: sqlite3.Connection) -> dict[str, int]:
     return {str(d): int(n) for d, n in db.execute(sql)}
 
 
-def _site_names(db: sqlite3.Connection) -> dict[str, tuple[str | None, str | None]]:
+def _site_names(db: Db) -> dict[str, tuple[str | None, str | None]]:
     if not _has_table(db, "sites"):
         return {}
     return {str(s): (n, d) for s, n, d in db.execute("SELECT site, name, district FROM sites")}
@@ -232,7 +233,7 @@ def _backlog(agent: _Agent | None, now: float) -> tuple[int | None, float | None
 
 
 def _device_rows(
-    db: sqlite3.Connection,
+    db: Db,
     devices: Mapping[str, Device],
     agents: Mapping[str, _Agent],
     now: float,
@@ -289,7 +290,7 @@ def _device_rows(
     return rows
 
 
-def _open_alarms_of(db: sqlite3.Connection, dev: str) -> dict[str, int]:
+def _open_alarms_of(db: Db, dev: str) -> dict[str, int]:
     acked = (
         " AND NOT EXISTS (SELECT 1 FROM alarm_acks AS k WHERE k.alarm_id = a.id)"
         if _has_table(db, "alarm_acks")
@@ -300,7 +301,7 @@ def _open_alarms_of(db: sqlite3.Connection, dev: str) -> dict[str, int]:
 
 
 def _site_rows(
-    db: sqlite3.Connection,
+    db: Db,
     devices: list[DeviceRow],
     agents: Mapping[str, _Agent],
     registered_sites: Collection[str],
@@ -355,7 +356,7 @@ def _site_rows(
 
 
 def device_rows(
-    db: sqlite3.Connection,
+    db: Db,
     registry: Devices = None,
     *,
     now: float | None = None,
@@ -370,7 +371,7 @@ def device_rows(
 
 
 def site_rows(
-    db: sqlite3.Connection,
+    db: Db,
     registry: Devices = None,
     *,
     now: float | None = None,
@@ -383,7 +384,7 @@ def site_rows(
 
 
 def fleet(
-    db: sqlite3.Connection,
+    db: Db,
     registry: Devices = None,
     *,
     now: float | None = None,
@@ -411,22 +412,33 @@ def fleet(
     )
 
 
+_GAPS = (
+    "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
+    "FROM records WHERE dev = ?) WHERE seq > prev + 1 LIMIT ?"
+)
+_GAPS_WITH_ARCHIVED = (
+    "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
+    "FROM (SELECT seq FROM records WHERE dev = ? "
+    "UNION ALL SELECT seq FROM archived_keys WHERE dev = ?)) WHERE seq > prev + 1 LIMIT ?"
+)
+
+
 def gap_ranges(
-    db: sqlite3.Connection, dev: str, max_seq: int, limit: int = MAX_GAP_RANGES
+    db: Db, dev: str, max_seq: int, limit: int = MAX_GAP_RANGES
 ) -> tuple[list[tuple[int, int]], bool]:
     """The first ``limit`` missing seq ranges of ``dev`` below ``max_seq``, and whether
-    there are more (reads the device's seqs through the ``(dev, seq)`` index)."""
-    rows = db.execute(
-        "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev "
-        "FROM records WHERE dev = ?) WHERE seq > prev + 1 LIMIT ?",
-        (dev, limit + 1),
-    ).fetchall()
+    there are more (reads the device's seqs through the ``(dev, seq)`` index; for a device
+    with archived records, their keys too: archiving moves records, it makes no gaps)."""
+    if archive_keys.device_horizon(db, dev):
+        rows = db.execute(_GAPS_WITH_ARCHIVED, (dev, dev, limit + 1)).fetchall()
+    else:
+        rows = db.execute(_GAPS, (dev, limit + 1)).fetchall()
     gaps = [(int(a), int(b)) for a, b in rows]
     return gaps[:limit], len(gaps) > limit
 
 
 def device_detail(
-    db: sqlite3.Connection,
+    db: Db,
     registry: Devices,
     dev: str,
     *,

@@ -9,11 +9,10 @@ and counted, and is not counted as forwarded until a retry (each forwarder start
 
 from __future__ import annotations
 
-import sqlite3
-
 from pydantic import BaseModel, Field
 
 from collector.store import summarize
+from hostlib.db import Db
 
 
 class HeldRecord(BaseModel):
@@ -34,7 +33,7 @@ class ForwardingView(BaseModel):
     records: list[HeldRecord] = Field(description="held records, oldest first, up to the limit")
 
 
-def forwarding_view(db: sqlite3.Connection, limit: int = 100) -> ForwardingView:
+def forwarding_view(db: Db, limit: int = 100) -> ForwardingView:
     """Forwarding counts and the first ``limit`` held records (any connection)."""
     s = summarize(db)
     return ForwardingView(
@@ -45,7 +44,7 @@ def forwarding_view(db: sqlite3.Connection, limit: int = 100) -> ForwardingView:
     )
 
 
-def held_records(db: sqlite3.Connection, limit: int) -> list[HeldRecord]:
+def held_records(db: Db, limit: int) -> list[HeldRecord]:
     """The first ``limit`` held records, oldest first (any connection)."""
     rows = db.execute(
         "SELECT h.dev, h.seq, r.kind, h.reason, h.first_seen, h.last_tried, h.attempts, h.due "

@@ -11,13 +11,13 @@ market operator cannot learn what other markets hold), :class:`markets.NotStoppe
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collector import audit, markets
 from collector.markets import StopOrder, StopResult
-from hostlib.sqlite import connect, write_tx
+from hostlib.db import Db
+from hostlib.sqlite import write_tx
 
 if TYPE_CHECKING:
     from collector.access import Principal
@@ -40,7 +40,7 @@ class LiftOutcome:
     audit_id: int
 
 
-def in_scope(db: sqlite3.Connection, who: Principal, batch_id: str) -> bool:
+def in_scope(db: Db, who: Principal, batch_id: str) -> bool:
     """``who`` sees ``batch_id``: it entered or was sold in a market of its scope."""
     if who.scope_kind == "all":
         return True
@@ -61,7 +61,7 @@ def relay(ctx: ApiContext) -> bool:
 def _refuse(
     ctx: ApiContext, who: Principal, action: str, batch_id: str, reason: str, why: str
 ) -> None:
-    db = connect(ctx.store_path, busy_timeout_ms=30000)
+    db = ctx.store.connect()
     try:
         audit.record(
             db, who.actor(), action, batch_id, {"reason": reason}, why, signing_key=ctx.audit_key
@@ -74,7 +74,7 @@ def issue_stop(ctx: ApiContext, who: Principal, batch_id: str, reason: str) -> S
     reason = reason.strip()
     if not reason:
         raise ValueError("a stop order needs a reason")
-    db = connect(ctx.store_path, busy_timeout_ms=30000)
+    db = ctx.store.connect()
     try:
         with write_tx(db):
             while markets.project(db):  # entries and sales stored a moment ago count too
@@ -99,7 +99,7 @@ def lift(ctx: ApiContext, who: Principal, batch_id: str, reason: str) -> LiftOut
     reason = reason.strip()
     if not reason:
         raise ValueError("lifting a stop order needs a reason")
-    db = connect(ctx.store_path, busy_timeout_ms=30000)
+    db = ctx.store.connect()
     order: StopOrder | None = None
     try:
         with write_tx(db):

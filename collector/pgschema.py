@@ -25,6 +25,32 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         1,
         "records, quarantine, alarms, device state, forwarding, counters",
         """
+-- SQLite's JSON functions, for the paths the shared queries use (hostlib/db.py): object
+-- members only; booleans as 1 and 0, JSON null as NULL, strings without their quotes.
+CREATE FUNCTION te_json_scalar(v JSONB) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE jsonb_typeof(v)
+        WHEN 'boolean' THEN CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END
+        WHEN 'null' THEN NULL
+        WHEN 'string' THEN v #>> '{}'
+        ELSE v::text END
+$$;
+CREATE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT te_json_scalar((doc::jsonb) #> string_to_array(substr(path, 3), '.'))
+$$;
+CREATE FUNCTION json_each(doc TEXT, path TEXT) RETURNS TABLE (key TEXT, value TEXT)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    WITH v AS (SELECT (doc::jsonb) #> string_to_array(substr(path, 3), '.') AS j)
+    SELECT e.key, te_json_scalar(e.value) FROM v,
+        jsonb_each(CASE WHEN jsonb_typeof(v.j) = 'object' THEN v.j ELSE '{}'::jsonb END) e
+    UNION ALL
+    SELECT (a.n - 1)::text, te_json_scalar(a.value) FROM v,
+        jsonb_array_elements(CASE WHEN jsonb_typeof(v.j) = 'array' THEN v.j ELSE '[]'::jsonb END)
+        WITH ORDINALITY AS a(value, n)
+$$;
+CREATE FUNCTION json_each(doc TEXT) RETURNS TABLE (key TEXT, value TEXT)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT * FROM json_each(doc, '$') $$;
+
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE records (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -49,7 +75,7 @@ CREATE TABLE quarantine (
     dev TEXT,
     seq BIGINT,
     payload BYTEA NOT NULL,
-    counts JSONB,
+    counts TEXT,
     bytes INTEGER NOT NULL
 );
 CREATE TABLE quarantine_reasons (reason TEXT PRIMARY KEY, records BIGINT NOT NULL);
@@ -87,25 +113,169 @@ CREATE TABLE forward_held (
     first_seen DOUBLE PRECISION NOT NULL,
     last_tried DOUBLE PRECISION NOT NULL,
     attempts INTEGER NOT NULL,
-    due BOOLEAN NOT NULL DEFAULT false,
+    due INTEGER NOT NULL DEFAULT 0,
     claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 CREATE TABLE site_status (
     site TEXT PRIMARY KEY,
     received DOUBLE PRECISION NOT NULL,
-    status JSONB NOT NULL
+    status TEXT NOT NULL
 );
-CREATE TABLE counters (
+CREATE TABLE counter_parts (
     name TEXT NOT NULL,
     owner TEXT NOT NULL,
     value BIGINT NOT NULL,
     PRIMARY KEY (name, owner)
 );
-CREATE TABLE processes (
-    name TEXT PRIMARY KEY,
-    status JSONB NOT NULL
-);
+CREATE VIEW counters AS
+    SELECT name, SUM(value)::bigint AS value FROM counter_parts GROUP BY name;
 CREATE TABLE market_queue (id BIGINT PRIMARY KEY);
+CREATE INDEX alarms_dev ON alarms (dev, id);
+CREATE INDEX alarms_raised ON alarms (raised);
+CREATE INDEX quarantine_site ON quarantine (site, id);
+CREATE INDEX quarantine_received ON quarantine (received);
+""",
+    ),
+    (
+        3,
+        "the regulator's side: tokens, audit log, sites, cylinders, elevators, acks, traders",
+        """
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION,
+    revoked DOUBLE PRECISION
+);
+CREATE TABLE audit_log (
+    id BIGINT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    result TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_log_action ON audit_log (action, id);
+CREATE FUNCTION te_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION te_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION te_append_only();
+CREATE TABLE sites (
+    site TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    district TEXT,
+    kind TEXT NOT NULL,
+    market TEXT,
+    address TEXT,
+    phone TEXT
+);
+CREATE INDEX sites_district ON sites (district);
+CREATE INDEX sites_market ON sites (market);
+CREATE TABLE alarm_acks (
+    alarm_id BIGINT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    "by" TEXT NOT NULL,
+    role TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    audit_id BIGINT NOT NULL
+);
+CREATE TABLE quarantine_acks (
+    quarantine_id BIGINT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    "by" TEXT NOT NULL,
+    role TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    audit_id BIGINT NOT NULL
+);
+CREATE TABLE cylinders (
+    cyl TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX records_cyl ON records (json_extract(rec, '$.body.cyl'))
+    WHERE kind IN ('cylinder.fill', 'cylinder.check');
+CREATE INDEX records_cyl_denied ON records (ts)
+    WHERE kind = 'cylinder.check' AND json_extract(rec, '$.body.decision') = 'deny';
+CREATE TABLE traders (
+    trader TEXT NOT NULL,
+    name TEXT NOT NULL,
+    card_uid TEXT,
+    market TEXT NOT NULL,
+    stall TEXT,
+    PRIMARY KEY (market, trader)
+);
+CREATE INDEX traders_card ON traders (card_uid);
+CREATE TABLE batch_stop_lifts (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stop_reason TEXT NOT NULL,
+    stop_issued_ms BIGINT NOT NULL,
+    lifted_ms BIGINT NOT NULL
+);
+CREATE TABLE elevators (
+    reg TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    company TEXT,
+    site TEXT
+);
+CREATE INDEX records_elevator_reg ON records (json_extract(rec, '$.body.reg'), kind, ts)
+    WHERE json_extract(rec, '$.body.reg') IS NOT NULL;
+-- the latest event (capture order: ts, dev, seq) of each fault of each elevator, as the
+-- SQLite store's trigger keeps it (collector/elevators.py)
+CREATE TABLE elevator_fault_last (
+    reg TEXT NOT NULL,
+    fault TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    dev TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    site TEXT NOT NULL,
+    PRIMARY KEY (reg, fault)
+);
+CREATE FUNCTION te_elevator_fault_last() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    reg TEXT := json_extract(NEW.rec, '$.body.reg');
+    fault TEXT := json_extract(NEW.rec, '$.body.fault');
+BEGIN
+    IF reg IS NOT NULL AND fault IS NOT NULL THEN
+        INSERT INTO elevator_fault_last AS l (reg, fault, ts, dev, seq, state, site)
+        VALUES (reg, fault, NEW.ts, NEW.dev, NEW.seq, json_extract(NEW.rec, '$.body.state'),
+                NEW.site)
+        ON CONFLICT ON CONSTRAINT elevator_fault_last_pkey DO UPDATE SET ts = excluded.ts,
+            dev = excluded.dev, seq = excluded.seq, state = excluded.state,
+            site = excluded.site
+        WHERE (excluded.ts, excluded.dev COLLATE "C", excluded.seq)
+            > (l.ts, l.dev COLLATE "C", l.seq);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- what retention moved to Parquet (collector/archive/keys.py): identities kept, so a
+-- resent record is still a duplicate or a conflict
+CREATE TABLE archived_keys (
+    dev TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    mac TEXT NOT NULL,
+    PRIMARY KEY (dev, seq)
+);
+CREATE TABLE archive_horizon (dev TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TRIGGER elevator_fault_last_feed AFTER INSERT ON records
+    FOR EACH ROW WHEN (NEW.kind = 'elevator.fault')
+    EXECUTE FUNCTION te_elevator_fault_last();
 """,
     ),
     (
@@ -126,7 +296,7 @@ CREATE TABLE market_batches (
     pieces BIGINT,
     sold_g BIGINT NOT NULL DEFAULT 0,
     sold_pieces BIGINT NOT NULL DEFAULT 0,
-    overdrawn_alarm BOOLEAN NOT NULL DEFAULT false
+    overdrawn_alarm INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE market_lines (
     record_id BIGINT NOT NULL,
@@ -136,13 +306,15 @@ CREATE TABLE market_lines (
     ts BIGINT NOT NULL,
     weight_g BIGINT NOT NULL,
     pieces BIGINT NOT NULL,
-    after_stop BOOLEAN NOT NULL DEFAULT false,
+    after_stop INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (record_id, line)
 );
 CREATE INDEX market_lines_batch ON market_lines (batch_id, ts, record_id, line);
-CREATE INDEX records_settlement_trace ON records (((rec::jsonb) #>> '{body,trace_id}'))
+CREATE INDEX records_settlement_trace ON records (json_extract(rec, '$.body.trace_id'))
     WHERE kind = 'market.settlement';
-CREATE INDEX records_entry_batch ON records (((rec::jsonb) #>> '{body,batch_id}'))
+CREATE INDEX records_settlement_tran ON records (json_extract(rec, '$.body.tran_id'))
+    WHERE kind = 'market.settlement';
+CREATE INDEX records_entry_batch ON records (json_extract(rec, '$.body.batch_id'))
     WHERE kind = 'market.entry';
 
 -- One market record applied: what the SQLite store's triggers on market_feed do
@@ -179,8 +351,8 @@ BEGIN
             pieces = CASE WHEN market_batches.entry_id IS NULL
                 THEN excluded.pieces ELSE market_batches.pieces END;
         FOR b IN
-            UPDATE market_batches SET overdrawn_alarm = true
-            WHERE batch_id = body ->> 'batch_id' AND NOT overdrawn_alarm
+            UPDATE market_batches SET overdrawn_alarm = 1
+            WHERE batch_id = body ->> 'batch_id' AND overdrawn_alarm = 0
               AND ((quantity_g IS NOT NULL AND sold_g > quantity_g)
                    OR (pieces IS NOT NULL AND sold_pieces > pieces))
             RETURNING *
@@ -198,8 +370,8 @@ BEGIN
                COALESCE((j.v ->> 'weight_g')::bigint, 0),
                CASE WHEN j.v ->> 'mode' = 'counted'
                     THEN COALESCE((j.v ->> 'pieces')::bigint, 0) ELSE 0 END,
-               EXISTS (SELECT 1 FROM batch_stops s
-                       WHERE s.batch_id = j.v ->> 'batch_id' AND r.ts >= s.issued_ms)
+               (EXISTS (SELECT 1 FROM batch_stops s
+                        WHERE s.batch_id = j.v ->> 'batch_id' AND r.ts >= s.issued_ms))::int
         FROM jsonb_array_elements(COALESCE(body -> 'lines', '[]'::jsonb))
              WITH ORDINALITY AS j(v, n)
         ON CONFLICT DO NOTHING;
@@ -215,11 +387,11 @@ BEGIN
                'batch ' || l.batch_id || ': sold after the stop-trading order, trace code '
                || COALESCE(l.trace_id, '?')
         FROM (SELECT DISTINCT batch_id, trace_id FROM market_lines
-              WHERE record_id = r.id AND after_stop) AS l;
+              WHERE record_id = r.id AND after_stop = 1) AS l;
         FOR b IN
-            UPDATE market_batches SET overdrawn_alarm = true
+            UPDATE market_batches SET overdrawn_alarm = 1
             WHERE batch_id IN (SELECT batch_id FROM market_lines WHERE record_id = r.id)
-              AND NOT overdrawn_alarm
+              AND overdrawn_alarm = 0
               AND ((quantity_g IS NOT NULL AND sold_g > quantity_g)
                    OR (pieces IS NOT NULL AND sold_pieces > pieces))
             RETURNING *
@@ -238,5 +410,7 @@ $$;
     ),
 )
 
+MIGRATIONS = tuple(sorted(MIGRATIONS))
+assert [m[0] for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "numbered 1, 2, …"
 LATEST = MIGRATIONS[-1][0]
 LOCK_KEY = 0x7472616365  # "trace": the advisory lock every migrating process takes

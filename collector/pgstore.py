@@ -38,7 +38,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from collector import pgschema
+from collector import markets, pgschema
 from collector.store import (
     COUNTERS,
     DEFAULT_MAX_QUARANTINE_BYTES,
@@ -48,7 +48,9 @@ from collector.store import (
     bad_records_row,
 )
 from collector.verify import Bad, Good
+from hostlib.db import PgDb
 from hostlib.errors import StoreError
+from hostlib.pgwatch import Watchdog
 from hostlib.sqlite import storable
 
 log = logging.getLogger(__name__)
@@ -146,17 +148,21 @@ class PostgresStore:
         pool_size: int = 4,
         timeout_s: float = 5.0,
         migrate_schema: bool = True,
+        query_timeout_s: float = 30.0,
     ) -> None:
         """``owner``: the collector's client id, whose counter rows this process writes.
         ``timeout_s``: how long a call waits for a connection (a server that is down makes
         each call fail after it). ``migrate_schema``: apply missing migrations now (a
         deployment that migrates separately with ``traceedge collector migrate`` turns it
-        off, and then a database behind this build is refused)."""
+        off, and then a database behind this build is refused). ``query_timeout_s``: a
+        transaction the server has not finished by then is cut off (:mod:`hostlib.pgwatch`):
+        a server that hangs fails the batch instead of blocking the collector."""
         self.url = url
         self.where = redact_url(url)
         self.project_inline = project_inline
         self.max_quarantine_bytes = max_quarantine_bytes
         self.owner = owner
+        self.watchdog = Watchdog(query_timeout_s, f"store {self.where}")
         if migrate_schema:
             migrate(url, timeout_s)
         else:
@@ -171,7 +177,15 @@ class PostgresStore:
             min_size=1,
             max_size=pool_size,
             timeout=timeout_s,
-            kwargs={"connect_timeout": max(1, int(timeout_s))},
+            kwargs={
+                "connect_timeout": max(1, int(timeout_s)),
+                # a peer gone without a word: the kernel gives up on it within seconds
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 3,
+                "keepalives_count": 3,
+                "tcp_user_timeout": int(query_timeout_s * 1000),
+            },
             name=f"store-{owner}",
             open=False,
         )
@@ -192,6 +206,7 @@ class PostgresStore:
             self.store_id = str(row[0]) if row else ""
 
     def close(self) -> None:
+        self.watchdog.close()
         self.pool.close()
 
     @contextmanager
@@ -199,7 +214,12 @@ class PostgresStore:
         """One transaction on a pooled connection: committed when the block returns, rolled
         back when it raises; psycopg and pool errors become :class:`StoreError`."""
         try:
-            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            with (
+                self.pool.connection() as conn,
+                self.watchdog.watch(conn),
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
                 yield cur
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"{self.where}: {_reason(exc)}") from exc
@@ -222,9 +242,10 @@ class PostgresStore:
         if not items:
             return
         cur.execute(
-            "INSERT INTO counters(name, owner, value) "
-            "SELECT n, %s, v FROM unnest(%s::text[], %s::bigint[]) AS u(n, v) "
-            "ON CONFLICT (name, owner) DO UPDATE SET value = counters.value + excluded.value",
+            "INSERT INTO counter_parts(name, owner, value) "
+            "SELECT n, %s, v FROM unnest(%b::text[], %b::bigint[]) AS u(n, v) "
+            "ON CONFLICT (name, owner) DO UPDATE SET value = counter_parts.value "
+            "+ excluded.value",
             (self.owner, [k for k, _ in items], [v for _, v in items]),
         )
 
@@ -235,7 +256,7 @@ class PostgresStore:
             return
         cur.execute(
             "INSERT INTO quarantine_reasons(reason, records) "
-            "SELECT r, n FROM unnest(%s::text[], %s::bigint[]) AS u(r, n) "
+            "SELECT r, n FROM unnest(%b::text[], %b::bigint[]) AS u(r, n) "
             "ON CONFLICT (reason) DO UPDATE SET records = quarantine_reasons.records "
             "+ excluded.records",
             ([k for k, _ in items], [v for _, v in items]),
@@ -263,8 +284,8 @@ class PostgresStore:
         if good:
             inserted = cur.execute(
                 "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
-                "SELECT d, s, k, t, %s, m, %s, r FROM unnest(%s::text[], %s::bigint[], "
-                "%s::text[], %s::bigint[], %s::text[], %s::text[]) AS u(d, s, k, t, m, r) "
+                "SELECT d, s, k, t, %s, m, %s, r FROM unnest(%b::text[], %b::bigint[], "
+                "%b::text[], %b::bigint[], %b::text[], %b::text[]) AS u(d, s, k, t, m, r) "
                 "ON CONFLICT (dev, seq) DO NOTHING RETURNING id, dev, seq, kind",
                 (
                     site,
@@ -295,7 +316,7 @@ class PostgresStore:
                 (d, int(s)): m
                 for d, s, m in cur.execute(
                     "SELECT dev, seq, mac FROM records WHERE (dev, seq) IN "
-                    "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+                    "(SELECT * FROM unnest(%b::text[], %b::bigint[]))",
                     ([g.dev for g in rest], [g.seq for g in rest]),
                 )
             }
@@ -312,17 +333,17 @@ class PostgresStore:
                 )
         if inserted:
             ids = [int(r[0]) for r in inserted]
-            cur.execute("INSERT INTO forward_queue(id) SELECT unnest(%s::bigint[])", (ids,))
+            cur.execute("INSERT INTO forward_queue(id) SELECT unnest(%b::bigint[])", (ids,))
             market = [int(r[0]) for r in inserted if r[3] in MARKET_KINDS]
             if market:
-                cur.execute("INSERT INTO market_queue(id) SELECT unnest(%s::bigint[])", (market,))
+                cur.execute("INSERT INTO market_queue(id) SELECT unnest(%b::bigint[])", (market,))
         if quarantine:
             self._quarantine(cur, now, site, batch_id, quarantine)
         if per_dev:
             devs = sorted(per_dev)  # one order for every writer: no deadlock between them
             cur.execute(
                 "INSERT INTO device_state(dev, site, count, max_seq, last_seen) "
-                "SELECT d, %s, n, m, %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
+                "SELECT d, %s, n, m, %s FROM unnest(%b::text[], %b::bigint[], %b::bigint[]) "
                 "AS u(d, n, m) ON CONFLICT (dev) DO UPDATE SET "
                 "count = device_state.count + excluded.count, "
                 "max_seq = GREATEST(device_state.max_seq, excluded.max_seq), "
@@ -481,7 +502,7 @@ class PostgresStore:
             rows = cur.execute(
                 "SELECT h.record_id, r.rec FROM forward_held h "
                 "JOIN records r ON r.id = h.record_id "
-                "WHERE h.due AND h.claimed_until < %s AND NOT EXISTS (SELECT 1 FROM "
+                "WHERE h.due = 1 AND h.claimed_until < %s AND NOT EXISTS (SELECT 1 FROM "
                 "forward_batches b WHERE h.record_id = ANY(b.ids)) "
                 "ORDER BY h.record_id LIMIT %s FOR UPDATE OF h SKIP LOCKED",
                 (now, limit),
@@ -506,7 +527,7 @@ class PostgresStore:
                 why = pg_text(why[:500])
                 cur.execute(
                     "UPDATE forward_held SET reason = %s, last_tried = %s, "
-                    "attempts = attempts + 1, due = false, claimed_until = 0 "
+                    "attempts = attempts + 1, due = 0, claimed_until = 0 "
                     "WHERE record_id = %s",
                     (why, now, rid),
                 )
@@ -560,7 +581,7 @@ class PostgresStore:
     def retry_held(self) -> int:
         """Make every held record due for one more attempt; how many there are."""
         with self._tx() as cur:
-            cur.execute("UPDATE forward_held SET due = true")
+            cur.execute("UPDATE forward_held SET due = 1")
             return int(cur.rowcount)
 
     # -- the rest of the protocol ------------------------------------------------------
@@ -576,9 +597,9 @@ class PostgresStore:
     def heartbeat(self, name: str, status: dict[str, Any]) -> None:
         with self._tx() as cur:
             cur.execute(
-                "INSERT INTO processes(name, status) VALUES (%s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET status = excluded.status",
-                (name, json.dumps(status)),
+                "INSERT INTO meta(name, value) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"process:{name}", json.dumps(status)),
             )
 
     def project(self, limit: int = 2000) -> int:
@@ -591,17 +612,7 @@ class PostgresStore:
         another collector is applying are skipped): ``te_market_apply`` (migration 2) does
         what the SQLite store's triggers do. Each leaves the queue in the transaction that
         applies it, so it is applied once."""
-        ids = sorted(
-            int(r[0])
-            for r in cur.execute(
-                "DELETE FROM market_queue WHERE id IN (SELECT id FROM market_queue ORDER BY id "
-                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-                (limit,),
-            )
-        )
-        if ids:
-            cur.execute("SELECT te_market_apply(i) FROM unnest(%s::bigint[]) AS u(i)", (ids,))
-        return len(ids)
+        return markets.project(PgDb(cur.connection), limit)
 
     # -- reports -----------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -629,7 +640,7 @@ def summarize(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
         str(k): int(v)
         for k, v in cur.execute(
             "SELECT j.key, SUM(j.value::bigint) FROM quarantine q, "
-            "jsonb_each_text(COALESCE(q.counts, jsonb_build_object(q.reason, 1))) j "
+            "jsonb_each_text(COALESCE(q.counts::jsonb, jsonb_build_object(q.reason, 1))) j "
             "GROUP BY j.key"
         )
     }
@@ -637,8 +648,13 @@ def summarize(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
     backlog = cur.execute("SELECT COUNT(*) FROM market_queue").fetchone()
     now = time.time()
     processes = {
-        str(name): dict(st, running=now - st["at"] < 5)
-        for name, st in cur.execute("SELECT name, status FROM processes")
+        str(name)[len("process:") :]: dict(st, running=now - st["at"] < 5)
+        for name, st in (
+            (n, json.loads(v))
+            for n, v in cur.execute(
+                "SELECT name, value FROM meta WHERE name LIKE 'process:%%'"
+            ).fetchall()
+        )
     }
     return {
         "processes": processes,

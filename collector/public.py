@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,7 +37,6 @@ from collector import public_view, shopper_page
 from collector.api import ApiContext
 from collector.ratelimit import RateLimiter, client_key, retry_after
 from drivers.codecs import gs1
-from hostlib.sqlite import open_ro
 from wire import tracecode
 
 log = logging.getLogger(__name__)
@@ -107,7 +105,6 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
     app.state.ctx = ctx
     limiter = RateLimiter(rate_per_min, burst)
     app.state.limiter = limiter
-    store_path = Path(ctx.store_path)
 
     @app.middleware("http")
     async def guard(
@@ -142,7 +139,7 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
             if as_json:
                 return _json({"detail": shopper_page.STRINGS[lang]["bad_code"]}, 422)
             return _html(shopper_page.message_page(lang, "bad_code_title", "bad_code"), 422)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             view = public_view.trace_view(db, code)
         if view is None:
             if as_json:
@@ -201,7 +198,7 @@ def make_public_app(ctx: ApiContext, rate_per_min: int = 60, burst: int = 20) ->
         if gs1.value_problem("10", lot):
             problem = shopper_page.STRINGS[lang]["bad_lot"]
             return _problem(request, lang, 400, "bad_link_title", "bad_link", problem=problem)
-        with open_ro(store_path) as db:
+        with ctx.store.read() as db:
             sale = None
             if serial is not None:
                 sale = public_view.sale_of_batch(db, serial, g14, lot)

@@ -24,6 +24,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from collector import markets, sites
+from hostlib.db import Db
 from wire import tracecode
 from wire.checkdigit import all_digits, verify_check_digit
 
@@ -126,7 +127,7 @@ class PublicBatchAnswer:
 class _Names:
     """Registry look-ups of one answer, each asked once."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
         self.places: dict[str, Place] = {}
 
@@ -195,7 +196,7 @@ def complaints(market: Place | None) -> list[Complaint]:
     return out
 
 
-def trace_view(db: sqlite3.Connection, code: str) -> PublicTrace | None:
+def trace_view(db: Db, code: str) -> PublicTrace | None:
     """The public view of the sale with trace code ``code``; None if no sale has it."""
     chain = markets.trace_chain(db, code)
     if chain is None:
@@ -241,7 +242,7 @@ def gtin14(code: str) -> str | None:
     return code.rjust(14, "0")
 
 
-def batch_by_link(db: sqlite3.Connection, gtin: str, lot: str) -> PublicBatchAnswer | None:
+def batch_by_link(db: Db, gtin: str, lot: str) -> PublicBatchAnswer | None:
     """The batch a Digital Link ``/01/{gtin}/10/{lot}`` names (``gtin`` a valid GTIN-14), or
     None when no entry registered goods of that GTIN under that batch code."""
     link = markets.batch_link(db, lot)
@@ -251,7 +252,7 @@ def batch_by_link(db: sqlite3.Connection, gtin: str, lot: str) -> PublicBatchAns
     return PublicBatchAnswer(gtin=gtin, lot=lot, batch=batch, complaints=complaints(batch.market))
 
 
-def sale_of_batch(db: sqlite3.Connection, code: str, gtin: str, lot: str) -> PublicTrace | None:
+def sale_of_batch(db: Db, code: str, gtin: str, lot: str) -> PublicTrace | None:
     """The sale with trace code ``code`` if one of its lines sold goods of GTIN ``gtin`` from
     batch ``lot``; else None."""
     if not tracecode.valid(code):

@@ -13,27 +13,33 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import cylinders, markets
+from hostlib.db import Db, is_db_error
 from hostlib.outage import Outage
 from hostlib.registry import Registry
-from hostlib.sqlite import open_ro
 from wire import auth, topics
 from wire.command import sign_command
 
 log = logging.getLogger(__name__)
 
-Snapshot = Callable[[sqlite3.Connection], dict[str, Any] | None]
+Snapshot = Callable[[Db], dict[str, Any] | None]
 
 
-def stop_list(db: sqlite3.Connection) -> dict[str, Any] | None:
+class StoreReader(Protocol):
+    """Where the snapshots are read: :class:`collector.storedb.StoreDb` is one."""
+
+    def read(self) -> AbstractContextManager[Db]: ...
+
+
+def stop_list(db: Db) -> dict[str, Any] | None:
     """Every batch whose trading is stopped; the version grows with each order and lift."""
     orders = markets.stops(db)
     return {
@@ -73,7 +79,7 @@ def devices_snapshot(registry: Registry, site: str, gw: str) -> dict[str, Any] |
 class PushDown:
     def __init__(
         self,
-        db_path: str,
+        store: StoreReader,
         registry: Registry,
         key: Ed25519PrivateKey,
         publish: Callable[[str, bytes], bool],
@@ -82,7 +88,7 @@ class PushDown:
         ttl_s: float = 7 * 86400.0,
     ) -> None:
         self.prefix = prefix
-        self.db_path = db_path
+        self.store = store
         self.registry = registry
         self.key = key
         self.publish = publish
@@ -99,10 +105,13 @@ class PushDown:
 
     def _tick(self) -> int:
         try:
-            with open_ro(self.db_path) as db:
+            with self.store.read() as db:
                 snaps = [s for s in (fn(db) for fn in SNAPSHOTS) if s and s.get("version")]
-        except sqlite3.Error as exc:  # tried every second: said once, then every 5 min
-            self.outage.failed(f"cannot read the store: {exc}")
+        except Exception as exc:  # tried every second: said once, then every 5 min
+            if not is_db_error(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [repr(exc)])[0]
+            self.outage.failed(f"cannot read the store: {first}")
             return 0
         self.outage.ended()
         self.registry.reload()

@@ -14,6 +14,7 @@ from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
 from collector.store import Store
+from collector.storedb import StoreDb
 from collector.stores import describe, open_store
 from collector.verify import VerifiedBatch, verify_batch
 from hostlib.errors import ConfigError, StoreError, WorkerDied
@@ -104,8 +105,10 @@ class Collector:
         self.forwarder = Forwarder(self.store, settings.platform) if settings.platform else None
         self.batches = 0
         self.poisoned = 0  # messages that made a worker fail unexpectedly (quarantined)
+        # the stop list and cylinder registry, read from whichever store this collector uses
+        self.pushdown_store = StoreDb(settings.store_path, settings.store.url, pool_size=1)
         self.pushdown = PushDown(
-            str(settings.store_path),
+            self.pushdown_store,
             self.registry,
             self.command_key,
             lambda topic, payload: self.link.publish(topic, payload, retain=True),
@@ -135,6 +138,7 @@ class Collector:
             audit_key=self.command_key,
             green_s=self.settings.green_s,
             amber_s=self.settings.amber_s,
+            archive_dir=self.settings.archive_dir,
         )
         s = self.settings
         return ApiServer(make_app(ctx), f"{s.path}: api", s.api_host, s.api_port, s.api_tls)
@@ -227,6 +231,7 @@ class Collector:
             self.api_server.stop()
         if self.public_server is not None:
             self.public_server.stop()
+        self.pushdown_store.close()
         self.store.close()
         self.lock.release()
 
@@ -373,12 +378,6 @@ class Collector:
         self.start()
         s = self.settings
         log.info("collector %s: store %s, registry %s", s.client_id, describe(s), s.registry)
-        if s.store.url:
-            log.warning(
-                "collector %s: on a PostgreSQL store the stop list and cylinder registry are not "
-                "pushed down to the sites yet (the SQLite store does); docs/deploy.md",
-                s.client_id,
-            )
         notifier.ready(f"collector {s.client_id}: running")
         dead: list[str] = []
         try:
@@ -393,7 +392,7 @@ class Collector:
                     log.critical("collector: worker(s) %s died; stopping", ", ".join(dead))
                     break
                 notifier.watchdog()
-                if self.link.connected and not s.store.url:
+                if self.link.connected:
                     try:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again

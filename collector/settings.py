@@ -62,12 +62,28 @@ class StoreSettings:
     ``pool_size`` connections per process; ``timeout_s`` how long a call waits for one (a
     server that is down fails each call after it: the batch is not acknowledged);
     ``migrate`` apply missing schema migrations at start (off: run
-    ``traceedge collector migrate`` before starting, and a database behind is refused)."""
+    ``traceedge collector migrate`` before starting, and a database behind is refused);
+    ``query_timeout_s`` a transaction the server has not finished by then is cut off (a
+    hung server fails the batch, unacknowledged, instead of stalling the collector)."""
 
     url: str | None = None
     pool_size: int = 4
     timeout_s: float = 5.0
     migrate: bool = True
+    query_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: records captured more than ``keep_days`` days ago (whole days, China
+    time) move to Parquet files in ``dir`` on ``traceedge collector archive``
+    (:mod:`collector.archive`)."""
+
+    keep_days: int
+    dir: Path
+
+
+MAX_KEEP_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -90,10 +106,16 @@ class CollectorSettings:
     amber_s: float = 7200.0  # … amber within this, red after it (and when never heard from)
     public: PublicSettings = PublicSettings()
     store: StoreSettings = StoreSettings()
+    retention: RetentionSettings | None = None  # None: no [retention] table, nothing archived
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "collector.sqlite"
+
+    @property
+    def archive_dir(self) -> Path:
+        """``[retention] dir``, else ``<data_dir>/archive``."""
+        return self.retention.dir if self.retention is not None else self.data_dir / "archive"
 
 
 def _platform(p: str, ps: Section) -> PlatformSettings:
@@ -151,9 +173,21 @@ def _store(ss: Section) -> StoreSettings:
         pool_size=ss.bounded("pool_size", int, 4, 64, "connections"),
         timeout_s=ss.bounded("timeout_s", float, 5.0, 600.0, "seconds"),
         migrate=ss.get("migrate", bool, True),
+        query_timeout_s=ss.bounded("query_timeout_s", float, 30.0, 3600.0, "seconds"),
     )
     ss.finish()
     return store
+
+
+def _retention(p: str, rs: Section, data_dir: Path) -> RetentionSettings:
+    if not rs.has("keep_days"):
+        rs.fail("keep_days", "is required: days of records the store keeps")
+    keep_days = rs.bounded("keep_days", int, 1, MAX_KEEP_DAYS, "days")
+    folder = rs.opt("dir", str)
+    rs.finish()
+    return RetentionSettings(
+        keep_days=keep_days, dir=rel_path(p, folder) if folder else data_dir / "archive"
+    )
 
 
 def load_collector(
@@ -200,6 +234,7 @@ def load_collector(
             "(PostgreSQL) run them from a collector on the SQLite store for now, or leave "
             "the port out",
         )
+    retention = _retention(p, root.sub("retention"), data_dir) if root.has("retention") else None
     root.finish()
     return CollectorSettings(
         path=p,
@@ -220,4 +255,5 @@ def load_collector(
         amber_s=amber_s,
         public=public,
         store=store,
+        retention=retention,
     )

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hostlib.db import Db
 from hostlib.sqlite import write_tx
 from wire import topics
 
@@ -96,7 +97,7 @@ def _check(row: object) -> SiteInfo:
     )
 
 
-def import_sites(db: sqlite3.Connection, rows: Iterable[object]) -> int:
+def import_sites(db: Db, rows: Iterable[object]) -> int:
     """Insert or replace sites; returns how many. Each row: ``site`` (site code) and ``name``
     (64) required; ``district`` (division code, digits, e.g. ``310101``), ``kind`` (one of
     :data:`KINDS`), ``market`` (the market code its terminals record, 32), ``address`` (200),
@@ -122,19 +123,19 @@ def import_sites(db: sqlite3.Connection, rows: Iterable[object]) -> int:
 _COLS = "site, name, district, kind, market, address, phone"
 
 
-def _has_table(db: sqlite3.Connection) -> bool:
+def _has_table(db: Db) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sites'")
     return row.fetchone() is not None
 
 
-def get(db: sqlite3.Connection, site: str) -> SiteInfo | None:
+def get(db: Db, site: str) -> SiteInfo | None:
     if not _has_table(db):
         return None
     row = db.execute(f"SELECT {_COLS} FROM sites WHERE site = ?", (site,)).fetchone()
     return SiteInfo(*row) if row else None
 
 
-def by_market(db: sqlite3.Connection, market: str) -> SiteInfo | None:
+def by_market(db: Db, market: str) -> SiteInfo | None:
     """The site hosting ``market`` (the first by code when several name it)."""
     if not _has_table(db):
         return None
@@ -144,13 +145,13 @@ def by_market(db: sqlite3.Connection, market: str) -> SiteInfo | None:
     return SiteInfo(*row) if row else None
 
 
-def all_sites(db: sqlite3.Connection) -> list[SiteInfo]:
+def all_sites(db: Db) -> list[SiteInfo]:
     if not _has_table(db):
         return []
     return [SiteInfo(*r) for r in db.execute(f"SELECT {_COLS} FROM sites ORDER BY site")]
 
 
-def in_district(db: sqlite3.Connection, district: str) -> frozenset[str]:
+def in_district(db: Db, district: str) -> frozenset[str]:
     """Site codes of ``district`` and of the divisions under it (a code prefix: ``3101``
     covers ``310101`` and ``310104``)."""
     if not _has_table(db):
@@ -162,7 +163,7 @@ def in_district(db: sqlite3.Connection, district: str) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
-def markets_in(db: sqlite3.Connection, sites: frozenset[str]) -> frozenset[str]:
+def markets_in(db: Db, sites: frozenset[str]) -> frozenset[str]:
     """Market codes hosted by ``sites``."""
     if not _has_table(db) or not sites:
         return frozenset()

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
+from collector.archive import keys as archive_keys
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
+from hostlib.db import Db
 from hostlib.errors import StoreError
 from hostlib.registry import Device
 from hostlib.sqlite import open_ro, storable
@@ -226,6 +228,8 @@ class SqliteStore:
         self.max_quarantine_bytes = max_quarantine_bytes
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._horizon: dict[str, int] = {}  # archive horizons as of meta archive_version
+        self._horizon_version: str | None = None
         self.db = sqlitedb.connect(self.path, busy_timeout_ms=30000)
         self.db.executescript(SCHEMA)
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(quarantine)")}
@@ -239,6 +243,7 @@ class SqliteStore:
         tokens.ensure_schema(self.db)
         sites.ensure_schema(self.db)
         alarms.ensure_schema(self.db)  # acks and the list indexes
+        archive_keys.ensure_schema(self.db)
         with self.atomic() as db:
             for name in COUNTERS:
                 db.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))
@@ -344,6 +349,9 @@ class SqliteStore:
             "INSERT INTO records(dev, seq, kind, ts, site, mac, received, rec) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dev, seq) DO NOTHING"
         )
+        horizon = self._archive_horizon(db)  # {} unless records were ever archived
+        if all_new and horizon and any(g.seq <= horizon.get(g.dev, 0) for g in good):
+            all_new = False  # may resend an archived record: record by record
         if all_new:
             cur = db.executemany(
                 insert, [(g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text) for g in good]
@@ -356,16 +364,21 @@ class SqliteStore:
             stored = len(good)
             good = []
         for g in good:
-            cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
-            if cur.rowcount:
-                stored += 1
-                n, mx = per_dev.get(g.dev, (0, 0))
-                per_dev[g.dev] = (n + 1, max(mx, g.seq))
-                continue
-            row = db.execute(
-                "SELECT mac FROM records WHERE dev = ? AND seq = ?", (g.dev, g.seq)
-            ).fetchone()
-            if row is not None and row[0] == g.mac:
+            known: str | None = None  # the MAC stored (or archived) under (dev, seq)
+            if g.seq <= horizon.get(g.dev, 0):
+                known = archive_keys.archived_mac(db, g.dev, g.seq)
+            if known is None:
+                cur = db.execute(insert, (g.dev, g.seq, g.kind, g.ts, site, g.mac, now, g.text))
+                if cur.rowcount:
+                    stored += 1
+                    n, mx = per_dev.get(g.dev, (0, 0))
+                    per_dev[g.dev] = (n + 1, max(mx, g.seq))
+                    continue
+                row = db.execute(
+                    "SELECT mac FROM records WHERE dev = ? AND seq = ?", (g.dev, g.seq)
+                ).fetchone()
+                known = None if row is None else str(row[0])
+            if known == g.mac:
                 dups += 1
             else:
                 detail = f"({g.dev}, {g.seq}) already stored with different content"
@@ -409,6 +422,17 @@ class SqliteStore:
             },
         )
         return CommitResult(stored, dups, len(bad) + conflicts)
+
+    def _archive_horizon(self, db: sqlite3.Connection) -> dict[str, int]:
+        """Each device's highest archived seq (:mod:`collector.archive.keys`), re-read only
+        when ``archive_version`` changed: one lookup a batch."""
+        version = sqlitedb.get_meta(db, archive_keys.VERSION)
+        if version is None:
+            return {}
+        if version != self._horizon_version:
+            self._horizon = archive_keys.horizons(db)
+            self._horizon_version = version
+        return self._horizon
 
     def quarantine_payload(
         self, site: str | None, reason: str, detail: str, payload: bytes, alarm: bool = False
@@ -642,7 +666,7 @@ def read_summary(path: Path | str) -> dict[str, Any]:
         return {}
 
 
-def summarize(db: sqlite3.Connection) -> dict[str, Any]:
+def summarize(db: Db) -> dict[str, Any]:
     """Counters, gaps and backlog of a collector store (any connection, read-only is fine).
 
     ``forward_backlog`` counts records waiting to be sent, ``forward_held`` records held back
@@ -692,9 +716,7 @@ def summarize(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def site_report(
-    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
-) -> list[dict[str, Any]]:
+def site_report(db: Db, registry: Mapping[str, Device] | None = None) -> list[dict[str, Any]]:
     """What each site's agent last reported (backlog, oldest record, alarms). With the
     device ``registry``, a site of provisioned devices whose agent never reported is listed
     too, ``never_seen`` true and nothing else known."""
@@ -713,9 +735,7 @@ def site_report(
     return out
 
 
-def device_report(
-    db: sqlite3.Connection, registry: Mapping[str, Device] | None = None
-) -> list[dict[str, Any]]:
+def device_report(db: Db, registry: Mapping[str, Device] | None = None) -> list[dict[str, Any]]:
     """Per device: last seen, contiguous watermark, highest seq, missing count and ranges,
     and the backlog its site's agent last reported. With the device ``registry``, each
     device's type, and the provisioned devices that never sent a record (``never_seen``

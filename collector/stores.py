@@ -22,6 +22,7 @@ def open_store(settings: CollectorSettings, project_inline: bool = False) -> Sto
             pool_size=st.pool_size,
             timeout_s=st.timeout_s,
             migrate_schema=st.migrate,
+            query_timeout_s=st.query_timeout_s,
         )
     return SqliteStore(
         settings.store_path,

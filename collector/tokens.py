@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector import audit
+from hostlib.db import Db
 from hostlib.errors import TraceedgeError
 from hostlib.sqlite import write_tx
 
@@ -128,7 +129,7 @@ def _digest(secret: str) -> str:
 class TokenStore:
     """API tokens in the collector's store (table ``api_tokens``)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
 
     def create(

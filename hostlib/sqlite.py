@@ -14,8 +14,12 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+from hostlib.db import Db, PgDb
 from hostlib.errors import TraceedgeError
+
+DbT = TypeVar("DbT", bound=Db)
 
 
 def connect(path: Path | str, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
@@ -36,9 +40,7 @@ def connect(path: Path | str, busy_timeout_ms: int = 10000) -> sqlite3.Connectio
 
 
 @contextmanager
-def write_tx(
-    db: sqlite3.Connection, error: type[TraceedgeError] | None = None
-) -> Iterator[sqlite3.Connection]:
+def write_tx(db: DbT, error: type[TraceedgeError] | None = None) -> Iterator[DbT]:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any error), unless the caller already
     holds a transaction, whose part this then is.
 
@@ -47,6 +49,10 @@ def write_tx(
     """
     if db.in_transaction:
         yield db
+        return
+    if isinstance(db, PgDb):  # the same code on the PostgreSQL store
+        with _pg_tx(db, error):
+            yield db
         return
     try:
         db.execute("BEGIN IMMEDIATE")
@@ -70,6 +76,19 @@ def write_tx(
 
 
 @contextmanager
+def _pg_tx(db: PgDb, error: type[TraceedgeError] | None) -> Iterator[None]:
+    from psycopg import Error
+
+    try:
+        with db.conn.transaction():
+            yield
+    except Error as exc:
+        if error is None:
+            raise
+        raise error(f"transaction failed: {str(exc).strip().splitlines()[0]}") from exc
+
+
+@contextmanager
 def open_ro(path: Path | str, busy_timeout_ms: int = 5000) -> Iterator[sqlite3.Connection]:
     """A read-only connection (safe beside running writers, WAL), closed on exit."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -83,7 +102,7 @@ def open_ro(path: Path | str, busy_timeout_ms: int = 5000) -> Iterator[sqlite3.C
 META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
 
-def set_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
+def set_meta(db: Db, values: Mapping[str, str]) -> None:
     """Upsert ``name → value`` pairs into the ``meta`` table (inside the caller's
     transaction, if any)."""
     db.executemany(
@@ -93,7 +112,7 @@ def set_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
     )
 
 
-def get_meta(db: sqlite3.Connection, name: str) -> str | None:
+def get_meta(db: Db, name: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else str(row[0])
 

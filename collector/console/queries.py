@@ -5,11 +5,11 @@ may see. Read-only; every value reaches SQLite as a parameter."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from collector import sites
 from collector.access import Principal
+from hostlib.db import Db
 
 BATCHES_SQL = """
 SELECT b.batch_id, b.quantity_g, b.pieces, b.sold_g, b.sold_pieces, b.overdrawn_alarm,
@@ -43,7 +43,7 @@ class BatchRow:
     stop_issued_ms: int | None
 
 
-def visible_markets(db: sqlite3.Connection, p: Principal) -> frozenset[str] | None:
+def visible_markets(db: Db, p: Principal) -> frozenset[str] | None:
     """None: every market; else the market codes ``p`` may see."""
     if p.scope_kind == "all":
         return None
@@ -53,7 +53,7 @@ def visible_markets(db: sqlite3.Connection, p: Principal) -> frozenset[str] | No
 
 
 def latest_batches(
-    db: sqlite3.Connection,
+    db: Db,
     markets: frozenset[str] | None,
     q: str = "",
     stopped_only: bool = False,

@@ -3,7 +3,6 @@ store opened read-only, the device registry, the red/amber/green thresholds, for
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,8 +12,8 @@ from fastapi import Depends, HTTPException
 from starlette.requests import Request
 
 from collector import access
+from hostlib.db import Db
 from hostlib.registry import Device, Registry
-from hostlib.sqlite import connect, open_ro
 
 if TYPE_CHECKING:
     from collector.api import ApiContext
@@ -53,14 +52,14 @@ class Console:
         return self._registry.devices()
 
     @contextmanager
-    def ro(self) -> Iterator[sqlite3.Connection]:
-        with open_ro(self.ctx.store_path) as db:
+    def ro(self) -> Iterator[Db]:
+        with self.ctx.store.read() as db:
             yield db
 
     @contextmanager
-    def rw(self) -> Iterator[sqlite3.Connection]:
+    def rw(self) -> Iterator[Db]:
         """The store opened for writing (autocommit; wrap each change in ``write_tx``)."""
-        db = connect(self.ctx.store_path, busy_timeout_ms=30000)
+        db = self.ctx.store.connect()
         try:
             yield db
         finally:

@@ -10,9 +10,8 @@ and the stored records.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from collector.markets.results import (
     BatchLink,
@@ -29,10 +28,33 @@ from collector.markets.results import (
     Trader,
     UpstreamSale,
 )
+from hostlib.db import Db
 from wire import tracecode
 
+Found = tuple[int, str, int, int, str]
+"""A record a reader found: id, dev, seq, ts, rec."""
 
-def _trader(db: sqlite3.Connection, market: str, trader: str, card: str | None) -> Trader:
+
+class RecordFinder(Protocol):
+    """Where records no longer in the hot store are found (the archive:
+    :class:`collector.archive.lookup.ArchiveReader`), asked only when the store has none."""
+
+    def find(self, kind: str, field: str, value: str) -> list[Found]: ...
+
+
+def _records(
+    db: Db, sql: str, value: str, older: RecordFinder | None, kind: str, field: str
+) -> list[Found]:
+    """The store's records for ``sql`` (one parameter); when it has none, ``older``'s."""
+    rows: list[Found] = [
+        (int(i), str(d), int(s), int(t), str(r)) for i, d, s, t, r in db.execute(sql, (value,))
+    ]
+    if not rows and older is not None:
+        rows = older.find(kind, field, value)
+    return rows
+
+
+def _trader(db: Db, market: str, trader: str, card: str | None) -> Trader:
     """The trader a record names, with what the market's registry says about them."""
     row = db.execute(
         "SELECT name, card_uid, stall FROM traders WHERE market = ? AND trader = ?",
@@ -62,16 +84,22 @@ def _code_fields(code: str) -> TraceCodeFields | None:
     )
 
 
-def _entries(db: sqlite3.Connection, batch_id: str) -> list[tuple[int, str, int, int, Any]]:
-    rows = db.execute(
+def _entries(
+    db: Db, batch_id: str, older: RecordFinder | None = None
+) -> list[tuple[int, str, int, int, Any]]:
+    rows = _records(
+        db,
         "SELECT id, dev, seq, ts, rec FROM records "
         "WHERE kind = 'market.entry' AND json_extract(rec, '$.body.batch_id') = ? ORDER BY id",
-        (batch_id,),
-    ).fetchall()
+        batch_id,
+        older,
+        "market.entry",
+        "batch_id",
+    )
     return [(int(i), str(d), int(s), int(t), json.loads(r)["body"]) for i, d, s, t, r in rows]
 
 
-def _entry(db: sqlite3.Connection, dev: str, seq: int, ts: int, body: Mapping[str, Any]) -> Entry:
+def _entry(db: Db, dev: str, seq: int, ts: int, body: Mapping[str, Any]) -> Entry:
     market = str(body["market"])
     return Entry(
         record=RecordRef(dev=dev, seq=seq, ts=ts),
@@ -88,7 +116,7 @@ def _entry(db: sqlite3.Connection, dev: str, seq: int, ts: int, body: Mapping[st
     )
 
 
-def _stock(db: sqlite3.Connection, batch_id: str) -> Stock:
+def _stock(db: Db, batch_id: str) -> Stock:
     row = db.execute(
         "SELECT quantity_g, pieces, sold_g, sold_pieces FROM market_batches WHERE batch_id = ?",
         (batch_id,),
@@ -108,7 +136,7 @@ def _stock(db: sqlite3.Connection, batch_id: str) -> Stock:
     )
 
 
-def stop_order(db: sqlite3.Connection, batch_id: str) -> StopOrder | None:
+def stop_order(db: Db, batch_id: str) -> StopOrder | None:
     """The stop-trading order in force for a batch, if any."""
     row = db.execute(
         "SELECT reason, issued_ms FROM batch_stops WHERE batch_id = ?", (batch_id,)
@@ -116,14 +144,19 @@ def stop_order(db: sqlite3.Connection, batch_id: str) -> StopOrder | None:
     return None if row is None else StopOrder(batch_id=batch_id, reason=row[0], issued_ms=row[1])
 
 
-def _upstream(db: sqlite3.Connection, batch_id: str) -> UpstreamSale | None:
-    row = db.execute(
-        "SELECT dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
+def _upstream(db: Db, batch_id: str, older: RecordFinder | None = None) -> UpstreamSale | None:
+    rows = _records(
+        db,
+        "SELECT id, dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
         "AND json_extract(rec, '$.body.tran_id') = ? ORDER BY id LIMIT 1",
-        (batch_id,),
-    ).fetchone()
-    if row is None:
+        batch_id,
+        older,
+        "market.settlement",
+        "tran_id",
+    )
+    if not rows:
         return None
+    row = rows[0][1:]
     body = json.loads(row[3])["body"]
     return UpstreamSale(
         record=RecordRef(dev=row[0], seq=row[1], ts=row[2]),
@@ -134,8 +167,10 @@ def _upstream(db: sqlite3.Connection, batch_id: str) -> UpstreamSale | None:
     )
 
 
-def _batch_link(db: sqlite3.Connection, batch_id: str, market: str | None) -> BatchLink:
-    entries = _entries(db, batch_id)
+def _batch_link(
+    db: Db, batch_id: str, market: str | None, older: RecordFinder | None = None
+) -> BatchLink:
+    entries = _entries(db, batch_id, older)
     # The entry in the sale's own market when there is one, else the first stored.
     chosen = next((e for e in entries if e[4].get("market") == market), None)
     if chosen is None and entries:
@@ -149,19 +184,17 @@ def _batch_link(db: sqlite3.Connection, batch_id: str, market: str | None) -> Ba
         other_entries=others,
         stock=_stock(db, batch_id),
         stop=stop_order(db, batch_id),
-        upstream=_upstream(db, batch_id),
+        upstream=_upstream(db, batch_id, older),
     )
 
 
-def batch_link(db: sqlite3.Connection, batch_id: str, market: str | None = None) -> BatchLink:
+def batch_link(db: Db, batch_id: str, market: str | None = None) -> BatchLink:
     """A batch as a sale line links it: entry (the one in ``market`` when there is one, else
     the first stored), stock, stop order, upstream sale."""
     return _batch_link(db, batch_id, market)
 
 
-def _balance_after(
-    db: sqlite3.Connection, batch_id: str, ts: int, record_id: int, line: int, stock: Stock
-) -> bool:
+def _balance_after(db: Db, batch_id: str, ts: int, record_id: int, line: int, stock: Stock) -> bool:
     """True if the batch's balance was below zero right after this line (capture order)."""
     if stock.quantity_g is None and stock.pieces is None:
         return False
@@ -175,17 +208,23 @@ def _balance_after(
     )
 
 
-def trace_chain(db: sqlite3.Connection, code: str) -> TraceChain | None:
+def trace_chain(db: Db, code: str, older: RecordFinder | None = None) -> TraceChain | None:
     """The chain sale → batch(es) → origin of a trace code; None if no settlement has it.
 
     When several settlements carry the code (a terminal numbering fault), the first stored is
     the sale and the others are listed in ``reused_by`` with the flag ``trace_code_reused``.
+    ``older``: where the sale, a batch's entries or its upstream sale are looked for when
+    the store has none (the archive); derived state (stock, stop flags) is the store's.
     """
-    rows = db.execute(
+    rows = _records(
+        db,
         "SELECT id, dev, seq, ts, rec FROM records WHERE kind = 'market.settlement' "
         "AND json_extract(rec, '$.body.trace_id') = ? ORDER BY id",
-        (code,),
-    ).fetchall()
+        code,
+        older,
+        "market.settlement",
+        "trace_id",
+    )
     if not rows:
         return None
     rid, dev, seq, ts, text = rows[0]
@@ -201,7 +240,7 @@ def trace_chain(db: sqlite3.Connection, code: str) -> TraceChain | None:
     lines: list[SaleLine] = []
     origins: list[str] = []
     for i, ln in enumerate(body["lines"]):
-        link = _batch_link(db, str(ln["batch_id"]), market)
+        link = _batch_link(db, str(ln["batch_id"]), market, older)
         overdrew = _balance_after(db, link.batch_id, ts, rid, i, link.stock)
         after_stop = flagged.get(i, False)
         if link.entry is None:
@@ -260,13 +299,13 @@ def trace_chain(db: sqlite3.Connection, code: str) -> TraceChain | None:
     )
 
 
-def batch_known(db: sqlite3.Connection, batch_id: str) -> bool:
+def batch_known(db: Db, batch_id: str) -> bool:
     """An entry or a sale names this batch id."""
     row = db.execute("SELECT 1 FROM market_batches WHERE batch_id = ?", (batch_id,)).fetchone()
     return row is not None
 
 
-def batch_markets(db: sqlite3.Connection, batch_id: str) -> frozenset[str]:
+def batch_markets(db: Db, batch_id: str) -> frozenset[str]:
     """The markets where ``batch_id`` entered or was sold (what a market operator's scope is
     checked against)."""
     out = {
@@ -290,7 +329,7 @@ def batch_markets(db: sqlite3.Connection, batch_id: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def batch_view(db: sqlite3.Connection, batch_id: str, limit: int = 1000) -> BatchView | None:
+def batch_view(db: Db, batch_id: str, limit: int = 1000) -> BatchView | None:
     """A batch: entry, stock, stop order, and its sales with the running balance.
 
     ``sales`` holds the first ``limit`` lines in capture order (``sales_total`` counts all);

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,11 @@ from dataclasses import dataclass
 from collector import amounts
 from collector.markets.queries import _batch_link, batch_known
 from collector.markets.results import Entry, Stock, StopOrder
+from hostlib.db import POSTGRES, Db, dialect
 
-# One JSON parse per line in SQLite, not a whole settlement parsed in Python: the sale's
-# fields as one array, and the line itself.
+# One JSON parse per line in the database, not a whole settlement parsed in Python: the
+# sale's fields as one array, and the line itself. SQLite reads both with json_extract;
+# PostgreSQL (whose json_extract takes one path, no array subscripts) with jsonb operators.
 LINES_SQL = (
     "SELECT l.record_id, l.line, l.ts, l.after_stop, r.dev, r.seq, "
     "json_extract(r.rec, '$.body.market', '$.body.terminal', '$.body.tran_id', "
@@ -42,6 +43,20 @@ LINES_SQL = (
     "FROM market_lines AS l JOIN records AS r ON r.id = l.record_id "
     "WHERE l.batch_id = ? ORDER BY l.ts, l.record_id, l.line"
 )
+LINES_SQL_PG = (
+    "SELECT l.record_id, l.line, l.ts, l.after_stop, r.dev, r.seq, "
+    "jsonb_build_array(b.v -> 'market', b.v -> 'terminal', b.v -> 'tran_id', "
+    "b.v -> 'trace_id', b.v -> 'seller', b.v -> 'buyer', b.v -> 'buyer_card', b.v -> 'pay')::text, "
+    "(b.v -> 'lines' -> l.line)::text "
+    "FROM market_lines AS l JOIN records AS r ON r.id = l.record_id "
+    "CROSS JOIN LATERAL (SELECT (r.rec::jsonb) -> 'body' AS v) AS b "
+    "WHERE l.batch_id = ? ORDER BY l.ts, l.record_id, l.line"
+)
+
+
+def lines_sql(db: Db) -> str:
+    """The query of a batch's lines for ``db``'s dialect (one parameter: the batch id)."""
+    return LINES_SQL_PG if dialect(db) == POSTGRES else LINES_SQL
 
 
 @dataclass(slots=True, kw_only=True)
@@ -109,7 +124,7 @@ class Recall:
 
 
 def recall(
-    db: sqlite3.Connection,
+    db: Db,
     batch_id: str,
     *,
     market_ok: Callable[[str], bool] | None = None,
@@ -121,7 +136,7 @@ def recall(
     view = _batch_link(db, batch_id, None)  # entry, stock, stop order
     names = dict(((m, t), n) for m, t, n in db.execute("SELECT market, trader, name FROM traders"))
     lines: list[RecallLine] = []
-    for _rid, idx, ts, after, dev, seq, sale, line in db.execute(LINES_SQL, (batch_id,)):
+    for _rid, idx, ts, after, dev, seq, sale, line in db.execute(lines_sql(db), (batch_id,)):
         market, terminal, tran_id, trace_id, seller, buyer, buyer_card, pay = json.loads(sale)
         market = str(market)
         if market_ok is not None and not market_ok(market):

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from hostlib.db import POSTGRES, Db, dialect
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS traders (
     trader TEXT NOT NULL,
@@ -219,13 +221,30 @@ def ensure_schema(db: sqlite3.Connection) -> None:
         raise
 
 
-def project(db: sqlite3.Connection, limit: int = 2000) -> int:
+def project(db: Db, limit: int = 2000) -> int:
     """Apply up to ``limit`` market records not applied yet, oldest first, in the caller's
     transaction (stock, stop flags, alarms: the triggers on ``market_feed``). Record ids
-    only grow in commit order, so the highest applied id is the cursor."""
-    return db.execute(_PROJECT, (limit,)).rowcount
+    only grow in commit order, so the highest applied id is the cursor.
+
+    On the PostgreSQL store the records wait in ``market_queue`` and ``te_market_apply``
+    applies them (:mod:`collector.pgschema`, migration 2)."""
+    if dialect(db) == POSTGRES:
+        ids = sorted(
+            int(r[0])
+            for r in db.execute(
+                "DELETE FROM market_queue WHERE id IN (SELECT id FROM market_queue ORDER BY id "
+                "LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id",
+                (limit,),
+            ).fetchall()
+        )
+        if ids:
+            db.execute("SELECT te_market_apply(i) FROM unnest(?::bigint[]) AS u(i)", (ids,))
+        return len(ids)
+    return int(db.execute(_PROJECT, (limit,)).rowcount)
 
 
-def projection_backlog(db: sqlite3.Connection) -> int:
+def projection_backlog(db: Db) -> int:
     """Market records stored but not applied yet."""
+    if dialect(db) == POSTGRES:
+        return int(db.execute("SELECT COUNT(*) FROM market_queue").fetchone()[0])
     return int(db.execute(_BACKLOG).fetchone()[0])

@@ -15,12 +15,12 @@ newer list, which no longer names a lifted batch.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from collector.markets.queries import batch_known, stop_order
 from collector.markets.results import StopOrder, StopResult
 from collector.markets.schema import project
+from hostlib.db import Db
 from hostlib.sqlite import get_meta, set_meta, write_tx
 
 ALARM_SOLD_AFTER_STOP = "sold_after_stop"
@@ -30,9 +30,7 @@ class UnknownBatch(LookupError):
     """No entry and no sale names this batch id."""
 
 
-def stop_trading(
-    db: sqlite3.Connection, batch_id: str, reason: str, *, now_ms: int | None = None
-) -> StopResult:
+def stop_trading(db: Db, batch_id: str, reason: str, *, now_ms: int | None = None) -> StopResult:
     """Issue a stop-trading order for a batch (中止交易): later sales of it are flagged.
 
     Settlements already stored whose capture time is at or after ``now_ms`` (default: now)
@@ -90,7 +88,7 @@ def stop_trading(
     )
 
 
-def stops(db: sqlite3.Connection) -> list[StopOrder]:
+def stops(db: Db) -> list[StopOrder]:
     """Every stop order, oldest first (what the terminals must refuse)."""
     return [
         StopOrder(batch_id=b, reason=r, issued_ms=t)
@@ -104,9 +102,7 @@ class NotStopped(LookupError):
     """The batch has no stop order in force."""
 
 
-def lift_stop(
-    db: sqlite3.Connection, batch_id: str, reason: str, *, now_ms: int | None = None
-) -> StopOrder:
+def lift_stop(db: Db, batch_id: str, reason: str, *, now_ms: int | None = None) -> StopOrder:
     """Lift the stop order in force for ``batch_id`` (the goods were cleared); returns the
     order lifted. Raises :class:`NotStopped` when there is none, ``ValueError`` on an empty
     reason."""
@@ -127,7 +123,7 @@ def lift_stop(
     return order
 
 
-def stop_list_version(db: sqlite3.Connection) -> int:
+def stop_list_version(db: Db) -> int:
     """Grows with every stop and every lift (a store from before lifting existed counts
     its orders)."""
     v = get_meta(db, "stop_list_version")
@@ -136,7 +132,7 @@ def stop_list_version(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM batch_stops").fetchone()[0])
 
 
-def _advance_version(db: sqlite3.Connection) -> None:
+def _advance_version(db: Db) -> None:
     """Called before the change, so a store without the counter yet continues from the
     version it pushed before (its count of orders)."""
     set_meta(db, {"stop_list_version": str(stop_list_version(db) + 1)})

@@ -7,9 +7,9 @@ the card read matches the one on file.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 
+from hostlib.db import Db
 from hostlib.sqlite import write_tx
 
 _HEX = frozenset("0123456789ABCDEF")
@@ -45,7 +45,7 @@ def _check(row: object) -> tuple[str, str, str | None, str, str | None]:
     return trader, name, card, market, stall
 
 
-def import_traders(db: sqlite3.Connection, rows: Iterable[object]) -> int:
+def import_traders(db: Db, rows: Iterable[object]) -> int:
     """Insert or replace traders; returns how many rows were imported.
 
     Each row is an object with ``trader`` (at most 32 characters), ``name`` (64), ``market``

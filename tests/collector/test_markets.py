@@ -1,8 +1,12 @@
 """Markets at the collector: a market day through a real store, then the query API over it.
 
 Records are made and signed like a terminal makes them (bodies validated against the
-schemas), committed through ``SqliteStore.commit`` as the collector does, and the batch
-stock, stop orders, alarms and trace chains read back from the same file.
+schemas), committed through the store's ``commit`` as the collector does, and the batch
+stock, stop orders, alarms and trace chains read back from the same store: the SQLite file
+and PostgreSQL (tests/stores.py), the same day on each.
+
+SQLite only: a store whose market schema came after its records (the backfill of
+``markets.ensure_schema``; PostgreSQL has its schema from the first migration).
 """
 
 from __future__ import annotations
@@ -20,18 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector import api_models, markets
-from collector.api import ApiContext, make_app
-from collector.store import SqliteStore
+from collector.api import make_app
 from collector.verify import Good
-from hostlib.sqlite import open_ro
+from hostlib.db import Db, PgDb
 from simulators.records import make_body
-from tests.apiauth import admin_headers
+from tests.pg import PgUnavailable
+from tests.stores import KINDS, StoreUnderTest, open_store
 from wire.canonical import canonical
 from wire.checkdigit import with_check_digit
 from wire.envelope import make_record
@@ -57,7 +62,7 @@ def at(hours: float) -> int:
 class Feed:
     """Signs records like terminals and commits them like the collector (one batch a call)."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Any) -> None:  # SqliteStore | PostgresStore
         self.store = store
         self.seqs: dict[str, int] = defaultdict(int)
         self.batches = 0
@@ -76,8 +81,19 @@ class Feed:
         return res.stored, res.duplicates
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), isolation_level=None)
+def connect(sut: StoreUnderTest) -> Db:
+    """A connection to the store in autocommit, as the API's writes and the CLI use one."""
+    if sut.url is None:
+        return sqlite3.connect(str(sut.path), isolation_level=None)
+    return PgDb(psycopg.connect(sut.url, autocommit=True))
+
+
+def store_of(kind: str, folder: Path, **kw: Any) -> StoreUnderTest:
+    """A new store of ``kind`` for a module's scenario (no PostgreSQL server fails the test)."""
+    try:
+        return open_store(kind, folder, **kw)
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +371,7 @@ def one_sale(lot: Lot, grams: int, *, dev: str = "MKT-S01", ts: int, serial: int
 
 @dataclass
 class MarketDay:
-    path: Path
+    sut: StoreUnderTest
     receipts: list[Receipt]
     stop: markets.StopResult
     duplicates: int
@@ -363,19 +379,20 @@ class MarketDay:
     log: list[str] = field(default_factory=list)
 
 
-def run_market_day(path: Path, *, schema_first: bool = True) -> MarketDay:
+def run_market_day(sut: StoreUnderTest, *, schema_first: bool = True) -> MarketDay:
     """Entries at dawn, sales from four scales all day arriving in shuffled batches, a stop
     order at noon, a scale that was offline all morning delivering late, one batch resent.
 
-    ``schema_first=False`` commits every record before the market schema exists (a store
-    upgraded later): its backfill must reach the same state.
+    ``schema_first=False`` commits every record before the market schema exists (a SQLite
+    store upgraded later): its backfill must reach the same state.
     """
+    assert schema_first or not sut.postgres, "PostgreSQL has its market schema from the start"
     rng = random.Random(20251124)
-    store = SqliteStore(path)
-    feed = Feed(store)
-    db = connect(path)
+    feed = Feed(sut.store)
+    db = connect(sut)
     if schema_first:
-        markets.ensure_schema(db)
+        if isinstance(db, sqlite3.Connection):  # PostgreSQL: the migrations made it
+            markets.ensure_schema(db)
         markets.import_traders(db, TRADERS)
     entries = [
         feed.make("MKT-GATE", "market.entry", at(5) + i * 60_000, entry_body(lot))
@@ -409,24 +426,30 @@ def run_market_day(path: Path, *, schema_first: bool = True) -> MarketDay:
     stored += deliver(afternoon)
     stored += deliver(late)
     if not schema_first:
+        assert isinstance(db, sqlite3.Connection)
         markets.ensure_schema(db)
         markets.import_traders(db, TRADERS)
         stop = markets.stop_trading(db, STOPPED_LOT.batch_id, "瘦肉精检测阳性", now_ms=NOON)
     db.close()
-    store.close()
-    return MarketDay(path, receipts, stop, duplicates, stored)
+    return MarketDay(sut, receipts, stop, duplicates, stored)
 
 
-@pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> MarketDay:
-    return run_market_day(tmp_path_factory.mktemp("market") / "collector.sqlite")
+@pytest.fixture(scope="module", params=KINDS)
+def day(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MarketDay]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("market"))
+    try:
+        yield run_market_day(sut)
+    finally:
+        sut.close()
 
 
 @pytest.fixture
-def db(day: MarketDay) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{day.path}?mode=ro", uri=True)
-    yield conn
-    conn.close()
+def db(day: MarketDay) -> Iterator[Db]:
+    """A read-only connection to the day's store."""
+    with day.sut.read() as conn:
+        yield conn
 
 
 def expected_sold(receipts: list[Receipt]) -> dict[str, tuple[int, int]]:
@@ -446,9 +469,7 @@ def test_the_day_is_big_enough(day: MarketDay) -> None:
     assert sum(len(r.lines) for r in day.receipts) > N_SALES
 
 
-def test_every_receipt_traces_to_its_batches_and_origins(
-    day: MarketDay, db: sqlite3.Connection
-) -> None:
+def test_every_receipt_traces_to_its_batches_and_origins(day: MarketDay, db: Db) -> None:
     by_batch = {lot.batch_id: lot for lot in LOTS}
     names = {t["trader"]: t for t in TRADERS}
     for r in day.receipts:
@@ -489,9 +510,7 @@ def test_every_receipt_traces_to_its_batches_and_origins(
         assert "unknown_batch" not in chain.flags
 
 
-def test_stock_is_drawn_down_and_the_overdrawn_batch_is_flagged(
-    day: MarketDay, db: sqlite3.Connection
-) -> None:
+def test_stock_is_drawn_down_and_the_overdrawn_batch_is_flagged(day: MarketDay, db: Db) -> None:
     sold = expected_sold(day.receipts)
     for lot in LOTS:
         view = markets.batch_view(db, lot.batch_id, limit=10_000)
@@ -526,9 +545,7 @@ def test_stock_is_drawn_down_and_the_overdrawn_batch_is_flagged(
     assert len(alarms) == 1 and OVERDRAWN_LOT.batch_id in alarms[0][1]
 
 
-def test_sales_after_the_stop_are_flagged_and_alarmed(
-    day: MarketDay, db: sqlite3.Connection
-) -> None:
+def test_sales_after_the_stop_are_flagged_and_alarmed(day: MarketDay, db: Db) -> None:
     assert day.stop.issued and day.stop.stop.issued_ms == NOON
     # sales stored before the order were all captured before it: nothing to flag then
     assert day.stop.flagged == 0
@@ -557,12 +574,9 @@ def test_sales_after_the_stop_are_flagged_and_alarmed(
     assert [s.batch_id for s in markets.stops(db)] == [STOPPED_LOT.batch_id]
 
 
-def test_a_second_stop_order_changes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    db = connect(path)
-    markets.ensure_schema(db)
-    feed = Feed(store)
+def test_a_second_stop_order_changes_nothing(any_store: StoreUnderTest) -> None:
+    db = connect(any_store)
+    feed = Feed(any_store.store)
     feed.commit([feed.make("G", "market.entry", at(5), entry_body(LOTS[0]))])
     first = markets.stop_trading(db, LOTS[0].batch_id, "检测不合格", now_ms=at(9))
     again = markets.stop_trading(db, LOTS[0].batch_id, "another", now_ms=at(10))
@@ -582,13 +596,14 @@ def test_a_second_stop_order_changes_nothing(tmp_path: Path) -> None:
     assert chain.sale.lines[0].batch.entry is None and "unknown_batch" in chain.flags
     assert chain.sale.seller.registered is False and "seller_unregistered" in chain.flags
     db.close()
-    store.close()
 
 
+@pytest.mark.parametrize("day", ["sqlite"], indirect=True)  # the backfill: SQLite's alone
 def test_a_store_upgraded_later_reaches_the_same_state(day: MarketDay, tmp_path: Path) -> None:
-    late = run_market_day(tmp_path / "late.sqlite", schema_first=False)
-    a = sqlite3.connect(f"file:{day.path}?mode=ro", uri=True)
-    b = sqlite3.connect(f"file:{late.path}?mode=ro", uri=True)
+    late_store = store_of("sqlite", tmp_path)
+    late = run_market_day(late_store, schema_first=False)
+    a = sqlite3.connect(f"file:{day.sut.path}?mode=ro", uri=True)
+    b = sqlite3.connect(f"file:{late.sut.path}?mode=ro", uri=True)
     for lot in LOTS:
         va, vb = markets.batch_view(a, lot.batch_id), markets.batch_view(b, lot.batch_id)
         assert va is not None and vb is not None
@@ -599,14 +614,12 @@ def test_a_store_upgraded_later_reaches_the_same_state(day: MarketDay, tmp_path:
     assert dict(a.execute(kinds).fetchall()) == dict(b.execute(kinds).fetchall())
     a.close()
     b.close()
+    late_store.close()
 
 
-def test_duplicate_entry_and_reused_trace_code_are_flagged(tmp_path: Path) -> None:
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    db = connect(path)
-    markets.ensure_schema(db)
-    feed = Feed(store)
+def test_duplicate_entry_and_reused_trace_code_are_flagged(any_store: StoreUnderTest) -> None:
+    db = connect(any_store)
+    feed = Feed(any_store.store)
     lot = LOTS[0]
     feed.commit([feed.make("G", "market.entry", at(5), entry_body(lot))])
     other = dict(entry_body(lot), origin="别处", quantity_g=1000)
@@ -626,15 +639,13 @@ def test_duplicate_entry_and_reused_trace_code_are_flagged(tmp_path: Path) -> No
     kinds = dict(db.execute("SELECT kind, COUNT(*) FROM alarms GROUP BY kind").fetchall())
     assert kinds == {"batch_entry_duplicate": 1}
     db.close()
-    store.close()
 
 
-def test_a_sale_stored_before_its_entry_draws_when_the_entry_arrives(tmp_path: Path) -> None:
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    db = connect(path)
-    markets.ensure_schema(db)
-    feed = Feed(store)
+def test_a_sale_stored_before_its_entry_draws_when_the_entry_arrives(
+    any_store: StoreUnderTest,
+) -> None:
+    db = connect(any_store)
+    feed = Feed(any_store.store)
     lot = OVERDRAWN_LOT
     r = one_sale(lot, 30_000, ts=at(7))
     feed.commit([feed.make("MKT-S01", "market.settlement", at(7), settlement_body(r))])
@@ -650,16 +661,14 @@ def test_a_sale_stored_before_its_entry_draws_when_the_entry_arrives(tmp_path: P
     alarm = db.execute("SELECT kind, dev, detail FROM alarms").fetchall()
     assert [(k, d) for k, d, _ in alarm] == [("batch_overdrawn", "G")]
     db.close()
-    store.close()
 
 
-def test_a_retail_batch_under_a_wholesale_voucher_links_upstream(tmp_path: Path) -> None:
+def test_a_retail_batch_under_a_wholesale_voucher_links_upstream(
+    any_store: StoreUnderTest,
+) -> None:
     """卡单同行: the buyer's voucher from the wholesale market is the retail entry's batch."""
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    db = connect(path)
-    markets.ensure_schema(db)
-    feed = Feed(store)
+    db = connect(any_store)
+    feed = Feed(any_store.store)
     lot = LOTS[7]
     feed.commit([feed.make("G", "market.entry", at(2), entry_body(lot))])
     wholesale = one_sale(lot, 20_000, ts=at(3))
@@ -686,13 +695,10 @@ def test_a_retail_batch_under_a_wholesale_voucher_links_upstream(tmp_path: Path)
     up = markets.trace_chain(db, link.upstream.trace_id)
     assert up is not None and up.origins == [lot.origin]
     db.close()
-    store.close()
 
 
-def test_import_traders_is_all_or_nothing(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.sqlite")
-    db = store.db
-    markets.ensure_schema(db)
+def test_import_traders_is_all_or_nothing(any_store: StoreUnderTest) -> None:
+    db = connect(any_store)
     assert markets.import_traders(db, TRADERS) == len(TRADERS)
     assert markets.import_traders(db, [dict(TRADERS[0], name="王建国(改)")]) == 1
     row = db.execute("SELECT name, stall FROM traders WHERE trader = 'T0001'").fetchone()
@@ -701,17 +707,16 @@ def test_import_traders_is_all_or_nothing(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="trader row 1"):
             markets.import_traders(db, [{"trader": "T8", "name": "n", "market": MARKET}, bad])
     assert db.execute("SELECT COUNT(*) FROM traders").fetchone()[0] == len(TRADERS)
-    store.close()
+    db.close()
 
 
-def test_simulated_market_records_link_every_sale_to_its_entries(tmp_path: Path) -> None:
+def test_simulated_market_records_link_every_sale_to_its_entries(
+    any_store: StoreUnderTest,
+) -> None:
     """Bodies from ``simulators/records.py``: a gate registering the day's 200 batches and
     three scales selling from them; every line of every sale finds its entry."""
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    db = connect(path)
-    markets.ensure_schema(db)
-    feed = Feed(store)
+    db = connect(any_store)
+    feed = Feed(any_store.store)
     rng = random.Random(5)
     base = DAY0 + 8 * HOUR
     entries = [
@@ -742,7 +747,6 @@ def test_simulated_market_records_link_every_sale_to_its_entries(tmp_path: Path)
             assert entry.seller.trader == chain.sale.seller.trader
             assert entry.origin == entry_of[line.batch_id]["origin"]
     db.close()
-    store.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,19 +754,20 @@ def test_simulated_market_records_link_every_sale_to_its_entries(tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def relayed() -> list[int]:
+def relayed(day: MarketDay) -> list[int]:
+    """The stop list versions the API relayed, on this day's store."""
     return []
 
 
 @pytest.fixture(scope="module")
 def client(day: MarketDay, relayed: list[int]) -> TestClient:
     def relay() -> bool:
-        with open_ro(day.path) as db:  # what the pushdown would publish now
+        with day.sut.read() as db:  # what the pushdown would publish now
             relayed.append(markets.stop_list_version(db))
         return True
 
-    app = make_app(ApiContext(day.path, relay=relay))
-    return TestClient(app, raise_server_exceptions=False, headers=admin_headers(day.path))
+    app = make_app(day.sut.ctx(relay=relay))
+    return TestClient(app, raise_server_exceptions=False, headers=day.sut.admin_headers())
 
 
 def test_api_trace_chain_for_every_receipt(day: MarketDay, client: TestClient) -> None:
@@ -827,21 +832,18 @@ def test_api_batch_and_stop(day: MarketDay, client: TestClient, relayed: list[An
         assert client.post(f"/markets/batches/{lot.batch_id}/stop", json=bad).status_code == 422
 
 
-def test_api_stop_survives_a_failing_relay(tmp_path: Path) -> None:
+def test_api_stop_survives_a_failing_relay(any_store: StoreUnderTest) -> None:
     def boom() -> bool:
         raise RuntimeError("broker down")
 
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    feed = Feed(store)
+    feed = Feed(any_store.store)
     feed.commit([feed.make("G", "market.entry", at(5), entry_body(LOTS[2]))])
-    app = make_app(ApiContext(path, relay=boom))
-    res = TestClient(app, raise_server_exceptions=False, headers=admin_headers(path)).post(
+    app = make_app(any_store.ctx(relay=boom))
+    res = TestClient(app, raise_server_exceptions=False, headers=any_store.admin_headers()).post(
         f"/markets/batches/{LOTS[2].batch_id}/stop", json={"reason": "检测不合格"}
     )
     assert res.status_code == 200 and res.json()["relayed"] is False
     assert res.json()["issued"] is True
-    store.close()
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=40)
@@ -872,16 +874,15 @@ def test_api_codes_in_the_store_parse(day: MarketDay) -> None:
     assert all(valid(c) and parse_trace_code(c)["market"] == MARKET_NO for c in codes)
 
 
-def test_stop_order_applies_records_stored_but_not_yet_projected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_stop_order_applies_records_stored_but_not_yet_projected(kind: str, tmp_path: Path) -> None:
     """Regression: with projection off the ingest path (the running collector), a stop order
     issued right after an entry was stored answered 'no batch'."""
     from collector.markets import projection_backlog, stop_trading
-    from collector.store import SqliteStore
-    from collector.verify import Good
-    from wire.canonical import canonical
-    from wire.envelope import make_record, unsigned
+    from wire.envelope import unsigned
 
-    store = SqliteStore(tmp_path / "s.sqlite", project_inline=False)
+    sut = store_of(kind, tmp_path, project_inline=False)
+    store = sut.store
     body = {
         "market": "M330100001",
         "trader": "T3301000001",
@@ -897,18 +898,20 @@ def test_stop_order_applies_records_stored_but_not_yet_projected(tmp_path: Path)
     store.commit(
         "X", "b1", [Good("MKT-X-1", 1, "market.entry", 1763900000000, str(rec["mac"]), text)], []
     )
-    assert projection_backlog(store.db) == 1
-    res = stop_trading(store.db, "33010025112300000017", "test positive")
-    assert res.issued and projection_backlog(store.db) == 0
-    store.close()
+    db = connect(sut)
+    assert projection_backlog(db) == 1
+    res = stop_trading(db, "33010025112300000017", "test positive")
+    assert res.issued and projection_backlog(db) == 0
+    db.close()
+    sut.close()
 
 
-def test_a_lifted_stop_no_longer_flags_sales_and_the_list_version_grows(tmp_path: Path) -> None:
+def test_a_lifted_stop_no_longer_flags_sales_and_the_list_version_grows(
+    any_store: StoreUnderTest,
+) -> None:
     from collector.markets import lift_stop, stop_list_version, stop_trading, stops
-    from collector.store import SqliteStore
 
-    store = SqliteStore(tmp_path / "s.sqlite")
-    db = store.db
+    db = connect(any_store)
     db.execute(
         "INSERT INTO market_batches(batch_id, entries) VALUES (?, 1)", ("B-LIFT-1",)
     )  # a known batch, as an entry would make it
@@ -927,7 +930,7 @@ def test_a_lifted_stop_no_longer_flags_sales_and_the_list_version_grows(tmp_path
         lift_stop(db, "B-LIFT-1", "again")
     stop_trading(db, "B-LIFT-1", "再次抽检不合格")  # stopped again later: a new order
     assert stop_list_version(db) == 3
-    store.close()
+    db.close()
 
 
 # ---------------------------------------------------------------------------------------------

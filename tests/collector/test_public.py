@@ -5,7 +5,11 @@ The store is a market day made like the terminals make it and committed like the
 commits it (``tests/collector/test_markets.py``), plus goods registered under a GTIN, a
 retail market buying from the wholesale one (卡单同行), and sales that name their buyer:
 every public answer is searched for every card UID, buyer id, device id, terminal code and
-record MAC in the store.
+record MAC in the store. The world is built on the SQLite store and on PostgreSQL
+(tests/stores.py) and every public answer checked on each.
+
+SQLite only for now: the running collector's two listeners (``[public]`` with a PostgreSQL
+``[store] url`` is refused by the settings until the listeners read it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import dataclasses
 import json
 import re
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +33,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector import markets, sites
-from collector.api import ApiContext
 from collector.public import SECURITY_HEADERS, make_public_app
 from collector.ratelimit import RateLimiter, client_key
 from collector.service import Collector
@@ -56,7 +58,9 @@ from tests.collector.test_markets import (
     one_sale,
     run_market_day,
     settlement_body,
+    store_of,
 )
+from tests.stores import KINDS, StoreUnderTest
 from traceedge.brokers import free_port
 from traceedge.launch import collector_config
 from traceedge.provision import new_device, site_trust
@@ -133,11 +137,10 @@ def _body(r: Receipt, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def build_world(path: Path) -> World:
-    day = run_market_day(path)
-    store = SqliteStore(path)
-    feed = Feed(store)  # devices of its own: their sequence numbers start afresh
-    db = connect(path)
+def build_world(sut: StoreUnderTest) -> World:
+    day = run_market_day(sut)
+    feed = Feed(sut.store)  # devices of its own: their sequence numbers start afresh
+    db = connect(sut)
     sites.import_sites(db, SITES)
     # goods under a GTIN: entered, sold, then stopped
     feed.commit([feed.make("GTIN-GATE", "market.entry", at(5), entry_body(GTIN_LOT))])
@@ -171,30 +174,34 @@ def build_world(path: Path) -> World:
     rbody = dict(_body(retail), market=RETAIL, seller="R0001", seller_card="C0FFEE0001")
     feed.commit([feed.make("R-SCALE-1", "market.settlement", at(9), rbody)])
     db.close()
-    store.close()
     return World(day, gtin_sale, buyer_sales, wholesale, retail, stop_ms)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory.mktemp("public") / "collector.sqlite")
+@pytest.fixture(scope="module", params=KINDS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("public"))
+    try:
+        yield build_world(sut)
+    finally:
+        sut.close()
 
 
-def public_app(path: Path, rate_per_min: int = 60_000, burst: int = 10_000) -> FastAPI:
-    return make_public_app(ApiContext(store_path=path), rate_per_min, burst)
+def public_app(sut: StoreUnderTest, rate_per_min: int = 60_000, burst: int = 10_000) -> FastAPI:
+    return make_public_app(sut.ctx(), rate_per_min, burst)
 
 
 @pytest.fixture(scope="module")
 def client(world: World) -> TestClient:
-    return TestClient(public_app(world.day.path), raise_server_exceptions=False)
+    return TestClient(public_app(world.day.sut), raise_server_exceptions=False)
 
 
-def secrets_in_store(path: Path) -> set[str]:
+def secrets_in_store(sut: StoreUnderTest) -> set[str]:
     """Everything personal or device-bound the store holds: card UIDs (sellers', buyers',
     the registry's), buyer ids, device ids, terminal codes, record MACs."""
     found: set[str] = set()
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with sut.read() as db:
         for dev, text in db.execute("SELECT dev, rec FROM records"):
             rec = json.loads(text)
             found |= {dev, str(rec["mac"])}
@@ -203,8 +210,6 @@ def secrets_in_store(path: Path) -> set[str]:
                 if body.get(key):
                     found.add(str(body[key]))
         found |= {str(r[0]) for r in db.execute("SELECT card_uid FROM traders") if r[0]}
-    finally:
-        db.close()
     return found
 
 
@@ -333,12 +338,10 @@ def test_page_errors_are_pages(client: TestClient) -> None:
     assert client.get(f"/t/{bad}.json").status_code == 422
 
 
-def test_every_value_is_escaped(tmp_path: Path) -> None:
-    path = tmp_path / "c.sqlite"
-    store = SqliteStore(path)
-    feed = Feed(store)
+def test_every_value_is_escaped(any_store: StoreUnderTest) -> None:
+    feed = Feed(any_store.store)
     evil = "<script>alert(1)</script>"
-    db = connect(path)
+    db = connect(any_store)
     markets.import_traders(
         db,
         [{"trader": "T0001", "name": '"><img src=x onerror=alert(2)>', "market": MARKET,
@@ -354,9 +357,8 @@ def test_every_value_is_escaped(tmp_path: Path) -> None:
     r.seller = "T0001"
     r.lines[0]["goods_name"] = evil
     feed.commit([feed.make("MKT-S01", "market.settlement", at(8), settlement_body(r))])
-    store.close()
     for lang in ("zh", "en"):
-        res = TestClient(public_app(path)).get(f"/t/{r.trace_id}?lang={lang}")
+        res = TestClient(public_app(any_store)).get(f"/t/{r.trace_id}?lang={lang}")
         assert res.status_code == 200
         text = res.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -410,7 +412,7 @@ def public_answers(world: World) -> Iterator[tuple[str, str]]:
 
 
 def test_no_public_answer_holds_personal_or_device_data(world: World, client: TestClient) -> None:
-    secrets = secrets_in_store(world.day.path)
+    secrets = secrets_in_store(world.day.sut)
     # the store does hold them: buyers, buyer cards, seller cards, devices, terminals, MACs
     assert set(BUYERS) | set(BUYER_CARDS) | {"C0FFEE0001", "A1B2C301", "MKT-S01"} <= secrets
     assert any(s.startswith(f"{MARKET}-") for s in secrets)
@@ -542,13 +544,12 @@ def test_the_regulator_api_is_not_here(world: World, client: TestClient) -> None
     head = client.head(f"/t/{r.trace_id}")  # link checkers ask HEAD first
     assert head.status_code == 200 and head.content == b""
     # nothing was stopped through it
-    db = connect(world.day.path)
-    assert db.execute("SELECT COUNT(*) FROM batch_stops").fetchone()[0] == 2
-    db.close()
+    with world.day.sut.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM batch_stops").fetchone()[0] == 2
 
 
 def test_security_headers_on_every_response(world: World) -> None:
-    app = public_app(world.day.path, rate_per_min=60, burst=8)
+    app = public_app(world.day.sut, rate_per_min=60, burst=8)
     frozen(app)
     c = TestClient(app, raise_server_exceptions=False)
     r = world.day.receipts[0]
@@ -587,7 +588,7 @@ def frozen(app: FastAPI) -> list[float]:
 
 
 def test_the_rate_limit_answers_429_after_the_burst_and_recovers(world: World) -> None:
-    app = public_app(world.day.path, rate_per_min=120, burst=5)  # one token each 0.5 s
+    app = public_app(world.day.sut, rate_per_min=120, burst=5)  # one token each 0.5 s
     now = frozen(app)
     me = TestClient(app, client=("203.0.113.7", 40000))
     neighbour = TestClient(app, client=("203.0.113.8", 40000))

@@ -3,7 +3,8 @@
 axe-core violation; screenshots kept as artefacts (``build/screenshots/public``).
 
 The public app is served by the collector's own server class on a real port, over the same
-store the other public tests build (a market day with a stopped batch).
+store the other public tests build (a market day with a stopped batch), once on the SQLite
+store and once on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from collector.api import ApiServer
+from tests.collector.test_markets import store_of
 from tests.collector.test_public import GTIN14, GTIN_LOT, World, build_world, public_app
 from tests.e2e.browser import CHROMIUM, require_chromium
+from tests.stores import KINDS
 from traceedge.brokers import free_port
 
 if TYPE_CHECKING:
@@ -31,16 +34,22 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
-    world = build_world(tmp_path_factory.mktemp("public-browser") / "collector.sqlite")
-    port = free_port()
-    server = ApiServer(public_app(world.day.path), "test: public", "127.0.0.1", port)
-    server.start()
+@pytest.fixture(scope="module", params=KINDS)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, World]]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("public-browser"))
     try:
-        yield f"http://127.0.0.1:{port}", world
+        world = build_world(sut)
+        port = free_port()
+        server = ApiServer(public_app(sut), "test: public", "127.0.0.1", port)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}", world
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        sut.close()
 
 
 def _check(page: Any, name: str, problems: list[str]) -> None:

@@ -1,19 +1,20 @@
 """A batch's recall reach over a real store: the market day of test_markets (420 receipts on
-four scales, a stop at noon, a scale delivering late) and a small day with known buyers."""
+four scales, a stop at noon, a scale delivering late) and a small day with known buyers, on
+the SQLite store and on PostgreSQL.
+
+SQLite only: the query plan check (``EXPLAIN QUERY PLAN`` is SQLite's)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from collector import markets
 from collector.markets.recall import LINES_SQL, recall, recall_csv
-from collector.store import SqliteStore
+from hostlib.db import Db
 from tests.collector.test_markets import (
     LOTS,
     NOON,
@@ -27,24 +28,29 @@ from tests.collector.test_markets import (
     one_sale,
     run_market_day,
     settlement_body,
+    store_of,
 )
+from tests.stores import KINDS, StoreUnderTest
 
 
-@pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> MarketDay:
-    return run_market_day(tmp_path_factory.mktemp("recall") / "collector.sqlite")
+@pytest.fixture(scope="module", params=KINDS)
+def day(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MarketDay]:
+    sut = store_of(request.param, tmp_path_factory.mktemp("recall"))
+    try:
+        yield run_market_day(sut)
+    finally:
+        sut.close()
 
 
 @pytest.fixture
-def db(day: MarketDay) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{day.path}?mode=ro", uri=True)
-    yield conn
-    conn.close()
+def db(day: MarketDay) -> Iterator[Db]:
+    with day.sut.read() as conn:
+        yield conn
 
 
-def test_recall_totals_match_the_batch_view_for_every_batch(
-    day: MarketDay, db: sqlite3.Connection
-) -> None:
+def test_recall_totals_match_the_batch_view_for_every_batch(day: MarketDay, db: Db) -> None:
     for lot in LOTS:
         view = markets.batch_view(db, lot.batch_id)
         reach = recall(db, lot.batch_id)
@@ -72,7 +78,7 @@ def test_recall_totals_match_the_batch_view_for_every_batch(
 
 
 def test_recall_of_the_stopped_batch_names_what_sold_after_the_stop(
-    db: sqlite3.Connection,
+    db: Db,
 ) -> None:
     reach = recall(db, STOPPED_LOT.batch_id)
     assert reach is not None and reach.stop is not None
@@ -86,7 +92,7 @@ def test_recall_of_the_stopped_batch_names_what_sold_after_the_stop(
     assert recall(db, "00000000000000000000") is None
 
 
-def test_recall_is_limited_and_scoped(db: sqlite3.Connection) -> None:
+def test_recall_is_limited_and_scoped(db: Db) -> None:
     full = recall(db, STOPPED_LOT.batch_id)
     few = recall(db, STOPPED_LOT.batch_id, limit=3)
     assert full is not None and few is not None
@@ -97,7 +103,8 @@ def test_recall_is_limited_and_scoped(db: sqlite3.Connection) -> None:
     assert mine is not None and mine.totals == full.totals
 
 
-def test_recall_reads_through_the_batch_index(db: sqlite3.Connection) -> None:
+@pytest.mark.parametrize("day", ["sqlite"], indirect=True)  # SQLite's query planner
+def test_recall_reads_through_the_batch_index(db: Db) -> None:
     plan = " ".join(
         str(r[3]) for r in db.execute("EXPLAIN QUERY PLAN " + LINES_SQL, (STOPPED_LOT.batch_id,))
     )
@@ -110,13 +117,11 @@ def test_recall_reads_through_the_batch_index(db: sqlite3.Connection) -> None:
 
 
 @pytest.fixture
-def buyers(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+def buyers(any_store: StoreUnderTest) -> Iterator[Db]:
     """Three sales of the stopped lot on two scales, two with a buyer, one after the stop;
     a counted lot sold once."""
-    path = tmp_path / "collector.sqlite"
-    store = SqliteStore(path)
-    feed = Feed(store)
-    conn = connect(path)
+    feed = Feed(any_store.store)
+    conn = connect(any_store)
     markets.import_traders(conn, TRADERS)
     counted = LOTS[6]
     feed.commit(
@@ -154,12 +159,11 @@ def buyers(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     goods.append(feed.make("MKT-S03", "market.settlement", r.ts, body))
     feed.commit(goods)
     markets.stop_trading(conn, STOPPED_LOT.batch_id, "瘦肉精检测阳性", now_ms=NOON)
-    store.close()
     yield conn
     conn.close()
 
 
-def test_buyers_terminals_and_time_span(buyers: sqlite3.Connection) -> None:
+def test_buyers_terminals_and_time_span(buyers: Db) -> None:
     reach = recall(buyers, STOPPED_LOT.batch_id)
     assert reach is not None
     assert [(x.buyer, x.buyer_card) for x in reach.lines] == [
@@ -181,7 +185,7 @@ def _rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text[1:], newline="")))
 
 
-def test_recall_csv_parses_back(buyers: sqlite3.Connection) -> None:
+def test_recall_csv_parses_back(buyers: Db) -> None:
     reach = recall(buyers, STOPPED_LOT.batch_id)
     assert reach is not None
     text = recall_csv(reach)
@@ -213,7 +217,7 @@ def test_recall_csv_parses_back(buyers: sqlite3.Connection) -> None:
 
 
 def test_recall_csv_of_a_counted_batch_keeps_excel_from_running_formulas(
-    buyers: sqlite3.Connection,
+    buyers: Db,
 ) -> None:
     reach = recall(buyers, LOTS[6].batch_id)
     assert reach is not None and reach.totals.pieces == 3 and reach.totals.weight_g == 0

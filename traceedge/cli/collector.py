@@ -9,12 +9,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import click
 
 from collector.settings import load_collector
 from collector.stores import describe
-from hostlib.errors import ConfigError
+from hostlib.db import Db
+from hostlib.errors import ConfigError, StoreError
 from hostlib.sqlite import write_tx
 from traceedge.cli.common import (
     NOT_RUNNING,
@@ -248,22 +250,34 @@ def _json_list(path: Path, items: str) -> list[object]:
 @contextmanager
 def _import_into_store(
     config_path: Path, source: Path, kind: str
-) -> Iterator[tuple[sqlite3.Connection, list[int]]]:
+) -> Iterator[tuple[Db, list[int]]]:
     """The configured collector's store, for one all-or-nothing import from ``source``, in
     one transaction with its audit entry (the caller appends the row count to the list).
 
+    The SQLite file is created (with its schema) when no collector made it yet; a
+    PostgreSQL store ([store] url) must have been migrated (``traceedge collector migrate``).
     The importers raise ``ValueError`` naming the bad row and field before writing anything;
-    that, and a store that cannot be written (locked, not a store), become one-line errors.
+    that, and a store that cannot be written (locked, not a store, a server that does not
+    answer), become one-line errors.
     """
-    from collector.store import SqliteStore
     from traceedge.cli.collector_access import record_import
 
     with friendly_errors():
-        path = load_collector(config_path, files=False).store_path
+        settings = load_collector(config_path, files=False)
         try:
-            store = SqliteStore(path)
+            if settings.store.url:
+                with _import_into_postgres(settings.store.url) as db:
+                    counted: list[int] = []
+                    yield db, counted
+                    record_import(
+                        cast(sqlite3.Connection, db), config_path, kind, source, sum(counted)
+                    )
+                return
+            from collector.store import SqliteStore
+
+            store = SqliteStore(settings.store_path)
             try:
-                counted: list[int] = []
+                counted = []
                 with write_tx(store.db):
                     yield store.db, counted
                     record_import(store.db, config_path, kind, source, sum(counted))
@@ -272,7 +286,24 @@ def _import_into_store(
         except ValueError as exc:
             raise click.ClickException(f"{source}: {exc}; nothing imported") from exc
         except sqlite3.Error as exc:
-            raise click.ClickException(f"{path}: {exc}; nothing imported") from exc
+            raise click.ClickException(f"{settings.store_path}: {exc}; nothing imported") from exc
+        except StoreError as exc:
+            where = describe(settings)
+            raise click.ClickException(f"{where}: {exc}; nothing imported") from exc
+
+
+@contextmanager
+def _import_into_postgres(url: str) -> Iterator[Db]:
+    """One transaction on the PostgreSQL store (:class:`hostlib.errors.StoreError` when the
+    server does not answer or refuses the change)."""
+    from collector.storedb import StoreDb
+
+    storedb = StoreDb(Path(), url, pool_size=1)
+    try:
+        with storedb.write() as db:
+            yield db
+    finally:
+        storedb.close()
 
 
 _JSON_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -359,9 +390,9 @@ def import_elevators_cmd(config_path: Path, source: Path) -> None:
 
 
 def _register_access_commands() -> None:
-    from traceedge.cli.collector_access import COMMANDS
+    from traceedge.cli import collector_access, collector_archive
 
-    for c in COMMANDS:
+    for c in [*collector_access.COMMANDS, *collector_archive.COMMANDS]:
         command.add_command(c)
 
 
