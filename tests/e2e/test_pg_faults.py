@@ -44,7 +44,9 @@ def rows(url: str) -> tuple[int, int]:
 def owner_counters(url: str, name: str) -> dict[str, int]:
     """A counter of the shared store split by the collector that wrote it."""
     with psycopg.connect(url, connect_timeout=5) as db:
-        got = db.execute("SELECT owner, value FROM counters WHERE name = %s", (name,)).fetchall()
+        got = db.execute(
+            "SELECT owner, value FROM counter_parts WHERE name = %s", (name,)
+        ).fetchall()
     return {str(o): int(v) for o, v in got}
 
 
