@@ -18,6 +18,7 @@ from hypothesis import settings
 
 from collector.store import read_summary
 from edge_agent.status import read_status
+from hostlib.errors import StoreError
 from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import Device, add_devices
 from simulators.fleet import Fleet
@@ -67,6 +68,8 @@ class Chain:
     collectors: list[Role]
     trust: SiteTrust
     fleets: list[Fleet] = field(default_factory=list)
+    store_url: str | None = None  # the collectors' PostgreSQL store; None: SQLite in root
+    _pg: Any = None  # a PostgresStore the test reads the shared store through
 
     @property
     def store(self) -> Path:
@@ -77,7 +80,18 @@ class Chain:
         return self.root / "agent" / "outbox.sqlite"
 
     def collector_stats(self) -> dict[str, Any]:
-        return read_summary(self.store)
+        """The store's summary; empty while it cannot be read (as for SQLite)."""
+        if self.store_url is None:
+            return read_summary(self.store)
+        from collector.pgstore import PostgresStore
+
+        try:
+            if self._pg is None:
+                self._pg = PostgresStore(self.store_url, timeout_s=2.0)
+            summary: dict[str, Any] = self._pg.summary()
+            return summary
+        except StoreError:
+            return {}
 
     def agent_status(self) -> dict[str, Any]:
         return read_status(self.outbox)
@@ -149,7 +163,11 @@ def make_chain(
     uplink_overrides: dict[str, Any] | None = None,
     api_port: int = 0,
     public: dict[str, Any] | None = None,
+    store_url: str | None = None,
+    store_urls: list[str] | None = None,
 ) -> Chain:
+    """``store_url``: the PostgreSQL database every collector shares (and the test reads);
+    ``store_urls``: each collector's own URL of it instead (one through a proxy, say)."""
     if broker_kind == "mosquitto":
         require_mosquitto()
     registry = root / "registry" / "devices.json"
@@ -180,6 +198,7 @@ def make_chain(
             api_port=api_port if i == 0 else 0,
             public=public if i == 0 else None,
             command_key=trust.command_key,
+            store_url=store_urls[i] if store_urls else store_url,
         )
         roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())
     acfg = agent_config(
@@ -195,7 +214,9 @@ def make_chain(
         uplink=uplink_overrides,
     )
     agent = Role("agent", acfg, root / "agent.log").start()
-    ch = Chain(root, broker, central, platform, devices, registry, agent, roles, trust)
+    ch = Chain(
+        root, broker, central, platform, devices, registry, agent, roles, trust, store_url=store_url
+    )
     try:
         ch.wait_ready()
     except BaseException:
@@ -214,6 +235,8 @@ def stop_chain(ch: Chain) -> None:
     ch.broker.stop()
     if ch.central is not ch.broker:
         ch.central.stop()
+    if ch._pg is not None:
+        ch._pg.close()
 
 
 @pytest.fixture

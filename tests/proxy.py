@@ -19,6 +19,7 @@ class SilentProxy:
         self.listener.listen(16)
         self.port = int(self.listener.getsockname()[1])
         self.frozen = threading.Event()
+        self._freeze_on: bytes | None = None
         self._stop = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -31,6 +32,12 @@ class SilentProxy:
     def freeze(self) -> None:
         """Stop forwarding in both directions; connections stay open (like SIGSTOP)."""
         self.frozen.set()
+
+    def freeze_on(self, pattern: bytes) -> None:
+        """Freeze at the first bytes from a client that contain ``pattern``, those bytes
+        held back too: the link cut at a chosen step of a conversation (a statement of a
+        transaction, say), not wherever the clock happens to be."""
+        self._freeze_on = pattern
 
     def reset(self) -> None:
         """Drop every connection with RST and work normally again."""
@@ -54,6 +61,16 @@ class SilentProxy:
         self.listener.setblocking(False)
         sel.register(self.listener, selectors.EVENT_READ)
         peers: dict[socket.socket, socket.socket] = {}
+        clients: set[socket.socket] = set()
+
+        def forget_closed() -> None:
+            """Sockets reset() closed from another thread: their numbers may come back."""
+            for s in [s for s in list(peers) if s.fileno() == -1]:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(s)
+                peers.pop(s, None)
+                clients.discard(s)
+
         while not self._stop.is_set():
             try:
                 events = sel.select(0.05)
@@ -68,7 +85,9 @@ class SilentProxy:
                         upstream = socket.create_connection(("127.0.0.1", self.target_port))
                     except OSError:
                         continue
+                    forget_closed()  # else a reused descriptor is "already registered"
                     peers[client], peers[upstream] = upstream, client
+                    clients.add(client)
                     with self._lock:
                         self._pairs.append((client, upstream))
                     sel.register(client, selectors.EVENT_READ)
@@ -79,6 +98,11 @@ class SilentProxy:
                 try:
                     data = s.recv(65536)
                     if data:
+                        pattern = self._freeze_on
+                        if pattern is not None and s in clients and pattern in data:
+                            self._freeze_on = None
+                            self.frozen.set()
+                            continue  # never forwarded: the link died before they left
                         peers[s].sendall(data)
                         continue
                 except OSError:
@@ -89,8 +113,4 @@ class SilentProxy:
                             sel.unregister(x)
                         with contextlib.suppress(OSError):
                             x.close()
-            # forget sockets closed by reset()
-            for s in [s for s in list(peers) if s.fileno() == -1]:
-                with contextlib.suppress(KeyError, ValueError):
-                    sel.unregister(s)
-                peers.pop(s, None)
+            forget_closed()

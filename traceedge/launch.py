@@ -80,7 +80,10 @@ def collector_config(
     api_port: int = 0,
     platform: dict[str, Any] | None = None,
     public: dict[str, Any] | None = None,
+    store_url: str | None = None,
 ) -> Path:
+    """A collector's config; with ``store_url`` its ``[store]`` is that PostgreSQL database,
+    else SQLite in ``data_dir``."""
     tables: dict[str, dict[str, Any]] = {
         "collector": {
             "data_dir": str(data_dir),
@@ -94,6 +97,8 @@ def collector_config(
     }
     if public:
         tables["public"] = dict(public)
+    if store_url:
+        tables["store"] = {"url": store_url}
     if platform_url:
         tables["platform"] = {
             "url": platform_url,
