@@ -148,6 +148,22 @@ def schema_version(url: str) -> int:
         raise StoreError(f"cannot read {redact_url(url)}: {_reason(exc)}") from exc
 
 
+IDLE_IN_TRANSACTION_MS = 10_000
+"""Our transactions never wait on their client between statements for more than a moment;
+one idle that long inside a transaction has lost its collector."""
+
+
+def server_timeouts(seconds: float) -> str:
+    """libpq ``options`` that make the server end what the client cannot: a statement
+    running past ``seconds``, and a session left idle inside a transaction for
+    :data:`IDLE_IN_TRANSACTION_MS` (a collector cut off mid-commit would otherwise hold
+    its rows' locks for ever, and every other collector storing the same records would
+    wait on them)."""
+    ms = max(1000, int(seconds * 1000))
+    idle = min(ms, IDLE_IN_TRANSACTION_MS)
+    return f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={idle}"
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -201,6 +217,7 @@ class PostgresStore:
                 "keepalives_interval": 3,
                 "keepalives_count": 3,
                 "tcp_user_timeout": int(query_timeout_s * 1000),
+                "options": server_timeouts(query_timeout_s),
             },
             name=f"store-{owner}",
             open=False,

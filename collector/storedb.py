@@ -24,7 +24,14 @@ __all__ = ["StoreDb", "is_db_error"]
 
 
 class StoreDb:
-    def __init__(self, path: Path | str, url: str | None = None, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        url: str | None = None,
+        pool_size: int = 4,
+        query_timeout_s: float = 30.0,
+    ) -> None:
+        self.query_timeout_s = query_timeout_s
         self.path = Path(path)
         self.url = url
         self.pool_size = pool_size
@@ -44,12 +51,18 @@ class StoreDb:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
+                from collector.pgstore import server_timeouts
+
                 self._pool = ConnectionPool(
                     self.url or "",
                     min_size=0,
                     max_size=self.pool_size,
                     timeout=5.0,
-                    kwargs={"connect_timeout": 5, "autocommit": True},
+                    kwargs={
+                        "connect_timeout": 5,
+                        "autocommit": True,
+                        "options": server_timeouts(self.query_timeout_s),
+                    },
                     name="api",
                     open=True,
                 )
