@@ -552,10 +552,15 @@ class SqliteStore:
     def hold(self, batch: ForwardBatch, reasons: Mapping[int, str]) -> None:
         """Keep the records ``reasons`` names (row id → why it cannot be sent) out of
         forwarding: new ones held with an alarm and counted, ones already held get the
-        latest reason and wait for the next retry."""
+        latest reason and wait for the next retry. A batch settled elsewhere meanwhile (its
+        lease ran out, another collector sent it) holds nothing."""
         now = time.time()
         recs = dict(zip(batch.ids, batch.records, strict=True))
         with self.atomic() as db:
+            if batch.lease and not db.execute(
+                "SELECT 1 FROM forward_batches WHERE key = ?", (batch.lease,)
+            ).fetchone():
+                return  # settled by another collector meanwhile: its records are delivered
             new = 0
             for rid, why in reasons.items():
                 why = why[:500]

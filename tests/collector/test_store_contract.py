@@ -173,6 +173,22 @@ def test_forwarding_leases_holds_and_retries(make_store: MakeStore) -> None:
     )
 
 
+def test_a_batch_settled_elsewhere_holds_nothing(make_store: MakeStore) -> None:
+    """A forwarder whose lease ran out while it mapped the batch: another collector claimed
+    and delivered the same batch; the first one's hold must not keep those records back."""
+    slow, fast = make_store(owner="c1", project_inline=False), make_store(owner="c2")
+    slow.commit(SITE, "b", [good("A", s) for s in range(1, 4)], [])
+    first = slow.claim_forward(10, 0.05)
+    assert first is not None
+    time.sleep(0.1)
+    again = fast.claim_forward(10, 30.0)
+    assert again is not None and again.ids == first.ids
+    fast.forwarded(again, again.ids)
+    slow.hold(first, {first.ids[0]: "the mapper refuses it"})
+    s = slow.summary()
+    assert (s["forward_held"], s["forward_holds"], s["forwarded"], s["alarms"]) == (0, 0, 3, 0)
+
+
 def test_a_failed_forward_is_claimed_again_at_once(make_store: MakeStore) -> None:
     store: Store = make_store(project_inline=False)
     store.commit(SITE, "b", [good("A", s) for s in range(1, 4)], [])
