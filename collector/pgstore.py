@@ -557,9 +557,12 @@ class PostgresStore:
         now = time.time()
         recs = dict(zip(batch.ids, batch.records, strict=True))
         with self._tx() as cur:
-            if batch.lease and not cur.execute(
-                "SELECT 1 FROM forward_batches WHERE key = %s", (batch.lease,)
-            ).fetchone():
+            if (
+                batch.lease
+                and not cur.execute(
+                    "SELECT 1 FROM forward_batches WHERE key = %s", (batch.lease,)
+                ).fetchone()
+            ):
                 return  # settled by another collector meanwhile: its records are delivered
             new = 0
             for rid, why in sorted(reasons.items()):

@@ -557,9 +557,12 @@ class SqliteStore:
         now = time.time()
         recs = dict(zip(batch.ids, batch.records, strict=True))
         with self.atomic() as db:
-            if batch.lease and not db.execute(
-                "SELECT 1 FROM forward_batches WHERE key = ?", (batch.lease,)
-            ).fetchone():
+            if (
+                batch.lease
+                and not db.execute(
+                    "SELECT 1 FROM forward_batches WHERE key = ?", (batch.lease,)
+                ).fetchone()
+            ):
                 return  # settled by another collector meanwhile: its records are delivered
             new = 0
             for rid, why in reasons.items():
