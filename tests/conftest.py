@@ -24,7 +24,7 @@ from hostlib.registry import Device, add_devices
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from tests.pg import PgCluster, PgUnavailable, create_database, drop_database, server_url
-from tests.stores import StoreUnderTest, open_store
+from tests.stores import StoreUnderTest, store_of
 from traceedge.brokers import MOSQUITTO_HINT, Broker, find_mosquitto, free_port
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import SiteTrust, new_device, site_trust
@@ -282,10 +282,7 @@ def pg_cluster() -> Iterator[PgCluster]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUnderTest]:
     """An empty store, once on SQLite and once on PostgreSQL (tests/stores.py)."""
-    try:
-        sut = open_store(request.param, tmp_path)
-    except PgUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    sut = store_of(request.param, tmp_path)
     try:
         yield sut
     finally:

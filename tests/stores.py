@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.api import ApiContext
 from collector.audit import Actor
 from collector.pgstore import PostgresStore
@@ -23,7 +25,7 @@ from collector.store import SqliteStore
 from collector.storedb import StoreDb
 from collector.tokens import TokenStore
 from hostlib.db import Db
-from tests.pg import create_database, drop_database, server_url
+from tests.pg import PgUnavailable, create_database, drop_database, server_url
 
 KINDS = ("sqlite", "postgres")
 TEST_ACTOR = Actor("test-setup", "admin", "local")
@@ -74,6 +76,15 @@ class StoreUnderTest:
         self.store.close()
         if self.url:
             drop_database(self.url)
+
+
+def store_of(kind: str, folder: Path, **kw: Any) -> StoreUnderTest:
+    """:func:`open_store`, and a PostgreSQL server that does not answer fails the test
+    with what to install (never a skip)."""
+    try:
+        return open_store(kind, folder, **kw)
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def open_store(kind: str, folder: Path, **kw: Any) -> StoreUnderTest:

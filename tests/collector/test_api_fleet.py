@@ -19,8 +19,8 @@ from collector.api import make_app
 from collector.tokens import TokenStore
 from collector.verify import Bad
 from tests.collector import fleetdata
-from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day, store_of
-from tests.stores import KINDS, StoreUnderTest
+from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
+from tests.stores import KINDS, StoreUnderTest, store_of
 
 CLI = audit.Actor("cli:test", "admin", "local")
 # district 330106 holds S1, S3 and the market's site; 330108 holds S2

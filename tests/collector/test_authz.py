@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from collector.api import make_app
 from collector.audit import Actor
 from collector.tokens import POLICY, TokenStore
-from tests.collector.test_markets import store_of
-from tests.stores import KINDS
+from tests.stores import KINDS, store_of
 from wire.tracecode import make_trace_code
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access.md"

@@ -25,8 +25,7 @@ from collector.verify import VerifiedBatch, verify_batch
 from hostlib.errors import WorkerDied
 from hostlib.registry import Registry, add_devices, load_identity
 from hostlib.sqlite import open_ro
-from tests.collector.test_markets import store_of
-from tests.stores import KINDS
+from tests.stores import KINDS, store_of
 from traceedge.brokers import free_port
 from traceedge.launch import collector_config
 from traceedge.provision import new_device, site_trust

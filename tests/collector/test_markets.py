@@ -35,8 +35,7 @@ from collector.api import make_app
 from collector.verify import Good
 from hostlib.db import Db, PgDb
 from simulators.records import make_body
-from tests.pg import PgUnavailable
-from tests.stores import KINDS, StoreUnderTest, open_store
+from tests.stores import KINDS, StoreUnderTest, store_of
 from wire.canonical import canonical
 from wire.checkdigit import with_check_digit
 from wire.envelope import make_record
@@ -86,14 +85,6 @@ def connect(sut: StoreUnderTest) -> Db:
     if sut.url is None:
         return sqlite3.connect(str(sut.path), isolation_level=None)
     return PgDb(psycopg.connect(sut.url, autocommit=True))
-
-
-def store_of(kind: str, folder: Path, **kw: Any) -> StoreUnderTest:
-    """A new store of ``kind`` for a module's scenario (no PostgreSQL server fails the test)."""
-    try:
-        return open_store(kind, folder, **kw)
-    except PgUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 # ---------------------------------------------------------------------------------------------

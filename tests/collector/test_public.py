@@ -58,9 +58,8 @@ from tests.collector.test_markets import (
     one_sale,
     run_market_day,
     settlement_body,
-    store_of,
 )
-from tests.stores import KINDS, StoreUnderTest
+from tests.stores import KINDS, StoreUnderTest, store_of
 from traceedge.brokers import free_port
 from traceedge.launch import collector_config
 from traceedge.provision import new_device, site_trust

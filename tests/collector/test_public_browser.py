@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from collector.api import ApiServer
-from tests.collector.test_markets import store_of
 from tests.collector.test_public import GTIN14, GTIN_LOT, World, build_world, public_app
 from tests.e2e.browser import CHROMIUM, require_chromium
-from tests.stores import KINDS
+from tests.stores import KINDS, store_of
 from traceedge.brokers import free_port
 
 if TYPE_CHECKING:

@@ -28,9 +28,8 @@ from tests.collector.test_markets import (
     one_sale,
     run_market_day,
     settlement_body,
-    store_of,
 )
-from tests.stores import KINDS, StoreUnderTest
+from tests.stores import KINDS, StoreUnderTest, store_of
 
 
 @pytest.fixture(scope="module", params=KINDS)

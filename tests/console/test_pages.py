@@ -19,8 +19,8 @@ from collector import access, audit, sites
 from collector.api import make_app
 from collector.console import i18n
 from collector.console.auth import FAIL_DELAY_S, Failures
-from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day, store_of
-from tests.stores import KINDS, StoreUnderTest
+from tests.collector.test_markets import MARKET, SITE, STOPPED_LOT, run_market_day
+from tests.stores import KINDS, StoreUnderTest, store_of
 
 CLI = audit.Actor("cli:test", "admin", "local")
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

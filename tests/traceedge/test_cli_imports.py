@@ -19,8 +19,7 @@ from fastapi.testclient import TestClient
 from collector.api import make_app
 from collector.verify import Good
 from simulators.records import make_body
-from tests.pg import PgUnavailable
-from tests.stores import KINDS, StoreUnderTest, open_store
+from tests.stores import KINDS, StoreUnderTest, store_of
 from traceedge.brokers import free_port
 from traceedge.cli import main
 from wire.canonical import canonical
@@ -46,10 +45,7 @@ def write_config(tmp_path: Path, url: str | None = None) -> Path:
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUnderTest]:
     """The store the config names (its SQLite file where the config puts it), empty."""
-    try:
-        sut = open_store(request.param, tmp_path / "data")
-    except PgUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    sut = store_of(request.param, tmp_path / "data")
     try:
         yield sut
     finally:
