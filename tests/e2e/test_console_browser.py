@@ -168,8 +168,9 @@ def site_state(page: Any) -> str:
 
 
 def test_the_console_in_a_browser(
-    chain_factory: Callable[..., Chain], store_url: str | None
+    store_url: str | None, chain_factory: Callable[..., Chain]
 ) -> None:
+    # store_url first: its database is made before the chain and dropped after it stops
     port, public_port = free_port(), free_port()
     ch = chain_factory(api_port=port, store_url=store_url)
     store = StoreDb(ch.store, ch.store_url)  # what the collectors write, either kind
