@@ -156,9 +156,9 @@ def apply_receipt(
         confirmed = fmt.check_receipt(cmd, gateway.dev)
     except WireError as exc:
         raise BundleError(f"{receipt}: receipt refused ({exc}); nothing freed") from exc
-    freed = 0
-    for dev, ranges in confirmed.items():
-        freed += outbox.delete_identities(dev, [(lo, hi) for lo, hi in ranges])
+    freed = outbox.delete_identities(
+        {dev: [(lo, hi) for lo, hi in ranges] for dev, ranges in confirmed.items()}
+    )
     records = cmd.get("records")
     return Freed(
         str(cmd.get("bundle", "")),

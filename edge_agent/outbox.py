@@ -393,23 +393,26 @@ class Outbox:
                 ).fetchone()[0]
             )
 
-    def delete_identities(self, dev: str, ranges: list[tuple[int, int]]) -> int:
-        """Delete ``dev``'s records with seq in the inclusive ``ranges`` (what a centre's
-        receipt confirmed); returns how many left the outbox. Bumps meta ``freed_outside``
-        so that an agent running on the same outbox recounts its bytes."""
+    def delete_identities(self, confirmed: dict[str, list[tuple[int, int]]]) -> int:
+        """Delete, in one transaction, each device's records with seq in its inclusive
+        ranges (what a centre's receipt confirmed); returns how many left the outbox. Bumps
+        meta ``freed_outside`` so that an agent running on the same outbox recounts its
+        bytes."""
         n = size = 0
         with self.atomic() as db:
-            for lo, hi in ranges:
-                row = db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox "
-                    "WHERE dev = ? AND seq BETWEEN ? AND ?",
-                    (dev, lo, hi),
-                ).fetchone()
-                if row[0]:
-                    db.execute(
-                        "DELETE FROM outbox WHERE dev = ? AND seq BETWEEN ? AND ?", (dev, lo, hi)
-                    )
-                    n, size = n + int(row[0]), size + int(row[1])
+            for dev, ranges in confirmed.items():
+                for lo, hi in ranges:
+                    row = db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox "
+                        "WHERE dev = ? AND seq BETWEEN ? AND ?",
+                        (dev, lo, hi),
+                    ).fetchone()
+                    if row[0]:
+                        db.execute(
+                            "DELETE FROM outbox WHERE dev = ? AND seq BETWEEN ? AND ?",
+                            (dev, lo, hi),
+                        )
+                        n, size = n + int(row[0]), size + int(row[1])
             if n:
                 self.bytes -= size + n * ROW_OVERHEAD
                 self._bump(db, "acked_records", n)

@@ -147,7 +147,7 @@ def test_outbox_recounts_bytes_freed_by_another_process(tmp_path: Path, site: Si
     first.close()
     running = Outbox(tmp_path / "outbox.sqlite", limit)
     cli = Outbox(tmp_path / "outbox.sqlite", limit)
-    assert cli.delete_identities(site.terminals[0].dev, [(1, 50)]) == 50
+    assert cli.delete_identities({site.terminals[0].dev: [(1, 50)]}) == 50
     cli.close()
     added = site.fill(running, 15, first=51)  # 45 records where 50 were freed
     assert added == 45, "refused although a receipt had freed the room"
