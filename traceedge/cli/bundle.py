@@ -136,6 +136,8 @@ def import_receipt_cmd(config_path: Path, receipt: Path) -> None:
     with friendly_errors():
         settings = load_agent(config_path)
         gateway = load_identity(settings.identity)
+        if not settings.outbox_path.exists():
+            raise ConfigError(str(settings.outbox_path), "", "no outbox: the agent never ran")
         outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes)
         try:
             res = apply_receipt(outbox, receipt, settings.site, gateway, settings.command_key)
