@@ -163,3 +163,16 @@ def test_import_on_both_stores(tmp_path: Path, site: Site, any_store: StoreUnder
     again = _import(path, site, any_store.store)
     assert (again.stored, again.duplicates, again.confirmed) == (0, 600, 600)
     assert any_store.store.summary()["records"] == 600
+
+
+def test_one_flipped_byte_anywhere_is_refused(tmp_path: Path, site: Site) -> None:
+    """Every 509th byte in turn (magic, records, newlines, manifest): each flip refused."""
+    _, path = _bundle(tmp_path, site, 40)
+    data = path.read_bytes()
+    flipped = tmp_path / "flip.bundle"
+    for at in [*range(0, len(data), 509), len(data) - 2, len(data) - 1]:
+        b = bytearray(data)
+        b[at] ^= 0x20
+        flipped.write_bytes(bytes(b))
+        with pytest.raises(BundleError, match="refused"):
+            check_bundle(flipped, site.registry)
