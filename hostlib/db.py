@@ -9,7 +9,7 @@ connection one. What differs is kept small and explicit:
   into psycopg's ``%s`` / ``%(name)s`` (and a literal ``%`` into ``%%``), outside quoted
   text, once per statement text (cached);
 * JSON is read with ``json_extract(doc, '$.a.b')`` and ``json_each(doc[, '$.a'])``, which
-  the PostgreSQL store defines (migration 3, :mod:`collector.pgschema`) with SQLite's
+  the PostgreSQL store defines (migration 1, :mod:`collector.pgschema`) with SQLite's
   meaning for the paths we use (object members, no array subscripts); numbers from them
   are compared after ``CAST(… AS INTEGER)``, which both databases read the same;
 * the few statements no common SQL covers branch on :func:`dialect`.

@@ -8,13 +8,16 @@ the alarm the next sale of the stopped batch raises; lift the stop and watch the
 reach the terminals; stop the edge agent and watch the site turn red. Every page is
 screenshotted (artefacts under build/screenshots/console, path printed) and checked with
 axe-core (no serious or critical violation), then every page again at phone width (390 px).
+
+Walked on both stores: the collectors' SQLite file, and a PostgreSQL database they share
+(screenshots under build/screenshots/console-postgres). Everything the test reads or writes
+itself goes through :class:`collector.storedb.StoreDb` over the store the collectors use.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import threading
 import time
 import tomllib
@@ -24,10 +27,11 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import access, audit, sites
-from hostlib.sqlite import connect
+from collector.storedb import StoreDb, is_db_error
 from simulators.fleet import Fleet
 from tests.conftest import SITE, Chain, wait_until
 from tests.e2e.browser import DESKTOP, PHONE, Pages, browser
@@ -114,52 +118,76 @@ def wait_api(base: str) -> None:
     wait_until(up, 30, "the collector's API")
 
 
-def busiest_batch(store: Path) -> tuple[str, str]:
+def busiest_batch(store: StoreDb) -> tuple[str, str]:
     """(batch id, market) of the registered batch with the most sales so far."""
-    db = sqlite3.connect(store)
-    try:
+    with store.read() as db:
         row = db.execute(
             "SELECT b.batch_id, json_extract(r.rec, '$.body.market') FROM market_batches AS b "
             "JOIN records AS r ON r.id = b.entry_id "
             "WHERE b.sold_g > 0 ORDER BY (SELECT COUNT(*) FROM market_lines AS l "
             "WHERE l.batch_id = b.batch_id) DESC LIMIT 1"
         ).fetchone()
-    finally:
-        db.close()
     assert row is not None
     return str(row[0]), str(row[1])
 
 
-def has_sold_batch(store: Path) -> bool:
+def has_sold_batch(store: StoreDb) -> bool:
     try:
         busiest_batch(store)
-    except (AssertionError, sqlite3.Error):
+    except AssertionError:
         return False
+    except Exception as exc:
+        if is_db_error(exc):
+            return False
+        raise
     return True
 
 
-def open_alarms(store: Path, kind: str) -> int:
-    db = sqlite3.connect(store)
-    try:
+def open_alarms(store: StoreDb, kind: str) -> int:
+    with store.read() as db:
         return int(db.execute("SELECT COUNT(*) FROM alarms WHERE kind = ?", (kind,)).fetchone()[0])
-    finally:
-        db.close()
+
+
+def scalar(store: StoreDb, sql: str, args: tuple[Any, ...]) -> Any:
+    with store.read() as db:
+        row = db.execute(sql, args).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """The collectors' store: None for their SQLite file, else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
 
 
 def site_state(page: Any) -> str:
     return str(page.locator(f"#site-{SITE}").get_attribute("data-state"))
 
 
-def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
+def test_the_console_in_a_browser(
+    store_url: str | None, chain_factory: Callable[..., Chain]
+) -> None:
+    # store_url first: its database is made before the chain and dropped after it stops
     port, public_port = free_port(), free_port()
-    ch = chain_factory(api_port=port)
+    ch = chain_factory(api_port=port, store_url=store_url)
+    store = StoreDb(ch.store, ch.store_url)  # what the collectors write, either kind
+    try:
+        walk(ch, store, port, public_port)
+    finally:
+        store.close()
+
+
+def walk(ch: Chain, store: StoreDb, port: int, public_port: int) -> None:
     short_thresholds(ch, public_port)
     base = f"http://127.0.0.1:{port}"
     wait_api(base)
     feeder = Feeder(ch.fleet(), rate=12)
-    wait_until(lambda: has_sold_batch(ch.store), 90, "a registered batch with sales")
-    batch, market = busiest_batch(ch.store)
-    db = connect(ch.store)
+    wait_until(lambda: has_sold_batch(store), 90, "a registered batch with sales")
+    batch, market = busiest_batch(store)
+    db = store.connect()
     try:
         sites.import_sites(
             db,
@@ -180,7 +208,7 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
     finally:
         db.close()
     lists = StopLists(ch)
-    pages = Pages("console")
+    pages = Pages("console" if store.url is None else "console-postgres")
     try:
         with browser() as b:
             ctx = b.new_context(viewport=DESKTOP, accept_downloads=True, locale="zh-CN")
@@ -230,11 +258,9 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
                 "the stop order in every market terminal's stop list",
             )
             # --- the shopper's page (public listener) of a sale of the stopped batch, at 390 px
-            db = sqlite3.connect(ch.store)
-            code = db.execute(
-                "SELECT trace_id FROM market_lines WHERE batch_id = ? LIMIT 1", (batch,)
-            ).fetchone()[0]
-            db.close()
+            code = scalar(
+                store, "SELECT trace_id FROM market_lines WHERE batch_id = ? LIMIT 1", (batch,)
+            )
             shopper = b.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True)
             sp = shopper.new_page()
             sp.goto(f"http://127.0.0.1:{public_port}/t/{code}")
@@ -252,15 +278,11 @@ def test_the_console_in_a_browser(chain_factory: Callable[..., Chain]) -> None:
             path = Path(dl.value.path())
             rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
             assert rows[0][1] == "追溯码 Trace code"
-            db = sqlite3.connect(ch.store)
-            lines = db.execute(
-                "SELECT COUNT(*) FROM market_lines WHERE batch_id = ?", (batch,)
-            ).fetchone()[0]
-            db.close()
+            lines = scalar(store, "SELECT COUNT(*) FROM market_lines WHERE batch_id = ?", (batch,))
             assert len(rows) - 1 >= 1 and len(rows) - 1 <= lines
             # --- the alarm a sale after the stop raises, acknowledged with a comment
             wait_until(
-                lambda: open_alarms(ch.store, "sold_after_stop") > 0,
+                lambda: open_alarms(store, "sold_after_stop") > 0,
                 240,
                 "a sale of the stopped batch (alarm sold_after_stop)",
             )
