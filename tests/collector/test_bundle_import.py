@@ -176,3 +176,19 @@ def test_one_flipped_byte_anywhere_is_refused(tmp_path: Path, site: Site) -> Non
         flipped.write_bytes(bytes(b))
         with pytest.raises(BundleError, match="refused"):
             check_bundle(flipped, site.registry)
+
+
+def test_a_bundle_changed_after_its_check_gets_no_receipt(tmp_path: Path, site: Site) -> None:
+    """A medium pulled and pushed back between check and import: what is stored was
+    verified record by record, but the changed file is confirmed for nothing."""
+    _, path = _bundle(tmp_path, site, 20)
+    checked = check_bundle(path, site.registry)
+    data = bytearray(path.read_bytes())
+    data[len(fmt.MAGIC) + 30] ^= 0x01  # inside the first record: its MAC now fails
+    path.write_bytes(bytes(data))
+    store = SqliteStore(tmp_path / "c.sqlite")
+    with pytest.raises(BundleError, match="changed while it was imported"):
+        import_bundle(checked, store, site.registry, VALIDATOR, site.command_key)
+    store.close()
+    summary = read_summary(tmp_path / "c.sqlite")
+    assert summary["records"] == 59 and summary["quarantined"] == 1
