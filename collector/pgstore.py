@@ -48,6 +48,7 @@ from collector.store import (
     CommitResult,
     ForwardBatch,
     bad_records_row,
+    conflicted,
 )
 from collector.verify import Bad, Good
 from hostlib.db import PgDb
@@ -409,7 +410,7 @@ class PostgresStore:
                 "conflicts": conflicts,
             },
         )
-        return CommitResult(stored, dups, len(bad) + conflicts)
+        return CommitResult(stored, dups, len(bad) + conflicts, conflicted(quarantine))
 
     def _quarantine(
         self,

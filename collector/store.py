@@ -140,9 +140,13 @@ QUARANTINE_KEEP_BYTES = 65536
 
 @dataclass(frozen=True)
 class CommitResult:
+    """``conflicted``: the identities of ``good`` records quarantined as conflicts (a
+    bundle's receipt confirms every other good record)."""
+
     stored: int
     duplicates: int
     bad: int
+    conflicted: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -421,7 +425,7 @@ class SqliteStore:
                 "conflicts": conflicts,
             },
         )
-        return CommitResult(stored, dups, len(bad) + conflicts)
+        return CommitResult(stored, dups, len(bad) + conflicts, conflicted(quarantine))
 
     def _archive_horizon(self, db: sqlite3.Connection) -> dict[str, int]:
         """Each device's highest archived seq (:mod:`collector.archive.keys`), re-read only
@@ -647,6 +651,17 @@ class SqliteStore:
 
 ROW_BYTES = "length(payload) + length(detail)"
 """What a quarantine row counts against ``max_quarantine_bytes`` (SQL)."""
+
+
+def conflicted(
+    quarantine: list[tuple[str, str, str | None, int | None, bytes, str | None]],
+) -> tuple[tuple[str, int], ...]:
+    """The identities of the conflict rows among a commit's quarantine rows."""
+    return tuple(
+        (q[2], q[3])
+        for q in quarantine
+        if q[0] == "conflict" and q[2] is not None and q[3] is not None
+    )
 
 
 def bad_records_row(bad: list[Bad]) -> tuple[str, str, str | None, int | None, bytes, str]:

@@ -30,7 +30,7 @@ from hostlib.registry import Device, Registry
 from wire.batch import MAX_BATCH_RECORDS, decode_batch
 from wire.canonical import canonical_trusted
 from wire.envelope import MAX_RECORD_BYTES, WireError, check_envelope, unsigned
-from wire.limits import MAX_DEPTH, _depth_ok, _may_hold_surrogate
+from wire.limits import MAX_DEPTH, _depth_ok, _may_hold_surrogate, loads
 from wire.mac import hmac_sha256
 from wire.schemas import BodyValidator
 from wire.typed import TypedRecords
@@ -287,3 +287,25 @@ def verify_batch(
             res = verify_record(rec, site, registry, validator)
         (good if isinstance(res, Good) else bad).append(res)  # type: ignore[arg-type]
     return VerifiedBatch(site, gateway, head.b, good, bad)
+
+
+def verify_records(
+    site: str, raws: list[bytes], registry: Registry, validator: BodyValidator
+) -> tuple[list[Good], list[Bad]]:
+    """Verify records given as their received bytes (a sneakernet bundle's lines) with the
+    same checks and verdicts as a batch's records: the fast path, else the reference one;
+    bytes that are no JSON at all are one ``json`` refusal each."""
+    typed = typed_records(validator)
+    good: list[Good] = []
+    bad: list[Bad] = []
+    for raw in raws:
+        res: Good | Bad | None = _verify_fast(raw, site, registry, typed)
+        if res is None:
+            try:
+                rec = loads(raw, MAX_RECORD_BYTES, parse_float=_Float)
+            except WireError as exc:
+                res = Bad(exc.reason, exc.detail[:200], None, None, raw[:8192])
+            else:
+                res = verify_record(rec, site, registry, validator)
+        (good if isinstance(res, Good) else bad).append(res)  # type: ignore[arg-type]
+    return good, bad

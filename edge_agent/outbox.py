@@ -155,6 +155,7 @@ class Outbox:
         row = self.db.execute(f"SELECT COALESCE(SUM({Q_ROW_BYTES}), 0) FROM quarantine").fetchone()
         self.quarantine_bytes = int(row[0])
         self.alarm = self.get_meta("alarm_outbox_full") == "1"
+        self._freed_seen = self.get_meta("freed_outside")
         self._wm: dict[str, tuple[int, set[int]]] = {
             dev: (int(wm), set(json.loads(above)))
             for dev, wm, above in self.db.execute("SELECT dev, wm, above FROM terminal_wm")
@@ -213,6 +214,8 @@ class Outbox:
         refused: list[Incoming] = []
         evicted = 0
         need = sum(len(i.rec) + ROW_OVERHEAD for i in items)
+        if self.bytes + need > self.max_bytes:
+            self._recount_if_freed(db)
         if self.bytes + need > self.max_bytes:
             evicted = self._thin(db, self.bytes + need - self.max_bytes)
         for item in items:
@@ -367,6 +370,63 @@ class Outbox:
                 self.alarm = False
                 db.execute("UPDATE meta SET value = '0' WHERE name = 'alarm_outbox_full'")
         return n
+
+    # -- sneakernet (edge_agent/bundle.py) ---------------------------------------------
+    def export_rows(
+        self, cursor: int, since: float, limit: int
+    ) -> list[tuple[int, str, int, bytes]]:
+        """``(id, dev, seq, rec)`` with id > cursor, received at or after ``since``, oldest
+        first: a bundle reads the outbox forward in chunks and deletes nothing."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, dev, seq, rec FROM outbox WHERE id > ? AND received >= ? "
+                "ORDER BY id LIMIT ?",
+                (cursor, since, limit),
+            ).fetchall()
+        return [(int(i), str(d), int(s), bytes(r)) for i, d, s, r in rows]
+
+    def count_since(self, since: float) -> int:
+        with self._lock:
+            return int(
+                self.db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE received >= ?", (since,)
+                ).fetchone()[0]
+            )
+
+    def delete_identities(self, confirmed: dict[str, list[tuple[int, int]]]) -> int:
+        """Delete, in one transaction, each device's records with seq in its inclusive
+        ranges (what a centre's receipt confirmed); returns how many left the outbox. Bumps
+        meta ``freed_outside`` so that an agent running on the same outbox recounts its
+        bytes."""
+        n = size = 0
+        with self.atomic() as db:
+            for dev, ranges in confirmed.items():
+                for lo, hi in ranges:
+                    row = db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox "
+                        "WHERE dev = ? AND seq BETWEEN ? AND ?",
+                        (dev, lo, hi),
+                    ).fetchone()
+                    if row[0]:
+                        db.execute(
+                            "DELETE FROM outbox WHERE dev = ? AND seq BETWEEN ? AND ?",
+                            (dev, lo, hi),
+                        )
+                        n, size = n + int(row[0]), size + int(row[1])
+            if n:
+                self.bytes -= size + n * ROW_OVERHEAD
+                self._bump(db, "acked_records", n)
+                freed = int(sqlitedb.get_meta(db, "freed_outside") or 0) + 1
+                sqlitedb.set_meta(db, {"freed_outside": str(freed)})
+        return n
+
+    def _recount_if_freed(self, db: sqlite3.Connection) -> None:
+        """Another process (``agent import-receipt``) freed records: count the bytes again."""
+        freed = sqlitedb.get_meta(db, "freed_outside")
+        if freed != self._freed_seen:
+            self._freed_seen = freed
+            row = db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM outbox").fetchone()
+            self.bytes = int(row[0]) + ROW_OVERHEAD * int(row[1])
 
     def count_uplinked(self, n: int) -> None:
         with self.atomic() as db:

@@ -5,6 +5,8 @@ TraceedgeError
 ├── StartupError       a port or data directory this process needs is not free; retrying
 │                      helps only once the other holder is gone
 ├── StoreError         the collector's store failed; retrying may help
+├── BundleError        a sneakernet bundle or receipt is refused (torn, tampered, not
+│                      ours, expired); retrying the same file will not help
 └── WorkerDied         a worker thread of a running process died; the process exits
                        (non-zero) so that its supervisor starts it again
 """
@@ -35,6 +37,11 @@ class StoreError(TraceedgeError):
     """The collector's store could not commit; the batch is not acknowledged."""
 
     retryable = True
+
+
+class BundleError(TraceedgeError):
+    """A sneakernet bundle or receipt is refused, with the reason; nothing was stored or
+    freed. Export again, or copy the file again from its source."""
 
 
 class WorkerDied(TraceedgeError):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge_agent.settings import load_agent
+from traceedge.cli import bundle as bundle_cli
 from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
@@ -87,3 +88,7 @@ def status_cmd(config_path: Path, as_json: bool) -> None:
     click.echo(json.dumps(st) if as_json else format_status(st))
     if not st["running"]:
         click.get_current_context().exit(NOT_RUNNING)
+
+
+command.add_command(bundle_cli.export_cmd)
+command.add_command(bundle_cli.import_receipt_cmd)

@@ -18,6 +18,7 @@ from collector.stores import describe
 from hostlib.db import Db
 from hostlib.errors import ConfigError, StoreError
 from hostlib.sqlite import write_tx
+from traceedge.cli import bundle as bundle_cli
 from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
@@ -410,3 +411,6 @@ def _register_access_commands() -> None:
 
 
 _register_access_commands()
+
+
+command.add_command(bundle_cli.import_cmd)
