@@ -1,7 +1,7 @@
 """Toledo 8217: weight and status frames, status bit map, corruption, properties."""
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from drivers.codecs import EncodeError, FrameError, Weight
@@ -19,7 +19,7 @@ from drivers.codecs.toledo8217 import (
     status_flags,
 )
 
-from .feeding import check_all_ways, check_recovers, feed, kinds
+from .feeding import check_all_ways, check_recovers, feed, good, kinds
 from .props import (
     FUZZ,
     SETTINGS,
@@ -159,6 +159,9 @@ noise = garbage([b"\x02", b"\x0201.", b"\x02?", b"\r"])
 def test_property_good_frames_survive_garbage(
     replies_: list[Reply], garbage_: list[bytes], chunks: list[int]
 ) -> None:
+    # The 8217 frame has no checksum: garbage holding STX, a status byte and CR (b"\x02? \r",
+    # drawn by a fresh-clone run) is a valid reply, rightly decoded. Such streams are left out.
+    assume(not any(good(feed(Decoder(), [g])) for g in garbage_))
     check_garbage_between(Decoder, [encode_reply(r) for r in replies_], garbage_, replies_, chunks)
 
 
