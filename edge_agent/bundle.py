@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.outbox import Outbox
+from hostlib.durable import fsync_dir
 from hostlib.errors import BundleError
 from hostlib.registry import Device
 from wire import bundle as fmt
@@ -44,14 +45,6 @@ class Exported:
 
 def _utc_name(t: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def export(
@@ -117,7 +110,7 @@ def export(
             f.flush()
             os.fsync(f.fileno())
         os.replace(part, final)
-        _fsync_dir(to_dir)
+        fsync_dir(to_dir)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
