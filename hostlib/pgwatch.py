@@ -68,12 +68,12 @@ class Watchdog:
             fd = os.dup(conn.fileno())
         except Exception:  # closed meanwhile: nothing to cut
             return
+        self.cut += 1  # counted before the cut: the blocked caller wakes at once
         try:
             with socket.socket(fileno=fd) as s:
                 s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.cut += 1
         log.warning(
             "%s: PostgreSQL did not answer within %.0f s; connection cut", self.name, self.timeout_s
         )
