@@ -28,6 +28,7 @@ MODULES = (
     "te.keypad",
     "te.receipt",
     "te.debounce",
+    "drivers.codecs.elevator_rules",
     "te.runtime",
     "cylinder",
     "elevator",
