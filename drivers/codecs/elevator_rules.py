@@ -196,6 +196,12 @@ class Rules:
             if ev:
                 on_event(f, ev)  # type: ignore[operator]
 
+    def unobserved(self) -> None:
+        """Nothing could be read (a controller out of reach): no condition counts as held
+        across the gap; raised faults stay raised until a sample clears them."""
+        for f in self.faults:
+            f.since = -1
+
     def active(self) -> "list[str]":
         """The names of the faults raised now, sorted."""
         return sorted(f.name for f in self.faults if f.active)
@@ -269,7 +275,7 @@ def status_body(
     floor: int,
     door: str,
     zone: bool,
-    people: bool,
+    people: "bool | None",
     inspection: bool,
     maintenance: bool,
     faults: "list[str]",
@@ -277,20 +283,23 @@ def status_body(
     door_cycles: int,
     run_hours: int,
 ) -> "dict[str, object]":
-    """The ``elevator.status`` body (counters wrapped to 32 bits)."""
-    return {
+    """The ``elevator.status`` body (counters wrapped to 32 bits; ``people`` None: no
+    sensor, left out)."""
+    body: dict[str, object] = {
         "reg": reg,
         "dir": direction,
         "floor": floor,
         "door": door,
         "door_zone": zone,
-        "people": people,
-        "inspection": inspection,
-        "maintenance": maintenance,
-        "faults": faults,
-        "counters": {
-            "runs": runs & 0xFFFFFFFF,
-            "door_cycles": door_cycles & 0xFFFFFFFF,
-            "run_hours": run_hours & 0xFFFFFFFF,
-        },
     }
+    if people is not None:
+        body["people"] = people
+    body["inspection"] = inspection
+    body["maintenance"] = maintenance
+    body["faults"] = faults
+    body["counters"] = {
+        "runs": runs & 0xFFFFFFFF,
+        "door_cycles": door_cycles & 0xFFFFFFFF,
+        "run_hours": run_hours & 0xFFFFFFFF,
+    }
+    return body
