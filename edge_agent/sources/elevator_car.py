@@ -98,11 +98,9 @@ def level_of(floors: tuple[tuple[int, int], ...], floor: int) -> int | None:
             return lvl
     (f0, l0), (f1, l1) = floors[0], floors[-1]
     if len(floors) > 1 and floor > f1:
-        fa, la = floors[-2]
-        return l1 + (floor - f1) * (l1 - la) // max(1, f1 - fa)
+        return l1 + (floor - f1) * (l1 - floors[-2][1])
     if len(floors) > 1 and floor < f0:
-        fb, lb = floors[1]
-        return l0 - (f0 - floor) * (lb - l0) // max(1, fb - f0)
+        return l0 - (f0 - floor) * (floors[1][1] - l0)
     # a floor between two configured ones (a skipped number): the nearest lower level
     below = [lvl for f, lvl in floors if f < floor]
     return below[-1] if below else l0
