@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.sources import modbus_elevator
 from edge_agent.sources.base import Source, SourceHost
 from hostlib.config import Section, name_token
 from hostlib.errors import ConfigError
@@ -27,6 +28,9 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 """Filled below, one line per kind."""
+KINDS[modbus_elevator.KIND] = Kind(
+    modbus_elevator.parse, modbus_elevator.build, modbus_elevator.HELP
+)
 
 
 @dataclass(frozen=True)
