@@ -205,3 +205,19 @@ def test_an_identity_of_another_type_stops_start_up(tmp_path: Path) -> None:
     ident.write_text(json.dumps({**json.loads(ident.read_text()), "type": "market-scale"}))
     with pytest.raises(ConfigError, match="elevator-box"):
         Agent(load_agent(cfg))
+
+
+def test_the_commented_example_in_the_agent_config_parses(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "config" / "agent.example.toml").read_text()
+    lines = example.splitlines()
+    start = lines.index("# [[sources]]")
+    table = [
+        ln[2:]
+        for ln in lines[start:]
+        if (ln.startswith("# ") and "=" in ln) or ln == "# [[sources]]"
+    ]
+    path = tmp_path / "agent.toml"
+    path.write_text(example + "\n" + "\n".join(table) + "\n")
+    (src,) = load_agent(path, files=False).sources
+    assert (src.kind, src.name) == ("modbus_elevator", "lift-a")
+    assert src.settings.car.floors[0] == (-1, 0) and src.settings.poll_s == 0.5
