@@ -259,14 +259,23 @@ class ModbusElevator(Source):
             poller.close()
 
     async def _poll_forever(self, poller: ElevatorPoller, car: ElevatorCar) -> None:
-        polls = poller.poll(self.settings.poll_s)
-        async for p in polls:
+        while True:
             try:
-                self._on_poll(car, p)
-            except Exception as exc:  # a bug or a disk error: this poll alone
+                async for p in poller.poll(self.settings.poll_s):
+                    try:
+                        self._on_poll(car, p)
+                    except Exception as exc:  # a bug or a disk error: this poll alone
+                        self.count("errors")
+                        log.exception("source %s: poll not handled", self.name)
+                        self.set_state("down", f"internal error: {exc!r}")
+            except Exception as exc:  # the client failed outside its own error tree
+                self.count("poll_errors")
                 self.count("errors")
-                log.exception("source %s: poll not handled", self.name)
-                self.set_state("down", f"internal error: {exc!r}")
+                log.exception("source %s: polling failed; starting again", self.name)
+                car.unreachable()
+                self.set_state("down", f"{self.settings.target}: {exc!r}")
+                poller.close()
+                await asyncio.sleep(poller.backoff.next_delay())
 
     def _on_poll(self, car: ElevatorCar, p: Poll) -> None:
         if p.error is not None or p.status is None:

@@ -145,9 +145,20 @@ def test_records_faults_and_a_controller_that_goes_away(
         assert "no answer" in src.state().error, src.state()
         sim.silence(False)
         wait_until(lambda: src.state().state == "up", 20, "up after the silence")
+        # registers out of the map, then a Modbus exception: counted, survived, no record
+        n = len(stored(outbox, dev.dev))
+        sim.override([0xFFFF] * 12)
+        wait_until(lambda: src.state().state == "down", 20, "down on registers out of the map")
+        assert "not in" in src.state().error, src.state()
+        sim.override(None)
+        sim.answer_exception(4)
+        wait_until(lambda: "exception 4" in src.state().error, 20, "a Modbus exception shown")
+        sim.answer_exception(None)
+        wait_until(lambda: src.state().state == "up", 20, "up after the bad answers")
+        assert src.thread.is_alive() and len(stored(outbox, dev.dev)) >= n
         wait_until(lambda: src.journal.depth() == 0, 20, "every record acked out of the journal")
         c = src.state().counters
-        assert c["reconnects"] == 2 and c["poll_errors"] >= 2 and c["polls"] > 10, c
+        assert c["reconnects"] == 3 and c["poll_errors"] >= 2 and c["polls"] > 10, c
         assert c["faults_raised"] == c["faults_cleared"] == 1, c
         assert c["acked"] == c["records"] and c.get("forged_acks", 0) == 0, c
         agent.write_status()
@@ -221,3 +232,29 @@ def test_the_commented_example_in_the_agent_config_parses(tmp_path: Path) -> Non
     (src,) = load_agent(path, files=False).sources
     assert (src.kind, src.name) == ("modbus_elevator", "lift-a")
     assert src.settings.car.floors[0] == (-1, 0) and src.settings.poll_s == 0.5
+
+
+def test_unplug_and_replug_the_rs485_adapter(tmp_path: Path, sim: ElevatorSimulator) -> None:
+    """Unplugged, the line goes dead and the device node disappears (a symlink to the pty
+    stands for /dev/ttyUSB0); plugged back, polling resumes by itself."""
+    port = tmp_path / "ttyUSB0"
+    port.symlink_to(sim.start_pty())
+    cfg, dev = setup_agent(tmp_path, str(port))
+    agent = Agent(load_agent(cfg))
+    agent.start()
+    try:
+        (src,) = agent.sources
+        wait_until(lambda: src.state().state == "up", 20, "the source up")
+        target = port.readlink()
+        port.unlink()
+        sim.power_off()
+        wait_until(lambda: "no such port" in src.state().error, 20, "down: no such port")
+        assert src.state().state == "down" and str(port) in src.state().error
+        port.symlink_to(target)
+        sim.power_on()
+        wait_until(lambda: src.state().state == "up", 20, "up again once plugged back")
+        assert src.state().counters["reconnects"] == 1
+        wait_until(lambda: src.journal.depth() == 0, 20, "every record acked")
+    finally:
+        agent.stop()
+    check_all(stored(tmp_path / "agent" / "outbox.sqlite", dev.dev), dev.key)
