@@ -69,6 +69,7 @@ class Journal:
         self.nbytes = int(
             self.db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM recs").fetchone()[0]
         )
+        self.last_seq = self.next_seq - 1  # the newest seq used (0: none yet)
 
     @property
     def next_seq(self) -> int:
@@ -89,6 +90,7 @@ class Journal:
             )
             set_meta(self.db, {"next_seq": str(seq + 1)})
         self.nbytes += len(payload)
+        self.last_seq = seq
         return seq, payload
 
     def _make_room(self, size: int, thin: bool) -> None:
@@ -114,6 +116,11 @@ class Journal:
                 (after, limit),
             )
         ]
+
+    def oldest(self) -> int | None:
+        """The oldest seq still held (None: empty)."""
+        row = self.db.execute("SELECT MIN(seq) FROM recs").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def depth(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM recs").fetchone()[0])

@@ -69,6 +69,7 @@ REG = re.compile(r"^[0-9A-Z]{20}$")
 MAX_ACKS = 1024  # acks waiting for the source thread; more are dropped (resent ones re-ack)
 OFFER_CHUNK = 200
 SEND_TICK_S = 0.02
+CHECK_EVERY_S = 0.5  # how often the oldest unacked record's wait is checked
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,8 @@ class ModbusElevator(Source):
         self._thread = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
         self._was_up = False
         self._sent = 0  # the highest seq offered in the current round (0: offer all again)
-        self._progress = time.monotonic()  # last new offer or freeing ack
+        self._oldest = (0, 0.0)  # the oldest offered, unacked seq and since when it is
+        self._checked = 0.0
         for c in ("polls", "poll_errors", "reconnects", "records", "acked", "resends"):
             self.count(c, 0)
 
@@ -332,34 +334,47 @@ class ModbusElevator(Source):
             await asyncio.sleep(SEND_TICK_S)
 
     async def _send_once(self) -> None:
-        self._take_acks()
+        freed = self._take_acks()
         j = self.journal
         now = time.monotonic()
-        oldest = j.pending(0, 1)
-        waiting = bool(oldest) and oldest[0][0] <= self._sent  # offered, not acked
-        if waiting and now - self._progress > self.settings.ack_timeout_s:
-            self.count("resends")
-            log.info(
-                "source %s: no ack for %.0f s: offering again", self.name, now - self._progress
-            )
-            self._sent = 0
-            waiting = False
-        for seq, payload in j.pending(self._sent, OFFER_CHUNK):
-            if not waiting:  # the ack timeout runs from the first record nobody answered
-                self._progress = time.monotonic()
-                waiting = True
-            j.high = max(j.high, seq)
-            await asyncio.to_thread(self.host.offer, self.rec_topic, payload)
-            self._sent = seq
-            self.count("offered")
+        if freed or now - self._checked >= CHECK_EVERY_S:
+            self._checked = now
+            self._resend_if_stuck(now)
+        while self._sent < j.last_seq:
+            batch = j.pending(self._sent, OFFER_CHUNK)
+            if not batch:
+                self._sent = j.last_seq  # thinned meanwhile: nothing left to offer
+                break
+            for seq, payload in batch:
+                j.high = max(j.high, seq)
+                await asyncio.to_thread(self.host.offer, self.rec_topic, payload)
+                self._sent = seq
+                self.count("offered")
             self._take_acks()
 
-    def _take_acks(self) -> None:
+    def _resend_if_stuck(self, now: float) -> None:
+        """The firmware's policy: when the oldest record offered has waited
+        ``ack_timeout_s`` without its ack, offer every unacked record again."""
+        oldest = self.journal.oldest()
+        if oldest is None or oldest > self._sent:
+            self._oldest = (0, 0.0)
+            return
+        if self._oldest[0] != oldest:
+            self._oldest = (oldest, now)
+        elif now - self._oldest[1] > self.settings.ack_timeout_s:
+            self.count("resends")
+            log.info("source %s: no ack for seq %d: offering again from it", self.name, oldest)
+            self._sent = oldest - 1
+            self._oldest = (oldest, now)
+
+    def _take_acks(self) -> int:
+        """Free what the sealed acks waiting name; returns how many records were freed."""
+        total = 0
         while True:
             try:
                 payload = self._acks.get_nowait()
             except queue.Empty:
-                return
+                return total
             try:
                 _, ranges, bad = open_terminal_ack(payload, self.dev, [self.key])
             except WireError as exc:
@@ -367,9 +382,9 @@ class ModbusElevator(Source):
                 log.warning("source %s: ack ignored: %s", self.name, exc)
                 continue
             freed = self.journal.free(ranges, bad)
+            total += freed
             if freed:
                 self.count("acked", freed)
-                self._progress = time.monotonic()
             if bad:
                 self.count("quarantined", len(bad))
                 log.error("source %s: the agent quarantined seq(s) %s", self.name, bad)

@@ -16,8 +16,10 @@ import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.settings import load_agent
+from edge_agent.sources import modbus_elevator
 from edge_agent.sources.modbus_elevator import ModbusElevator
 from edge_agent.status import format_status, read_status
+from hostlib.config import Section
 from hostlib.errors import ConfigError
 from hostlib.registry import Device, add_devices
 from simulators.elevator_sim import CarConfig, CarModel, ElevatorSimulator
@@ -25,6 +27,7 @@ from tests.conftest import wait_until
 from traceedge.brokers import free_port
 from traceedge.launch import agent_config
 from traceedge.provision import device_config, new_device, site_trust, write_secret
+from wire import auth, topics
 from wire.envelope import decode_record, verify_mac
 from wire.schemas import default_validator
 
@@ -258,3 +261,63 @@ def test_unplug_and_replug_the_rs485_adapter(tmp_path: Path, sim: ElevatorSimula
     finally:
         agent.stop()
     check_all(stored(tmp_path / "agent" / "outbox.sqlite", dev.dev), dev.key)
+
+
+class AckingHost:
+    """The agent's side of the seam reduced to its answer: every record offered is acked
+    (sealed with the device key, as the intake does after its commit) except the seqs in
+    ``lose_once`` the first time, and forged acks (another key) are sent beside."""
+
+    prefix = ""
+
+    def __init__(self, dev: Device, lose_once: set[int]) -> None:
+        self.dev = dev
+        self.lose_once = set(lose_once)
+        self.offered: list[int] = []
+        self.source: ModbusElevator | None = None
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        rec = decode_record(payload)
+        seq = int(rec["seq"])  # type: ignore[call-overload]
+        self.offered.append(seq)
+        assert self.source is not None and topic == topics.terminal_rec(self.dev.dev)
+        ack = topics.terminal_ack(self.dev.dev)
+        self.source.deliver(
+            ack, auth.terminal_ack(self.dev.dev, seq, [(seq, seq)], [], b"x" * 32), False
+        )
+        if seq in self.lose_once:
+            self.lose_once.discard(seq)
+            return
+        self.source.deliver(
+            ack, auth.terminal_ack(self.dev.dev, seq, [(seq, seq)], [], self.dev.key), False
+        )
+
+    def gate(self, topic: str, payload: bytes) -> None:
+        raise AssertionError("no gate requests from a controller")
+
+
+def test_an_unacked_record_is_offered_again_after_the_ack_timeout(
+    tmp_path: Path, sim: ElevatorSimulator
+) -> None:
+    dev = new_device("elevator-box", SITE)
+    identity = write_secret(
+        tmp_path / "id.json", json.dumps(device_config(dev, "127.0.0.1", 0)).encode()
+    )
+    raw = source_table(sim.start_tcp(), identity, ack_timeout_s=1.0)
+    for k in ("kind", "name"):
+        raw.pop(k)
+    settings = modbus_elevator.parse(Section(str(tmp_path / "a.toml"), "sources[0]", raw))
+    host = AckingHost(dev, {2})
+    src = modbus_elevator.build("lift", settings, host, tmp_path / "agent")
+    host.source = src
+    src.start()
+    try:
+        sim.call(3)
+        wait_until(lambda: host.offered.count(2) == 2, 20, "seq 2 offered again")
+        wait_until(lambda: src.journal.depth() == 0, 20, "everything acked")
+    finally:
+        src.stop()
+    c = src.state().counters
+    assert c["resends"] >= 1 and c["forged_acks"] == len(host.offered), c
+    assert c["acked"] == c["records"] == max(host.offered), c
+    assert sorted(set(host.offered)) == list(range(1, max(host.offered) + 1))
