@@ -16,8 +16,8 @@ come from this app's config under the keys named there). This box has no inputs 
 safety / door-lock circuits or the door-operator faults, so those never raise here.
 Inspection and maintenance modes suppress the trapped and stop-outside-zone faults (the
 car is being worked on). ``elevator.status`` goes out on every change (at most every
-``status_min_ms``) and every ``status_every_ms``. A technician's card signs in, the same card signs out
-(``elevator.maintenance``); the session survives a reboot.
+``status_min_ms``) and every ``status_every_ms``. A technician's card signs in, the same
+card signs out (``elevator.maintenance``); the session survives a reboot.
 """
 
 from drivers.codecs.elevator_rules import (
@@ -113,6 +113,8 @@ class App(_App):
         self.dir = "stopped"
         self.was_closed = self.door.on()
         self.timer = StatusTimer(c, self.status_every, self.status_min, self.last_sample)
+        self.seen: "tuple[int, bool, bool, int]" = (0, True, False, 0)
+        self.on_event = self._on_event  # bound once: no allocation per sample
         self.unknown_cards = 0
 
     def _edge(self, pin: "Pin") -> None:  # IRQ handler: no allocation
@@ -186,16 +188,17 @@ class App(_App):
         v = abs(self.speed)
         sample = checks(self.limits, moving, closed, zone, people, busy, v, pos,
                         self.mains.on(), self.alarm.on())
-
-        def event(f: Condition, ev: int) -> None:
-            self._fault(f, ev, floor, closed, people, v)
-
-        self.rules.update(now, sample, (), event)
+        self.seen = (floor, closed, people, v)  # what a fault event records
+        self.rules.update(now, sample, (), self.on_event)
         self.dir = "stopped"
         if moving:
             up = self.speed > self.move or (self.speed >= -self.move and dp > 0)
             self.dir = "up" if up else "down"
         self._status(now, floor, closed, zone, people, insp)
+
+    def _on_event(self, f: Condition, ev: int) -> None:
+        floor, closed, people, v = self.seen
+        self._fault(f, ev, floor, closed, people, v)
 
     def _fault(self, f: Condition, ev: int, floor: int, closed: bool, people: bool,
                v: int) -> None:
