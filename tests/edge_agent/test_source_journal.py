@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_agent.sources.journal import Journal, JournalError
+from tests.drivers.props import SETTINGS
 from wire.envelope import decode_record, verify_mac
 
 KEY = bytes(range(32))
@@ -144,3 +148,55 @@ def test_kill_9_while_writing_loses_no_stored_record_and_reuses_no_seq(tmp_path:
     assert sorted(boots) == [1, 2, 3] and j.boot == 4
     assert j.next_seq == stored[-1] + 1
     j.close()
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("status"), st.integers(0, 9)),
+        st.tuples(st.just("fault"), st.integers(0, 9)),
+        st.tuples(st.just("offer"), st.integers(0, 5)),
+        st.tuples(st.just("ack"), st.integers(0, 5)),
+        st.tuples(st.just("reopen"), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@SETTINGS
+@given(ops, st.integers(1500, 6000))
+def test_any_sequence_of_records_acks_and_restarts(steps: list[tuple[str, int]], cap: int) -> None:
+    """Seqs are handed out once each, in order, across reopens; a fault stays until acked;
+    the byte count is the journal's; an ack frees nothing beyond what was offered."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "j.sqlite"
+        j = Journal(path, DEV, KEY, cap)
+        used: list[int] = []
+        faults: set[int] = set()
+        freed: set[int] = set()
+        for op, n in steps:
+            if op in ("status", "fault"):
+                body = status(n) if op == "status" else fault(n)
+                try:
+                    seq, _ = j.add(f"elevator.{op}", body, 1000, "ntp")
+                except JournalError:
+                    assert op == "status"
+                    continue
+                used.append(seq)
+                if op == "fault":
+                    faults.add(seq)
+            elif op == "offer":
+                j.high = max(j.high, min(j.last_seq, j.high + n))
+            elif op == "ack":
+                held = [s for s, _ in j.pending(0, 100000)]
+                chosen = held[:n]
+                j.free([(s, s) for s in chosen], [])
+                freed |= {s for s in chosen if s <= j.high}
+            else:
+                j.close()
+                j = Journal(path, DEV, KEY, cap)
+            held = {s for s, _ in j.pending(0, 100000)}
+            assert faults - freed <= held
+            assert not held & freed
+            assert j.nbytes == sum(len(p) for _, p in j.pending(0, 100000))
+        assert used == list(range(1, len(used) + 1))
+        j.close()
