@@ -95,6 +95,22 @@ def journal(ch: Chain) -> tuple[int, int]:
     return int(depth), int(row[0]) if row else 1
 
 
+def restart_agent(ch: Chain) -> None:
+    """Start the agent again and wait until *its* source is up (the outbox still holds the
+    killed agent's last status)."""
+    t = time.time()
+    ch.agent.start()
+
+    def fresh_and_up() -> bool:
+        try:
+            st = ch.agent_status()
+        except Exception:
+            return False
+        return bool((st.get("updated_at") or 0) >= t) and source_state(ch).get("state") == "up"
+
+    wait_until(fresh_and_up, 30, "the restarted agent's source up")
+
+
 def wait_state(ch: Chain, state: str, what: str) -> None:
     try:
         wait_until(lambda: source_state(ch).get("state") == state, 30, what)
@@ -162,9 +178,22 @@ def test_controller_faults_outages_and_agent_kill9_over_tcp(
         before = journal(ch)[1]
         ch.agent.kill9()
         time.sleep(rng.uniform(0.0, 0.5))
-        ch.agent.start()
-        wait_state(ch, "up", "the source up after the restart")
+        restart_agent(ch)
         wait_until(lambda b=before: journal(ch)[1] > b + 2, 30, "new records after the restart")
+
+    # and once exactly mid-exchange: records offered to the intake but not committed (the
+    # outbox held locked), so not acked, when the agent dies
+    db = sqlite3.connect(ch.outbox, timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        wait_until(lambda: journal(ch)[0] >= 3, 30, "records offered and not acked")
+        ch.agent.kill9()
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+    restart_agent(ch)
+    n = journal(ch)[1]
+    wait_until(lambda: journal(ch)[1] > n + 2, 30, "records after the last restart")
 
     recs = settle_and_check(ch, sim, dev)
     events = [
@@ -172,7 +201,7 @@ def test_controller_faults_outages_and_agent_kill9_over_tcp(
     ]
     for fault in ("door_open_while_moving", "door_lock_circuit_open"):
         assert (fault, "raised") in events and (fault, "cleared") in events, events
-    assert len({r["boot"] for r in recs}) == 4  # one per agent start
+    assert len({r["boot"] for r in recs}) == 5  # one per agent start
     counters = source_state(ch)["counters"]
     assert counters["poll_errors"] >= 1 and counters.get("forged_acks", 0) == 0, counters
 
@@ -187,8 +216,7 @@ def test_rtu_over_a_pty_and_agent_kill9(
     wait_state(ch, "up", "the source up over RTU")
     wait_until(lambda: len(at_collector(ch, dev.dev)) >= 5, 30, "records at the collector")
     ch.agent.kill9()
-    ch.agent.start()
-    wait_state(ch, "up", "up again after kill -9")
+    restart_agent(ch)
     sim.power_off()
     wait_state(ch, "down", "down while the controller is off")
     sim.power_on()
