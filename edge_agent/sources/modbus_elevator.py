@@ -32,8 +32,9 @@ State: ``up`` while polls succeed, ``down`` with the reason (``cannot connect to
 again. Counters: ``polls``, ``poll_errors``, ``reconnects`` (down -> up), ``records``,
 ``status_records``, ``fault_records``, ``faults_raised``, ``faults_cleared``,
 ``offered``, ``resends``, ``acked``, ``quarantined`` (acked as bad by the agent),
-``forged_acks``, ``ignored_messages``, ``unmapped_fault_polls``, ``journal_thinned``,
-``journal_over_cap``, ``errors`` (anything else survived, logged).
+``forged_acks``, ``acks_dropped``, ``ignored_messages``, ``unmapped_fault_polls``,
+``journal_thinned``, ``journal_over_cap``, ``journal_refused``, ``errors`` (anything else
+survived, logged).
 """
 
 from __future__ import annotations
