@@ -22,6 +22,7 @@ Not thread-safe: one source thread owns it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from hostlib.sqlite import META_SCHEMA, connect, get_meta, set_meta, write_tx
@@ -46,12 +47,15 @@ class JournalError(Exception):
 
 
 class Journal:
-    """``path``: the SQLite file; records of ``dev`` signed with ``key``."""
+    """``path``: the SQLite file; records of ``dev`` signed with ``key`` (a key, or a
+    function giving the key of a seq: a device whose key was rotated)."""
 
-    def __init__(self, path: Path, dev: str, key: bytes, max_bytes: int) -> None:
+    def __init__(
+        self, path: Path, dev: str, key: bytes | Callable[[int], bytes], max_bytes: int
+    ) -> None:
         self.path = path
         self.dev = dev
-        self.key = key
+        self.key_for: Callable[[int], bytes] = key if callable(key) else (lambda _seq: key)
         self.max_bytes = max_bytes
         self.db = connect(path)
         self.db.executescript(SCHEMA)
@@ -80,7 +84,7 @@ class Journal:
         :class:`JournalError` for a status sample when only protected records are left."""
         with write_tx(self.db):
             seq = self.next_seq
-            rec = make_record(self.dev, seq, self.boot, kind, ts, tq, body, self.key)
+            rec = make_record(self.dev, seq, self.boot, kind, ts, tq, body, self.key_for(seq))
             payload = canonical(rec)
             thin = kind in THINNABLE_KINDS
             self._make_room(len(payload), thin)

@@ -170,10 +170,10 @@ def build(name: str, settings: Settings, host: SourceHost, data_dir: Path) -> Mo
         )
     path = data_dir / "sources" / f"{name}.sqlite"
     try:
-        journal = Journal(path, ident.dev, ident.key, settings.journal_max_bytes)
+        journal = Journal(path, ident.dev, ident.key_for, settings.journal_max_bytes)
     except JournalError as exc:
         raise ConfigError(str(path), "", str(exc)) from exc
-    return ModbusElevator(name, host, settings, ident.dev, ident.key, journal)
+    return ModbusElevator(name, host, settings, ident.dev, ident.recent_keys(), journal)
 
 
 class ModbusElevator(Source):
@@ -185,13 +185,13 @@ class ModbusElevator(Source):
         host: SourceHost,
         settings: Settings,
         dev: str,
-        key: bytes,
+        keys: list[bytes],
         journal: Journal,
     ) -> None:
         super().__init__(name, host)
         self.settings = settings
         self.dev = dev
-        self.key = key
+        self.keys = keys  # the newest two: acks are sealed with the key of their last seq
         self.journal = journal
         self.rec_topic = topics.terminal_rec(dev, host.prefix)
         self.ack_topic = topics.terminal_ack(dev, host.prefix)
@@ -377,7 +377,7 @@ class ModbusElevator(Source):
             except queue.Empty:
                 return total
             try:
-                _, ranges, bad = open_terminal_ack(payload, self.dev, [self.key])
+                _, ranges, bad = open_terminal_ack(payload, self.dev, self.keys)
             except WireError as exc:
                 self.count("forged_acks")
                 log.warning("source %s: ack ignored: %s", self.name, exc)

@@ -21,7 +21,7 @@ from edge_agent.sources.modbus_elevator import ModbusElevator
 from edge_agent.status import format_status, read_status
 from hostlib.config import Section
 from hostlib.errors import ConfigError
-from hostlib.registry import Device, add_devices
+from hostlib.registry import Device, Registry, add_devices, rotate_key
 from simulators.elevator_sim import CarConfig, CarModel, ElevatorSimulator
 from tests.conftest import wait_until
 from traceedge.brokers import free_port
@@ -62,15 +62,22 @@ def source_table(target: str, identity: Path, **kw: Any) -> dict[str, Any]:
     }
 
 
-def setup_agent(tmp_path: Path, target: str, **kw: Any) -> tuple[Path, Device]:
+def setup_agent(tmp_path: Path, target: str, rotate_at: int = 0, **kw: Any) -> tuple[Path, Device]:
+    """An agent config with the source; ``rotate_at``: the device's key rotated from that
+    seq on (the identity file then holds both keys, as `traceedge device rotate-key`
+    writes it)."""
     dev = new_device("elevator-box", SITE)
     registry = tmp_path / "registry" / "devices.json"
     add_devices(registry, [dev], 0)
+    cfg_file = device_config(dev, "127.0.0.1", 0)
+    if rotate_at:
+        rotate_key(registry, dev.dev, bytes(range(32)), rotate_at, 0)
+        rotated = Registry(registry).get(dev.dev)
+        assert rotated is not None
+        dev = rotated
+        cfg_file = {**cfg_file, "key": dev.key.hex(), "keys": [[f, k.hex()] for f, k in dev.keys]}
     trust = site_trust(tmp_path, registry, SITE)
-    identity = write_secret(
-        tmp_path / "trust" / f"{dev.dev}.json",
-        json.dumps(device_config(dev, "127.0.0.1", 0)).encode(),
-    )
+    identity = write_secret(tmp_path / "trust" / f"{dev.dev}.json", json.dumps(cfg_file).encode())
     unused = free_port()
     cfg = agent_config(
         tmp_path / "agent.toml",
@@ -102,10 +109,10 @@ def sim() -> Iterator[ElevatorSimulator]:
     s.stop()
 
 
-def check_all(recs: list[dict[str, Any]], key: bytes) -> None:
+def check_all(recs: list[dict[str, Any]], dev: Device) -> None:
     v = default_validator()
     for r in recs:
-        assert verify_mac(r, key)
+        assert verify_mac(r, dev.key_for(r["seq"]))
         v.validate(r["kind"], r["body"])
     seqs = [r["seq"] for r in recs]
     assert seqs == list(range(1, len(seqs) + 1)), seqs  # each once, none missing
@@ -170,7 +177,7 @@ def test_records_faults_and_a_controller_that_goes_away(
     finally:
         agent.stop()
     recs = stored(outbox, dev.dev)
-    check_all(recs, dev.key)
+    check_all(recs, dev)
     assert fault_events(recs) == [("power_loss", "raised"), ("power_loss", "cleared")]
     status = [r["body"] for r in recs if r["kind"] == "elevator.status"]
     assert any(b["dir"] == "up" for b in status) and all("people" not in b for b in status)
@@ -200,7 +207,7 @@ def test_a_restarted_agent_offers_its_journal_again_and_continues_the_seqs(
     run_until_records(cfg, dev, sim, 3, 3)
     run_until_records(cfg, dev, sim, 0, 3)
     recs = stored(tmp_path / "agent" / "outbox.sqlite", dev.dev)
-    check_all(recs, dev.key)
+    check_all(recs, dev)
     assert sorted({r["boot"] for r in recs}) == [1, 2]
 
 
@@ -260,7 +267,7 @@ def test_unplug_and_replug_the_rs485_adapter(tmp_path: Path, sim: ElevatorSimula
         wait_until(lambda: src.journal.depth() == 0, 20, "every record acked")
     finally:
         agent.stop()
-    check_all(stored(tmp_path / "agent" / "outbox.sqlite", dev.dev), dev.key)
+    check_all(stored(tmp_path / "agent" / "outbox.sqlite", dev.dev), dev)
 
 
 class AckingHost:
@@ -321,3 +328,23 @@ def test_an_unacked_record_is_offered_again_after_the_ack_timeout(
     assert c["resends"] >= 1 and c["forged_acks"] == len(host.offered), c
     assert c["acked"] == c["records"] == max(host.offered), c
     assert sorted(set(host.offered)) == list(range(1, max(host.offered) + 1))
+
+
+def test_a_hosted_device_with_a_rotated_key_signs_each_seq_with_its_key(
+    tmp_path: Path, sim: ElevatorSimulator
+) -> None:
+    cfg, dev = setup_agent(tmp_path, sim.start_tcp(), rotate_at=4)
+    assert len(dev.keys) == 2
+    agent = Agent(load_agent(cfg))
+    agent.start()
+    try:
+        (src,) = agent.sources
+        wait_until(lambda: src.state().state == "up", 20, "the source up")
+        sim.call(5)
+        wait_until(lambda: len(stored(agent.settings.outbox_path, dev.dev)) >= 8, 30, "records")
+        wait_until(lambda: src.journal.depth() == 0, 20, "acked under both keys")
+    finally:
+        agent.stop()
+    recs = stored(tmp_path / "agent" / "outbox.sqlite", dev.dev)
+    check_all(recs, dev)
+    assert not verify_mac(recs[0], dev.key) and verify_mac(recs[-1], dev.key)
