@@ -146,9 +146,9 @@ class Printer:
                 port.write(data)
                 port.flush()
             return
-        flags = os.O_WRONLY | os.O_NOCTTY
+        flags = os.O_WRONLY | os.O_NOCTTY | os.O_APPEND
         if s.kind == "file":
-            flags |= os.O_APPEND | os.O_CREAT
+            flags |= os.O_CREAT
         fd = os.open(s.path, flags, 0o600)
         try:
             view = memoryview(data)
