@@ -264,6 +264,12 @@ def load_terminal(
     )
     if not 0 <= sale.terminal_no <= 99:
         s.fail("terminal_no", "must be 0..99")
+    if protocol != "cas_ecr":  # the scale computes no prices: the terminal needs one
+        for g in sale.goods.values():
+            if g.mode == "weighed" and g.price_fen_per_kg is None:
+                s.fail(
+                    "goods", f"goods {g.key}: price_fen_per_kg is required with a {protocol} scale"
+                )
     s.finish()
     root.finish()
     return TerminalSettings(
