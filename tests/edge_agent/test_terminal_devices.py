@@ -89,3 +89,27 @@ def test_an_absent_printer_is_reported_and_comes_back(tmp_path: Path) -> None:
     assert p.print_bytes(b"two") and p.print_bytes(b"three") and p.state == "ok"
     assert path.read_bytes() == b"twothree" and seen == ["absent", "ok"]
     assert not Printer(None, lambda *a: None).print_bytes(b"x")
+
+
+def test_a_silent_scale_is_reported_and_heard_again(tmp_path: Path) -> None:
+    states: list[str] = []
+
+    async def main() -> None:
+        src = ScaleSource(
+            ScaleSettings(str(tmp_path / "scale"), "toledo8217", timeout_s=1.0),
+            lambda dev, state, detail: states.append(state),
+        )
+        try:
+            await src.read(True, 2.0)
+            sim.silent = True
+            with pytest.raises(DriverError):
+                await src.read(True, 0.5)
+            assert src.state == "silent"
+            sim.silent = False
+            await src.read(True, 2.0)
+        finally:
+            await src.close()
+
+    with SCALES["toledo8217"](weight=800, decimals=3, link=tmp_path / "scale") as sim:
+        asyncio.run(main())
+    assert states == ["ready", "silent", "ready"]

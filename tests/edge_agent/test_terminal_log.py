@@ -109,3 +109,15 @@ def test_a_sale_refuses_what_it_must() -> None:
     with pytest.raises(SaleError, match="counted goods first"):
         sale.pieces(2, 1.0)
     assert not sale.expired(100.0) and sale.expired(1000.0)
+
+
+def test_a_batch_stopped_while_the_sale_is_open_cannot_be_settled() -> None:
+    sale = Sale(CFG)
+    sale.card("9C3A11F0", 0.0)
+    g = sale.select(1, [], 0.0)
+    sale.lines.append(
+        {"batch_id": g.batch_id, "goods_code": "1", "goods_name": "x", "amount_fen": 1}
+    )
+    sale.check_settle([])
+    with pytest.raises(SaleError, match="was STOPPED: drop that line"):
+        sale.check_settle([g.batch_id])
