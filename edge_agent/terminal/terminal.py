@@ -185,12 +185,16 @@ class Terminal:
         while True:
             ev = await self.cards.queue.get()
             if ev.kind == "inserted" and ev.uid:
-                try:
-                    self.say(self.sale.card(ev.uid, self.clock()))
-                except SaleError as exc:
-                    self.say(f"refused: {exc}")
+                self.say(self.tap(ev.uid))
             elif ev.kind == "error":
                 self.say(f"card not readable: {ev.error}")
+
+    def tap(self, uid: str) -> str:
+        """A card on the reader (the card loop's path; programs may call it too)."""
+        try:
+            return self.sale.card(uid, self.clock())
+        except SaleError as exc:
+            return f"refused: {exc}"
 
     def devices(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
