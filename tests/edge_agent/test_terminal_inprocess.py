@@ -62,3 +62,28 @@ def test_a_sale_through_the_api_waits_in_the_log_while_the_broker_is_away(
     body = rec["body"]
     assert isinstance(body, dict) and body["pay"] == "cash" and body["total_fen"] == 4470
     assert any("scale: ready" in s for s in said), json.dumps(said)
+
+
+def test_terminal_status_reads_the_log_of_a_stopped_terminal(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_agent.terminal.log import TerminalLog
+    from traceedge.cli import main
+
+    dev = Device("MKT-T01-00AA02", b"\7" * 32, "market-scale", "T01")
+    cfg = write_config(tmp_path, dev, 1883, "/dev/null", "cas_ecr", "", tmp_path / "lp0")
+    args = ["terminal", "status", "--config", str(cfg)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 3 and "never run" in res.output
+    TerminalLog(tmp_path / "data" / "terminal.sqlite").close()
+    res = CliRunner().invoke(main, [*args, "--json"])
+    assert res.exit_code == 3, res.output
+    st = json.loads(res.stdout)
+    assert (st["running"], st["boot"], st["waiting"], st["stop_list"]["version"]) == (
+        False,
+        1,
+        0,
+        0,
+    )
+    res = CliRunner().invoke(main, args)
+    assert "waiting for ack: 0" in res.stdout and "stop list v0: -" in res.stdout
