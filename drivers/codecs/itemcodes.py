@@ -47,10 +47,13 @@ Seed label QR (农作物种子标签二维码编码规则, MOA 2016): exactly fo
 variety name, producer or importer, unit identification code (letters and digits, at
 most 20), trace information (a URL, or text). Lines end with CR, LF or CR LF; trailing
 spaces and tabs and empty lines at the end are ignored; an empty field is refused. A
-four-line text that is no valid seed label but carries one pesticide or drug code is
-read as that code. Note: :class:`drivers.codecs.barcode.Decoder` ends a scan at CR or
-LF, so a scanner must send a seed QR's line breaks in some other way (or the terminal
-joins the four lines) before it reaches :func:`parse_item`.
+four-line text that is no valid seed label but carries one pesticide code is read as
+that code; a multi-line text yields only pesticide codes (20 digits on a line of their
+own may be the unit code of a broken seed label, so never a drug code). A blank last
+line is a trailing empty line, so it counts as missing. Note:
+:class:`drivers.codecs.barcode.Decoder` ends a scan at CR or LF, so a scanner must send
+a seed QR's line breaks in some other way (or the terminal joins the four lines) before
+it reaches :func:`parse_item`.
 
 Drug traceability code (药品追溯码), 20 digits: the NMPA coding requirement (NMPAB/T
 1002-2019, as quoted by secondary sources) allows either a 20-character code whose
@@ -304,14 +307,17 @@ def parse_epc(epc: object, level: str = "") -> dict[str, object]:
 
 
 def _candidates(text: str) -> list[tuple[str, str]]:
-    """(digits, url) of every 20- or 32-digit value: bare tokens, URL path ends, query values."""
+    """(digits, url) of every distinct 20- or 32-digit value: bare tokens, the last path
+    segment and the query values of URLs."""
     found: list[tuple[str, str]] = []
     seen: list[str] = []
+    first_url = ""
     for token in text.split():
         values: list[str] = []
         url = ""
         if token.startswith("http://") or token.startswith("https://"):
             url = token
+            first_url = first_url or url
             _, segments, query = split_url(token)
             values = [item.partition("=")[2] for item in query.split("&")] if query else []
             tail = [s for s in segments if s]
@@ -323,11 +329,15 @@ def _candidates(text: str) -> list[tuple[str, str]]:
             if len(value) in (PESTICIDE_LEN, DRUG_LEN) and is_digits(value) and value not in seen:
                 seen.append(value)
                 found.append((value, url))
-    return found
+    # a bare code beside a trace URL that does not repeat it: the URL is still its trace URL
+    return [(code, url or first_url) for code, url in found]
 
 
-def _from_candidates(text: str, level: str) -> dict[str, object] | None:
+def _from_candidates(text: str, level: str, multiline: bool = False) -> dict[str, object] | None:
     found = _candidates(text)
+    if multiline:
+        # 20 digits on a line of its own may be a seed unit code of a broken seed label
+        found = [f for f in found if len(f[0]) == PESTICIDE_LEN]
     if not found:
         return None
     if len(found) > 1:
@@ -388,15 +398,15 @@ def parse_item(data: object, source: str = "scan", level: str = "") -> dict[str,
         try:
             return parse_seed(body, level)
         except FrameError as exc:
-            item = _from_candidates(body, level)
+            item = _from_candidates(body, level, True)
             if item is None:
                 raise exc from None
             return item
-    item = _from_candidates(body, level)
+    item = _from_candidates(body, level, True)
     if item is None:
         raise FrameError(
             f"{len(lines)} lines: a seed label QR has 4 (variety, producer, unit code, "
-            "trace), and no pesticide or drug code was found"
+            "trace), and no pesticide code was found"
         )
     return item
 
