@@ -57,6 +57,8 @@ def epc_hex(epc: object) -> str:
     (EPC memory is word-addressed), 1 to 31 words.
     """
     if isinstance(epc, (bytes, bytearray)):
+        if not epc or len(epc) % 2 or len(epc) > 62:
+            raise FrameError(f"EPC of {len(epc)} bytes is not 1-31 whole 16-bit words", retry=False)
         text = "".join(HEXDIGITS[b >> 4] + HEXDIGITS[b & 15] for b in epc)
     elif isinstance(epc, str):
         text = epc.replace(" ", "").upper()

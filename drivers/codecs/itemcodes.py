@@ -105,6 +105,8 @@ def _level(told: str, asked: str, default: str) -> str:
 
 def _text(data: object) -> str:
     if isinstance(data, (bytes, bytearray)):
+        if len(data) > 4 * MAX_TEXT:
+            raise FrameError(f"scan of {len(data)} bytes is longer than a QR code holds")
         text = utf8(bytes(data))
         if text is None:
             raise FrameError(f"scan is not UTF-8: {bytes(data[:80])!r}")
