@@ -20,7 +20,8 @@ than its partition allows is an invalid tag.
 
 Filter values (what the tag is on), SGTIN: 1 point-of-sale unit, 2 full case for
 transport, 4 inner pack, 6 unit load, 7 unit inside a trade item, 0/3/5 other or
-reserved; SSCC: 0 all, others reserved.
+reserved. An SSCC's filter is returned but not interpreted (an SSCC is a logistic unit
+whatever its filter).
 
 Other headers are not decoded: :func:`decode_epc` returns ``None`` for them and the caller
 keeps the EPC hex itself as the identifier.
