@@ -13,6 +13,12 @@ Durability (WAL, ``synchronous=FULL``, :func:`hostlib.sqlite.write_tx`):
   record and its receipt commit together or not at all: a crash loses the whole sale
   (the operator saw no "settled") or none of it.
 * A record leaves ``records`` only when a verified ack names it (:meth:`TerminalLog.ack`).
+
+Bounded in bytes (``max_bytes``, records and receipts together): every record is a sale,
+so none is ever dropped to make room; when the records waiting for the agent fill the
+log, a new sale is refused with :class:`LogFull` (the operator is told; nothing already
+made is lost). Receipts of acknowledged sales older than ``keep_days`` are deleted when a
+sale is made (reprints reach that far back); a receipt of a sale still waiting is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS receipts (
     seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, made REAL NOT NULL,
     receipt TEXT NOT NULL, printed INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS receipts_made ON receipts (made);
 """
 )
 
@@ -43,15 +50,30 @@ CREATE TABLE IF NOT EXISTS receipts (
 MakeRecord = Callable[[int, int], dict[str, Any]]
 
 
+class LogFull(Exception):
+    """The log holds ``max_bytes`` of records the agent has not acknowledged yet."""
+
+
 class TerminalLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 256 * 1024**2, keep_days: int = 90) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.keep_s = keep_days * 86400.0
         self.db = connect(path)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()
         with write_tx(self.db):
             self.boot = int(get_meta(self.db, "boot") or 0) + 1
             set_meta(self.db, {"boot": str(self.boot)})
+        self.nbytes = self._bytes()
+
+    def _bytes(self) -> int:
+        """Bytes the records and receipts hold (their payloads)."""
+        row = self.db.execute(
+            "SELECT (SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM records)"
+            " + (SELECT COALESCE(SUM(LENGTH(CAST(receipt AS BLOB))), 0) FROM receipts)"
+        ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -75,11 +97,27 @@ class TerminalLog:
     ) -> tuple[int, bytes]:
         """Make record ``seq`` (``make(seq, boot)``), store it with the sale's ``serial``
         state and ``receipt`` ``(trace_id, payload)`` in one transaction."""
+        try:
+            return self._append(make, serial, receipt)
+        except BaseException:  # rolled back: what the rollback restored counts again
+            with self.lock:
+                self.nbytes = self._bytes()
+            raise
+
+    def _append(
+        self,
+        make: MakeRecord,
+        serial: dict[str, Any] | None,
+        receipt: tuple[str, dict[str, Any]] | None,
+    ) -> tuple[int, bytes]:
         with self.lock, write_tx(self.db):
             seq = int(get_meta(self.db, "seq") or 0) + 1
             rec = make(seq, self.boot)
             payload = canonical(rec)
             now = time.time()
+            text = json.dumps(receipt[1], ensure_ascii=False) if receipt is not None else ""
+            size = len(payload) + len(text.encode())
+            self._make_room(now, size)
             self.db.execute(
                 "INSERT INTO records(seq, kind, made, payload) VALUES (?, ?, ?, ?)",
                 (seq, rec["kind"], now, payload),
@@ -91,9 +129,28 @@ class TerminalLog:
             if receipt is not None:
                 self.db.execute(
                     "INSERT INTO receipts(seq, trace_id, made, receipt) VALUES (?, ?, ?, ?)",
-                    (seq, receipt[0], now, json.dumps(receipt[1], ensure_ascii=False)),
+                    (seq, receipt[0], now, text),
                 )
+        self.nbytes += size
         return seq, payload
+
+    def _make_room(self, now: float, size: int) -> None:
+        """Old receipts of acknowledged sales go; a sale that still does not fit is refused."""
+        old = "made < ? AND seq NOT IN (SELECT seq FROM records)"
+        cut = (now - self.keep_s,)
+        gone = self.db.execute(
+            f"SELECT COALESCE(SUM(LENGTH(CAST(receipt AS BLOB))), 0) FROM receipts WHERE {old}", cut
+        ).fetchone()[0]
+        if gone:
+            self.db.execute(f"DELETE FROM receipts WHERE {old}", cut)
+            self.nbytes -= int(gone)
+        used = self.nbytes
+        if used + size > self.max_bytes:
+            waiting = int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+            raise LogFull(
+                f"the terminal's log is full ({used} of {self.max_bytes} bytes, {waiting} "
+                "sales waiting for the gateway): check the link to the gateway"
+            )
 
     # -- sending -----------------------------------------------------------------------
     def read(self, after: int, limit: int) -> list[tuple[int, bytes]]:
@@ -116,14 +173,26 @@ class TerminalLog:
     def ack(self, ranges: list[tuple[int, int]], bad: list[int]) -> int:
         """Delete the records in ``ranges`` (committed) and ``bad`` (quarantined by the
         agent); returns how many left the log."""
+        try:
+            return self._ack(ranges, bad)
+        except BaseException:
+            with self.lock:
+                self.nbytes = self._bytes()
+            raise
+
+    def _ack(self, ranges: list[tuple[int, int]], bad: list[int]) -> int:
         with self.lock, write_tx(self.db):
             n = 0
-            for lo, hi in ranges:
-                n += self.db.execute(
-                    "DELETE FROM records WHERE seq BETWEEN ? AND ?", (lo, hi)
-                ).rowcount
-            for s in bad:
-                n += self.db.execute("DELETE FROM records WHERE seq = ?", (s,)).rowcount
+            for lo, hi in [*ranges, *((b, b) for b in bad)]:
+                size, count = self.db.execute(
+                    "SELECT COALESCE(SUM(LENGTH(payload)), 0), COUNT(*) FROM records "
+                    "WHERE seq BETWEEN ? AND ?",
+                    (lo, hi),
+                ).fetchone()
+                if count:
+                    self.db.execute("DELETE FROM records WHERE seq BETWEEN ? AND ?", (lo, hi))
+                    self.nbytes -= int(size)
+                    n += int(count)
             set_meta(self.db, {"last_ack_at": str(time.time())})
             if bad:
                 old = int(get_meta(self.db, "rejected") or 0)

@@ -97,6 +97,8 @@ class TerminalSettings:
     sale: SaleSettings
     window: int = 8
     ack_timeout_s: float = 10.0
+    log_max_bytes: int = 256 * 1024**2
+    receipts_keep_days: int = 90
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -204,6 +206,8 @@ def load_terminal(
     ident_path = t.file("identity")
     window = t.bounded("window", int, 8, 1000, "records")
     ack_timeout = t.bounded("ack_timeout_s", float, 10.0, MAX_WAIT_S, "seconds")
+    log_max = t.bounded("log_max_bytes", int, 256 * 1024**2, 1024**4, "bytes (1 TiB)")
+    keep_days = t.bounded("receipts_keep_days", int, 90, 3650, "days")
     t.finish()
     identity = (
         load_identity(ident_path)
@@ -282,6 +286,8 @@ def load_terminal(
         sale=sale,
         window=window,
         ack_timeout_s=ack_timeout,
+        log_max_bytes=log_max,
+        receipts_keep_days=keep_days,
     )
 
 

@@ -28,7 +28,7 @@ from drivers.codecs.receipt import escpos, receipt
 from drivers.transports.errors import DriverError
 from edge_agent.terminal.console import HELP, Command, InputError, parse
 from edge_agent.terminal.devices import CardSource, Printer, ScaleSource
-from edge_agent.terminal.log import TerminalLog, read_status
+from edge_agent.terminal.log import LogFull, TerminalLog, read_status
 from edge_agent.terminal.sale import Sale, SaleError
 from edge_agent.terminal.sender import Sender
 from edge_agent.terminal.settings import TerminalSettings
@@ -57,7 +57,9 @@ class Terminal:
         self.s = settings
         self.clock = clock
         self._out = out or self._print
-        self.log = TerminalLog(settings.log_path)
+        self.log = TerminalLog(
+            settings.log_path, settings.log_max_bytes, settings.receipts_keep_days
+        )
         self.sale = Sale(settings.sale)
         self._stop_lock = threading.Lock()
         self.stop_version, self.stopped = self.log.stop_list()
@@ -296,6 +298,9 @@ class Terminal:
 
         try:
             seq, _ = self.log.append(make, {"date": date, "serial": serial}, (trace, r))
+        except LogFull as exc:  # every sale waits for the gateway: say so, make no new one
+            log.error("terminal: %s", exc)
+            raise SaleError(f"SALE NOT RECORDED: {exc}") from None
         except Exception as exc:  # the log could not store it: the sale is not made
             log.exception("terminal: storing the sale failed")
             raise SaleError(f"SALE NOT RECORDED: {exc}") from None

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.terminal.log import TerminalLog, read_status
+from edge_agent.terminal.log import LogFull, TerminalLog, read_status
 from edge_agent.terminal.sale import Sale, SaleError
 from edge_agent.terminal.sender import Sender
 from hostlib.mqttlink import BrokerSettings
@@ -121,3 +121,37 @@ def test_a_batch_stopped_while_the_sale_is_open_cannot_be_settled() -> None:
     sale.check_settle([])
     with pytest.raises(SaleError, match="was STOPPED: drop that line"):
         sale.check_settle([g.batch_id])
+
+
+def test_a_full_log_refuses_new_sales_and_loses_none(tmp_path: Path) -> None:
+    """Bounded in bytes: every waiting record is a sale, so none is dropped; the next sale
+    is refused with a reason, and acks make room again. Old receipts of acknowledged
+    sales go to make room; a waiting sale's receipt stays."""
+    receipt = ("8" * 20, {"lines": ["x" * 200], "qr": "q"})
+    probe = TerminalLog(tmp_path / "probe.sqlite")
+    probe.append(_make, None, receipt)
+    one = probe.nbytes  # a sale's record and receipt (the same size for every seq here)
+    probe.close()
+    log = TerminalLog(tmp_path / "t.sqlite", max_bytes=one * 5, keep_days=1)
+    for _ in range(5):
+        log.append(_make, None, receipt)
+    with pytest.raises(LogFull, match="5 sales waiting for the gateway"):
+        log.append(_make, None, receipt)
+    assert (log.last_seq, log.pending()) == (5, 5)  # the refused sale took no seq
+    assert log.nbytes == log._bytes() == one * 5
+    # acknowledged, their records go; their receipts stay (reprints) while young
+    assert log.ack([(1, 3)], []) == 3
+    assert log.nbytes == log._bytes()
+    assert log.append(_make, None, receipt)[0] == 6
+    with pytest.raises(LogFull, match="3 sales waiting"):
+        log.append(_make, None, receipt)
+    # two days later the acknowledged sales' receipts are old: they make room
+    log.db.execute("UPDATE receipts SET made = made - 2 * 86400")
+    log.db.commit()
+    assert log.append(_make, None, receipt)[0] == 7
+    kept = {int(r[0]) for r in log.db.execute("SELECT seq FROM receipts")}
+    assert kept == {4, 5, 6, 7}  # the waiting sales' receipts were old too, and stay
+    assert log.nbytes == log._bytes()
+    log.close()
+    reopened = TerminalLog(tmp_path / "t.sqlite", max_bytes=one * 5)
+    assert reopened.nbytes == reopened._bytes()
