@@ -9,6 +9,7 @@ import tesim
 tesim.install()
 
 from te import slink  # noqa: E402
+from drivers.codecs import slink as dl  # noqa: E402
 from te.flashlog import FlashLog  # noqa: E402
 from te.sender import Sender  # noqa: E402
 from tesim.memfs import MemFS  # noqa: E402
@@ -111,7 +112,7 @@ def _gateway(uart: Line, clock: "object") -> "tuple[slink.SerialEndpoint, dict[i
                 slink.CMD, auth.gate_answer(DEV, req["id"], req["n"], "allow", [], 1, KEY)
             )
 
-    ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))  # type: ignore
+    ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))
     return ep[0], stored
 
 
@@ -163,3 +164,152 @@ def test_noisy_line_every_record_once() -> None:
     for seed in range(5):
         _run((0.002, 0.001), seed)
     _run((0.01, 0.005), 99)
+
+
+# -- RS-485 bus: one master (the gateway), several addressed terminals -----------------------
+
+
+class Bus:
+    """A half-duplex pair: what one station writes every other station hears (through the
+    same noise); nobody hears their own bytes."""
+
+    def __init__(self, rng: Rng, flip: float, drop: float) -> None:
+        self.rng = rng
+        self.flip = flip
+        self.drop = drop
+        self.ends: list[BusEnd] = []
+
+    def end(self) -> "BusEnd":
+        e = BusEnd(self)
+        self.ends.append(e)
+        return e
+
+
+class BusEnd:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.buf = b""
+
+    def write(self, data: bytes) -> int:
+        b = self.bus
+        out = bytearray()
+        for x in data:
+            r = b.rng.random()
+            if r < b.drop:
+                continue
+            out.append(x ^ 0x04 if r < b.drop + b.flip else x)
+        for e in b.ends:
+            if e is not self:
+                e.buf += bytes(out)
+        return len(data)
+
+    def read(self) -> "bytes | None":
+        out, self.buf = self.buf, b""
+        return out or None
+
+
+def test_bus_frames_carry_address_and_direction() -> None:
+    f = slink.Frame(slink.REC, 3, b"x", 7, True)
+    raw = slink.encode(slink.REC, 3, b"x", 7, True)
+    assert raw[1] == slink.REC | 0x40 | 0x80 and raw[2] == 7
+    assert slink.decode(raw) == f
+    mixed = slink.encode(slink.ACK, 1, b"a") + raw
+    assert slink.Decoder().feed(mixed) == [slink.Frame(slink.ACK, 1, b"a"), f]
+
+
+def _bus_run(noise: "tuple[float, float]", seed: int, n_terms: int = 3, n_recs: int = 12) -> None:
+    w = new_world()
+    bus = Bus(Rng(seed + 7), *noise)
+    gw_end = bus.end()
+    stored: dict[tuple[int, int], bytes] = {}
+    hellos: list[int] = []
+    master: list[dl.BusMaster] = []
+
+    def deliver(addr: int, ftype: int, payload: bytes) -> None:
+        if ftype == slink.HELLO:
+            hellos.append(addr)
+            return
+        seq = json.loads(payload)["seq"]
+        assert stored.setdefault((addr, seq), payload) == payload
+        master[0].send(addr, slink.ACK, auth.terminal_ack(DEV, 0, [(seq, seq)], [], KEY))
+
+    addrs = [3 + 5 * i for i in range(n_terms)]
+    master.append(dl.BusMaster(gw_end, w.clock, deliver, addrs, rto_ms=60))
+    gw = master[0]
+    terms = []
+    want: dict[tuple[int, int], bytes] = {}
+    for a in addrs:
+        ch = slink.SerialChannel(bus.end(), w.clock, addr=a)  # type: ignore[arg-type]
+        log = FlashLog(MemFS(), "/log%d" % a, 2000, 100000, 0)
+        log.open()
+        for s in range(1, n_recs + 1):
+            p = json.dumps({"seq": s, "addr": a, "pad": "q" * (s * 5 % 40)}).encode()
+            log.append(s, p)
+            want[(a, s)] = p
+        snd = Sender(log, ch, w.clock, DEV, [KEY], window=2, ack_timeout_ms=5000)
+        terms.append((ch, snd, log))
+    for _ in range(20000):
+        w.advance(5)
+        now = w.clock.ticks_ms()
+        gw.poll(now)
+        for ch, snd, _ in terms:
+            ch.poll(now)
+            snd.poll(now)
+        if all(log.pending() == 0 for _, _, log in terms):
+            break
+    assert stored == want, sorted(set(want) - set(stored))
+    assert all(log.pending() == 0 for _, _, log in terms)
+    assert sorted(set(hellos)) == addrs
+    print(
+        f"bus noise={noise} terminals={n_terms}: {gw.retransmits} master retransmits, "
+        f"{sum(ch.ep.retransmits for ch, _, _ in terms)} terminal retransmits, "
+        f"{gw.timeouts} timeouts, {gw.bad_frames} bad frames at the master"
+    )
+
+
+def test_bus_clean() -> None:
+    _bus_run((0.0, 0.0), 1)
+
+
+def test_bus_noisy_every_record_once() -> None:
+    for seed in range(3):
+        _bus_run((0.002, 0.001), seed)
+
+
+def test_bus_terminal_goes_down_when_not_polled_and_comes_back() -> None:
+    w = new_world()
+    bus = Bus(Rng(5), 0.0, 0.0)
+    gw_end = bus.end()
+    got: list[tuple[int, int]] = []
+    gw = dl.BusMaster(gw_end, w.clock, lambda a, t, p: got.append((a, t)), [9], rto_ms=60)
+    ch = slink.SerialChannel(bus.end(), w.clock, addr=9, silence_ms=1000)  # type: ignore[arg-type]
+    for _ in range(50):
+        w.advance(5)
+        gw.poll(w.clock.ticks_ms())
+        ch.poll(w.clock.ticks_ms())
+    assert ch.up() and got == [(9, slink.HELLO)]
+    epoch = ch.epoch
+    for _ in range(300):  # the gateway stops polling
+        w.advance(5)
+        ch.poll(w.clock.ticks_ms())
+    assert not ch.up()
+    for _ in range(50):
+        w.advance(5)
+        gw.poll(w.clock.ticks_ms())
+        ch.poll(w.clock.ticks_ms())
+    assert ch.up() and ch.epoch == epoch + 1
+    assert got == [(9, slink.HELLO), (9, slink.HELLO)]  # the master learns it is back
+
+
+def test_bus_terminal_ignores_other_addresses_and_echoes() -> None:
+    w = new_world()
+    bus = Bus(Rng(5), 0.0, 0.0)
+    spy = bus.end()
+    ch = slink.SerialChannel(bus.end(), w.clock, addr=4)  # type: ignore[arg-type]
+    spy.write(slink.encode(dl.POLL, 0, b"", 5))  # another terminal's poll
+    spy.write(slink.encode(slink.REC, 1, b"x", 4, True))  # a frame *from* address 4
+    ch.poll(w.clock.ticks_ms())
+    assert spy.read() is None  # not spoken to: silent
+    spy.write(slink.encode(dl.POLL, 0, b"", 4))
+    ch.poll(w.clock.ticks_ms())
+    assert slink.Decoder().feed(spy.read() or b"") == [slink.Frame(slink.HELLO, 0, b"", 4, True)]
