@@ -17,6 +17,7 @@ from edge_agent.intake import Intake
 from edge_agent.outbox import Outbox
 from edge_agent.registry_cache import RegistryCache
 from edge_agent.settings import AgentSettings
+from edge_agent.sources.base import SourceSet
 from edge_agent.uplink import Uplink
 from hostlib.backoff import Backoff
 from hostlib.errors import ConfigError, WorkerDied
@@ -59,6 +60,21 @@ ONE_AGENT = (
     "another agent runs on this outbox; two would send the same records and knock each "
     "other off the central broker (stop it first)"
 )
+
+
+class _SourceHost:
+    """What the agent gives its sources: the intake and the gate, as a terminal on the local
+    broker reaches them."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self.prefix = agent.settings.local.prefix
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        self._agent._on_source_record(topic, payload)
+
+    def gate(self, topic: str, payload: bytes) -> None:
+        self._agent.gate.handle(topic, payload)
 
 
 class Agent:
@@ -105,20 +121,22 @@ class Agent:
             ),
             name="local",
         )
+        # answers for a device on one of the agent's own links (serial, Modbus) go there
+        self.sources = SourceSet((), settings.local.prefix)
         self.gate = FillGate(
             self.outbox,
             self.cache,
             registry,
             identity,
             settings.site,
-            self.local.publish,
+            lambda t, p: self._to_device(t, p, False),
             settings.local.prefix,
             settings.utc_offset_minutes,
         )
         self.commands = Commands(
             self.outbox,
             self.cache,
-            lambda t, p, r: self.local.publish(t, p, retain=r),
+            self._to_device,
             settings.site,
             command_key,
             registry,
@@ -129,7 +147,7 @@ class Agent:
             self.outbox,
             default_validator(),
             registry,
-            ack=self.local.publish,
+            ack=lambda t, p: self._to_device(t, p, False),
             prefix=settings.local.prefix,
             maxsize=settings.intake_queue,
             on_stored=self.commands.saw_terminal,
@@ -151,10 +169,33 @@ class Agent:
             name="uplink",
         )
         self.uplink.attach(self.central.publish, lambda: self.central.connected)
+        try:
+            self.sources = SourceSet(
+                (c.build(_SourceHost(self), settings.data_dir) for c in settings.sources),
+                settings.local.prefix,
+            )
+        except BaseException:
+            self.outbox.close()
+            if self.metrics:
+                self.metrics.stop()
+            self.lock.release()
+            raise
         self._stop = threading.Event()
         self.started_at = time.time()
         self._rates: list[tuple[float, int, int]] = []
         self._reported_at = 0.0
+
+    def _to_device(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """An ack, gate answer or command for a terminal: through the source its device is
+        on, else the local broker."""
+        return self.sources.route(topic, payload, retain, self._publish_local)
+
+    def _publish_local(self, topic: str, payload: bytes, retain: bool) -> bool:
+        return self.local.publish(topic, payload, retain=retain)
+
+    def _on_source_record(self, topic: str, payload: bytes) -> None:
+        self.intake.offer(topic, payload)
+        self.uplink.poke()
 
     def _on_terminal(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/gate"):
@@ -186,6 +227,7 @@ class Agent:
         self.uplink.start()
         self.central.start()
         self.local.start()
+        self.sources.start()
         if self.metrics:
             self.metrics.start()
         log.info(
@@ -197,6 +239,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self.sources.stop()
         self.local.stop()
         self.intake.stop()
         self.uplink.stop()
@@ -241,6 +284,7 @@ class Agent:
             **{f"commands_rejected_{k}": v for k, v in self.commands.rejected.items()},
             "forged_acks": st.forged_acks,
             "registry_problem": int(self.registry.problem is not None),
+            "sources": self.sources.states(),
         }
 
     def write_status(self) -> None:
@@ -282,6 +326,7 @@ class Agent:
             "uplink": self.uplink.thread,
             "local-mqtt": self.local.thread,
             "uplink-mqtt": self.central.thread,
+            **self.sources.threads(),
         }
 
     def dead_workers(self) -> list[str]:

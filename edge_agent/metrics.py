@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hostlib.metrics import Spec, exposition, families
 
@@ -99,6 +99,8 @@ REJECTED = "commands_rejected_"
 """``numbers()`` keys ``commands_rejected_<reason>`` → ``commands_rejected_total{reason}``."""
 NOT_EXPORTED = frozenset({"commands_rejected"})
 """The sum of the per-reason counts: Prometheus sums them itself."""
+SOURCES = "sources"
+"""``numbers()`` key: the sources' states (:meth:`edge_agent.sources.base.SourceSet.states`)."""
 
 
 def metric_families(site: str, numbers: Mapping[str, Any]) -> Iterator[Metric]:
@@ -123,11 +125,38 @@ def metric_families(site: str, numbers: Mapping[str, Any]) -> Iterator[Metric]:
         if key.startswith(REJECTED):
             rejected.add_metric([site, key[len(REJECTED) :]], float(numbers[key]))
     yield rejected
+    yield from source_families(site, numbers.get(SOURCES, []))
+
+
+def source_families(site: str, states: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Per source: whether it is up, and its counters (names per kind). None without
+    sources (a family without samples is not exported)."""
+    if not states:
+        return
+    labels = ["site", "source", "kind"]
+    up = GaugeMetricFamily(
+        f"{PREFIX}_source_up",
+        "1 while the source's device answers (serial link, Modbus controller), else 0",
+        labels=labels,
+    )
+    events = CounterMetricFamily(
+        f"{PREFIX}_source_events",
+        "A source's counters, by name (records, frames, bad frames, polls, errors, ...)",
+        labels=[*labels, "counter"],
+    )
+    for st in states:
+        ids = [site, str(st["name"]), str(st["kind"])]
+        up.add_metric(ids, 1.0 if st["state"] == "up" else 0.0)
+        for name, value in sorted(st["counters"].items()):
+            events.add_metric([*ids, name], float(value))
+    yield up
+    if events.samples:
+        yield events
 
 
 def unexported(numbers: Mapping[str, Any]) -> set[str]:
     """Keys of a ``numbers()`` snapshot that no metric carries."""
-    known = {s.key for s in SPECS} | set(GATE) | NOT_EXPORTED
+    known = {s.key for s in SPECS} | set(GATE) | NOT_EXPORTED | {SOURCES}
     return {k for k in numbers if k not in known and not k.startswith(REJECTED)}
 
 

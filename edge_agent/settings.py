@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.sources.kinds import SourceConfig, parse_sources
 from hostlib.config import MAX_WAIT_S, MiB, load_toml, rel_path, site_id
 from hostlib.errors import ConfigError
 from hostlib.mqttlink import BrokerSettings
@@ -40,6 +41,7 @@ class AgentSettings:
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     utc_offset_minutes: int = CST_OFFSET_MIN
+    sources: tuple[SourceConfig, ...] = ()
 
     @property
     def outbox_path(self) -> Path:
@@ -92,6 +94,7 @@ def load_agent(
     u.finish()
     if uplink.backoff_initial_s > uplink.backoff_max_s:
         u.fail("backoff_initial_s", "must not exceed backoff_max_s")
+    sources = parse_sources(root)
     root.finish()
     return AgentSettings(
         path=p,
@@ -109,4 +112,5 @@ def load_agent(
         identity=identity,
         command_key=command_key,
         utc_offset_minutes=utc_offset,
+        sources=sources,
     )

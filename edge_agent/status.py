@@ -73,6 +73,7 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         },
         "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors", "refused")},
         "quarantine_by_reason": quarantine,
+        "sources": live.get("sources", []),
         "alarms": alarms,
     }
 
@@ -109,6 +110,24 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
     if st["quarantine_by_reason"]:
         q = ", ".join(f"{k} {v}" for k, v in sorted(st["quarantine_by_reason"].items()))
         lines.append(f"  quarantine  {q}")
+    for src in st["sources"]:
+        lines.append("  " + source_line(src, now, st["running"]))
     for a in st["alarms"]:
         lines.append(f"  ALARM       {a}")
     return "\n".join(lines)
+
+
+def source_line(src: dict[str, Any], now: float, running: bool) -> str:
+    """One source for a person: its state since when, why it is down, its counters."""
+    state = str(src.get("state", "?"))
+    shown = state.upper() if state == "down" else state
+    if not running:
+        shown = f"{shown} (when the agent last ran)"
+    since = when(src.get("since"), now)
+    line = f"source      {src.get('name')} ({src.get('kind')}): {shown} since {since}"
+    if src.get("error"):
+        line += f": {src['error']}"
+    counters = src.get("counters") or {}
+    if counters:
+        line += "; " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items()))
+    return line

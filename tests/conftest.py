@@ -165,8 +165,12 @@ def make_chain(
     public: dict[str, Any] | None = None,
     store_url: str | None = None,
     store_urls: list[str] | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    extra_devices: list[Device] | None = None,
 ) -> Chain:
-    """``store_url``: the PostgreSQL database every collector shares (and the test reads);
+    """``sources``: the agent's ``[[sources]]`` tables; ``extra_devices``: devices registered
+    beside the fleet's (the terminals on those sources, say).
+    ``store_url``: the PostgreSQL database every collector shares (and the test reads);
     ``store_urls``: each collector's own URL of it instead (one through a proxy, say)."""
     if broker_kind == "mosquitto":
         require_mosquitto()
@@ -176,7 +180,7 @@ def make_chain(
         for t in ("cylinder-reader", "elevator-box", "market-scale")
         for _ in range(devices_per_type)
     ]
-    add_devices(registry, devices, int(time.time()))
+    add_devices(registry, devices + list(extra_devices or []), int(time.time()))
     agent_overrides = dict(agent_overrides or {})
     # the gateway's identity (batch acks, status, the records it makes) and the command keys
     trust = site_trust(root, registry, SITE)
@@ -212,6 +216,7 @@ def make_chain(
         command_key=trust.command_pub,
         agent=agent_overrides,
         uplink=uplink_overrides,
+        sources=sources,
     )
     agent = Role("agent", acfg, root / "agent.log").start()
     ch = Chain(

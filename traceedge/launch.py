@@ -17,13 +17,24 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + "}"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_toml(path: Path, tables: dict[str, dict[str, Any]]) -> Path:
+def write_toml(
+    path: Path,
+    tables: dict[str, dict[str, Any]],
+    arrays: dict[str, list[dict[str, Any]]] | None = None,
+) -> Path:
+    """``tables`` as ``[name]`` tables, then ``arrays`` as ``[[name]]`` arrays of tables."""
     lines: list[str] = []
-    for name, values in tables.items():
-        lines.append(f"[{name}]")
+    blocks = [(f"[{n}]", v) for n, v in tables.items()]
+    blocks += [(f"[[{n}]]", v) for n, items in (arrays or {}).items() for v in items]
+    for head, values in blocks:
+        lines.append(head)
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +55,9 @@ def agent_config(
     uplink: dict[str, Any] | None = None,
     keepalive: int = 5,
     local: dict[str, Any] | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """An agent's config; ``sources``: its ``[[sources]]`` tables (serial links, Modbus)."""
     return write_toml(
         path,
         {
@@ -65,6 +78,7 @@ def agent_config(
             "uplink": {"ack_timeout_s": 5.0, "backoff_max_s": 2.0, **(uplink or {})},
             "uplink.broker": {"host": "127.0.0.1", "port": uplink_port, "keepalive": keepalive},
         },
+        {"sources": sources or []},
     )
 
 
