@@ -65,3 +65,12 @@ def parse_sources(root: Section) -> tuple[SourceConfig, ...]:
             continue
         out.append(SourceConfig(kind, name, settings))
     return tuple(out)
+
+
+def _register() -> None:
+    from edge_agent.sources import serial_link
+
+    KINDS[serial_link.KIND] = Kind(serial_link.parse, serial_link.build, serial_link.HELP)
+
+
+_register()
