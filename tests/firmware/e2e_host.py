@@ -53,12 +53,13 @@ def run_app(
     fn: str,
     dev_type: str,
     timeout: float = 50.0,
+    device: Device | None = None,
     **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run ``e2e.<fn>(config, **kwargs)`` for the chain's device of ``dev_type``; the
-    records it made (each checked against the device key) and every line it printed.
-    The run must end with every record acknowledged (``pending=0``)."""
-    device = device_of(ch, dev_type)
+    """Run ``e2e.<fn>(config, **kwargs)`` for the chain's device of ``dev_type`` (or
+    ``device``); the records it made (each checked against the device key) and every line
+    it printed. The run must end with every record acknowledged (``pending=0``)."""
+    device = device or device_of(ch, dev_type)
     conf = device_config(device, "127.0.0.1", ch.broker.port)
     code = (
         "import e2e, json\n"

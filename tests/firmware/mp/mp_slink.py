@@ -9,12 +9,12 @@ import tesim
 tesim.install()
 
 from te import slink  # noqa: E402
-from drivers.codecs import slink as dl  # noqa: E402
 from te.flashlog import FlashLog  # noqa: E402
 from te.sender import Sender  # noqa: E402
 from tesim.memfs import MemFS  # noqa: E402
 from tesim.world import new_world  # noqa: E402
 
+from drivers.codecs import slink as dl  # noqa: E402
 from drivers.codecs.stream import BadFrame  # noqa: E402
 from wire import auth  # noqa: E402
 
@@ -108,9 +108,7 @@ def _gateway(uart: Line, clock: "object") -> "tuple[slink.SerialEndpoint, dict[i
             ep[0].send(slink.ACK, auth.terminal_ack(DEV, 0, [(seq, seq)], [], KEY))
         elif ftype == slink.GATE:
             req = json.loads(payload)
-            ep[0].send(
-                slink.CMD, auth.gate_answer(DEV, req["id"], req["n"], "allow", [], 1, KEY)
-            )
+            ep[0].send(slink.CMD, auth.gate_answer(DEV, req["id"], req["n"], "allow", [], 1, KEY))
 
     ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))
     return ep[0], stored
