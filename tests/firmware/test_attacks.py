@@ -87,7 +87,9 @@ def test_a1_forged_retained_and_replayed_acks_free_nothing_unsent(chain: Any) ->
     stop = threading.Event()
     flood = _flood(stop, 0.05, attack)
     try:
-        made, out = run_app(ch, "elevator", "elevator-box", offline_ms=2500, restart_broker=False)
+        made, out = run_app(
+            ch, "elevator", "elevator-box", offline_ms=2500, restart_broker=False
+        )
     finally:
         stop.set()
         flood.join(5)
@@ -125,7 +127,9 @@ def test_a2_records_with_a_bad_mac_change_nothing_at_the_terminal(chain: Any) ->
     stop = threading.Event()
     flood = _flood(stop, 0.1, attack)
     try:
-        made, out = run_app(ch, "elevator", "elevator-box", offline_ms=1500, restart_broker=False)
+        made, out = run_app(
+            ch, "elevator", "elevator-box", offline_ms=1500, restart_broker=False
+        )
     finally:
         stop.set()
         flood.join(5)
@@ -184,9 +188,8 @@ def test_a4_a_forged_allow_fills_no_unregistered_cylinder(chain: Any, tmp_path: 
         att.send(cmd, json.dumps({**sealed, "mac": "0" * 64}).encode(), wait=False)
         att.send(
             cmd,
-            auth.gate_answer(
-                reader.dev, req["id"], req.get("n", ""), "allow", [], 1, secrets.token_bytes(32)
-            ),
+            auth.gate_answer(reader.dev, req["id"], req.get("n", ""), "allow", [], 1,
+                             secrets.token_bytes(32)),
             wait=False,
         )
 

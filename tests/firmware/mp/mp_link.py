@@ -2,6 +2,7 @@
 back-off doubles to its cap and resets, silent links are dropped, QoS 1 both ways,
 everything unacknowledged is resent on the next connection and freed only by acks."""
 
+
 import tesim
 
 tesim.install()

@@ -181,7 +181,6 @@ def test_heap_to_verify_what_the_agent_sends() -> None:
     import json
 
     from te.config import Keys
-
     from wire import auth
 
     old, new = b"\x01" * 32, b"\x02" * 32
