@@ -311,3 +311,20 @@ def test_bus_terminal_ignores_other_addresses_and_echoes() -> None:
     spy.write(slink.encode(dl.POLL, 0, b"", 4))
     ch.poll(w.clock.ticks_ms())
     assert slink.Decoder().feed(spy.read() or b"") == [slink.Frame(slink.HELLO, 0, b"", 4, True)]
+
+
+def test_link_config_selects_bus_mode() -> None:
+    from te.config import ConfigError, Link, Section
+
+    lk = Link(Section({"kind": "serial", "uart": "rs485", "bus_addr": 12, "rto_ms": 80}, "c:"))
+    assert (lk.kind, lk.uart, lk.bus_addr, lk.rto_ms) == ("serial", "rs485", 12, 80)
+    assert Link(Section({"kind": "serial"}, "c:")).bus_addr == 0  # point-to-point
+    try:
+        Link(Section({"kind": "serial", "bus_addr": 255}, "c:"))
+    except ConfigError as exc:
+        assert "bus_addr" in str(exc)
+    else:
+        raise AssertionError("bus address 255 accepted")
+    w = new_world()
+    ch = slink.SerialChannel(Line(Rng(1), 0, 0), w.clock, lk.rto_ms, lk.bus_addr)  # type: ignore[arg-type]
+    assert isinstance(ch.ep, slink.BusTerminal) and ch.ep.addr == 12
