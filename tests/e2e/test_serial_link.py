@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from hostlib.registry import Device
 from simulators.slink_sim import SerialLinkSim
 from tests.conftest import SITE, Chain, wait_until
 from tests.firmware.e2e_host import agent_status_cli
+from traceedge.brokers import free_port
 from traceedge.provision import new_device
 
 
@@ -35,6 +38,7 @@ def _chain(
     tmp_path: Path,
     devices: list[Device],
     addrs: list[int] | None = None,
+    agent: dict[str, Any] | None = None,
     **src: Any,
 ) -> tuple[Chain, str]:
     port = str(tmp_path / "ttyGW0")
@@ -50,7 +54,9 @@ def _chain(
         "backoff_max_s": 1.0,
         **src,
     }
-    ch = chain_factory(devices_per_type=1, sources=[table], extra_devices=devices)
+    ch = chain_factory(
+        devices_per_type=1, sources=[table], extra_devices=devices, agent_overrides=agent
+    )
     return ch, port
 
 
@@ -58,7 +64,8 @@ def test_records_stored_once_across_unplug_and_replug(
     chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
     dev = new_device("elevator-box", SITE)
-    ch, port = _chain(chain_factory, tmp_path, [dev])
+    metrics_port = free_port()
+    ch, port = _chain(chain_factory, tmp_path, [dev], agent={"metrics_port": metrics_port})
     # the port is missing at first: the source says so and keeps trying
     wait_until(
         lambda: "no such port" in _source(ch, "wired-1")["error"], 20, "the source to say why"
@@ -82,6 +89,7 @@ def test_records_stored_once_across_unplug_and_replug(
         sim.silent = False
         wait_until(lambda: _source(ch, "wired-1")["state"] == "up", 20, "the terminal back")
         n = sim.generated()
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     assert n == 250
     ch.wait_forwarded(n)
     ch.assert_exactly_once(n)
@@ -90,6 +98,9 @@ def test_records_stored_once_across_unplug_and_replug(
     c = src["counters"]
     assert c["records"] >= n and c["reconnects"] >= 1 and c["port_errors"] >= 1, c
     assert c["acks_out"] >= 1 and c["foreign_records"] == 0, c
+    labels = f'kind="serial_link",site="{SITE}",source="wired-1"'
+    assert f"traceedge_agent_source_up{{{labels}}} 1.0" in metrics, metrics
+    assert f'traceedge_agent_source_events_total{{counter="reconnects",{labels}}} ' in metrics
 
 
 def test_agent_kill9_mid_exchange_loses_nothing_and_doubles_nothing(
