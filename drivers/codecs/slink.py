@@ -62,7 +62,7 @@ POLL = 0x31
 IDLE = 0x32
 BUS = 0x40
 UP = 0x80
-MAX_PAYLOAD = 4608
+MAX_PAYLOAD = 16384  # the firmware MQTT client's packet bound: a command fits either way
 MAX_ADDR = 254
 DATA_TYPES = (REC, GATE, ACK, CMD)
 
@@ -144,7 +144,7 @@ def decode(raw: bytes) -> Frame:
 class Decoder(StreamDecoder):
     """``feed(bytes) -> list[Frame | BadFrame]``, point-to-point and bus frames alike."""
 
-    def __init__(self, max_buffer: int = 2 * MAX_PAYLOAD) -> None:
+    def __init__(self, max_buffer: int = MAX_PAYLOAD + 64) -> None:
         super().__init__(max_buffer)
 
     def _find_start(self, buf: bytes, pos: int) -> int:
@@ -180,7 +180,9 @@ class HostClock:
 class SerialEndpoint:
     """Stop-and-wait over a point-to-point link; ``uart`` has ``read() -> bytes | None``
     and ``write(bytes)``; ``clock`` has ``diff(a, b)``; ``deliver(type, payload)`` gets each
-    data frame once. ``keepalive_ms`` > 0 (the gateway) polls an idle terminal."""
+    data frame once. ``keepalive_ms`` > 0 (the gateway) polls an idle terminal;
+    ``byte_us`` (the line's time per byte, when known) adds a frame's own transmission time
+    to its resend timeout."""
 
     def __init__(
         self,
@@ -191,6 +193,7 @@ class SerialEndpoint:
         max_tries: int = 6,
         queue_max: int = 4,
         keepalive_ms: int = 0,
+        byte_us: int = 0,
     ) -> None:
         self.uart = uart
         self.clock = clock
@@ -199,6 +202,7 @@ class SerialEndpoint:
         self.max_tries = max_tries
         self.queue_max = queue_max
         self.keepalive_ms = keepalive_ms
+        self.byte_us = byte_us
         self.dec = Decoder()
         self.queue: list[tuple[int, bytes]] = [(HELLO, b"")]
         self.out: Frame | None = None
@@ -241,7 +245,9 @@ class SerialEndpoint:
                     self.bad_frames += 1
         diff = self.clock.diff  # type: ignore[attr-defined]
         out = self.out
-        if out is not None and diff(now, self.sent_at) >= self.rto_ms:
+        if out is not None and diff(now, self.sent_at) >= self.rto_ms + (
+            (len(out.payload) + 9) * self.byte_us // 1000
+        ):
             if self.tries >= self.max_tries:
                 self.is_up = False
             self.tries += 1
@@ -434,7 +440,9 @@ class BusPeer:
 
 class BusMaster:
     """The gateway on an RS-485 bus: visits each address in turn (pending data frame, then
-    ``POLL``), waits ``rto_ms`` for the one answer, acknowledges the terminals' data frames.
+    ``POLL``), waits ``rto_ms`` for the one answer (plus the frame's own transmission time
+    at ``byte_us`` per byte; the wait starts again with every byte that arrives, so a long
+    answer is never cut off by the next poll), acknowledges the terminals' data frames.
     ``deliver(addr, type, payload)`` gets each data frame once and every ``HELLO``."""
 
     def __init__(
@@ -445,6 +453,7 @@ class BusMaster:
         addrs: list[int],
         rto_ms: int = 100,
         queue_max: int = 4,
+        byte_us: int = 0,
     ) -> None:
         if not addrs:
             raise ValueError("a bus needs at least one terminal address")
@@ -453,6 +462,8 @@ class BusMaster:
         self.deliver = deliver
         self.rto_ms = rto_ms
         self.queue_max = queue_max
+        self.byte_us = byte_us
+        self.wait_ms = rto_ms
         self.peers: dict[int, BusPeer] = {}
         for a in addrs:
             if not 0 < a <= MAX_ADDR or a in self.peers:
@@ -483,6 +494,7 @@ class BusMaster:
 
     def _write(self, p: BusPeer, ftype: int, num: int, payload: bytes = b"") -> None:
         self.frames_out += 1
+        self.wait_ms = self.rto_ms + (len(payload) + 10) * self.byte_us // 1000
         self.uart.write(encode(ftype, num, payload, p.addr))  # type: ignore[attr-defined]
 
     def _done(self) -> None:
@@ -496,6 +508,7 @@ class BusMaster:
     def poll(self, now: int) -> None:
         data = self.uart.read()  # type: ignore[attr-defined]
         if data:
+            self.sent_at = now  # the line is busy: wait on from its last byte
             for f in self.dec.feed(data):
                 if not isinstance(f, Frame) or not f.addr:
                     self.bad_frames += 1
@@ -509,7 +522,7 @@ class BusMaster:
                         p.misses = 0
                         self._frame(p, f)
         w = self.waiting
-        if w is not None and self.clock.diff(now, self.sent_at) >= self.rto_ms:  # type: ignore[attr-defined]
+        if w is not None and self.clock.diff(now, self.sent_at) >= self.wait_ms:  # type: ignore[attr-defined]
             self.timeouts += 1
             w.misses += 1
             self._done()

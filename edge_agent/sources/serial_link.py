@@ -172,6 +172,7 @@ class SerialLinkSource(Source):
             "foreign_records",
             "unexpected_frames",
             "out_dropped",
+            "too_long",
             "hellos",
             "reconnects",
             "port_errors",
@@ -202,6 +203,16 @@ class SerialLinkSource(Source):
             self.count("unexpected_frames")
             return
         dev, what = parts[1], parts[2]
+        if len(payload) > slink.MAX_PAYLOAD:
+            self.count("too_long")
+            log.error(
+                "source %s: a %d-byte message for %s does not fit a frame (%d): dropped",
+                self.name,
+                len(payload),
+                dev,
+                slink.MAX_PAYLOAD,
+            )
+            return
         ftype = slink.ACK if what == "ack" else slink.CMD
         with self._qlock:
             if retain and ftype == slink.CMD:
@@ -268,10 +279,11 @@ class SerialLinkSource(Source):
         st = self.settings
         clock = slink.HostClock()
         port = _Port(ser)
+        byte_us = -(-10_000_000 // st.baudrate)  # 10 bits a byte on the line (8N1)
         link: slink.SerialEndpoint | slink.BusMaster
         if st.bus:
             link = slink.BusMaster(
-                port, clock, self._from_bus, list(self._addr_dev), st.rto_ms, queue_max=4
+                port, clock, self._from_bus, list(self._addr_dev), st.rto_ms, 4, byte_us
             )
         else:
             dev = st.devices[0][0]
@@ -280,7 +292,7 @@ class SerialLinkSource(Source):
                 self._from_terminal(dev, ftype, payload)
 
             link = slink.SerialEndpoint(
-                port, clock, deliver, st.rto_ms, 6, 4, int(st.keepalive_s * 1000)
+                port, clock, deliver, st.rto_ms, 6, 4, int(st.keepalive_s * 1000), byte_us
             )
         for dev in self._devs:  # a new connection: the commands again
             self._resend_retained(dev)

@@ -2,6 +2,8 @@
 feeding, corruption, properties; the link layer between two endpoints in-process (the
 same module the firmware runs, tests/firmware/mp/mp_slink.py runs it under MicroPython)."""
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -175,3 +177,84 @@ def test_host_clock_is_monotonic_ms() -> None:
     c = slink.HostClock()
     t = c.ticks_ms()
     assert c.diff(c.ticks_ms(), t) >= 0
+
+
+# -- no input stops a link: the endpoints take any bytes and any well-formed frames ---------
+
+any_frames = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        frames.map(_raw),
+        st.builds(
+            lambda t, n, a: encode(t, n, b"", a, False),
+            st.sampled_from([LACK, POLL, HELLO, slink.IDLE, REC]),
+            st.integers(0, 255),
+            st.sampled_from([0, 1, 2]),
+        ),
+    ),
+    max_size=30,
+)
+
+
+class Sink:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.written = 0
+
+    def read(self) -> bytes | None:
+        return self.chunks.pop(0) if self.chunks else None
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return len(data)
+
+
+@FUZZ
+@given(any_frames)
+def test_property_no_input_breaks_an_endpoint(chunks: list[bytes]) -> None:
+    clock = Clock()
+    got: list[object] = []
+    eps: list[Any] = [
+        slink.SerialEndpoint(Sink(chunks), clock, lambda t, p: got.append(p), 50, 3, 4, 100),
+        slink.BusTerminal(Sink(chunks), clock, lambda t, p: got.append(p), 1, 500),
+        slink.BusMaster(Sink(chunks), clock, lambda a, t, p: got.append(p), [1, 2], 50),
+    ]
+    for ep in eps:
+        for now in range(0, 40 * (len(chunks) + 2), 20):
+            ep.poll(now)
+        assert ep.dec.buffered <= ep.dec.max_buffer
+    assert all(isinstance(p, bytes) for p in got)
+
+
+def test_bus_master_waits_while_a_long_answer_arrives() -> None:
+    answer = encode(REC, 1, b"r" * 2000, 1, True)
+    pieces = [answer[i : i + 100] for i in range(0, len(answer), 100)]
+
+    class SlowLine:
+        """The terminal's long answer arrives 100 bytes every 20 ms after the POLL."""
+
+        def __init__(self) -> None:
+            self.polled = False
+            self.sent: list[Frame] = []
+
+        def read(self) -> bytes | None:
+            return pieces.pop(0) if self.polled and pieces else None
+
+        def write(self, data: bytes) -> int:
+            self.sent.extend(f for f in Decoder().feed(data) if isinstance(f, Frame))
+            if self.sent[-1].type == POLL:
+                self.polled = True
+            return len(data)
+
+    line = SlowLine()
+    got: list[tuple[int, int, bytes]] = []
+    m = slink.BusMaster(line, Clock(), lambda a, t, p: got.append((a, t, p)), [1, 2], 50)
+    m.peers[1].queue.clear()  # no HELLO first: straight to the poll
+    for now in range(0, 1000, 20):
+        m.poll(now)
+        if got:
+            break
+    assert got == [(1, REC, b"r" * 2000)] and m.timeouts == 0
+    # acknowledged, and nobody else spoken to while the answer was on the line
+    to_two = [i for i, f in enumerate(line.sent) if f.addr == 2]
+    assert line.sent.index(Frame(LACK, 1, b"", 1, False)) < (to_two or [len(line.sent)])[0]
