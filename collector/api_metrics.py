@@ -284,6 +284,10 @@ SITE_GAUGES = (
         "Age of the oldest record in the site agent's outbox, now (last report plus its age)",
     ),
     ("site_agent_outbox_full", "1 while the site agent's outbox refuses intake (last report)"),
+    (
+        "site_agent_sources_down",
+        "Device links of the site agent's own (serial link, Modbus) not up (last report)",
+    ),
     ("site_missing_records", "Records missing at the collector (gaps in sequences), by site"),
     ("site_devices", "Devices of the site that have sent records"),
     (
@@ -321,11 +325,13 @@ def _sites(db: Db, now: float) -> list[Metric]:
             depth = int(st.get("depth") or 0)
             oldest = float(st.get("oldest_age_s") or 0)
             full = int(st.get("alarm_outbox_full") or 0)
+            down = int(st.get("sources_down") or 0)
         except (ValueError, TypeError, AttributeError):
             continue  # kept sealed and checked, so this is a bug; the scrape goes on
         fams["site_agent_backlog_records"].add_metric([site], depth)
         fams["site_agent_backlog_age_seconds"].add_metric([site], oldest + age if depth else 0)
         fams["site_agent_outbox_full"].add_metric([site], full)
+        fams["site_agent_sources_down"].add_metric([site], down)
     for site, last in sorted(seen.items()):
         fams["site_last_seen_age_seconds"].add_metric([site], max(0.0, now - last))
     for info in sites.all_sites(db):  # registered (traceedge collector import-sites)

@@ -48,6 +48,7 @@ REPORTED = (
     "refused",
     "quarantined",
     "cylinder_registry_version",
+    "sources_down",
 )
 
 
@@ -306,11 +307,14 @@ class Agent:
             "uplink_error": self.central.last_error if not self.central.connected else "",
             "waiting_for_db": self.intake.waiting_for_db,
             **n,
+            # its devices' links (serial, Modbus) that are not up: the centre alerts on it
+            "sources_down": sum(1 for st in n["sources"] if st["state"] != "up"),
         }
         self.outbox.set_meta({"status": json.dumps(status)})
         if now - self._reported_at >= REPORT_EVERY_S and self.central.connected:
             self._reported_at = now
             report = {k: _whole(status[k]) for k in REPORTED if k in status}
+            report["sources"] = len(self.sources)  # how many links the agent has of its own
             ident = self.identity
             self.central.publish(
                 topics.site_status(self.settings.site, self.settings.uplink.broker.prefix),

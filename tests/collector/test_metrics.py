@@ -58,7 +58,9 @@ def fill(sut: StoreUnderTest) -> float:
     store.commit("B", "b1", [good("B1", s) for s in (1, 2, 3)], [])
     store.quarantine_payload("A", "batch_decode", "not a batch", b"junk")
     store.site_status("A", {"depth": 7, "oldest_age_s": 100, "alarm_outbox_full": 0})
-    store.site_status("B", {"depth": 0, "oldest_age_s": 0, "alarm_outbox_full": 1})
+    store.site_status(
+        "B", {"depth": 0, "oldest_age_s": 0, "alarm_outbox_full": 1, "sources_down": 2}
+    )
     store.heartbeat("collector-0", {"at": time.time()})
     rows = [{"site": c, "name": f"market {c}", "kind": "market"} for c in ("A", "B", "Z")]
     with sut.write() as db:
@@ -91,6 +93,8 @@ def test_a_scrape_says_what_the_store_holds(any_store: StoreUnderTest) -> None:
     assert 159 < value(text, P + "site_agent_backlog_age_seconds", site="A") < 162
     assert value(text, P + "site_agent_backlog_age_seconds", site="B") == 0
     assert value(text, P + "site_agent_outbox_full", site="B") == 1
+    assert value(text, P + "site_agent_sources_down", site="B") == 2  # its serial/Modbus links
+    assert value(text, P + "site_agent_sources_down", site="A") == 0  # an agent without any
     for site in ("A", "B"):
         assert 59 < value(text, P + "site_last_seen_age_seconds", site=site) < 62
         assert 59 < value(text, P + "site_last_status_age_seconds", site=site) < 62
