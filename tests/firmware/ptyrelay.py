@@ -32,14 +32,20 @@ class _Pty:
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.master = self.slave = -1
 
 
 class PtyRelay:
     def __init__(self, gateway_link: Path, corrupt: set[int], drop: set[int]) -> None:
         self.terminal = _Pty()
+        self._link = gateway_link
         self.gateway = _Pty(gateway_link)
+        self.plugged = True
+        self._swap = threading.Lock()
+        self._unplugged = threading.Event()
         self.corrupt = set(corrupt)
         self.drop = set(drop)
         self.records = 0
@@ -63,6 +69,23 @@ class PtyRelay:
         for fd in self._wake:
             os.close(fd)
 
+    def unplug(self) -> None:
+        """Pull the gateway's cable: its pty hangs up and its path disappears (done by the
+        relay's thread, so it never selects on a closed fd)."""
+        self._unplugged.clear()
+        with self._swap:
+            self.plugged = False
+        os.write(self._wake[1], b"x")
+        if not self._unplugged.wait(5):
+            raise AssertionError("the relay did not unplug")
+
+    def replug(self) -> None:
+        """Plug it in again on a new pty behind the same path."""
+        with self._swap:
+            self.gateway = _Pty(self._link)
+            self.plugged = True
+        os.write(self._wake[1], b"x")
+
     def _spoil(self, data: bytes) -> bytes:
         out = b""
         for item in self._dec.feed(data):
@@ -83,10 +106,22 @@ class PtyRelay:
         return out
 
     def _run(self) -> None:
-        t, g = self.terminal.master, self.gateway.master
+        t = self.terminal.master
         while not self._stop.is_set():
-            ready, _, _ = select.select([t, g, self._wake[0]], [], [], 0.5)
+            with self._swap:
+                if not self.plugged and self.gateway.master >= 0:
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(self.gateway.path).unlink()
+                    self.gateway.close()
+                    self._unplugged.set()
+                g = self.gateway.master if self.plugged else -1
+            watch = [t, self._wake[0]] + ([g] if g >= 0 else [])
+            ready, _, _ = select.select(watch, [], [], 0.2)
+            if self._wake[0] in ready:
+                os.read(self._wake[0], 64)
             for fd, to in ((t, g), (g, t)):
+                if fd < 0:
+                    continue
                 if fd not in ready:
                     continue
                 try:
@@ -95,5 +130,6 @@ class PtyRelay:
                     continue
                 if fd == t:
                     data = self._spoil(data)
-                with contextlib.suppress(OSError):
-                    os.write(to, data)
+                if to >= 0:  # unplugged: what the terminal sends is lost
+                    with contextlib.suppress(OSError):
+                        os.write(to, data)

@@ -46,3 +46,43 @@ def test_firmware_serial_terminal_over_a_real_pty_with_a_corrupted_and_a_dropped
     ch.wait_forwarded(len(made), timeout=30)
     assert stored(ch, dev.dev) == made, "stored once each, byte for byte the records made"
     ch.assert_exactly_once(len(made))
+
+
+def test_firmware_serial_terminal_across_unplug_and_agent_kill9(chain: Any, tmp_path: Path) -> None:
+    """The same wiring; mid-run the gateway's cable is pulled and plugged back (its pty
+    hangs up, its path disappears, a new pty appears behind it), then the agent is killed
+    with SIGKILL and started again while the terminal is sending. Nothing is lost (the
+    flash log keeps every record until its sealed ack) and nothing is stored twice."""
+    dev = new_device("elevator-box", SITE)
+    link = tmp_path / "ttyGW0"
+    relay = PtyRelay(link, corrupt=set(), drop=set()).start()
+    try:
+        source = {
+            "kind": "serial_link",
+            "name": "elevator-uart",
+            "port": str(link),
+            "devices": [dev.dev],
+            "rto_ms": 200,
+            "backoff_max_s": 0.5,
+        }
+        ch = chain(sources=[source], extra_devices=[dev])
+        made, out = run_app(
+            ch,
+            "elevator_serial",
+            "elevator-box",
+            device=dev,
+            on_mark={"unplug": relay.unplug, "replug": relay.replug},
+            port=relay.terminal.path,
+            marks=[[700, "unplug"], [1900, "replug"], [2300, "kill-agent"]],
+        )
+    finally:
+        relay.stop()
+    assert "E2E unplug" in out and "E2E kill-agent" in out
+    assert ch.agent.starts == 2
+    s = counters(out, "E2E serial")
+    assert s["retransmits"] >= 1, s  # frames sent into the pulled cable went again
+    n = counters(out)
+    assert n["acks"] > 0 and n["forged_acks"] == 0
+    ch.wait_forwarded(len(made), timeout=30)
+    assert stored(ch, dev.dev) == made, "stored once each, byte for byte the records made"
+    ch.assert_exactly_once(len(made))

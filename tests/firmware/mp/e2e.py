@@ -124,9 +124,12 @@ async def elevator(
     await _drive(rig, 10500, 40000, marks)
 
 
-async def elevator_serial(config: "dict[str, Any]", port: str) -> None:
+async def elevator_serial(
+    config: "dict[str, Any]", port: str, marks: "list[list[Any]] | None" = None
+) -> None:
     """The elevator box wired to its gateway: the firmware's serial link (te.slink) over a
-    real pty (tesim.jsserial) to the agent's ``serial_link`` source."""
+    real pty (tesim.jsserial) to the agent's ``serial_link`` source. ``marks``: ``[ms,
+    name]`` printed as ``E2E <name>`` at that scenario time (the host acts on them)."""
     from te.slink import SerialChannel
     from tesim.jsserial import JsSerial
 
@@ -148,7 +151,7 @@ async def elevator_serial(config: "dict[str, Any]", port: str) -> None:
             (2600, lambda w: w.set_pin(scen.ALARM, 1)),
         ]
     )
-    await _drive(rig, 4000, 40000, [])
+    await _drive(rig, 4000, 40000, [(int(m[0]), str(m[1])) for m in marks or []])
     ep = rig.rt.channel.ep  # type: ignore[attr-defined]
     print(
         f"E2E serial retransmits={ep.retransmits} bad_frames={ep.bad_frames} "
