@@ -328,3 +328,38 @@ def test_link_config_selects_bus_mode() -> None:
     w = new_world()
     ch = slink.SerialChannel(Line(Rng(1), 0, 0), w.clock, lk.rto_ms, lk.bus_addr)  # type: ignore[arg-type]
     assert isinstance(ch.ep, slink.BusTerminal) and ch.ep.addr == 12
+
+
+def test_gateway_restart_makes_the_terminal_resend_at_once() -> None:
+    """The agent killed mid-exchange: a new gateway endpoint says HELLO; the terminal
+    resends what is unacked without waiting for its ack timeout."""
+    w = new_world()
+    t_line, g_line = _pair(3, 0.0, 0.0)
+    ch = slink.SerialChannel(t_line, w.clock, rto_ms=200)  # type: ignore[arg-type]
+    log = FlashLog(MemFS(), "/log", 2000, 100000, 0)
+    log.open()
+    for s in range(1, 9):
+        log.append(s, json.dumps({"seq": s}).encode())
+    snd = Sender(log, ch, w.clock, DEV, [KEY], window=4, ack_timeout_ms=60000)
+    dead = slink.SerialEndpoint(g_line, w.clock, lambda t, p: None, rto_ms=200)  # acks nothing
+    for _ in range(100):
+        w.advance(10)
+        now = w.clock.ticks_ms()
+        ch.poll(now)
+        snd.poll(now)
+        dead.poll(now)
+    assert log.pending() == 8
+    epoch = ch.epoch
+    t0 = w.clock.ticks_ms()
+    gw, stored = _gateway(g_line, w.clock)  # the restarted agent
+    for _ in range(300):
+        w.advance(10)
+        now = w.clock.ticks_ms()
+        ch.poll(now)
+        snd.poll(now)
+        gw.poll(now)
+        if log.pending() == 0:
+            break
+    assert log.pending() == 0 and sorted(stored) == list(range(1, 9)), sorted(stored)
+    assert ch.epoch == epoch + 1, (ch.epoch, epoch)
+    assert w.clock.diff(w.clock.ticks_ms(), t0) < 5000  # not the 60 s ack timeout
