@@ -19,10 +19,12 @@ offered to the intake as ``t/{dev}/rec`` (blocking while the intake is full, so 
 terminal is not acknowledged at link level and keeps it), a ``GATE`` frame goes to the
 fill gate as ``t/{dev}/gate``. The agent's acks (sent only after the group commit), gate
 answers and commands come back through :meth:`SerialLinkSource.deliver` as ``ACK`` /
-``CMD`` frames (a bounded queue; a full one drops the oldest ack, which costs only a
-resend). Retained messages (commands) are kept and sent again on every new connection and
-after the terminal says ``HELLO``. A record naming a device that is not on this port (not
-the one at that bus address) is counted (``foreign_records``) and not offered.
+``CMD`` frames (a bounded queue; a full one drops the oldest message of the device with
+the most waiting, counted ``out_dropped``: a lost ack costs a resend, a lost gate answer
+means no filling until the terminal asks again). Retained messages (commands) are kept
+and sent again on every new connection and after the terminal says ``HELLO``. A record
+naming a device that is not on this port (not the one at that bus address) is counted
+(``foreign_records``) and not offered.
 
 Reconnection: a port that cannot be opened, or fails (unplugged adapter, hung-up pty,
 write timeout), makes the state "down" with the reason; the port is opened again with
@@ -171,6 +173,7 @@ class SerialLinkSource(Source):
             "cmds_out",
             "foreign_records",
             "unexpected_frames",
+            "unroutable",
             "out_dropped",
             "too_long",
             "hellos",
@@ -199,8 +202,14 @@ class SerialLinkSource(Source):
 
     def deliver(self, topic: str, payload: bytes, retain: bool) -> None:
         parts = topics.split(topic, self.host.prefix)
-        if len(parts) != 3 or parts[0] != "t" or parts[1] not in self._devs:
-            self.count("unexpected_frames")
+        if (
+            len(parts) != 3
+            or parts[0] != "t"
+            or parts[1] not in self._devs
+            or parts[2] not in ("ack", "cmd")
+        ):
+            self.count("unroutable")
+            log.warning("source %s: nothing to send %s to: dropped", self.name, topic[:200])
             return
         dev, what = parts[1], parts[2]
         if len(payload) > slink.MAX_PAYLOAD:
@@ -357,7 +366,9 @@ class SerialLinkSource(Source):
         self._publish_counters(link)
 
     def _up(self) -> None:
-        if self.state().state != "up":
+        with self._lock:
+            shown = self._state.state
+        if shown != "up":
             self.backoff.reset()
             self.set_state("up")
 
