@@ -210,3 +210,19 @@ def test_port_missing_at_start_then_plugged_in(tmp_path: Path) -> None:
     finally:
         src.stop()
     assert src.state().state == "stopped"
+
+
+def test_what_cannot_be_carried_is_counted_and_dropped() -> None:
+    dev = new_device("elevator-box", SITE)
+    src = SerialLinkSource(
+        "w", Host([dev]), Settings("/dev/null", 9600, ((dev.dev, 0),), 100, 2.0, 1.0, 3, 1.0)
+    )
+    src.deliver(topics.terminal_cmd(dev.dev), b"x" * 16385, True)  # longer than a frame
+    src.deliver(topics.terminal_rec(dev.dev), b"{}", False)  # not ack / cmd
+    src.deliver(topics.terminal_ack("OTHER-1"), b"{}", False)  # not this port's device
+    for i in range(5):  # the queue holds 3: the oldest go
+        src.deliver(topics.terminal_ack(dev.dev), b"%d" % i, False)
+    c = src.state().counters
+    assert (c["too_long"], c["unroutable"], c["out_dropped"]) == (1, 2, 2), c
+    assert [p for _, p in src._out[dev.dev]] == [b"2", b"3", b"4"]
+    assert src._retained[dev.dev] == {}
