@@ -10,11 +10,11 @@ Each terminal makes signed records (the fleet's bodies, :mod:`simulators.records
 told to (:meth:`SerialLinkSim.produce`) and keeps every one until the agent's sealed ack
 for it arrives (``wire.auth.open_terminal_ack``); an ack that does not verify is counted and
 ignored. Unacknowledged records are sent again after ``resend_after_s`` and whenever the
-link comes back (the gateway's ``HELLO`` after its restart, or the link up again after an
-unplug), so unplugging the pty (:meth:`~simulators.serial_devices.PtyDevice.unplug`) or
-killing the agent loses nothing. Faults on the terminal's output: the pty's
-``corrupt_next`` / ``noise_next``, and :meth:`SerialLinkSim.drop_next` (frames lost on the
-line).
+link comes back (the gateway's ``HELLO`` after its restart, the link up again after an
+unplug, the terminal's own :meth:`~SerialLinkSim.reboot`), so unplugging the pty
+(:meth:`~simulators.serial_devices.PtyDevice.unplug`) or killing the agent loses nothing.
+Faults on the terminal's output: the pty's ``corrupt_next`` / ``noise_next``, and
+:meth:`SerialLinkSim.drop_next` (frames lost on the line).
 """
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ class SerialLinkSim(PtyDevice):
         """Lose the terminals' next ``n`` frames on the line."""
         with self.lock:
             self._drop += n
+
+    def reboot(self, dev: str | None = None) -> None:
+        """Restart terminals (all, or ``dev``'s): a new link layer that says ``HELLO``, the
+        next boot number; what the flash log holds (unacknowledged records) survives."""
+        with self.lock:
+            for t in self.terminals:
+                if dev is None or t.device.dev == dev:
+                    t.boot += 1
+                    t.ep = self._endpoint(t)
+                    t.sent_at.clear()
+                    t.was_up = False
+                    t.hellos = 0
 
     def pending(self) -> int:
         with self.lock:

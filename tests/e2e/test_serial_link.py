@@ -60,7 +60,7 @@ def _chain(
     return ch, port
 
 
-def test_records_stored_once_across_unplug_and_replug(
+def test_records_stored_once_across_unplug_replug_and_a_terminal_restart(
     chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
     dev = new_device("elevator-box", SITE)
@@ -80,6 +80,8 @@ def test_records_stored_once_across_unplug_and_replug(
         sim.produce(100)  # made while the cable is out: kept in the terminal
         time.sleep(1.0)
         sim.replug()
+        wait_until(lambda: sim.terminal(dev.dev).stats.acked >= 160, 60, "draining again")
+        sim.reboot()  # the terminal's controller restarts mid-drain: it says HELLO again
         _drain(ch, sim)
         # a terminal that stops answering is shown down, and up again when it answers
         sim.silent = True
@@ -97,7 +99,7 @@ def test_records_stored_once_across_unplug_and_replug(
     assert src["kind"] == "serial_link"
     c = src["counters"]
     assert c["records"] >= n and c["reconnects"] >= 1 and c["port_errors"] >= 1, c
-    assert c["acks_out"] >= 1 and c["foreign_records"] == 0, c
+    assert c["acks_out"] >= 1 and c["foreign_records"] == 0 and c["hellos"] >= 2, c
     labels = f'kind="serial_link",site="{SITE}",source="wired-1"'
     assert f"traceedge_agent_source_up{{{labels}}} 1.0" in metrics, metrics
     assert f'traceedge_agent_source_events_total{{counter="reconnects",{labels}}} ' in metrics
