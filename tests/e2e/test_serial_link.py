@@ -26,6 +26,15 @@ def _source(ch: Chain, name: str) -> dict[str, Any]:
     return next(s for s in st["sources"] if s["name"] == name)
 
 
+def _settled(ch: Chain, n: int) -> dict[str, Any]:
+    """The source as ``agent status`` shows it once its counters (written to the status
+    file every few seconds) include all ``n`` records."""
+    wait_until(
+        lambda: _source(ch, "wired-1")["counters"]["records"] >= n, 20, "the status to catch up"
+    )
+    return _source(ch, "wired-1")
+
+
 def _drain(ch: Chain, sim: SerialLinkSim, timeout: float = 90) -> None:
     try:
         wait_until(lambda: sim.pending() == 0, timeout, "every record acknowledged")
@@ -95,7 +104,7 @@ def test_records_stored_once_across_unplug_replug_and_a_terminal_restart(
     assert n == 250
     ch.wait_forwarded(n)
     ch.assert_exactly_once(n)
-    src = _source(ch, "wired-1")
+    src = _settled(ch, n)
     assert src["kind"] == "serial_link"
     c = src["counters"]
     assert c["records"] >= n and c["reconnects"] >= 1 and c["port_errors"] >= 1, c
@@ -143,7 +152,7 @@ def test_rs485_bus_with_three_terminals(
         sim.drop_next(2)
         _drain(ch, sim)
         n = sim.generated()
-        src = _source(ch, "wired-1")
+        src = _settled(ch, n)
     assert n == 360
     ch.wait_forwarded(n)
     ch.assert_exactly_once(n)
