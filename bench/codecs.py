@@ -6,7 +6,9 @@ For each stream protocol a stream of N generated frames is fed to its ``Decoder`
 ``--chunk``-byte reads (as a serial port delivers them) and compared with a baseline
 that only cuts the same stream into frames (``bytes.split`` on the delimiter, fixed-size
 slicing, or a walk over the length prefix) without validating anything. PC/SC and the
-elevator register map are message codecs: their baseline is slicing the message.
+elevator register map are message codecs: their baseline is slicing the message; item
+codes (``itemcodes.parse_item`` over pesticide, seed, drug, GS1 and EPC texts) are
+compared with splitting each text on whitespace.
 
 Human-readable lines first, then one JSON object on the last line:
 ``{"<codec>": {"frames_per_s": .., "baseline_per_s": .., "ratio": ..}, ...}``.
@@ -27,6 +29,8 @@ from drivers.codecs import (
     barcode,
     cas_ecr,
     chafon,
+    epc,
+    itemcodes,
     modbus_elevator,
     pcsc,
     r2000,
@@ -140,6 +144,51 @@ def streams(n: int) -> dict[str, tuple[Callable[[], object], bytes, Callable[[by
     return out
 
 
+def item_texts(n: int) -> list[tuple[str, str]]:
+    """n (source, text) pairs for :func:`drivers.codecs.itemcodes.parse_item`: pesticide
+    trace URLs, seed label QRs, drug codes, GS1 element strings and SGTIN-96 EPCs in turn."""
+    out: list[tuple[str, str]] = []
+    for i in range(n):
+        serial = f"{i:021d}"
+        kind = i % 5
+        if kind == 0:
+            code = itemcodes.pesticide_code(
+                {
+                    "category": "1",
+                    "registration_tail": "080385",
+                    "production_type": 1 + i % 3,
+                    "spec": "001",
+                    "random": serial,
+                }
+            )
+            out.append(("scan", "]Q1https://zs.example.com/p?code=" + code))
+        elif kind == 1:
+            out.append(
+                (
+                    "scan",
+                    itemcodes.seed_qr(
+                        "郑单958", "河南某种业", f"4101{i:016d}", "https://zs.example.cn/s"
+                    ),
+                )
+            )
+        elif kind == 2:
+            out.append(("scan", "]C0" + itemcodes.drug_code("8123456", serial[-9:], "7890")))
+        elif kind == 3:
+            out.append(
+                (
+                    "scan",
+                    "]d201"
+                    + with_check_digit(f"{950600013400 + i:013d}")
+                    + "21S"
+                    + str(i)
+                    + "\x1d10L1",
+                )
+            )
+        else:
+            out.append(("epc", epc.encode_sgtin96("09506000134352", i, 7)))
+    return out
+
+
 def best(fn: Callable[[], int], repeat: int = 3) -> tuple[float, int]:
     """Fastest of ``repeat`` runs: (seconds, frames counted)."""
     times = []
@@ -204,6 +253,18 @@ def main() -> None:
     seconds, frames = best(lambda: len([modbus_elevator.decode_status(b) for b in blocks]))
     base_seconds, base_frames = best(lambda: len([tuple(b) for b in blocks]))
     record("modbus_elevator", frames, seconds, base_frames, base_seconds)
+
+    texts = item_texts(args.frames)
+
+    def parse_all() -> int:
+        return len([itemcodes.parse_item(t, src) for src, t in texts])
+
+    def split_all() -> int:
+        return len([t.split() for _, t in texts])
+
+    seconds, frames = best(parse_all)
+    base_seconds, base_frames = best(split_all)
+    record("itemcodes", frames, seconds, base_frames, base_seconds)
 
     print(json.dumps(results, sort_keys=True))
 

@@ -49,6 +49,7 @@ from drivers.codecs import (  # noqa: E402
     cas_ecr,
     chafon,
     gs1,
+    itemcodes,
     modbus_elevator,
     pcsc,
     r2000,
@@ -80,13 +81,25 @@ class Never(Exception):
     """The typed error of a handler that must never raise: nothing is expected."""
 
 
-def _load_codec_streams() -> dict[str, tuple[Callable[[], object], bytes, object]]:
+def _bench_codecs() -> object:
     # bench/codecs.py would shadow the standard library's codecs as a plain import
     spec = importlib.util.spec_from_file_location("bench_codecs", ROOT / "bench" / "codecs.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.streams(6)  # type: ignore[no-any-return]
+    return mod
+
+
+def _load_codec_streams() -> dict[str, tuple[Callable[[], object], bytes, object]]:
+    return _bench_codecs().streams(6)  # type: ignore[attr-defined,no-any-return]
+
+
+def _item_seeds() -> tuple[list[bytes], list[bytes]]:
+    """Genuine item-code scans (UTF-8) and EPCs (raw bytes) from bench/codecs.py."""
+    texts = _bench_codecs().item_texts(10)  # type: ignore[attr-defined]
+    scans = [t.encode() for src, t in texts if src == "scan"]
+    epcs = [bytes.fromhex(t) for src, t in texts if src == "epc"]
+    return scans, epcs
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -288,6 +301,24 @@ def targets(tmp: Path) -> list[Target]:
             lambda p: gs1.parse_digital_link(p.decode("latin-1")),
             CodecError,
             [b"https://id.gs1.org/01/09506000134352/10/LOT1?3103=000195"],
+        )
+    )
+    item_scans, item_epcs = _item_seeds()
+    out.append(Target("codec.itemcodes.parse_item", itemcodes.parse_item, CodecError, item_scans))
+    out.append(
+        Target(
+            "codec.itemcodes.parse_item.epc",
+            lambda p: itemcodes.parse_item(p, "epc"),
+            CodecError,
+            item_epcs,
+        )
+    )
+    out.append(
+        Target(
+            "codec.itemcodes.parse_item.epc_hex",
+            lambda p: itemcodes.parse_item(p.decode("latin-1"), "epc"),
+            CodecError,
+            [e.hex().encode() for e in item_epcs],
         )
     )
     out.append(

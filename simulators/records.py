@@ -26,7 +26,9 @@ import functools
 import random
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
+from wire import settlement
 from wire.checkdigit import with_check_digit
 from wire.tracecode import local_date, make_trace_code
 
@@ -719,21 +721,16 @@ def _market_settlement(
         batch = _batch(site, date, trader_index + 1 + N_TRADERS * j)
         code, name, meat, lo, hi, counted = batch.goods
         price = _round_to(rng.randint(lo, hi), 10)
-        line: dict[str, object] = {
-            "batch_id": batch.batch_id,
-            "goods_code": code,
-            "goods_name": name,
-        }
+        goods: dict[str, Any] = {"batch_id": batch.batch_id, "goods_code": code, "goods_name": name}
+        # the lines every settlement terminal makes (wire/settlement.py)
         if counted:
-            pieces = rng.randint(1, 30)
-            line.update(mode="counted", pieces=pieces, price_fen_per_piece=price)
-            line["amount_fen"] = pieces * price
+            goods["price_fen_per_piece"] = price
+            lines.append(settlement.counted_line(goods, rng.randint(1, 30)))
         else:
             # Price-computing scales: division 5 g; amount rounded half up to the fen.
             weight = _round_to(rng.randint(300, 30_000 if meat else 20_000), 5)
-            line.update(mode="weighed", weight_g=weight, price_fen_per_kg=price)
-            line["amount_fen"] = (weight * price + 500) // 1000
-        lines.append(line)
+            due = settlement.priced(weight, price)
+            lines.append(settlement.weighed_line(goods, weight, price, due))
     total = 0
     for line in lines:
         amount = line["amount_fen"]

@@ -12,6 +12,8 @@ host drivers, the simulators and the firmware share the same code::
     r2000              R2000 ``A0`` frames               UHF reader, byte-sum check
     pcsc               GET UID and status words          HF cards via PC/SC (messages)
     barcode, gs1       AIM prefix, GS1 AIs, Digital Link  scanners, text lines
+    itemcodes, epc     pesticide, seed, drug, GS1 items;  what a scan or a tag identifies
+                       SGTIN-96 / SSCC-96 EPCs            (pure functions, no stream)
     modbus_elevator    holding-register map              elevator controller
 
 Support modules: ``errors`` (the hierarchy), ``stream`` (the shared ``feed`` loop and

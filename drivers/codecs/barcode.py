@@ -98,8 +98,8 @@ def gs1_scan(ais: dict[str, str], symbology: str = "]C1") -> Scan:
 
 def encode_scan(scan: Scan) -> bytes:
     """The line a scanner sends: identifier, data, CR LF."""
-    if _identifier(scan.symbology) != scan.symbology or (
-        not scan.symbology and _identifier(scan.data)
+    if aim_identifier(scan.symbology) != scan.symbology or (
+        not scan.symbology and aim_identifier(scan.data)
     ):
         raise EncodeError(f"bad AIM identifier {scan.symbology!r} for data {scan.data[:3]!r}")
     for ch in scan.data:
@@ -108,7 +108,7 @@ def encode_scan(scan: Scan) -> bytes:
     return (scan.symbology + scan.data).encode() + b"\r\n"
 
 
-def _identifier(text: str) -> str:
+def aim_identifier(text: str) -> str:
     """The AIM identifier at the start of ``text``: ``]``, a letter, a letter or digit."""
     if len(text) >= 3 and text[0] == "]" and text[1] in _LETTERS and text[2] in _ALNUM:
         return text[:3]
@@ -125,7 +125,7 @@ def decode_scan(raw: bytes) -> Scan:
             raise FrameError(f"control character {ch!r} in scan {raw!r}")
     if not text:
         raise FrameError("empty scan")
-    symbology = _identifier(text)
+    symbology = aim_identifier(text)
     data = text[len(symbology) :]
     content = SYMBOLOGIES.get(symbology, ("", ""))[1]
     ais: dict[str, str] | None = None

@@ -235,7 +235,8 @@ def percent_decode(text: str) -> str:
     return decoded
 
 
-def _split_url(url: str) -> tuple[str, list[str], str]:
+def split_url(url: str) -> tuple[str, list[str], str]:
+    """``(host, path segments, query)`` of an http(s) URL, fragment dropped; else FrameError."""
     if url.startswith("https://"):
         rest = url[8:]
     elif url.startswith("http://"):
@@ -255,7 +256,7 @@ def find_digital_link(url: str) -> dict[str, str] | None:
 
     Raises FrameError when it has one but a value is invalid (bad check digit ...).
     """
-    _, segments, query = _split_url(url)
+    _, segments, query = split_url(url)
     start = -1
     for i in range(len(segments) - 1):
         if segments[i] in DL_PATH:

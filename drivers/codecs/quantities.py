@@ -119,3 +119,29 @@ class Money:
 
     def __str__(self) -> str:
         return format_decimal(self.value, self.decimals)
+
+
+def _pow10(n: int) -> int:
+    f = 1
+    for _ in range(n):
+        f *= 10
+    return f
+
+
+def grams(w: Weight) -> int:
+    """A weight in grams, exactly; ``ValueError`` (an ``EncodeError``) if it would round."""
+    if w.unit == "kg":
+        return w.at(3)
+    if w.unit == "g":
+        return w.at(0)
+    raise ValueError("unit %r is not a mass unit a terminal records" % w.unit)
+
+
+def fen(m: Money) -> int:
+    """Yuan (as a scale prints them) in fen, exactly; ``ValueError`` if it would round."""
+    if m.decimals <= 2:
+        return m.value * _pow10(2 - m.decimals)
+    f = _pow10(m.decimals - 2)
+    if m.value % f:
+        raise ValueError("%d at %d decimals is not a whole number of fen" % (m.value, m.decimals))
+    return m.value // f

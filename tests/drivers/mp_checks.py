@@ -12,7 +12,9 @@ from drivers.codecs import (
     barcode,
     cas_ecr,
     chafon,
+    epc,
     gs1,
+    itemcodes,
     modbus_elevator,
     pcsc,
     r2000,
@@ -171,6 +173,59 @@ def check_modbus_elevator() -> None:
     _raises(CodecError, modbus_elevator.decode_status, regs[:-1])
 
 
+def check_itemcodes() -> None:
+    code = "10803851001462031958274016385520"
+    item = itemcodes.parse_item("https://zs.example.com/p?code=" + code)
+    assert item["id"] == "pesticide:" + code and item["production"] == "holder"
+    assert item["registration_tail"] == "080385" and item["level"] == "unit"
+    fields = {"category": "1", "registration_tail": "080385", "production_type": 1}
+    fields.update({"spec": "001", "random": code[11:]})
+    assert itemcodes.pesticide_code(fields) == code
+    _raises(CodecError, itemcodes.parse_item, code[:7] + "4" + code[8:])
+    _raises(CodecError, itemcodes.parse_item, code[:31])
+    seed = "郑单958 \r\n河南某种业有限公司\r\n41010000100000000012\r\nhttps://zs.example.cn/s\r\n"
+    item = itemcodes.parse_item(seed.encode())
+    assert item["id"] == "seed:41010000100000000012" and item["variety"] == "郑单958"
+    assert itemcodes.parse_item(itemcodes.seed_qr("a", "b", "C1", "d", "\r"))["unit_code"] == "C1"
+    _raises(CodecError, itemcodes.parse_item, "a\r\n\r\nC1\r\nd")
+    _raises(CodecError, itemcodes.parse_item, "a\nb\n41010000100000000012")
+    item = itemcodes.parse_item("]C081234560001234567890")
+    assert item["scheme"] == "drug" and item["drug_id"] == "8123456" and item["check"] == "7890"
+    sscc = itemcodes.parse_item("]C100106141412345678908")
+    assert sscc["level"] == "case" and sscc["id"] == "https://id.gs1.org/00/106141412345678908"
+    _raises(CodecError, itemcodes.parse_item, "]C100106141412345678908", "scan", "unit")
+    dl = itemcodes.parse_item("https://example.cn/01/09506000134352/21/S1?17=281231")
+    assert dl["id"] == "https://id.gs1.org/01/09506000134352/21/S1" and dl["expiry"] == "281231"
+    # GS1 EPC Tag Data Standard examples: sgtin 0614141.812345.6789, sscc 0614141.1234567890
+    tag = itemcodes.parse_item("3074257BF7194E4000001A85", "epc")
+    assert tag["id"] == "https://id.gs1.org/01/80614141123458/21/6789"
+    assert epc.encode_sgtin96("80614141123458", 6789, 7, 3) == "3074257BF7194E4000001A85"
+    assert epc.encode_sscc96("106141412345678908", 7) == "3114257BF4499602D2000000"
+    assert (
+        itemcodes.parse_item(b"\x31\x14\x25\x7b\xf4\x49\x96\x02\xd2\x00\x00\x00", "epc")["level"]
+        == "case"
+    )
+    other = itemcodes.parse_item(bytes(range(1, 13)), "epc")
+    assert other["id"] == "epc:0102030405060708090A0B0C"
+    _raises(CodecError, itemcodes.parse_item, "301C" + "0" * 20, "epc")
+    # a fixed pseudo-random soup of texts: an item or a CodecError, nothing else
+    seed_ = 99
+    refused = 0
+    alphabet = "0123456789]C1Qd\x1d\r\n /?=&:htps.AZaz%"
+    for _ in range(300):
+        text = ""
+        for _ in range(seed_ % 40):
+            seed_ = (seed_ * 1103515245 + 12345) & 0x7FFFFFFF
+            text += alphabet[(seed_ >> 16) % len(alphabet)]
+        seed_ = (seed_ * 1103515245 + 12345) & 0x7FFFFFFF
+        for source in ("scan", "epc"):
+            try:
+                itemcodes.parse_item(text, source)
+            except CodecError:
+                refused += 1
+    assert refused > 300
+
+
 def check_fuzz_smoke() -> None:
     # a fixed pseudo-random byte soup: nothing but frames and BadFrames, bounded buffers
     seed = 12345
@@ -208,6 +263,7 @@ CHECKS = (
     check_pcsc,
     check_barcode,
     check_modbus_elevator,
+    check_itemcodes,
     check_fuzz_smoke,
 )
 

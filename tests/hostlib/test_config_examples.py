@@ -4,6 +4,7 @@ from pathlib import Path
 
 from collector.settings import load_collector
 from edge_agent.settings import load_agent
+from edge_agent.terminal.settings import load_terminal
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -18,3 +19,10 @@ def test_collector_example_parses() -> None:
     s = load_collector(CONFIG / "collector.example.toml", files=False)
     assert s.shared_subscription and s.platform is not None
     assert s.platform.url.startswith("https://") and s.api_port == 8080
+
+
+def test_terminal_example_parses() -> None:
+    s = load_terminal(CONFIG / "terminal.example.toml", files=False)
+    assert s.scale.protocol == "cas_ecr" and s.printer is not None
+    assert s.sale.goods[2].mode == "counted" and s.sale.goods[2].price_fen_per_piece == 250
+    assert s.sale.traders == {"9C3A11F0": "T3301060007"} and s.window == 8

@@ -112,7 +112,43 @@ def test_one_bad_file_among_good_ones_fails_the_check(tmp_path: Path) -> None:
     assert res.exit_code == 1
     lines = res.stdout.splitlines()
     assert lines[0] == f"ok: agent config for site S1 ({agent})"
-    assert lines[1] == f"{neither}: cannot tell the role: want one [agent] or [collector] table"
+    assert (
+        lines[1]
+        == f"{neither}: cannot tell the role: want one [agent], [collector] or [terminal] table"
+    )
     assert lines[2].startswith(f"{broken}: not valid TOML")
     assert lines[3] == f"{tmp_path / 'absent.toml'}: file not found"
     assert "Traceback" not in res.output
+
+
+def test_a_stall_terminal_config_is_checked_whole(tmp_path: Path) -> None:
+    from hostlib.registry import Device
+    from tests.e2e.stall import write_config
+
+    dev = Device("MKT-S1-0001", b"\1" * 32, "market-scale", "S1")
+    cfg = write_config(tmp_path, dev, 1883, "/dev/ttyUSB0", "sics", "", tmp_path / "lp0")
+    res = check(cfg)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == f"ok: stall terminal config for MKT-S1-0001 ({cfg})"
+    text = cfg.read_text()
+    text = text.replace('protocol = "sics"', 'protocol = "scalex"')
+    text = text.replace("price_fen_per_kg = 2980\n", "").replace('market_no = "330142"', "")
+    cfg.write_text(text.replace("[cards]", 'colour = "red"\n[cards]'))
+    res = check(cfg)
+    assert res.exit_code == 1
+    out = res.stdout
+    assert "scale.protocol: must be one of sics" in out and "scale.colour: unknown key" in out
+    assert "settlement.market_no: is required" in out
+
+
+def test_weighed_goods_need_a_price_when_the_scale_computes_none(tmp_path: Path) -> None:
+    from hostlib.registry import Device
+    from tests.e2e.stall import write_config
+
+    dev = Device("MKT-S1-0001", b"\1" * 32, "market-scale", "S1")
+    for protocol, ok in (("cas_ecr", True), ("toledo8217", False)):
+        cfg = write_config(tmp_path, dev, 1883, "/dev/ttyUSB0", protocol, "", tmp_path / "lp0")
+        cfg.write_text(cfg.read_text().replace("price_fen_per_kg = 2980\n", ""))
+        res = check(cfg)
+        assert (res.exit_code == 0) is ok, res.output
+        assert ok or "goods 1: price_fen_per_kg is required with a toledo8217 scale" in res.stdout

@@ -36,9 +36,23 @@ def _register() -> None:
         pki,
         platform,
         sim,
+        terminal,
     )
 
-    for mod in (device, pki, broker, agent, collector, config, platform, sim, diag, fleet, demo):
+    for mod in (
+        device,
+        pki,
+        broker,
+        agent,
+        terminal,
+        collector,
+        config,
+        platform,
+        sim,
+        diag,
+        fleet,
+        demo,
+    ):
         main.add_command(mod.command)
 
 

@@ -10,7 +10,7 @@ from te.cas_scale import CasScale  # noqa: E402
 from te.hal import Board  # noqa: E402
 from te.keypad import Keypad  # noqa: E402
 from te.mfrc522 import CardWatch, Mfrc522  # noqa: E402
-from te.receipt import escpos, receipt  # noqa: E402
+from drivers.codecs.receipt import escpos, receipt  # noqa: E402
 from te.scale import fen, grams  # noqa: E402
 from te.sics_scale import SicsScale  # noqa: E402
 from te.uhf import UhfReader  # noqa: E402

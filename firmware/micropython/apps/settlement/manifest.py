@@ -3,9 +3,9 @@
 include("../../manifest.py")
 package(
     "te",
-    files=["scale.py", "cas_scale.py", "keypad.py", "mfrc522.py", "receipt.py"],
+    files=["scale.py", "cas_scale.py", "keypad.py", "mfrc522.py"],
     base_path="../../lib",
 )
-package("drivers", files=["codecs/cas_ecr.py"], base_path="../../../..")
-package("wire", files=["checkdigit.py", "tracecode.py"], base_path="../../../..")
+package("drivers", files=["codecs/cas_ecr.py", "codecs/receipt.py"], base_path="../../../..")
+package("wire", files=["checkdigit.py", "settlement.py", "tracecode.py"], base_path="../../../..")
 module("settlement.py")

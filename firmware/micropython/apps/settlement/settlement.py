@@ -17,24 +17,24 @@ newest two keys and its ``version`` is above the one held (kept in flash with th
 A newer list replaces the old one, which is how a stop is lifted; anything else is
 ignored and counted (``stop_lists_refused``).
 
-Codes (``wire/tracecode.py`` and ``wire/checkdigit.py``, the same files the collector uses):
-``trace_id`` = 8 + market number + local date + terminal number + the day's serial +
-check digit; ``tran_id`` = region + date + terminal + serial (5) + check digit. The
-serial is saved *before* the record is made, so a power cut can skip one, never repeat.
+Lines, codes, the body and the stop-list check are ``wire/settlement.py`` and the receipt
+``drivers/codecs/receipt.py``: the same files the Linux stall terminal
+(``edge_agent/terminal``) uses, so both make the same records and receipts. The serial is
+saved *before* the record is made, so a power cut can skip one, never repeat.
 """
 
 from te.cas_scale import CasScale
 from te.keypad import Keypad
 from te.mfrc522 import CardWatch, Mfrc522
-from te.receipt import escpos, receipt
 from te.recorder import Refused
+from drivers.codecs.receipt import escpos, receipt
 from te.runtime import App as _App
 from te.scale import fen, grams
 from te.state import StateFile
 from wire.auth import open_stop_list
-from wire.checkdigit import with_check_digit
+from wire import settlement as sale
 from wire.envelope import WireError
-from wire.tracecode import CST_OFFSET_MIN, local_date, make_trace_code
+from wire.tracecode import CST_OFFSET_MIN, local_date
 
 _TYPING = False
 if _TYPING:
@@ -43,7 +43,7 @@ if _TYPING:
     from te.config import Section
     from te.runtime import Runtime
 
-PAY = ("cash", "card", "wechat", "alipay", "unionpay", "credit", "other")
+PAY = sale.PAY
 IDLE = 0
 SESSION = 1
 WEIGH = 2
@@ -110,13 +110,12 @@ class App(_App):
         except WireError:
             self.stop_lists_refused += 1
             return
-        ver = sl["version"]
-        batches = sl["batches"]
-        if not isinstance(ver, int) or not isinstance(batches, list) or ver <= self.stop_ver:
+        ids = sale.stopped_batches(sl, self.stop_ver)
+        if ids is None:
             self.stop_lists_refused += 1
             return
-        ids = [x["batch_id"] for x in batches
-               if isinstance(x, dict) and isinstance(x.get("batch_id"), str)]
+        ver = sl["version"]
+        assert isinstance(ver, int)
         self.stops.save({"version": ver, "batches": ids})
         self.stop_ver = ver
         self.stopped = ids
@@ -165,11 +164,7 @@ class App(_App):
         if k == "A":
             self._select(n, now)
         elif k == "B" and self.item is not None and n > 0:
-            g = self.item
-            price = int(g["price_fen_per_piece"])
-            self._add({"batch_id": g["batch_id"], "goods_code": g["goods_code"],
-                       "goods_name": g["goods_name"], "mode": "counted", "pieces": n,
-                       "price_fen_per_piece": price, "amount_fen": n * price})
+            self._add(sale.counted_line(self.item, n))
         elif k == "C":
             if n < 0 and self.lines:
                 self.lines.pop()
@@ -217,17 +212,14 @@ class App(_App):
         assert r.unit_price is not None and r.total is not None
         self.state = SESSION
         try:
-            line = {"batch_id": g["batch_id"], "goods_code": g["goods_code"],
-                    "goods_name": g["goods_name"], "mode": "weighed",
-                    "weight_g": grams(r.weight), "price_fen_per_kg": fen(r.unit_price),
-                    "amount_fen": fen(r.total)}
+            line = sale.weighed_line(g, grams(r.weight), fen(r.unit_price), fen(r.total))
         except ValueError as exc:
             self.rt.say("scale figures not exact: %s" % exc)
             return
         self._add(line)
 
     def _add(self, line: "dict[str, Any]") -> None:
-        if len(self.lines) >= 20:
+        if len(self.lines) >= sale.MAX_LINES:
             self.rt.say("20 lines at most")
             return
         self.lines.append(line)
@@ -235,10 +227,7 @@ class App(_App):
         self.rt.say("%s %d fen" % (line["goods_name"], line["amount_fen"]))
 
     def _next_serial(self, date: str) -> int:
-        d = self.serials.load() or {}
-        serial = int(d.get("serial", 0)) + 1 if d.get("date") == date else 1
-        if serial > 9999:
-            raise Refused("10000 sales today: the trace code has no room")
+        serial = sale.next_serial(self.serials.load(), date)
         self.serials.save({"date": date, "serial": serial})
         return serial
 
@@ -251,18 +240,11 @@ class App(_App):
         try:
             date = local_date(ts, self.offset_min)
             serial = self._next_serial(date)
-            body: "dict[str, Any]" = {
-                "market": self.market, "terminal": self.terminal, "scale_sw": self.scale_sw,
-                "tran_id": with_check_digit("%s%s%02d%05d" % (self.region, date,
-                                                              self.terminal_no, serial)),
-                "trace_id": make_trace_code(self.market_no, date, self.terminal_no, serial),
-                "seller": self.seller, "seller_card": self.seller_card,
-                "lines": self.lines, "total_fen": sum(x["amount_fen"] for x in self.lines)}
-            if self.buyer:
-                body["buyer"] = self.buyer
-                body["buyer_card"] = self.buyer_card
-            if self.pay:
-                body["pay"] = self.pay
+            tran, trace = sale.codes(self.region, self.market_no, date, self.terminal_no,
+                                     serial)
+            body: "dict[str, Any]" = sale.body(
+                self.market, self.terminal, self.scale_sw, tran, trace, self.seller,
+                self.seller_card, self.lines, self.buyer, self.buyer_card, self.pay)
             self.rt.rec.record("market.settlement", body, at)
         except (Refused, ValueError) as exc:
             self.rt.say("SALE NOT RECORDED: %s" % exc)

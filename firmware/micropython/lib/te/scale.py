@@ -1,43 +1,20 @@
 """Scales on a UART, polled: request, reply or timeout (the drivers' codecs do the bytes).
 
-Exact unit conversions and the polled request base; the protocols live in their own
+Exact unit conversions (``drivers.codecs.quantities``, shared with the host) and the
+polled request base; the protocols live in their own
 modules so a board carries only its scale's codec: ``te.sics_scale`` (Mettler Toledo
 MT-SICS, the filling scale) and ``te.cas_scale`` (CAS ECR, the market's price-computing
 scale, whose weight, unit price and total the terminal reproduces, never recomputes).
 """
 
+from drivers.codecs.quantities import fen as fen  # the apps take them from here
+from drivers.codecs.quantities import grams as grams
+
 _TYPING = False
 if _TYPING:
     from machine import UART
 
-    from drivers.codecs.quantities import Money, Weight
     from te.hal import Clock
-
-
-def grams(w: "Weight") -> int:
-    """A weight in grams, exactly; ``ValueError`` (an ``EncodeError``) if it would round."""
-    if w.unit == "kg":
-        return w.at(3)
-    if w.unit == "g":
-        return w.at(0)
-    raise ValueError("unit %r is not a mass unit this terminal records" % w.unit)
-
-
-def _pow10(n: int) -> int:
-    f = 1
-    for _ in range(n):
-        f *= 10
-    return f
-
-
-def fen(m: "Money") -> int:
-    """Yuan (as the scale prints them) in fen, exactly; ``ValueError`` if it would round."""
-    if m.decimals <= 2:
-        return m.value * _pow10(2 - m.decimals)
-    f = _pow10(m.decimals - 2)
-    if m.value % f:
-        raise ValueError("%d at %d decimals is not a whole number of fen" % (m.value, m.decimals))
-    return m.value // f
 
 
 class Polled:

@@ -1,5 +1,10 @@
 """The sale receipt: a payload (text lines and the QR content) and its ESC/POS bytes.
 
+One layout for both settlement terminals: the MCU app (``apps/settlement``, copied onto
+the board by its manifest) and the Linux stall terminal (``edge_agent/terminal``) print
+the same receipt from the same ``market.settlement`` body, byte for byte. MicroPython
+subset: no annotations evaluated, ``struct`` only.
+
 The QR holds ``trace_url + trace_id``: a consumer scanning it reaches the chain behind the
 sale (collector query API ``/trace/{code}``). Text is UTF-8: set the printer's code page
 to UTF-8 (most Chinese thermal printers have the setting).
@@ -29,13 +34,18 @@ def _pair(left: str, right: str) -> str:
     return left + " " * (gap if gap > 1 else 1) + right
 
 
-def receipt(body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str,
-            offset_min: int = CST_OFFSET_MIN) -> "dict[str, Any]":
+def receipt(
+    body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str, offset_min: int = CST_OFFSET_MIN
+) -> "dict[str, Any]":
     """``{"lines": [...], "qr": url}`` for a ``market.settlement`` body made at ``ts_ms``,
     its time printed at ``offset_min`` minutes east of UTC (the terminal's, as in its codes)."""
-    lines = [title, _pair("No. " + body["terminal"], body["scale_sw"]),
-             local_datetime(ts_ms, offset_min),
-             "Voucher " + body["tran_id"], "Seller " + body["seller"]]
+    lines = [
+        title,
+        _pair("No. " + body["terminal"], body["scale_sw"]),
+        local_datetime(ts_ms, offset_min),
+        "Voucher " + body["tran_id"],
+        "Seller " + body["seller"],
+    ]
     if "buyer" in body:
         lines.append("Buyer " + body["buyer"])
     lines.append("-" * WIDTH)
@@ -56,11 +66,16 @@ def receipt(body: "dict[str, Any]", ts_ms: int, title: str, trace_url: str,
 
 def _qr(data: bytes) -> bytes:
     n = len(data) + 3
-    return (b"\x1d(k\x04\x001A2\x00"      # model 2
-            + b"\x1d(k\x03\x001C\x06"      # module size 6
-            + b"\x1d(k\x03\x001E1"         # error correction M
-            + b"\x1d(k" + struct.pack("<H", n) + b"1P0" + data
-            + b"\x1d(k\x03\x001Q0")        # print
+    return (
+        b"\x1d(k\x04\x001A2\x00"  # model 2
+        + b"\x1d(k\x03\x001C\x06"  # module size 6
+        + b"\x1d(k\x03\x001E1"  # error correction M
+        + b"\x1d(k"
+        + struct.pack("<H", n)
+        + b"1P0"
+        + data
+        + b"\x1d(k\x03\x001Q0"  # print
+    )
 
 
 def escpos(r: "dict[str, Any]") -> bytes:
