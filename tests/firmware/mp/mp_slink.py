@@ -363,3 +363,29 @@ def test_gateway_restart_makes_the_terminal_resend_at_once() -> None:
     assert log.pending() == 0 and sorted(stored) == list(range(1, 9)), sorted(stored)
     assert ch.epoch == epoch + 1, (ch.epoch, epoch)
     assert w.clock.diff(w.clock.ticks_ms(), t0) < 5000  # not the 60 s ack timeout
+
+
+def test_rs485_driver_enable_only_while_writing() -> None:
+    from te import hal
+
+    w = new_world()
+    seen: list[tuple[bytes, int]] = []
+
+    class Transceiver:
+        def attached(self, world: "object", uid: int) -> None:
+            pass
+
+        def receive(self, world: "object", data: bytes) -> None:
+            seen.append((data, w.read_pin(21)))  # the driver level while the bytes go out
+
+    w.attach_uart(2, Transceiver())
+    b = hal.Board({"uart": {"gateway": {"id": 2, "baud": 115200, "de": 21}}}, w.clock)
+    u = b.link_uart("gateway")
+    assert isinstance(u, hal.HalfDuplex) and w.read_pin(21) == 0
+    ch = slink.SerialChannel(u, w.clock, addr=3)
+    w.rx[2].append((w.now, slink.encode(dl.POLL, 0, b"", 3)))
+    ch.poll(w.clock.ticks_ms())
+    assert seen == [(slink.encode(slink.HELLO, 0, b"", 3, True), 1)] and w.read_pin(21) == 0
+    assert [lv for _, lv in w.output_on(21)][-2:] == [1, 0]
+    plain = hal.Board({"uart": {"gateway": {"id": 2}}}, w.clock).link_uart("gateway")
+    assert not isinstance(plain, hal.HalfDuplex)

@@ -124,7 +124,7 @@ class Runtime:
             from te.slink import SerialChannel
 
             return SerialChannel(
-                self.board.uart(lk.uart), self.clock, lk.rto_ms, lk.bus_addr, lk.silence_ms
+                self.board.link_uart(lk.uart), self.clock, lk.rto_ms, lk.bus_addr, lk.silence_ms
             )
         from te.mqttlink import MqttChannel
         from te.net import NtpSync, SocketTransport, Wifi

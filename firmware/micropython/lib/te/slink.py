@@ -42,7 +42,7 @@ _TYPING = False
 if _TYPING:
     from machine import UART
 
-    from te.hal import Clock
+    from te.hal import Clock, HalfDuplex
 
 
 class SerialChannel(Channel):
@@ -51,7 +51,7 @@ class SerialChannel(Channel):
     ``addr`` 0: point-to-point; 1..254: this terminal's address on an RS-485 bus."""
 
     def __init__(
-        self, uart: "UART", clock: "Clock", rto_ms: int = 250, addr: int = 0,
+        self, uart: "UART | HalfDuplex", clock: "Clock", rto_ms: int = 250, addr: int = 0,
         silence_ms: int = 3000,
     ) -> None:
         super().__init__()
