@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.store import Store
 from collector.verify import verify_records
+from hostlib.durable import durable_replace
 from hostlib.errors import BundleError
 from hostlib.registry import Device, Registry
 from wire import bundle as fmt
@@ -239,10 +240,14 @@ def import_bundle(
 
 
 def write_receipt(path: Path, receipt: bytes) -> None:
-    """Write the receipt atomically (temp file, fsync, rename)."""
+    """Write the receipt durably (:func:`hostlib.durable.durable_replace`: temp file,
+    fsync, rename, fsync of the folder), so a medium pulled right after the command holds
+    the whole receipt or none; the temp file never stays behind when a step fails."""
     part = path.with_name(path.name + ".part")
-    with open(part, "wb") as f:
-        f.write(receipt + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, path)
+    try:
+        with open(part, "wb") as f:
+            f.write(receipt + b"\n")
+        durable_replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

@@ -178,7 +178,7 @@ class StatusSample(BaseModel):
     floor: int
     door: str
     door_zone: bool
-    people: bool
+    people: bool | None = Field(None, description="absent: no sensor in the car")
     inspection: bool
     maintenance: bool
     faults: list[str] = Field(description="faults active in this sample")
@@ -479,7 +479,7 @@ def _status(r: _Row) -> StatusSample:
         floor=r.body["floor"],
         door=r.body["door"],
         door_zone=r.body["door_zone"],
-        people=r.body["people"],
+        people=r.body.get("people"),
         inspection=r.body["inspection"],
         maintenance=r.body["maintenance"],
         faults=list(r.body["faults"]),

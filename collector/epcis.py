@@ -432,10 +432,11 @@ def _elevator_status(rec: Mapping[str, Any], tz: str) -> Event:
         _state(MT_DIRECTION, b["dir"]),
         _state(MT_DOOR, b["door"]),
         _state(MT_DOOR_ZONE, b["door_zone"]),
-        _state(MT_PASSENGERS, b["people"]),
         _state(MT_INSPECTION_MODE, b["inspection"]),
         _state(MT_MAINTENANCE_MODE, b["maintenance"]),
     ]
+    if "people" in b:  # absent: no sensor in the car (a controller read over Modbus)
+        reports.insert(4, _state(MT_PASSENGERS, b["people"]))
     for fault in b["faults"]:
         reports.append({**_state(MT_FAULT, fault), "exception": "ALARM_CONDITION"})
     counters = b.get("counters")

@@ -3,9 +3,10 @@ and free what the centre's receipt confirms (format: :mod:`wire.bundle`).
 
 * :func:`export` reads the outbox forward in chunks (memory stays bounded whatever its
   depth), writes ``<dir>/<site>-<gw>-<UTC time>.bundle.part``, seals the manifest with the
-  gateway's key, fsyncs and renames the file to ``….bundle``: a bundle that exists is
-  whole. It deletes nothing: the records stay in the outbox until a receipt or an uplink
-  ack frees them.
+  gateway's key, and makes it durable under its final name ``….bundle``
+  (:func:`hostlib.durable.durable_replace`: fsync, rename, fsync of the folder): a bundle
+  that exists is whole. It deletes nothing: the records stay in the outbox until a
+  receipt or an uplink ack frees them.
 * :func:`apply_receipt` verifies the centre's signature (the agent's ``command_key``), that
   the receipt is for this site and gateway and has not expired, then deletes exactly the
   confirmed ``(dev, seq)`` ranges; a record not confirmed stays and goes up when the link
@@ -15,14 +16,13 @@ and free what the centre's receipt confirms (format: :mod:`wire.bundle`).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.outbox import Outbox
-from hostlib.durable import fsync_dir
+from hostlib.durable import durable_replace
 from hostlib.errors import BundleError
 from hostlib.registry import Device
 from wire import bundle as fmt
@@ -107,10 +107,7 @@ def export(
                 gateway.key,
             )
             f.write(line + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, final)
-        fsync_dir(to_dir)
+        durable_replace(part, final)
     except BaseException:
         part.unlink(missing_ok=True)
         raise

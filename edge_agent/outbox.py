@@ -434,7 +434,12 @@ class Outbox:
 
     # -- inspection --------------------------------------------------------------------
     def depth(self) -> tuple[int, int, float | None]:
-        """(records, bytes, age in seconds of the oldest record)."""
+        """(records, bytes, age in seconds of the oldest record).
+
+        Cheap at any depth (the agent asks every second): the count comes from an index,
+        the oldest is the first row (ids grow with arrival), not ``MIN(received)``, which
+        reads the whole table (0.3 s of CPU at 1,000,000 records, a month offline)."""
         with self._lock:
-            n, oldest = self.db.execute("SELECT COUNT(*), MIN(received) FROM outbox").fetchone()
-        return int(n), self.bytes, (time.time() - oldest) if oldest is not None else None
+            (n,) = self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            first = self.db.execute("SELECT received FROM outbox ORDER BY id LIMIT 1").fetchone()
+        return int(n), self.bytes, (time.time() - first[0]) if first is not None else None

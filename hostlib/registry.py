@@ -121,11 +121,13 @@ def _parse_versioned(path: Path) -> tuple[dict[str, Device], int]:
 
 
 def load_identity(path: Path | str) -> Device:
-    """A device's own config file (written by provisioning): its id, key, type and site."""
+    """A device's own config file (written by provisioning): its id, key, type and site,
+    and after ``traceedge device rotate-key`` every key with the seq it starts at."""
     p = Path(path)
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
-        return Device(d["dev"], bytes.fromhex(d["key"]), d["type"], d["site"])
+        keys = tuple((int(f), bytes.fromhex(k)) for f, k in d.get("keys", []))
+        return Device(d["dev"], bytes.fromhex(d["key"]), d["type"], d["site"], keys=keys)
     except FileNotFoundError:
         raise ConfigError(str(p), "", "identity file not found") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -161,6 +161,7 @@ def make_chain(
     devices_per_type: int = 2,
     agent_overrides: dict[str, Any] | None = None,
     uplink_overrides: dict[str, Any] | None = None,
+    platform_overrides: dict[str, Any] | None = None,
     api_port: int = 0,
     public: dict[str, Any] | None = None,
     store_url: str | None = None,
@@ -171,7 +172,8 @@ def make_chain(
     """``sources``: the agent's ``[[sources]]`` tables; ``extra_devices``: devices registered
     beside the fleet's (the terminals on those sources, say).
     ``store_url``: the PostgreSQL database every collector shares (and the test reads);
-    ``store_urls``: each collector's own URL of it instead (one through a proxy, say)."""
+    ``store_urls``: each collector's own URL of it instead (one through a proxy, say);
+    ``platform_overrides``: the collectors' ``[platform]`` settings (``batch_records``…)."""
     if broker_kind == "mosquitto":
         require_mosquitto()
     registry = root / "registry" / "devices.json"
@@ -203,6 +205,7 @@ def make_chain(
             public=public if i == 0 else None,
             command_key=trust.command_key,
             store_url=store_urls[i] if store_urls else store_url,
+            platform=platform_overrides,
         )
         roles.append(Role("collector", cfg, root / f"collector-{i}.log").start())
     acfg = agent_config(

@@ -30,6 +30,7 @@ resumes within ``backoff_cap`` seconds of the controller coming back.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -222,6 +223,13 @@ class ElevatorPoller:
         if self.connected:
             return
         self.close()
+        t = self.target
+        if (
+            t.kind == "rtu"
+            and not t.device.upper().startswith("COM")
+            and not os.path.exists(t.device)
+        ):
+            raise ModbusConnectError(f"no such port {t.device} (adapter unplugged?)")
         client = self._new_client()
         try:
             ok = await client.connect()

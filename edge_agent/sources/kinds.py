@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.sources import modbus_elevator, serial_link
 from edge_agent.sources.base import Source, SourceHost
 from hostlib.config import Section, name_token
 from hostlib.errors import ConfigError
@@ -27,6 +28,10 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 """Filled below, one line per kind."""
+KINDS[modbus_elevator.KIND] = Kind(
+    modbus_elevator.parse, modbus_elevator.build, modbus_elevator.HELP
+)
+KINDS[serial_link.KIND] = Kind(serial_link.parse, serial_link.build, serial_link.HELP)
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,3 @@ def parse_sources(root: Section) -> tuple[SourceConfig, ...]:
             continue
         out.append(SourceConfig(kind, name, settings))
     return tuple(out)
-
-
-def _register() -> None:
-    from edge_agent.sources import serial_link
-
-    KINDS[serial_link.KIND] = Kind(serial_link.parse, serial_link.build, serial_link.HELP)
-
-
-_register()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector.bundle_import import check_bundle, import_bundle
+from collector.bundle_import import check_bundle, import_bundle, write_receipt
 from collector.store import SqliteStore, read_summary
 from collector.verify import Good, verify_batch
 from edge_agent.bundle import apply_receipt, export
@@ -192,3 +192,33 @@ def test_a_bundle_changed_after_its_check_gets_no_receipt(tmp_path: Path, site: 
     store.close()
     summary = read_summary(tmp_path / "c.sqlite")
     assert summary["records"] == 59 and summary["quarantined"] == 1
+
+
+def test_receipt_is_written_whole_and_no_temp_file_stays_on_error(
+    tmp_path: Path, site: Site
+) -> None:
+    ob, path = _bundle(tmp_path, site, 10)
+    store = SqliteStore(tmp_path / "c.sqlite")
+    res = _import(path, site, store)
+    store.close()
+    ob.close()
+    usb = tmp_path / "usb"
+    out = usb / "r.receipt"
+    out.write_bytes(b"an older receipt that is longer than any new one " * 100)
+    write_receipt(out, res.receipt)  # replaces it whole
+    assert out.read_bytes() == res.receipt + b"\n"
+    assert sorted(p.name for p in usb.iterdir()) == sorted([path.name, "r.receipt"])
+    # the rename fails (a folder holds the receipt's name): the error is raised and the
+    # temp file does not stay on the medium
+    blocked = usb / "blocked.receipt"
+    (blocked / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        write_receipt(blocked, res.receipt)
+    assert not (usb / "blocked.receipt.part").exists()
+    assert blocked.is_dir() and (blocked / "inside").is_dir()
+    # a folder that is not there: nothing written, nothing left
+    with pytest.raises(FileNotFoundError):
+        write_receipt(usb / "gone" / "r.receipt", res.receipt)
+    assert sorted(p.name for p in usb.iterdir()) == sorted(
+        [path.name, "r.receipt", "blocked.receipt"]
+    )

@@ -253,6 +253,15 @@ def test_elevator_status_is_sensor_reporting_of_every_state() -> None:
     assert all(r["exception"] == "ALARM_CONDITION" for r in faults)
 
 
+def test_elevator_status_without_a_people_sensor_reports_no_passengers() -> None:
+    """A controller read over Modbus has no car sensor: ``people`` is absent, not false."""
+    rec = find("elevator.status", lambda b: "counters" in b, limit=20000)
+    rec = {**rec, "body": {k: v for k, v in rec["body"].items() if k != "people"}}
+    ev = record_to_event(rec)
+    types = [r["type"].rsplit("/", 1)[-1] for r in reports(ev)]
+    assert "passengers" not in types and "floor" in types and "door_zone" in types
+
+
 @pytest.mark.parametrize("state", ["raised", "cleared"])
 def test_elevator_fault_carries_the_alarm_and_its_span(state: str) -> None:
     # A trapped-passenger alarm; the simulator always gives a cleared fault its raised_ts.

@@ -65,6 +65,26 @@ def test_export_since_and_nothing_to_export(tmp_path: Path, site: Site) -> None:
     ob.close()
 
 
+def test_a_failed_export_leaves_no_part_file_and_deletes_nothing(
+    tmp_path: Path, site: Site
+) -> None:
+    ob = _outbox(tmp_path)
+    site.fill(ob, 50)
+    usb = tmp_path / "usb"
+    now = 1_790_000_000.0
+    # the final rename fails: a folder already holds the bundle's name
+    (usb / f"{SITE}-{GW}-20260921T141320Z.bundle" / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        export(ob, SITE, site.gateway, usb, now=now)
+    assert [p.name for p in usb.iterdir()] == [f"{SITE}-{GW}-20260921T141320Z.bundle"]
+    assert ob.depth()[0] == 150, "export deletes nothing"
+    # another second: a whole bundle, no temp file beside it
+    res = export(ob, SITE, site.gateway, usb, now=now + 1)
+    assert res.records == 150 and res.path.is_file()
+    assert not list(usb.glob("*.part"))
+    ob.close()
+
+
 def _receipt(
     st: Site, confirmed: dict[str, list[list[int]]], key: object = None, **fields: object
 ) -> bytes:

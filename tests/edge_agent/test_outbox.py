@@ -34,6 +34,21 @@ def test_group_commit_and_duplicate_identity(tmp_path: Path) -> None:
     db.close()
 
 
+def test_depth_counts_and_ages_from_the_first_row(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", 10**9)
+    assert ob.depth() == (0, 0, None)
+    ob.add_many([rec("A", i, "cylinder.fill") for i in range(1, 11)])
+    ob.db.execute("UPDATE outbox SET received = received - 3600 WHERE seq <= 5")
+    ob.db.commit()
+    n, nbytes, age = ob.depth()
+    assert (n, nbytes) == (10, 10 * (200 + ROW_OVERHEAD))
+    assert age is not None and 3600 <= age < 3660
+    ob.delete_range(1, 5)  # the hour-old ones acked: the oldest is now seconds old
+    n, _, age = ob.depth()
+    assert n == 5 and age is not None and age < 60
+    ob.close()
+
+
 def test_ids_never_go_back_after_delete(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.sqlite", 10**9)
     ob.add_many([rec("A", i, "market.settlement") for i in range(1, 11)])

@@ -9,7 +9,8 @@ tesim.install()
 
 from te import hal  # noqa: E402
 from te.config import ConfigError, Identity, Keys, Section, load  # noqa: E402
-from te.debounce import CLEARED, RAISED, Button, Condition  # noqa: E402
+from drivers.codecs.elevator_rules import CLEARED, RAISED, Condition  # noqa: E402
+from te.debounce import Button  # noqa: E402
 from te.flashlog import FlashLog  # noqa: E402
 from te.gate import ANSWERED, TIMED_OUT, GateClient  # noqa: E402
 from te.recorder import Ids, Recorder, Refused  # noqa: E402

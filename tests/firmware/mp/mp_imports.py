@@ -29,6 +29,7 @@ MODULES = (
     "drivers.codecs.receipt",
     "wire.settlement",
     "te.debounce",
+    "drivers.codecs.elevator_rules",
     "te.runtime",
     "cylinder",
     "elevator",

@@ -9,28 +9,31 @@ technicians' cards.
 Position = encoder pulses x ``mm_per_pulse``, snapped to the nearest floor level whenever
 the car stands in a door zone; speed over ``speed_window_ms``; floor = nearest level.
 
-Faults (``elevator.fault``, raised and cleared; thresholds and delays in the config):
-
-=========================  ===============================================  ==============
-fault                      raised when, held ``*_ms``                        cleared when
-=========================  ===============================================  ==============
-door_open_while_moving     moving and door open (``door_move_ms``)           closed or stopped
-overspeed                  speed > rated x ``overspeed_pct`` % (``overspeed_ms``)  speed <= rated
-overtravel_top / _bottom   past the end level by ``overtravel_mm``            back within half
-stop_outside_door_zone     stopped outside a door zone (``stop_out_ms``)      in zone or moving
-trapped_in_zone / _out_    stopped, door closed, people in (``trapped_ms``)   door open or empty
-power_loss                 mains absent (``power_ms``)                        mains back
-alarm_button               button held (``alarm_ms``)                         released
-=========================  ===============================================  ==============
-
-Every clear waits ``clear_ms`` of the good condition. Inspection and maintenance modes
-suppress the trapped and stop-outside-zone faults (the car is being worked on).
-``elevator.status`` goes out on every change (at most every ``status_min_ms``) and every
-``status_every_ms``. A technician's card signs in, the same card signs out
-(``elevator.maintenance``); the session survives a reboot.
+Faults (``elevator.fault``, raised and cleared) and when a status sample is due are
+decided by the rule set the gateway's Modbus elevator source shares,
+:mod:`drivers.codecs.elevator_rules` (its docstring has the table; thresholds and delays
+come from this app's config under the keys named there). This box has no inputs for the
+safety / door-lock circuits or the door-operator faults, so those never raise here.
+Inspection and maintenance modes suppress the trapped and stop-outside-zone faults (the
+car is being worked on). ``elevator.status`` goes out on every change (at most every
+``status_min_ms``) and every ``status_every_ms``. A technician's card signs in, the same
+card signs out (``elevator.maintenance``); the session survives a reboot.
 """
 
-from te.debounce import CLEARED, RAISED, Condition
+from drivers.codecs.elevator_rules import (
+    CLEAR_DEFAULT,
+    CLEAR_KEY,
+    LABELS,
+    MAX_DELAY_MS,
+    Condition,
+    Limits,
+    Rules,
+    StatusTimer,
+    checks,
+    door_text,
+    fault_body,
+    status_body,
+)
 from te.mfrc522 import CardWatch, Mfrc522
 from te.recorder import Refused
 from te.runtime import App as _App
@@ -44,17 +47,7 @@ if _TYPING:
     from te.config import Section
     from te.runtime import Runtime
 
-LABELS = {
-    "trapped_in_zone": "平层关人",
-    "trapped_out_of_zone": "非平层关人",
-    "stop_outside_door_zone": "门区外停梯",
-    "door_open_while_moving": "开门走车",
-    "overtravel_top": "冲顶",
-    "overtravel_bottom": "蹲底",
-    "overspeed": "超速",
-    "power_loss": "停电",
-    "alarm_button": "轿内报警按钮",
-}
+__all__ = ["App", "LABELS"]
 
 
 class App(_App):
@@ -81,22 +74,14 @@ class App(_App):
         self.over_pct = cfg.num("overspeed_pct", 115, 101, 200)
         self.workers = cfg.obj("workers", {})
         self.items = cfg.obj("items", {})
-        clear = cfg.num("clear_ms", 2000, 0, 600000)
+        clear = cfg.num(CLEAR_KEY, CLEAR_DEFAULT, 0, 600000)
 
-        def cond(name: str, key: str, default: int) -> Condition:
-            return Condition(name, c, cfg.num(key, default, 0, 3600000), clear)
+        def delay(key: str, default: int) -> int:
+            return cfg.num(key, default, 0, MAX_DELAY_MS)
 
-        self.faults = [
-            cond("door_open_while_moving", "door_move_ms", 300),
-            cond("overspeed", "overspeed_ms", 200),
-            cond("overtravel_top", "overtravel_ms", 100),
-            cond("overtravel_bottom", "overtravel_ms", 100),
-            cond("stop_outside_door_zone", "stop_out_ms", 10000),
-            cond("trapped_in_zone", "trapped_ms", 60000),
-            cond("trapped_out_of_zone", "trapped_ms", 60000),
-            cond("power_loss", "power_ms", 1000),
-            cond("alarm_button", "alarm_ms", 500),
-        ]
+        self.rules = Rules(c, delay, clear)
+        self.limits = Limits(self.rated, self.over_pct, self.floors[-1][0], self.floors[0][0],
+                             self.overtravel)
         self.door = b.input("door")
         self.zone = b.input("zone")
         self.people = b.input("people")
@@ -127,9 +112,9 @@ class App(_App):
         self.was_moving = False
         self.dir = "stopped"
         self.was_closed = self.door.on()
-        self.last_status: "tuple[Any, ...] | None" = None
-        self.status_t = c.add(self.last_sample, -self.status_every)
-        self.pending_status = True
+        self.timer = StatusTimer(c, self.status_every, self.status_min, self.last_sample)
+        self.seen: "tuple[int, bool, bool, int]" = (0, True, False, 0)
+        self.on_event = self._on_event  # bound once: no allocation per sample
         self.unknown_cards = 0
 
     def _edge(self, pin: "Pin") -> None:  # IRQ handler: no allocation
@@ -199,73 +184,43 @@ class App(_App):
             self.door_cycles += 1
         self.was_moving = moving
         self.was_closed = closed
-        top = self.floors[-1][0]
-        bottom = self.floors[0][0]
-        ot = self.overtravel
         busy = insp or self.session is not None
-        stopped = not moving
         v = abs(self.speed)
-        checks = (
-            (moving and not closed, closed or stopped),
-            (v * 100 > self.rated * self.over_pct, v <= self.rated),
-            (pos > top + ot, pos <= top + ot // 2),
-            (pos < bottom - ot, pos >= bottom - ot // 2),
-            (stopped and not zone and not busy, zone or moving or busy),
-            (stopped and closed and people and zone and not busy, not closed or not people),
-            (stopped and closed and people and not zone and not busy, not closed or not people),
-            (not self.mains.on(), self.mains.on()),
-            (self.alarm.on(), not self.alarm.on()),
-        )
-        for i, f in enumerate(self.faults):
-            ev = f.update(now, checks[i][0], checks[i][1])
-            if ev:
-                self._fault(f, ev, floor, closed, people, v)
+        sample = checks(self.limits, moving, closed, zone, people, busy, v, pos,
+                        self.mains.on(), self.alarm.on())
+        self.seen = (floor, closed, people, v)  # what a fault event records
+        self.rules.update(now, sample, (), self.on_event)
         self.dir = "stopped"
         if moving:
             up = self.speed > self.move or (self.speed >= -self.move and dp > 0)
             self.dir = "up" if up else "down"
         self._status(now, floor, closed, zone, people, insp)
 
-    def _door(self, closed: bool) -> str:
-        return "closed" if closed else "open"
+    def _on_event(self, f: Condition, ev: int) -> None:
+        floor, closed, people, v = self.seen
+        self._fault(f, ev, floor, closed, people, v)
 
     def _fault(self, f: Condition, ev: int, floor: int, closed: bool, people: bool,
                v: int) -> None:
         ts = self.rt.time.now()[0]
-        body: "dict[str, Any]" = {"reg": self.reg, "fault": f.name,
-                                  "state": "raised" if ev == RAISED else "cleared",
-                                  "floor": floor, "door": self._door(closed), "people": people,
-                                  "speed_mm_s": min(v, 20000), "detail": LABELS[f.name]}
-        if ev == RAISED:
-            f.raised_ts = ts
-        elif ev == CLEARED:
-            body["raised_ts"] = f.raised_ts
+        body = fault_body(self.reg, f, ev, ts, floor, door_text(closed), people, v)
         try:
             self.rt.rec.record("elevator.fault", body)
         except Refused as exc:
             self.rt.say("fault not recorded: %s" % exc)
         self.rt.say("%s %s" % (f.name, body["state"]))
-        self.pending_status = True
+        self.timer.pending = True
 
     def _status(self, now: int, floor: int, closed: bool, zone: bool, people: bool,
                 insp: bool) -> None:
-        c = self.rt.clock
         d = self.dir
-        faults = sorted(f.name for f in self.faults if f.active)
+        faults = self.rules.active()
         key = (d, floor, closed, zone, people, insp, self.session is not None, tuple(faults))
-        changed = key != self.last_status or self.pending_status
-        due = c.diff(now, self.status_t) >= self.status_every
-        if not due and not (changed and c.diff(now, self.status_t) >= self.status_min):
+        if not self.timer.due(now, key):
             return
-        self.last_status = key
-        self.pending_status = False
-        self.status_t = now
-        body = {"reg": self.reg, "dir": d, "floor": floor, "door": self._door(closed),
-                "door_zone": zone, "people": people, "inspection": insp,
-                "maintenance": self.session is not None, "faults": faults,
-                "counters": {"runs": self.runs & 0xFFFFFFFF,
-                             "door_cycles": self.door_cycles & 0xFFFFFFFF,
-                             "run_hours": self.run_ms // 3600000}}
+        body = status_body(self.reg, d, floor, door_text(closed), zone, people, insp,
+                           self.session is not None, faults, self.runs, self.door_cycles,
+                           self.run_ms // 3600000)
         self.rt.rec.record("elevator.status", body)  # None when the log is full: thinned
 
     def _card(self, uid: str) -> None:
@@ -296,5 +251,5 @@ class App(_App):
             return
         self.session = new
         self._save()
-        self.pending_status = True
+        self.timer.pending = True
         self.rt.say("%s %s" % (w["worker"], body["event"]))

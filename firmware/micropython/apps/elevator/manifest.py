@@ -2,4 +2,5 @@
 # technician cards (MFRC522).
 include("../../manifest.py")
 package("te", files=["mfrc522.py"], base_path="../../lib")
+package("drivers", files=["codecs/elevator_rules.py"], base_path="../../../..")
 module("elevator.py")
