@@ -144,7 +144,22 @@ class _Port:
         return n or 0
 
 
-LINK_COUNTERS = ("frames_in", "frames_out", "bad_frames", "retransmits")
+LINK_COUNTERS = ("frames_in", "frames_out", "bad_frames", "retransmits", "noise_bytes")
+
+
+def _link_numbers(link: slink.SerialEndpoint | slink.BusMaster) -> dict[str, int]:
+    """The link's own counters (they start at 0 with each connection)."""
+    out = {
+        "frames_in": link.frames_in,
+        "frames_out": link.frames_out,
+        "bad_frames": link.bad_frames,
+        "retransmits": link.retransmits,
+        "noise_bytes": link.dec.discarded,  # bytes between frames: line noise
+    }
+    if isinstance(link, slink.BusMaster):
+        out["polls"] = sum(p.polls for p in link.peers.values())
+        out["timeouts"] = link.timeouts
+    return out
 
 
 class SerialLinkSource(Source):
@@ -163,6 +178,8 @@ class SerialLinkSource(Source):
         self._stop = threading.Event()
         self._base: dict[str, int] = {}
         self._opened = 0
+        self._clock = slink.HostClock()
+        self._busy_at = 0  # ticks when the last hand-over to the agent returned
         self.backoff = Backoff(initial=0.2, cap=settings.backoff_max_s)
         self._thread = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
         for c in (
@@ -181,6 +198,9 @@ class SerialLinkSource(Source):
             "port_errors",
         ):
             self.count(c, 0)
+        if settings.bus:
+            self.count("polls", 0)
+            self.count("timeouts", 0)
 
     # -- the Source interface -----------------------------------------------------------
 
@@ -286,7 +306,7 @@ class SerialLinkSource(Source):
 
     def _serve(self, ser: serial.Serial) -> None:
         st = self.settings
-        clock = slink.HostClock()
+        clock = self._clock
         port = _Port(ser)
         byte_us = -(-10_000_000 // st.baudrate)  # 10 bits a byte on the line (8N1)
         link: slink.SerialEndpoint | slink.BusMaster
@@ -318,8 +338,8 @@ class SerialLinkSource(Source):
                 self._pump(link)
                 self._sync(link, clock.ticks_ms(), opened_at)
         finally:
-            for c in LINK_COUNTERS:
-                self._base[c] = self._base.get(c, 0) + getattr(link, c)
+            for name, n in _link_numbers(link).items():
+                self._base[name] = self._base.get(name, 0) + n
             self._publish_counters(None)
 
     def _pump(self, link: slink.SerialEndpoint | slink.BusMaster) -> None:
@@ -345,11 +365,13 @@ class SerialLinkSource(Source):
     def _sync(self, link: slink.SerialEndpoint | slink.BusMaster, now: int, opened: int) -> None:
         st = self.settings
         limit = int(st.silent_s * 1000)
+        # time spent blocked handing records to a full intake is ours, not the terminal's
+        opened = max(opened, self._busy_at)
         if isinstance(link, slink.BusMaster):
             silent = [
                 f"{self._addr_dev[p.addr]} (address {p.addr})"
                 for p in link.peers.values()
-                if now - (p.heard_at if p.heard_at is not None else opened) > limit
+                if now - max(p.heard_at if p.heard_at is not None else opened, opened) > limit
             ]
             waiting = [p for p in link.peers.values() if p.heard_at is None]
             if silent:
@@ -358,6 +380,8 @@ class SerialLinkSource(Source):
                 self._up()
         else:
             heard = link.heard_at
+            if heard is not None:
+                heard = max(heard, opened)
             if heard is not None and now - heard <= limit and link.is_up:
                 self._up()
             elif heard is not None or now - opened > limit:
@@ -372,14 +396,13 @@ class SerialLinkSource(Source):
             self.backoff.reset()
             self.set_state("up")
 
-    def _publish_counters(self, link: object | None) -> None:
+    def _publish_counters(self, link: slink.SerialEndpoint | slink.BusMaster | None) -> None:
+        """Monotonic: what earlier connections counted plus the current link's."""
+        now = _link_numbers(link) if link is not None else {}
         with self._lock:
             c = self._state.counters
-            for name in LINK_COUNTERS:
-                c[name] = self._base.get(name, 0) + (getattr(link, name) if link else 0)
-            if isinstance(link, slink.BusMaster):
-                c["polls"] = self._base.get("polls", 0) + sum(p.polls for p in link.peers.values())
-                c["timeouts"] = self._base.get("timeouts", 0) + link.timeouts
+            for name in set(self._base) | set(now):
+                c[name] = self._base.get(name, 0) + now.get(name, 0)
 
     # -- what the terminals send ------------------------------------------------------------
 
@@ -409,9 +432,11 @@ class SerialLinkSource(Source):
                 return
             # unreadable records go on too: the intake quarantines them, counted there
             self.host.offer(topics.terminal_rec(dev, prefix), payload)
+            self._busy_at = self._clock.ticks_ms()
             self.count("records")
         elif ftype == slink.GATE:
             self.host.gate(topics.terminal_gate(dev, prefix), payload)
+            self._busy_at = self._clock.ticks_ms()
             self.count("gates")
         else:
             self.count("unexpected_frames")

@@ -226,3 +226,33 @@ def test_what_cannot_be_carried_is_counted_and_dropped() -> None:
     assert (c["too_long"], c["unroutable"], c["out_dropped"]) == (1, 2, 2), c
     assert [p for _, p in src._out[dev.dev]] == [b"2", b"3", b"4"]
     assert src._retained[dev.dev] == {}
+
+
+def test_a_full_intake_is_not_a_silent_terminal(tmp_path: Path) -> None:
+    """While the agent's intake is full the source waits in offer() and polls nobody; the
+    terminals' silence then is the agent's, not theirs: never shown as silent."""
+    import time
+
+    dev = new_device("elevator-box", SITE)
+
+    class SlowHost(Host):
+        def offer(self, topic: str, payload: bytes) -> None:
+            if not self.records:
+                time.sleep(3.0)  # longer than silent_s (2 s)
+            super().offer(topic, payload)
+
+    host = SlowHost([dev])
+    link = str(tmp_path / "tty")
+    errors: list[str] = []
+    with SerialLinkSim([dev], link=link) as sim:
+        src = _source(host, link, ((dev.dev, 0),))
+        try:
+            sim.produce(3)
+            deadline = time.monotonic() + 20
+            while sim.pending() and time.monotonic() < deadline:
+                errors.append(src.state().error)
+                time.sleep(0.05)
+            assert sim.pending() == 0
+        finally:
+            src.stop()
+    assert not [e for e in errors if "silent" in e], sorted(set(errors))
