@@ -256,3 +256,25 @@ def test_a_full_intake_is_not_a_silent_terminal(tmp_path: Path) -> None:
         finally:
             src.stop()
     assert not [e for e in errors if "silent" in e], sorted(set(errors))
+
+
+def test_the_commented_examples_in_the_agent_config_parse(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "config" / "agent.example.toml").read_text()
+    lines = example.splitlines()
+    start = lines.index(
+        "# docs/serial-link.md). Their records go through the same intake, outbox and sealed acks."
+    )
+    table = [
+        ln[2:]
+        for ln in lines[start:]
+        if (ln.startswith("# ") and "=" in ln) or ln == "# [[sources]]"
+    ]
+    path = tmp_path / "agent.toml"
+    path.write_text(example + "\n" + "\n".join(table) + "\n")
+    p2p, bus = load_agent(path, files=False).sources
+    assert (p2p.kind, p2p.name, p2p.settings.devices) == (
+        "serial_link",
+        "elevator-uart",
+        (("ELV-S001-7C21D0", 0),),
+    )
+    assert bus.settings.bus and bus.settings.devices[1] == ("ELV-S001-7C21D1", 2)
