@@ -35,6 +35,7 @@ from drivers.codecs import (
     pcsc,
     r2000,
     sics,
+    slink,
     toledo8217,
     toledo_continuous,
 )
@@ -111,6 +112,23 @@ def streams(n: int) -> dict[str, tuple[Callable[[], object], bytes, Callable[[by
             for i in range(n)
         ),
         length_prefixed(1, 2),
+    )
+    # the serial link to terminals: point-to-point records, then bus frames (an address byte)
+    out["slink"] = (
+        slink.Decoder,
+        b"".join(
+            slink.encode(slink.REC, i % 256, b'{"seq":%d,"pad":"%s"}' % (i, b"x" * (i % 90)))
+            for i in range(n // 2)
+        ),
+        length_prefixed(4, 7),
+    )
+    out["slink_bus"] = (
+        slink.Decoder,
+        b"".join(
+            slink.encode(slink.REC, i % 256, b"r" * (20 + i % 90), 1 + i % 8, True)
+            for i in range(n // 2)
+        ),
+        length_prefixed(5, 8),
     )
     gtins = []
     for i in range(n):

@@ -54,6 +54,7 @@ from drivers.codecs import (  # noqa: E402
     pcsc,
     r2000,
     sics,
+    slink,
 )
 from edge_agent.commands import Commands  # noqa: E402
 from edge_agent.fillgate import GateRequestError, parse_request  # noqa: E402
@@ -283,6 +284,7 @@ def targets(tmp: Path) -> list[Target]:
         ("pcsc.decode_uid_response", pcsc.decode_uid_response),
         ("pcsc.decode_apdu", pcsc.decode_apdu),
         ("barcode.decode_scan", barcode.decode_scan),
+        ("slink.decode", slink.decode),
     ):
         out.append(Target(f"codec.{name}", fn, CodecError, [_codec_seed(name)]))
     out.append(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent.sources import modbus_elevator
+from edge_agent.sources import modbus_elevator, serial_link
 from edge_agent.sources.base import Source, SourceHost
 from hostlib.config import Section, name_token
 from hostlib.errors import ConfigError
@@ -31,6 +31,7 @@ KINDS: dict[str, Kind] = {}
 KINDS[modbus_elevator.KIND] = Kind(
     modbus_elevator.parse, modbus_elevator.build, modbus_elevator.HELP
 )
+KINDS[serial_link.KIND] = Kind(serial_link.parse, serial_link.build, serial_link.HELP)
 
 
 @dataclass(frozen=True)

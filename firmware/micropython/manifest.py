@@ -48,6 +48,7 @@ package(
         "codecs/quantities.py",
         "codecs/stream.py",
         "codecs/chafon.py",
+        "codecs/slink.py",
     ],
     base_path="../..",
 )

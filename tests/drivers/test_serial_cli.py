@@ -182,3 +182,51 @@ def test_diag_keeps_reading_across_unplug_and_replug(tmp_path: Path) -> None:
             assert proc.stop(signal.SIGINT) == 0
     log = (tmp_path / "diag.log").read_text()
     assert "device gone" in log and "device connected" in log
+
+
+def test_sim_serial_link_terminal_keeps_records_until_the_sealed_ack(tmp_path: Path) -> None:
+    import serial
+
+    from drivers.codecs import slink
+    from traceedge.provision import device_config, new_device
+    from wire import auth
+    from wire.envelope import verify_mac
+
+    d = new_device("elevator-box", "S1")
+    cfg = tmp_path / f"{d.dev}.json"
+    cfg.write_text(json.dumps(device_config(d, "127.0.0.1", 1883)))
+    link = tmp_path / "ttyELV"
+    args = ["sim", "serial-link", str(cfg), "--link", str(link), "--rate", "50", "--count", "6"]
+    got: dict[int, dict[str, Any]] = {}
+    with spawn(args, tmp_path / "sim.log") as sim:
+        assert sim.line() == str(link)
+        ser = serial.Serial(str(link), 115200, timeout=0.01)
+        eps: list[slink.SerialEndpoint] = []
+
+        def deliver(ftype: int, payload: bytes) -> None:
+            rec = json.loads(payload)
+            assert ftype == slink.REC and verify_mac(rec, d.key)
+            got[rec["seq"]] = rec
+            if rec["seq"] != 3:  # seq 3 is never acknowledged: the terminal keeps it
+                ack = auth.terminal_ack(d.dev, 0, [(rec["seq"], rec["seq"])], [], d.key)
+                eps[0].send(slink.ACK, ack)
+
+        class Port:
+            def read(self) -> bytes | None:
+                return ser.read(ser.in_waiting or 1) or None
+
+            def write(self, data: bytes) -> int:
+                return ser.write(data) or 0
+
+        clock = slink.HostClock()
+        eps.append(slink.SerialEndpoint(Port(), clock, deliver, 150, keepalive_ms=500))
+        deadline = time.monotonic() + 20
+        while len(got) < 6 and time.monotonic() < deadline:
+            eps[0].poll(clock.ticks_ms())
+        for _ in range(20):
+            eps[0].poll(clock.ticks_ms())
+        ser.close()
+        code = sim.stop()
+    assert code == 0 and sorted(got) == [1, 2, 3, 4, 5, 6]
+    summary = (tmp_path / "sim.log").read_text()
+    assert "made 6, acknowledged 5, still held 1, forged acks 0" in summary, summary

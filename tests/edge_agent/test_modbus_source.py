@@ -239,7 +239,8 @@ def test_the_commented_example_in_the_agent_config_parses(tmp_path: Path) -> Non
     ]
     path = tmp_path / "agent.toml"
     path.write_text(example + "\n" + "\n".join(table) + "\n")
-    (src,) = load_agent(path, files=False).sources
+    src, *wired = load_agent(path, files=False).sources  # then the serial_link examples
+    assert [w.kind for w in wired] == ["serial_link", "serial_link"]
     assert (src.kind, src.name) == ("modbus_elevator", "lift-a")
     assert src.settings.car.floors[0] == (-1, 0) and src.settings.poll_s == 0.5
 

@@ -53,12 +53,17 @@ def run_app(
     fn: str,
     dev_type: str,
     timeout: float = 50.0,
+    device: Device | None = None,
+    on_mark: dict[str, Callable[[], None]] | None = None,
     **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run ``e2e.<fn>(config, **kwargs)`` for the chain's device of ``dev_type``; the
-    records it made (each checked against the device key) and every line it printed.
-    The run must end with every record acknowledged (``pending=0``)."""
-    device = device_of(ch, dev_type)
+    """Run ``e2e.<fn>(config, **kwargs)`` for the chain's device of ``dev_type`` (or
+    ``device``); the records it made (each checked against the device key) and every line
+    it printed. The run must end with every record acknowledged (``pending=0``). The
+    firmware's ``E2E <mark>`` lines act on the chain: ``restart-broker``, ``kill-agent``
+    (``kill -9`` and start again), or what ``on_mark`` maps the mark to."""
+    device = device or device_of(ch, dev_type)
+    on_mark = on_mark or {}
     conf = device_config(device, "127.0.0.1", ch.broker.port)
     code = (
         "import e2e, json\n"
@@ -85,6 +90,11 @@ def run_app(
                 made.append(json.loads(line[5:]))
             elif line == "E2E restart-broker":
                 ch.broker.restart()
+            elif line == "E2E kill-agent":
+                ch.agent.kill9()
+                ch.agent.start()
+            elif line.startswith("E2E ") and line[4:] in on_mark:
+                on_mark[line[4:]]()
         assert proc.wait(10) == 0, "\n".join(out[-60:])
     finally:
         if proc.poll() is None:

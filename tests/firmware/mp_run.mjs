@@ -4,7 +4,8 @@
 //       "heap": bytes}
 // Files are copied into MicroPython's in-memory filesystem at their board paths (/lib/...,
 // /sim/..., /tests/...). `globalThis.tcpBridge` lets the firmware's JsTransport open real
-// TCP connections through Node's `net` (bytes cross as hex strings).
+// TCP connections through Node's `net` (bytes cross as hex strings); `globalThis.serialBridge`
+// lets its UART open a real serial device (a pty's path) without blocking Node's loop.
 import fs from "fs";
 import net from "net";
 import path from "path";
@@ -66,6 +67,38 @@ globalThis.tcpBridge = {
   close(id) { const e = socks.get(id); if (e) { e.s.destroy(); socks.delete(id); } },
 };
 
+const ttys = new Map();
+globalThis.serialBridge = {
+  open(p) {
+    const { O_RDWR, O_NOCTTY, O_NONBLOCK } = fs.constants;
+    let fd;
+    try { fd = fs.openSync(p, O_RDWR | O_NOCTTY | O_NONBLOCK); } catch (e) { return -1; }
+    const id = nextId++;
+    ttys.set(id, fd);
+    return id;
+  },
+  read(id) {
+    const fd = ttys.get(id);
+    if (fd === undefined) return null;
+    const buf = Buffer.alloc(4096);
+    let n;
+    try { n = fs.readSync(fd, buf, 0, buf.length, null); } catch (e) {
+      if (e.code === "EAGAIN") return "";
+      return null;  // EIO: the other end hung up (unplugged)
+    }
+    return buf.subarray(0, n).toString("hex");
+  },
+  write(id, hex) {
+    const fd = ttys.get(id);
+    if (fd === undefined) return false;
+    try { fs.writeSync(fd, Buffer.from(hex, "hex")); return true; } catch (e) { return false; }
+  },
+  close(id) {
+    const fd = ttys.get(id);
+    if (fd !== undefined) { try { fs.closeSync(fd); } catch (e) { /* gone */ } ttys.delete(id); }
+  },
+};
+
 const prelude = "import sys\nsys.path[:0] = " + JSON.stringify(job.path || ["/lib"]) + "\n";
 let code = 0;
 try {
@@ -76,4 +109,5 @@ try {
   code = 1;
 }
 for (const e of socks.values()) e.s.destroy();
+for (const fd of ttys.values()) { try { fs.closeSync(fd); } catch (e) { /* gone */ } }
 process.exit(code);

@@ -1,5 +1,5 @@
-"""Serial devices on the command line: ``traceedge sim scale|rfid|scanner`` serve a
-simulator on a pty, ``traceedge diag scale|rfid|scanner`` read a live device.
+"""Serial devices on the command line: ``traceedge sim scale|rfid|scanner|serial-link``
+serve a simulator on a pty, ``traceedge diag scale|rfid|scanner`` read a live device.
 
 Interfaces other checks rely on:
 
@@ -47,8 +47,11 @@ REOPEN_EVERY = 1.0
 # -- sim ----------------------------------------------------------------------------------
 
 
-def _serve(sim: PtyDevice, what: str) -> None:
-    """Start ``sim``, print its path first, serve until SIGINT / SIGTERM."""
+def _serve(
+    sim: PtyDevice, what: str, every: float = 0.5, tick: Callable[[], None] | None = None
+) -> None:
+    """Start ``sim``, print its path first, serve until SIGINT / SIGTERM (calling ``tick``
+    every ``every`` seconds)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -67,8 +70,9 @@ def _serve(sim: PtyDevice, what: str) -> None:
             click.echo(sim.path)
             sys.stdout.flush()
             click.echo(f"{what} on {sim.path} ({sim.tty}); Ctrl-C or SIGTERM stops", err=True)
-            while not stop.wait(0.5):
-                pass
+            while not stop.wait(every):
+                if tick is not None:
+                    tick()
         finally:
             sim.stop()
     finally:
@@ -211,8 +215,84 @@ def sim_scanner(use_pty: bool, link: Path | None, every: float, verbose: int) ->
     _serve(ScannerSim(every=every, link=link), "barcode scanner")
 
 
+@click.command("serial-link")
+@click.argument(
+    "configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@_pty_options
+@click.option(
+    "--bus-addr",
+    "addrs",
+    type=click.IntRange(1, 254),
+    multiple=True,
+    help="RS-485 bus address of each terminal, in the order of CONFIGS (omit: one terminal "
+    "on a point-to-point link).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.01, 1000),
+    default=1.0,
+    show_default=True,
+    help="Records per second each terminal makes.",
+)
+@click.option("--count", type=click.IntRange(0), default=0, help="Stop making after this many.")
+@verbose_option
+def sim_serial_link(
+    configs: tuple[Path, ...],
+    use_pty: bool,
+    link: Path | None,
+    addrs: tuple[int, ...],
+    rate: float,
+    count: int,
+    verbose: int,
+) -> None:
+    """Serve terminals wired to a gateway (the agent's serial_link source) on a pty: signed
+    records at RATE each, kept until the agent's sealed ack. CONFIGS are the terminals'
+    config files from `traceedge device provision`; the first line of stdout is the path.
+
+    \b
+    Example:
+      traceedge sim serial-link devices/ELV-S001-7C21D0.json --link /tmp/ttyELV --rate 5
+      traceedge sim serial-link a.json b.json --bus-addr 1 --bus-addr 2 --link /tmp/rs485
+    """
+    from hostlib.registry import Device
+    from simulators.slink_sim import SerialLinkSim
+
+    setup_logging(verbose)
+    if addrs and len(addrs) != len(configs):
+        raise click.BadParameter("give one --bus-addr per terminal config", param_hint="--bus-addr")
+    if not addrs and len(configs) != 1:
+        raise click.BadParameter("several terminals share a port only on a bus: add --bus-addr")
+    devices = []
+    for path in configs:
+        try:
+            c = json.loads(path.read_text())
+            keys = tuple((int(f), bytes.fromhex(k)) for f, k in c.get("keys", []))
+            devices.append(
+                Device(c["dev"], bytes.fromhex(c["key"]), c["type"], c["site"], keys=keys)
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise click.BadParameter(f"{path}: not a terminal config ({exc!r})") from exc
+    sim = SerialLinkSim(devices, addrs=list(addrs) or None, link=str(link) if link else None)
+    made = [0]
+
+    def tick() -> None:
+        if count and made[0] >= count:
+            return
+        sim.produce(1)
+        made[0] += 1
+
+    _serve(sim, f"{len(devices)} serial-link terminal(s)", every=1.0 / rate, tick=tick)
+    st = [t.stats for t in sim.terminals]
+    click.echo(
+        f"made {sum(s.generated for s in st)}, acknowledged {sum(s.acked for s in st)}, "
+        f"still held {sim.pending()}, forged acks {sum(s.forged_acks for s in st)}",
+        err=True,
+    )
+
+
 def register_sim(group: click.Group) -> None:
-    for cmd in (sim_scale, sim_rfid, sim_scanner):
+    for cmd in (sim_scale, sim_rfid, sim_scanner, sim_serial_link):
         group.add_command(cmd)
 
 

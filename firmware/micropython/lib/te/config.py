@@ -12,7 +12,9 @@ A device whose key was rotated (flashed again with the new config) also has
 
 ``link`` may add ``keepalive_s``, ``backoff_min_ms``, ``backoff_max_ms``, ``user``,
 ``password``, ``wifi`` (``{"ssid", "password"}``), ``ntp`` (host), or say
-``{"kind": "serial", "uart": "gateway"}`` for a box wired to its gateway. ``/app.json``
+``{"kind": "serial", "uart": "gateway"}`` for a box wired to its gateway (add
+``"bus_addr": 1..254`` on an RS-485 bus shared with other terminals, where the gateway
+polls each address; ``rto_ms``, ``silence_ms`` tune the link). ``/app.json``
 holds ``app`` (which app), ``hw`` (see ``te.hal``), optional ``log`` / ``health`` /
 ``sender`` tuning, and the app's own section.
 """
@@ -112,10 +114,16 @@ class Link:
         self.kind = s.choice("kind", ("mqtt", "serial"), "mqtt")
         if self.kind == "serial":
             self.uart = s.text("uart", "gateway")
+            self.bus_addr = s.num("bus_addr", 0, 0, 254)
+            self.rto_ms = s.num("rto_ms", 250, 20, 10000)
+            self.silence_ms = s.num("silence_ms", 3000, 200, 600000)
             self.host = ""
             self.port = 0
         else:
             self.uart = ""
+            self.bus_addr = 0
+            self.rto_ms = 250
+            self.silence_ms = 3000
             self.host = s.text("host", hi=253)
             self.port = s.num("port", 1883, 1, 65535)
         self.prefix = s.text("prefix", "", 0, 64)

@@ -129,6 +129,30 @@ class Out:
         self.pin.value(1 if on != self.inv else 0)
 
 
+class HalfDuplex:
+    """A UART behind an RS-485 transceiver: the driver is enabled only while this station
+    writes (``flush`` waits until the last bit has left), so the bus is free for the
+    others the rest of the time. Reads pass through."""
+
+    __slots__ = ("uart", "de")
+
+    def __init__(self, uart: machine.UART, de: Out) -> None:
+        self.uart = uart
+        self.de = de
+
+    def write(self, buf: bytes) -> int:
+        self.de.set(True)
+        try:
+            n = self.uart.write(buf)
+            self.uart.flush()
+        finally:
+            self.de.set(False)
+        return n or 0
+
+    def read(self) -> "bytes | None":
+        return self.uart.read()
+
+
 class Analog:
     """An ADC input scaled linearly: raw ``zero`` -> 0, raw ``full`` -> ``full_units``."""
 
@@ -220,6 +244,16 @@ class Board:
             kw["tx"] = machine.Pin(tx) if style == "pin" else tx
             kw["rx"] = machine.Pin(rx) if style == "pin" else rx
         return machine.UART(uid, **kw)
+
+    def link_uart(self, name: str) -> "machine.UART | HalfDuplex":
+        """The UART to the gateway. With ``"de": pin`` in its spec (``"de_active_low"``
+        optional) it drives an RS-485 transceiver's driver enable around each write."""
+        uart = self.uart(name)
+        spec = _spec(self.hw.get("uart", {}), name, "uart")
+        if "de" not in spec:
+            return uart
+        pin = machine.Pin(_int(spec, "de", name), machine.Pin.OUT)
+        return HalfDuplex(uart, Out(pin, bool(spec.get("de_active_low", False))))
 
     def spi(self, name: str) -> "tuple[machine.SPI, Out, Out | None]":
         """The bus, its chip select (active low) and an optional reset line."""

@@ -123,7 +123,9 @@ class Runtime:
         if lk.kind == "serial":
             from te.slink import SerialChannel
 
-            return SerialChannel(self.board.uart(lk.uart), self.clock)
+            return SerialChannel(
+                self.board.link_uart(lk.uart), self.clock, lk.rto_ms, lk.bus_addr, lk.silence_ms
+            )
         from te.mqttlink import MqttChannel
         from te.net import NtpSync, SocketTransport, Wifi
 

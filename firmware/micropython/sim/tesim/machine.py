@@ -65,6 +65,9 @@ class UART:
         data = _world().host_read(self.id)
         return data if data else None
 
+    def flush(self) -> None:
+        """Everything written has left (the simulated line is instant)."""
+
     def any(self) -> int:
         q = _world().rx.get(self.id) or []
         return sum(len(d) for t, d in q if t <= _world().now)
