@@ -32,6 +32,7 @@ from hostlib.sqlite import open_ro
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
+from traceedge.demo_gateway import wire_gateway
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import new_device, site_trust
 
@@ -84,8 +85,13 @@ def _run(
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry" / "devices.json"
     devices = [new_device(t, SITE) for t, n in FLEET_SHAPE for _ in range(n)]
-    add_devices(registry, devices, int(time.time()))
-    say(f"provisioned {len(devices)} terminals for site {SITE} in {registry}")
+    gateway = wire_gateway(workdir, SITE)  # devices on the gateway's own ports
+    running.callback(gateway.stop)
+    add_devices(registry, devices + gateway.devices, int(time.time()))
+    say(
+        f"provisioned {len(devices)} MQTT terminals, {len(gateway.bus_devices)} on an RS-485 "
+        f"serial bus and an elevator controller on Modbus for site {SITE} in {registry}"
+    )
 
     broker = start_broker(broker_kind, workdir / "broker")
     running.callback(broker.stop)
@@ -120,6 +126,7 @@ def _run(
         devices=trust.agent_devices,
         identity=trust.identity,
         command_key=trust.command_pub,
+        sources=gateway.sources,
     )
     collector = Role("collector", ccfg, workdir / "collector.log").start()
     running.callback(collector.stop)
@@ -127,6 +134,14 @@ def _run(
     running.callback(agent.stop)
     say(f"collector and edge agent started (logs in {workdir})")
     _wait_agent_ready(workdir / "agent" / "outbox.sqlite", agent, say)
+    per_bus_terminal = max(1, records // 20)
+    lift_records, lift_off = 0, False  # counted once the controller is off, at the end
+    outbox = workdir / "agent" / "outbox.sqlite"
+    gateway.start(per_bus_terminal)
+    say(
+        f"serial bus on {gateway.bus.path} ({per_bus_terminal} records a terminal) and the "
+        f"elevator controller on Modbus TCP port {gateway.controller_port}: plugged in"
+    )
     fleet = Fleet(BrokerSettings(port=broker.port), devices, resend_after_s=5.0)
     fleet_out: dict[str, int] = {}
 
@@ -144,17 +159,29 @@ def _run(
         c = read_summary(store)
         try:
             a = read_status(workdir / "agent" / "outbox.sqlite")
-            buffered = a["depth"]
+            buffered, wired = a["depth"], _sources_line(a["sources"])
         except TraceedgeError:
-            buffered = 0
+            buffered, wired = 0, ""
+        captured = fleet.stats.generated + gateway.bus_generated() + lift_records
         say(
-            f"captured {fleet.stats.generated:>7}  buffered at edge {buffered:>7}  "
-            f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}"
+            f"captured {captured:>7}  buffered at edge {buffered:>7}  "
+            f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}  {wired}"
         )
         for role in (agent, collector):
             if not role.alive():
                 raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
-        if p["forwarded"] >= records and not producer.is_alive():
+        bus_done = gateway.bus_generated() >= per_bus_terminal * len(gateway.bus_devices)
+        wanted = records + gateway.bus_generated() + lift_records
+        if not lift_off and p["forwarded"] >= wanted and bus_done and not producer.is_alive():
+            # the terminals are done: switch the elevator controller off and count what the
+            # gateway made for it (its link shows down; nothing it made is lost)
+            gateway.controller.power_off()
+            lift_off = True
+            time.sleep(2.0)  # polls past the cut fail; the agent's status is written anew
+            lift_records = _source_records(read_status(outbox)["sources"], "lift-1")
+            say(f"elevator controller switched off: the gateway made {lift_records} records for it")
+            continue
+        if lift_off and p["forwarded"] >= wanted:
             break
         if time.monotonic() > deadline:
             say("timed out waiting for the platform to receive everything")
@@ -170,7 +197,9 @@ def _run(
     c = read_summary(store)
     p = _platform_counts(platform, epcis_out is not None)
     summary = {
-        "generated": fleet.stats.generated,
+        "generated": fleet.stats.generated + gateway.bus_generated() + lift_records,
+        "generated_serial_bus": gateway.bus_generated(),
+        "generated_elevator_controller": lift_records,
         "stored": int(c.get("stored", 0)),
         "forwarded": p["forwarded"],
         "duplicates": p["duplicates"],
@@ -190,6 +219,18 @@ def _run(
         public_url=f"http://127.0.0.1:{public_port}/t/{code}" if code else "",
         admin_token=admin,
     )
+
+
+def _sources_line(sources: list[dict[str, Any]]) -> str:
+    """The gateway's own device links, for the progress line."""
+    return "  ".join(
+        f"{s['name']} {s['state']} ({int(s['counters'].get('records', 0))} records)"
+        for s in sources
+    )
+
+
+def _source_records(sources: list[dict[str, Any]], name: str) -> int:
+    return next((int(s["counters"].get("records", 0)) for s in sources if s["name"] == name), 0)
 
 
 def _a_trace_code(store: Path) -> str | None:
