@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-UNITS = ("traceedge-agent.service", "traceedge-collector@.service", "traceedge-platform.service")
+UNITS = (
+    "traceedge-agent.service",
+    "traceedge-collector@.service",
+    "traceedge-platform.service",
+    "traceedge-terminal.service",
+)
 NOTIFYING = ("traceedge-agent.service", "traceedge-collector@.service")
 INSTALLED = "/opt/traceedge/bin/traceedge"
 MAX_EXPOSURE = 2.0  # systemd-analyze security: 0 is locked down, 10 is wide open
@@ -134,7 +139,7 @@ def test_sysusers_and_tmpfiles_make_the_user_and_the_only_writable_folders(
     uid, gid, shell = int(user[2]), int(user[3]), user[6]
     assert 0 < uid < 1000 and shell.endswith("nologin"), user  # a system user, no login
     data = root / "var/lib/traceedge"
-    for d in (data, data / "agent", data / "collector", data / "platform"):
+    for d in (data, *(data / r for r in ("agent", "collector", "platform", "terminal"))):
         st = d.stat()
         assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o750), d
     etc = (root / "etc/traceedge").stat()
