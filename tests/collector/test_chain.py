@@ -1,0 +1,161 @@
+"""The chain across markets (卡单同行) on both stores: hops linked whichever record arrives
+first, the walk back from a shopper's receipt to the origin, the recall reach forward, the
+stop that follows the goods, and the chain flags."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from collector import markets
+from collector.markets import chain
+from collector.markets.recall import recall, recall_csv
+from simulators.chain import ChainDay, chain_day
+from tests.collector.test_markets import Feed
+from tests.stores import StoreUnderTest
+
+T0 = 1_763_900_000_000
+
+
+def _store(sut: StoreUnderTest, day: ChainDay, order: list[int] | None = None) -> None:
+    """The day's records (signed in the order they happened: each device's seq grows with
+    time) stored in ``order``, one commit a record, projected as each arrives."""
+    feed = Feed(sut.store)
+    goods = [feed.make(r.dev, r.kind, r.ts, r.body) for r in day.records]
+    for i in list(range(len(day.records))) if order is None else order:
+        feed.commit([goods[i]])
+        while sut.store.project():
+            pass
+
+
+def _links(sut: StoreUnderTest) -> list[tuple[Any, ...]]:
+    with sut.read() as db:
+        return [
+            tuple(r)
+            for r in db.execute(
+                "SELECT src.batch_id, s.dev, s.seq, l.line FROM market_links l "
+                "JOIN market_sources src ON src.entry_id = l.entry_id "
+                "JOIN records s ON s.id = l.record_id ORDER BY 1, 2, 3, 4"
+            )
+        ]
+
+
+def test_every_shopper_receipt_walks_back_to_the_origin(any_store: StoreUnderTest) -> None:
+    day = chain_day(T0)
+    _store(any_store, day)
+    with any_store.read() as db:
+        for code in day.shopper_codes:
+            tc = markets.trace_chain(db, code)
+            assert tc is not None
+            link = tc.sale.lines[0].batch
+            assert link.batch_id in day.retail_batches
+            assert link.source is not None and link.source.found
+            assert len(link.hops) == 1
+            hop = link.hops[0]
+            assert hop.sale.market == day.wholesale.code
+            assert hop.batch is not None and hop.batch.batch_id in day.wholesale_batches
+            assert hop.batch.entry is not None and hop.batch.source is None  # the origin
+            assert hop.batch.entry.origin in tc.origins
+            assert "source_unknown" not in tc.flags
+
+
+def test_hops_are_the_same_whichever_record_arrives_first(any_store: StoreUnderTest) -> None:
+    day = chain_day(T0)
+    n = len(day.records)
+    _store(any_store, day, list(reversed(range(n))))  # every sale before its entry
+    ordered = _links(any_store)
+    assert len(ordered) == len(day.retail_batches)
+    with any_store.read() as db:
+        assert chain.flags(db) == []
+
+
+def test_recall_reaches_every_downstream_sale(any_store: StoreUnderTest) -> None:
+    day = chain_day(T0)
+    _store(any_store, day)
+    root = day.wholesale_batches[0]
+    with any_store.read() as db:
+        reach = recall(db, root)
+        assert reach is not None
+        down = {h.batch_id for h in reach.downstream}
+        assert down == {b for b in day.retail_batches if b[12:19] == root[12:19]}
+        assert all(h.hop == 1 and h.from_batch == root for h in reach.downstream)
+        retail_codes = {x.trace_id for h in reach.downstream for x in h.lines}
+        shoppers = {
+            r.body["trace_id"]
+            for r in day.records
+            if r.kind == "market.settlement" and r.body["lines"][0]["batch_id"] in down
+        }
+        assert retail_codes == shoppers and len(shoppers) == 6
+        assert {x.buyer for x in reach.lines} == {t[0] for m in day.retail for t in m.traders[:1]}
+        rows = list(csv.reader(io.StringIO(recall_csv(reach, lang="en").lstrip("\ufeff"))))
+        assert rows[0][-2:] == ["Batch", "Hop"]
+        assert len(rows) == 1 + len(reach.lines) + len(shoppers)
+        assert {r[-1] for r in rows[1:]} == {"0", "1"}
+
+
+def test_a_stop_follows_the_goods_and_lifts_with_them(any_store: StoreUnderTest) -> None:
+    day = chain_day(T0)
+    half = [i for i, r in enumerate(day.records) if r.ts <= day.records[5].ts]
+    rest = [i for i in range(len(day.records)) if i not in half]
+    _store(any_store, day, half)
+    root = day.wholesale_batches[0]
+    down = [b for b in day.retail_batches if b[12:19] == root[12:19]]
+    with any_store.write() as db:
+        res = markets.stop_trading(db, root, "瘦肉精抽检阳性", now_ms=T0)
+    assert res.issued
+    with any_store.read() as db:
+        stopped = {s.batch_id for s in markets.stops(db)}
+        v1 = markets.stop_list_version(db)
+    assert root in stopped
+    # the first retail batch was entered already; the second arrives after the order
+    assert down[0] in stopped and down[1] not in stopped
+    _store(any_store, day, rest)
+    with any_store.read() as db:
+        stopped = {s.batch_id for s in markets.stops(db)}
+        assert set(down) <= stopped
+        assert markets.stop_list_version(db) > v1
+        order = markets.stop_order(db, down[1])
+        assert order is not None and root in order.reason and order.issued_ms == T0
+        kinds = [
+            r[0] for r in db.execute("SELECT detail FROM alarms WHERE kind = 'sold_after_stop'")
+        ]
+        assert any(down[1] in k for k in kinds)  # retail sales after the wholesale stop
+    with any_store.write() as db:
+        markets.lift_stop(db, root, "复检合格")
+    with any_store.read() as db:
+        assert markets.stops(db) == []
+
+
+def test_unknown_and_over_quantity_sources_are_flagged_not_refused(
+    any_store: StoreUnderTest,
+) -> None:
+    day = chain_day(T0)
+    entries = [r for r in day.records if r.kind == "market.entry" and "source" in r.body]
+    first = entries[0]
+    feed = Feed(any_store.store)
+    more = dict(first.body, batch_id="33061225112399999990", quantity_g=first.body["quantity_g"])
+    feed.commit([feed.make(first.dev, "market.entry", first.ts, first.body)])
+    feed.commit([feed.make(first.dev, "market.entry", first.ts + 1, more)])
+    while any_store.store.project():
+        pass
+    with any_store.read() as db:
+        got = {(f.flag, f.batch_id) for f in chain.flags(db)}
+    assert got == {("source_unknown", first.body["batch_id"]), ("source_unknown", more["batch_id"])}
+    # the upstream sale arrives: unknown clears, and two entries took twice what it sold
+    sale = next(
+        r
+        for r in day.records
+        if r.kind == "market.settlement" and r.body["trace_id"] == first.body["source"]["trace_id"]
+    )
+    feed.commit([feed.make(sale.dev, sale.kind, sale.ts, sale.body)])
+    while any_store.store.project():
+        pass
+    with any_store.read() as db:
+        got = {(f.flag, f.batch_id) for f in chain.flags(db)}
+        assert got == {
+            ("source_over_quantity", first.body["batch_id"]),
+            ("source_over_quantity", more["batch_id"]),
+        }
+        tc = markets.trace_chain(db, sale.body["trace_id"])
+        assert tc is not None
