@@ -22,6 +22,7 @@ from collector.access import Principal
 from collector.api_archive import archive_call
 from collector.api_models import (
     BatchView,
+    ChainFlag,
     ErrorOut,
     LiftOut,
     StopOrder,
@@ -29,6 +30,7 @@ from collector.api_models import (
     StopRequest,
     TraceChain,
 )
+from collector.markets import chain as chains
 from collector.store import SqliteStore
 from wire import tracecode
 
@@ -126,6 +128,23 @@ def make_router(ctx: ApiContext) -> APIRouter:
         if view is None:
             raise HTTPException(404, f"no batch {batch_id}")
         return BatchView.model_validate(view)
+
+    @router.get(
+        "/markets/chain/flags",
+        response_model=list[ChainFlag],
+        summary="Chain flags in force: entries naming an unknown upstream sale, or more goods "
+        "than it sold (卡单同行)",
+    )
+    def chain_flags(
+        batch: Annotated[str | None, Query(max_length=20, description="one batch only")] = None,
+        p: Principal = MARKET,
+    ) -> list[ChainFlag]:
+        with ctx.store.read() as db:
+            return [
+                ChainFlag.model_validate(f)
+                for f in chains.flags(db, batch)
+                if orders.in_scope(db, p, f.batch_id)
+            ]
 
     @router.get(
         "/markets/stops",

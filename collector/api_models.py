@@ -238,3 +238,14 @@ class LiftOut(BaseModel):
     relayed: bool = Field(
         False, description="the new stop list was published to the sites' agents at once"
     )
+
+
+class ChainFlag(_Out):
+    """A flag on the chain across markets (卡单同行): the goods are there, the paper is not."""
+
+    flag: str = Field(description="source_unknown or source_over_quantity")
+    batch_id: str = Field(description="the downstream batch whose entry named the source")
+    entry_id: int
+    trace_id: str | None = Field(description="the upstream trace code the entry named")
+    tran_id: str | None = Field(description="the upstream voucher the entry named")
+    detail: str

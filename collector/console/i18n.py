@@ -284,6 +284,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{n} lines sold after the stop: {qty}, {amount} yuan.",
     ),
     "recall.batch_link": ("批次与库存", "Batch and stock"),
+    "recall.downstream": (
+        "下游流向（卡单同行）",
+        "Downstream (the voucher travels with the buyer)",
+    ),
+    "recall.downstream_none": (
+        "没有下游市场登记该批次的货物。",
+        "No market downstream entered goods of this batch.",
+    ),
+    "recall.hop": ("环节", "Hop"),
+    "recall.from_trace": ("上游追溯码", "Upstream trace code"),
+    "recall.downstream_sales": ("下游销售明细", "Downstream sales"),
+    "recall.chain_flags": ("链路告警", "Chain flags"),
     "recall.amount": ("金额", "Amount"),
     "recall.yuan": ("元", "yuan"),
     "recall.buyers": ("{known} / {lines} 笔有买方信息", "{known} of {lines} lines name a buyer"),

@@ -22,6 +22,7 @@ from collector.console.i18n import Translator, pick_lang
 from collector.console.render import page
 from collector.console.routing import console_router
 from collector.console.web import READ_MARKET, WRITE_STOP, Console, not_found
+from collector.markets import chain as chains
 from collector.markets import recall as reach
 
 BATCH_RE = re.compile(r"^[0-9A-Za-z]{1,20}$")
@@ -192,6 +193,12 @@ def make_router(con: Console) -> APIRouter:
     )
     def recall_page(request: Request, batch_id: str, p: Principal = READ_MARKET) -> HTMLResponse:
         r = _reach(batch_id, p, RECALL_SHOWN)
+        with con.ro() as db:  # the chain flags of the batches it reached
+            flags = [
+                f
+                for b in [batch_id, *(h.batch_id for h in r.downstream)]
+                for f in chains.flags(db, b)
+            ]
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -200,6 +207,7 @@ def make_router(con: Console) -> APIRouter:
             csrf=con.csrf(request),
             title=tr("recall.title", batch=batch_id),
             r=r,
+            chain_flags=flags,
         )
 
     return router

@@ -159,3 +159,99 @@ def test_unknown_and_over_quantity_sources_are_flagged_not_refused(
         }
         tc = markets.trace_chain(db, sale.body["trace_id"])
         assert tc is not None
+
+
+def test_the_public_answer_walks_back_without_personal_data(any_store: StoreUnderTest) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.public import make_public_app
+
+    if any_store.postgres:  # the public listener reads the SQLite store (docs/public.md)
+        return
+    day = chain_day(T0)
+    _store(any_store, day)
+    client = TestClient(make_public_app(any_store.ctx(), 60_000, 10_000))
+    code = day.shopper_codes[0]  # this shopper is named on the receipt
+    got = client.get(f"/t/{code}.json")
+    assert got.status_code == 200, got.text
+    batch = got.json()["lines"][0]["batch"]
+    assert len(batch["hops"]) == 1
+    hop = batch["hops"][0]
+    assert hop["market"]["code"] == day.wholesale.code
+    assert hop["batch"]["batch_id"] in day.wholesale_batches
+    assert "定点屠宰厂" in hop["batch"]["origin"] and hop["batch"]["cert_no"]
+    text = got.text
+    secrets = {t[1] for m in (day.wholesale, *day.retail) for t in m.traders}  # card UIDs
+    secrets |= {
+        str(r.body[k])
+        for r in day.records
+        for k in ("buyer", "buyer_card", "terminal", "card", "seller_card")
+        if r.body.get(k)
+    }
+    secrets |= {r.dev for r in day.records}
+    # a retail trader bought at wholesale: shown as the seller of its retail receipt (a
+    # business, public), not as the buyer of the wholesale sale
+    secrets -= {t[0] for m in day.retail for t in m.traders}
+    assert not [s for s in secrets if s in text]
+    assert "buyer" not in text
+    page = client.get(f"/t/{code}?lang=en")
+    assert page.status_code == 200
+    assert "One step back (hop 1)" in page.text and hop["batch"]["cert_no"] in page.text
+    assert not [s for s in secrets if s in page.text]
+
+
+def test_the_regulators_api_gives_hops_reach_and_flags(any_store: StoreUnderTest) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.api import make_app
+
+    day = chain_day(T0)
+    _store(any_store, day)
+    extra = next(r for r in day.records if r.kind == "market.entry" and "source" in r.body)
+    feed = Feed(any_store.store)
+    ghost = dict(extra.body, batch_id="33061225112399999990")
+    ghost["source"] = {"trace_id": "83306122511230199999", "via": "barcode"}
+    feed.commit([feed.make("GHOST-GATE", "market.entry", extra.ts, ghost)])
+    client = TestClient(make_app(any_store.ctx()), headers=any_store.admin_headers())
+    code = day.shopper_codes[0]
+    tc = client.get(f"/trace/{code}")
+    assert tc.status_code == 200, tc.text
+    hop = tc.json()["sale"]["lines"][0]["batch"]["hops"][0]
+    assert hop["batch"]["batch_id"] in day.wholesale_batches
+    root = day.wholesale_batches[0]
+    reach = client.get(f"/markets/batches/{root}/recall")
+    assert reach.status_code == 200, reach.text
+    down = reach.json()["downstream"]
+    assert len(down) == 2 and all(d["lines"] for d in down)
+    assert any(x["buyer"] for d in down for x in d["lines"])  # shoppers, for the regulator
+    csv_text = client.get(f"/markets/batches/{root}/recall.csv").text
+    assert all(d["batch_id"] in csv_text for d in down)
+    flags = client.get("/markets/chain/flags").json()
+    assert [(f["flag"], f["batch_id"]) for f in flags] == [("source_unknown", ghost["batch_id"])]
+
+
+def test_the_console_recall_page_shows_the_downstream_markets(any_store: StoreUnderTest) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.api import make_app
+
+    day = chain_day(T0)
+    _store(any_store, day)
+    token = any_store.token("admin", "all")
+    c = TestClient(
+        make_app(any_store.ctx()),
+        follow_redirects=False,
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+    assert c.post("/console/login", data={"token": token}).status_code == 303
+    root = day.wholesale_batches[0]
+    page = c.get(f"/console/recall/{root}?lang=en")
+    assert page.status_code == 200, page.text
+    down = [b for b in day.retail_batches if b[12:19] == root[12:19]]
+    assert "Downstream" in page.text and all(b in page.text for b in down)
+    retail_codes = [
+        r.body["trace_id"]
+        for r in day.records
+        if r.kind == "market.settlement" and r.body["lines"][0]["batch_id"] in down
+    ]
+    assert all(code in page.text for code in retail_codes)
