@@ -89,8 +89,9 @@ def chain_day(
     sites: tuple[str, str, str] = ("WHS01", "RTL01", "RTL02"),
     seed: int = 1,
     shoppers_per_batch: int = 3,
+    step_ms: int = 60_000,
 ) -> ChainDay:
-    """The day's records from ``now_ms`` on (a minute apart): wholesale at ``sites[0]``,
+    """The day's records from ``now_ms`` on (``step_ms`` apart): wholesale at ``sites[0]``,
     retail at ``sites[1]`` and ``sites[2]``."""
     rng = random.Random(seed)
     date = local_date(now_ms)
@@ -103,7 +104,7 @@ def chain_day(
 
     def add(site: str, dev: str, kind: str, body: dict[str, Any]) -> None:
         nonlocal ts
-        ts += 60_000
+        ts += step_ms
         day.records.append(ChainRecord(site, dev, kind, ts, body))
 
     def sale(
