@@ -704,9 +704,9 @@ def _market_entry(
         body["card"] = card
     if counted:
         body["pieces"] = max(1, quantity // rng.randint(400, 1500))
-    if rng.random() < 0.3:
-        # bought at a wholesale market (卡单同行): the receipt's trace code scanned, or its
-        # voucher keyed in (the fleet's wholesale sites: simulators/chain.py makes real hops)
+    if rng.random() < 0.05:
+        # a receipt of a wholesale market outside the simulation (卡单同行): scanned or keyed;
+        # the collector flags it source_unknown (simulators/chain.py makes hops that link)
         wholesale = f"{100_000 + rng.randrange(700_000):06d}"
         via = rng.choice(("qr", "barcode", "keyed"))
         if via == "keyed":

@@ -29,6 +29,7 @@ from hostlib.errors import TraceedgeError
 from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import add_devices
 from hostlib.sqlite import open_ro
+from simulators.chain import chain_day
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
@@ -84,7 +85,14 @@ def _run(
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry" / "devices.json"
     devices = [new_device(t, SITE) for t, n in FLEET_SHAPE for _ in range(n)]
-    add_devices(registry, devices, int(time.time()))
+    # a multi-hop day beside the fleet (卡单同行): a wholesale market feeding two retail
+    # markets, a gate and a scale each, on the same site's agent (simulators/chain.py)
+    day = chain_day(int(time.time() * 1000) - 3_600_000, step_ms=1000)
+    chain_names = sorted({r.dev for r in day.records})
+    chain_devices = [new_device("market-scale", SITE) for _ in chain_names]
+    dev_of = {n: d.dev for n, d in zip(chain_names, chain_devices, strict=True)}
+    script = [(dev_of[r.dev], r.kind, r.ts, r.body) for r in day.records]
+    add_devices(registry, devices + chain_devices, int(time.time()))
     say(f"provisioned {len(devices)} terminals for site {SITE} in {registry}")
 
     broker = start_broker(broker_kind, workdir / "broker")
@@ -128,9 +136,14 @@ def _run(
     say(f"collector and edge agent started (logs in {workdir})")
     _wait_agent_ready(workdir / "agent" / "outbox.sqlite", agent, say)
     fleet = Fleet(BrokerSettings(port=broker.port), devices, resend_after_s=5.0)
+    chain_fleet = Fleet(
+        BrokerSettings(port=broker.port), chain_devices, resend_after_s=5.0, client_id="chain"
+    )
+    running.callback(chain_fleet.stop)
     fleet_out: dict[str, int] = {}
 
     def produce() -> None:
+        chain_fleet.run_script(script, drain_timeout_s=timeout_s)
         fleet_out.update(fleet.run(records, rate, drain_timeout_s=timeout_s))
 
     producer = threading.Thread(target=produce, name="fleet", daemon=True)
@@ -147,14 +160,15 @@ def _run(
             buffered = a["depth"]
         except TraceedgeError:
             buffered = 0
+        captured = fleet.stats.generated + chain_fleet.stats.generated
         say(
-            f"captured {fleet.stats.generated:>7}  buffered at edge {buffered:>7}  "
+            f"captured {captured:>7}  buffered at edge {buffered:>7}  "
             f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}"
         )
         for role in (agent, collector):
             if not role.alive():
                 raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
-        if p["forwarded"] >= records and not producer.is_alive():
+        if p["forwarded"] >= records + len(script) and not producer.is_alive():
             break
         if time.monotonic() > deadline:
             say("timed out waiting for the platform to receive everything")
@@ -170,19 +184,24 @@ def _run(
     c = read_summary(store)
     p = _platform_counts(platform, epcis_out is not None)
     summary = {
-        "generated": fleet.stats.generated,
+        "generated": fleet.stats.generated + chain_fleet.stats.generated,
+        "chain_records": len(script),
+        "chain_hops": _hops_linked(store),
         "stored": int(c.get("stored", 0)),
         "forwarded": p["forwarded"],
         "duplicates": p["duplicates"],
         "gaps": int(c.get("gaps", 0)),
         "quarantined": int(c.get("quarantined", 0)),
-        "terminal_resends": fleet.stats.resent,
+        "terminal_resends": fleet.stats.resent + chain_fleet.stats.resent,
         "collector_duplicates_removed": int(c.get("duplicates", 0)),
         "trace_lookups": lookups,
         "trace_lookups_ok": lookups_ok,
     }
     admin = demo_token(store, "admin")["Authorization"].removeprefix("Bearer ")
-    code = _a_trace_code(store)
+    # a retail shopper's receipt: its page walks back through the wholesale market
+    code = day.shopper_codes[0] if day.shopper_codes else _a_trace_code(store)
+    say(f"multi-hop chain: wholesale batch {day.wholesale_batches[0]} reached retail batches "
+        f"{', '.join(day.retail_batches[:2])}; try its recall reach in the console")  # fmt: skip
     return DemoResult(
         summary,
         sample,
@@ -190,6 +209,15 @@ def _run(
         public_url=f"http://127.0.0.1:{public_port}/t/{code}" if code else "",
         admin_token=admin,
     )
+
+
+def _hops_linked(store: Path) -> int:
+    """Entries linked to the upstream sale they named (the chain across markets)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(DISTINCT entry_id) FROM market_links").fetchone()[0])
+    finally:
+        db.close()
 
 
 def _a_trace_code(store: Path) -> str | None:

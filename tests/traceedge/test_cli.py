@@ -109,7 +109,10 @@ def test_demo_json_summary_last_line() -> None:
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("generated", "stored", "forwarded", "duplicates", "gaps", "quarantined"):
         assert isinstance(summary[key], int), (key, summary)
-    assert summary["generated"] == summary["stored"] == summary["forwarded"] == 500
+    # the fleet's 500, and the multi-hop day beside it (a wholesale market, two retail)
+    assert summary["generated"] == summary["stored"] == summary["forwarded"]
+    assert summary["generated"] == 500 + summary["chain_records"] and summary["chain_records"]
+    assert summary["chain_hops"] == 4  # every retail entry linked to its wholesale sale
     assert summary["duplicates"] == summary["gaps"] == summary["quarantined"] == 0
     assert summary["trace_lookups"] > 0
     assert summary["trace_lookups_ok"] == summary["trace_lookups"]
