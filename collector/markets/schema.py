@@ -299,16 +299,31 @@ def project(db: Db, limit: int = 2000) -> int:
             db.execute("SELECT te_market_apply(i) FROM unnest(?::bigint[]) AS u(i)", (ids,))
             # the hop (migration 4), apart from te_market_apply: migration 2 stays as released
             db.execute("SELECT te_market_link(i) FROM unnest(?::bigint[]) AS u(i)", (ids,))
-            _follow(db)
+            new_link = db.execute(
+                "SELECT 1 FROM market_links WHERE entry_id = ANY(?::bigint[]) "
+                "OR record_id = ANY(?::bigint[]) LIMIT 1",
+                (ids, ids),
+            ).fetchone()
+            if new_link is not None:
+                _follow(db)
         return len(ids)
+    cursor = db.execute("SELECT COALESCE(MAX(id), 0) FROM market_feed").fetchone()[0]
     n = int(db.execute(_PROJECT, (limit,)).rowcount)
-    if n:
+    if (
+        n
+        and db.execute(
+            "SELECT 1 FROM market_links WHERE entry_id > ? UNION ALL "
+            "SELECT 1 FROM market_links WHERE record_id > ? LIMIT 1",
+            (cursor, cursor),
+        ).fetchone()
+    ):
         _follow(db)
     return n
 
 
 def _follow(db: Db) -> None:
-    """Stops follow the goods to batches linked just now (:func:`stops.follow_stops`)."""
+    """Stops follow the goods to batches linked just now (:func:`stops.follow_stops`):
+    asked only when this step linked a hop, and only while some order is in force."""
     if db.execute("SELECT 1 FROM batch_stops LIMIT 1").fetchone() is None:
         return
     from collector.markets.stops import follow_stops  # stops builds on this module

@@ -70,7 +70,8 @@ def _insert_stop(db: Db, batch_id: str, reason: str, issued_ms: int) -> int:
     """The order in ``batch_stops``; flags and alarms the sales stored already at or after
     it. Returns how many settlements it flagged."""
     db.execute(
-        "INSERT INTO batch_stops(batch_id, reason, issued_ms, issued) VALUES (?, ?, ?, ?)",
+        "INSERT INTO batch_stops(batch_id, reason, issued_ms, issued) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(batch_id) DO NOTHING",
         (batch_id, reason, issued_ms, time.time()),
     )
     hits = db.execute(
@@ -123,11 +124,16 @@ def follow_stops(db: Db, *, advance: bool = True) -> int:
             ).fetchone()
             if known is not None:
                 continue
+            # another collector applying records at the same time may follow the same hop:
+            # the first insert wins, the second (waiting for it) inserts nothing
+            if not db.execute(
+                "INSERT INTO batch_stop_chain(batch_id, root) VALUES (?, ?) "
+                "ON CONFLICT(batch_id) DO NOTHING",
+                (d.batch_id, root),
+            ).rowcount:
+                continue
             if advance and not added:
                 _advance_version(db)
-            db.execute(
-                "INSERT INTO batch_stop_chain(batch_id, root) VALUES (?, ?)", (d.batch_id, root)
-            )
             _insert_stop(
                 db,
                 d.batch_id,
