@@ -255,3 +255,115 @@ def test_the_console_recall_page_shows_the_downstream_markets(any_store: StoreUn
         if r.kind == "market.settlement" and r.body["lines"][0]["batch_id"] in down
     ]
     assert all(code in page.text for code in retail_codes)
+
+
+def _entry(batch: str, qty: int, source: dict[str, str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "market": "M1",
+        "trader": "T1",
+        "batch_id": batch,
+        "cert_no": "C1",
+        "origin": "somewhere",
+        "goods_code": "1001",
+        "goods_name": "pork",
+        "quantity_g": qty,
+    }
+    if source is not None:
+        body["source"] = source
+    return body
+
+
+def _sale(trace: str, tran: str, batch: str, grams: int) -> dict[str, Any]:
+    line = {
+        "batch_id": batch,
+        "goods_code": "1001",
+        "goods_name": "pork",
+        "mode": "weighed",
+        "weight_g": grams,
+        "price_fen_per_kg": 1000,
+        "amount_fen": grams,
+    }
+    return {
+        "market": "M1",
+        "terminal": "M1-001",
+        "scale_sw": "v1",
+        "tran_id": tran,
+        "trace_id": trace,
+        "seller": "T1",
+        "seller_card": "0A0B0C0D",
+        "lines": [line],
+        "total_fen": grams,
+    }
+
+
+A, B = "A" * 19 + "1", "B" * 19 + "1"
+S1, S2 = "83000000000000000001", "83000000000000000002"
+V1, V2 = "V" * 19 + "1", "V" * 19 + "2"
+
+
+def test_a_cycle_of_hops_ends_the_walks(any_store: StoreUnderTest) -> None:
+    """Impossible with honest codes (a sale names batches entered before it), so forged:
+    A came from sale S2 of B, B from sale S1 of A. Every walk ends, each batch once."""
+    feed = Feed(any_store.store)
+    feed.commit(
+        [
+            feed.make("G", "market.entry", T0, _entry(A, 5000, {"trace_id": S2, "via": "qr"})),
+            feed.make("G", "market.entry", T0 + 1, _entry(B, 5000, {"trace_id": S1, "via": "qr"})),
+            feed.make("S", "market.settlement", T0 + 2, _sale(S1, V1, A, 4000)),
+            feed.make("S", "market.settlement", T0 + 3, _sale(S2, V2, B, 4000)),
+        ]
+    )
+    while any_store.store.project():
+        pass
+    with any_store.read() as db:
+        tc = markets.trace_chain(db, S1)
+        assert tc is not None
+        link = tc.sale.lines[0].batch  # A
+        assert link.hops[0].batch is not None and link.hops[0].batch.batch_id == B
+        assert link.hops[0].batch.hops[0].batch is None  # A again: not walked twice
+        assert [d.batch_id for d in chain.downstream(db, A)] == [B]
+        reach = recall(db, A)
+        assert reach is not None and [h.batch_id for h in reach.downstream] == [B]
+    with any_store.write() as db:
+        markets.stop_trading(db, A, "test", now_ms=T0)
+    with any_store.read() as db:
+        assert {s.batch_id for s in markets.stops(db)} == {A, B}
+
+
+def test_over_quantity_has_a_tolerance_and_a_lifted_follower_stays_lifted(
+    any_store: StoreUnderTest,
+) -> None:
+    feed = Feed(any_store.store)
+    src = {"tran_id": V1, "via": "keyed"}
+    feed.commit(
+        [
+            feed.make("G", "market.entry", T0, _entry(A, 100_000, None)),
+            feed.make("S", "market.settlement", T0 + 1, _sale(S1, V1, A, 10_000)),
+            # 2 % of 10 kg is 200 g: 10.2 kg is within, one more gram is not
+            feed.make("R", "market.entry", T0 + 2, _entry(B, 10_200, src)),
+        ]
+    )
+    while any_store.store.project():
+        pass
+    with any_store.read() as db:
+        assert chain.flags(db) == []
+    c = "C" * 19 + "1"
+    feed.commit([feed.make("R", "market.entry", T0 + 3, _entry(c, 1, src))])
+    while any_store.store.project():
+        pass
+    with any_store.read() as db:
+        assert {(f.flag, f.batch_id) for f in chain.flags(db)} == {
+            ("source_over_quantity", B),
+            ("source_over_quantity", c),
+        }
+    with any_store.write() as db:
+        markets.stop_trading(db, A, "test", now_ms=T0)
+        markets.lift_stop(db, B, "B's goods tested clean")
+    with any_store.write() as db:  # a later projection step does not stop B again
+        markets.follow_stops(db)
+    with any_store.read() as db:
+        assert {s.batch_id for s in markets.stops(db)} == {A, c}
+    with any_store.write() as db:
+        markets.lift_stop(db, A, "cleared")
+    with any_store.read() as db:
+        assert markets.stops(db) == []
