@@ -295,7 +295,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "recall.hop": ("环节", "Hop"),
     "recall.from_trace": ("上游追溯码", "Upstream trace code"),
     "recall.downstream_sales": ("下游销售明细", "Downstream sales"),
-    "recall.chain_flags": ("链路告警", "Chain flags"),
+    "recall.chain_flags": ("链路告警（卡单同行）", "Chain flags (upstream receipts)"),
+    "recall.chain_flags_none": (
+        "没有链路告警：每个登记了上游凭证的批次都已对上批发交易。",
+        "No chain flags: every entry naming an upstream receipt matches a wholesale sale.",
+    ),
     "recall.amount": ("金额", "Amount"),
     "recall.yuan": ("元", "yuan"),
     "recall.buyers": ("{known} / {lines} 笔有买方信息", "{known} of {lines} lines name a buyer"),

@@ -156,6 +156,7 @@ def make_router(con: Console) -> APIRouter:
             return RedirectResponse(f"/console/recall/{batch}", status_code=303)
         with con.ro() as db:
             stopped = queries.latest_batches(db, queries.visible_markets(db, p), stopped_only=True)
+            flags = [f for f in chains.flags(db, None, 200) if orders.in_scope(db, p, f.batch_id)]
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -164,6 +165,7 @@ def make_router(con: Console) -> APIRouter:
             csrf=con.csrf(request),
             title=tr("nav.recall"),
             stopped=stopped,
+            chain_flags=flags,
         )
 
     def _reach(batch_id: str, p: Principal, limit: int | None) -> reach.Recall:

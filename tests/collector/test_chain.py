@@ -367,3 +367,27 @@ def test_over_quantity_has_a_tolerance_and_a_lifted_follower_stays_lifted(
         markets.lift_stop(db, A, "cleared")
     with any_store.read() as db:
         assert markets.stops(db) == []
+
+
+def test_the_console_lists_chain_flags_within_scope(any_store: StoreUnderTest) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.api import make_app
+
+    feed = Feed(any_store.store)
+    feed.commit(
+        [feed.make("R", "market.entry", T0, _entry(B, 1000, {"tran_id": V1, "via": "keyed"}))]
+    )
+    while any_store.store.project():
+        pass
+    app = make_app(any_store.ctx())
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    seen = {}
+    for who, scope in (("admin", "all"), ("operator", "market:M9")):
+        c = TestClient(app, follow_redirects=False, headers=html)
+        token = any_store.token(who, scope)
+        assert c.post("/console/login", data={"token": token}).status_code == 303
+        page = c.get("/console/recall?lang=en")
+        assert page.status_code == 200, page.text
+        seen[who] = "source_unknown" in page.text and B in page.text
+    assert seen == {"admin": True, "operator": False}  # another market's operator sees none
