@@ -1,4 +1,5 @@
-"""Market routes of the query API: trace chains, batches, stop orders.
+"""Market routes of the query API: trace chains (every hop back, docs/chain.md), batches,
+stop orders, the chain flags (``GET /markets/chain/flags``).
 
 The shopper's trace page is not here: it is on the public listener (:mod:`collector.public`).
 
