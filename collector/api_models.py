@@ -199,6 +199,15 @@ class BatchView(_Out):
     sold_after_stop: int = Field(description="lines sold after the stop order")
     sales_total: int
     sales: list[BatchSale] = Field(description="lines drawn from the batch, in capture order")
+    source: EntrySource | None = Field(
+        default=None, description="the upstream sale the entry names (null: none named)"
+    )
+    hops: list[UpstreamHop] = Field(
+        default_factory=list, description="every hop back to the origin (bounded depth)"
+    )
+    chain_flags: list[str] = Field(
+        default_factory=list, description="source_unknown, source_over_quantity"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -295,6 +295,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "recall.hop": ("环节", "Hop"),
     "recall.from_trace": ("上游追溯码", "Upstream trace code"),
     "recall.downstream_sales": ("下游销售明细", "Downstream sales"),
+    "batch.upstream": ("上游来源（卡单同行）", "Upstream (voucher travels with the buyer)"),
+    "batch.upstream_sale": ("上游交易", "Upstream sale"),
     "recall.chain_flags": ("链路告警（卡单同行）", "Chain flags (upstream receipts)"),
     "recall.chain_flags_none": (
         "没有链路告警：每个登记了上游凭证的批次都已对上批发交易。",

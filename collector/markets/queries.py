@@ -441,4 +441,7 @@ def batch_view(db: Db, batch_id: str, limit: int = 1000) -> BatchView | None:
         sold_after_stop=after,
         sales_total=total,
         sales=sales,
+        source=link.source,
+        hops=link.hops,
+        chain_flags=link.chain_flags,
     )

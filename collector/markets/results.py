@@ -184,6 +184,9 @@ class BatchView:
     sold_after_stop: int
     sales_total: int
     sales: list[BatchSale]
+    source: EntrySource | None = None  # what the entry names upstream (卡单同行)
+    hops: list[UpstreamHop] = field(default_factory=list)
+    chain_flags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -391,3 +391,29 @@ def test_the_console_lists_chain_flags_within_scope(any_store: StoreUnderTest) -
         assert page.status_code == 200, page.text
         seen[who] = "source_unknown" in page.text and B in page.text
     assert seen == {"admin": True, "operator": False}  # another market's operator sees none
+
+
+def test_the_batch_view_shows_where_a_retail_batch_came_from(any_store: StoreUnderTest) -> None:
+    from fastapi.testclient import TestClient
+
+    from collector.api import make_app
+
+    day = chain_day(T0)
+    _store(any_store, day)
+    retail = day.retail_batches[0]
+    app = make_app(any_store.ctx())
+    api = TestClient(app, headers=any_store.admin_headers())
+    got = api.get(f"/markets/batches/{retail}")
+    assert got.status_code == 200, got.text
+    view = got.json()
+    assert (
+        view["source"]["found"]
+        and view["hops"][0]["batch"]["batch_id"] == (day.wholesale_batches[0])
+    )
+    c = TestClient(
+        app, follow_redirects=False, headers={"Accept": "text/html,application/xhtml+xml"}
+    )
+    assert c.post("/console/login", data={"token": any_store.token()}).status_code == 303
+    page = c.get(f"/console/markets/batches/{retail}?lang=en")
+    assert page.status_code == 200, page.text
+    assert "Upstream sale" in page.text and day.wholesale_batches[0] in page.text
