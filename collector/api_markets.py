@@ -1,4 +1,5 @@
-"""Market routes of the query API: trace chains, batches, stop orders.
+"""Market routes of the query API: trace chains (every hop back, docs/chain.md), batches,
+stop orders, the chain flags (``GET /markets/chain/flags``).
 
 The shopper's trace page is not here: it is on the public listener (:mod:`collector.public`).
 
@@ -22,6 +23,7 @@ from collector.access import Principal
 from collector.api_archive import archive_call
 from collector.api_models import (
     BatchView,
+    ChainFlag,
     ErrorOut,
     LiftOut,
     StopOrder,
@@ -29,6 +31,7 @@ from collector.api_models import (
     StopRequest,
     TraceChain,
 )
+from collector.markets import chain as chains
 from collector.store import SqliteStore
 from wire import tracecode
 
@@ -126,6 +129,23 @@ def make_router(ctx: ApiContext) -> APIRouter:
         if view is None:
             raise HTTPException(404, f"no batch {batch_id}")
         return BatchView.model_validate(view)
+
+    @router.get(
+        "/markets/chain/flags",
+        response_model=list[ChainFlag],
+        summary="Chain flags in force: entries naming an unknown upstream sale, or more goods "
+        "than it sold (卡单同行)",
+    )
+    def chain_flags(
+        batch: Annotated[str | None, Query(max_length=20, description="one batch only")] = None,
+        p: Principal = MARKET,
+    ) -> list[ChainFlag]:
+        with ctx.store.read() as db:
+            return [
+                ChainFlag.model_validate(f)
+                for f in chains.flags(db, batch)
+                if orders.in_scope(db, p, f.batch_id)
+            ]
 
     @router.get(
         "/markets/stops",

@@ -86,6 +86,26 @@ class UpstreamSale(_Out):
     seller: str
 
 
+class EntrySource(_Out):
+    """The upstream sale an entry names (卡单同行), as read off the wholesale receipt."""
+
+    trace_id: str | None = Field(description="the upstream receipt's trace code")
+    tran_id: str | None = Field(description="the upstream sale's voucher number")
+    via: str | None = Field(description="qr, barcode or keyed")
+    found: bool = Field(description="linked to a line of that sale with the entry's goods")
+
+
+class UpstreamHop(_Out):
+    """One hop back: the upstream sale line the goods were bought in, and its batch."""
+
+    sale: UpstreamSale
+    line: int = Field(description="the line's index in the upstream sale")
+    batch: BatchLink | None = Field(
+        description="the batch the line sold from, with its own hops further back (null: the "
+        "walk's depth bound, or a batch seen already)"
+    )
+
+
 class BatchLink(_Out):
     batch_id: str
     entry: Entry | None = Field(description="null: no entry for this batch at the collector")
@@ -93,6 +113,15 @@ class BatchLink(_Out):
     stock: Stock
     stop: StopOrder | None
     upstream: UpstreamSale | None = None
+    source: EntrySource | None = Field(
+        default=None, description="the upstream sale the entry names (null: none named)"
+    )
+    hops: list[UpstreamHop] = Field(
+        default_factory=list, description="every hop back to the origin (bounded depth)"
+    )
+    chain_flags: list[str] = Field(
+        default_factory=list, description="source_unknown, source_over_quantity"
+    )
 
 
 class SaleLine(_Out):
@@ -170,6 +199,15 @@ class BatchView(_Out):
     sold_after_stop: int = Field(description="lines sold after the stop order")
     sales_total: int
     sales: list[BatchSale] = Field(description="lines drawn from the batch, in capture order")
+    source: EntrySource | None = Field(
+        default=None, description="the upstream sale the entry names (null: none named)"
+    )
+    hops: list[UpstreamHop] = Field(
+        default_factory=list, description="every hop back to the origin (bounded depth)"
+    )
+    chain_flags: list[str] = Field(
+        default_factory=list, description="source_unknown, source_over_quantity"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,3 +247,14 @@ class LiftOut(BaseModel):
     relayed: bool = Field(
         False, description="the new stop list was published to the sites' agents at once"
     )
+
+
+class ChainFlag(_Out):
+    """A flag on the chain across markets (卡单同行): the goods are there, the paper is not."""
+
+    flag: str = Field(description="source_unknown or source_over_quantity")
+    batch_id: str = Field(description="the downstream batch whose entry named the source")
+    entry_id: int
+    trace_id: str | None = Field(description="the upstream trace code the entry named")
+    tran_id: str | None = Field(description="the upstream voucher the entry named")
+    detail: str

@@ -528,6 +528,12 @@ def _market_entry(rec: Mapping[str, Any], tz: str) -> Event:
         ev[_ext("pieces")] = b["pieces"]
     if "card" in b:
         ev[_ext("card")] = b["card"]
+    src = b.get("source")
+    if isinstance(src, Mapping):  # the upstream receipt the goods were bought on (卡单同行)
+        for key, name in (("trace_id", "sourceTraceCode"), ("tran_id", "sourceTranId"),
+                          ("via", "sourceVia")):  # fmt: skip
+            if key in src:
+                ev[_ext(name)] = src[key]
     return ev
 
 

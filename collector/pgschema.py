@@ -413,6 +413,83 @@ END;
 $$;
 """,
     ),
+    (
+        4,
+        "market chain (卡单同行): entry sources, hops entry → upstream sale lines",
+        """
+CREATE TABLE market_sources (
+    entry_id BIGINT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    trace_id TEXT,
+    tran_id TEXT,
+    via TEXT,
+    goods_code TEXT NOT NULL,
+    quantity_g BIGINT NOT NULL,
+    pieces BIGINT
+);
+CREATE INDEX market_sources_trace ON market_sources (trace_id);
+CREATE INDEX market_sources_tran ON market_sources (tran_id);
+CREATE INDEX market_sources_batch ON market_sources (batch_id);
+CREATE TABLE market_links (
+    entry_id BIGINT NOT NULL,
+    record_id BIGINT NOT NULL,
+    line INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, record_id, line)
+);
+CREATE INDEX market_links_sale ON market_links (record_id, line);
+-- stop orders that followed an upstream order down the chain (collector/markets/stops.py)
+CREATE TABLE batch_stop_chain (
+    batch_id TEXT PRIMARY KEY,
+    root TEXT NOT NULL
+);
+
+-- The hop of one market record applied: what the SQLite store's triggers on market_feed
+-- add for it (collector/markets/schema.py). The entry side looks for stored settlements,
+-- the settlement side for applied entries, so the links are the same in any order.
+CREATE FUNCTION te_market_link(rid BIGINT) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r records%ROWTYPE;
+    body JSONB;
+BEGIN
+    SELECT * INTO r FROM records WHERE id = rid;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    body := (r.rec::jsonb) -> 'body';
+    IF r.kind = 'market.entry' AND jsonb_typeof(body -> 'source') = 'object' THEN
+        INSERT INTO market_sources(entry_id, batch_id, trace_id, tran_id, via, goods_code,
+                                   quantity_g, pieces)
+        VALUES (r.id, body ->> 'batch_id', body -> 'source' ->> 'trace_id',
+                body -> 'source' ->> 'tran_id', body -> 'source' ->> 'via',
+                body ->> 'goods_code', (body ->> 'quantity_g')::bigint,
+                (body ->> 'pieces')::bigint)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO market_links(entry_id, record_id, line)
+        SELECT r.id, s.id, j.n - 1
+        FROM records AS s,
+             jsonb_array_elements(COALESCE((s.rec::jsonb) -> 'body' -> 'lines', '[]'::jsonb))
+             WITH ORDINALITY AS j(v, n)
+        WHERE s.kind = 'market.settlement'
+          AND (json_extract(s.rec, '$.body.trace_id') = body -> 'source' ->> 'trace_id'
+               OR json_extract(s.rec, '$.body.tran_id') = body -> 'source' ->> 'tran_id')
+          AND j.v ->> 'goods_code' = body ->> 'goods_code'
+        ON CONFLICT DO NOTHING;
+    ELSIF r.kind = 'market.settlement' THEN
+        INSERT INTO market_links(entry_id, record_id, line)
+        SELECT src.entry_id, r.id, j.n - 1
+        FROM jsonb_array_elements(COALESCE(body -> 'lines', '[]'::jsonb))
+             WITH ORDINALITY AS j(v, n)
+        JOIN market_sources AS src
+          ON (src.trace_id = body ->> 'trace_id' OR src.tran_id = body ->> 'tran_id')
+         AND src.goods_code = j.v ->> 'goods_code'
+        ON CONFLICT DO NOTHING;
+    END IF;
+END;
+$$;
+-- the queue holds records not applied yet: those already applied were stored before
+-- sources existed, and had none
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))

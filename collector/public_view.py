@@ -3,7 +3,9 @@
 The public listener (:mod:`collector.public`) answers only with these values, as JSON or as
 the shopper's page (:mod:`collector.shopper_page`), so what leaves it is decided here, in
 one place: product, market and trader names and codes, stall, times, weights, prices,
-batch, origin, certificate number, stop orders, the complaint lines. Never a card UID, a
+batch, origin, certificate number, stop orders, the complaint lines, and every hop back to
+the origin (卡单同行: the upstream market, its receipt's trace code, date and seller, and the
+batch it sold from), never the upstream sale's buyer. Never a card UID, a
 buyer id, a payment method, a terminal or device id, a record's key or sequence number.
 
 Names come from the registries: traders from the market's trader registry
@@ -75,6 +77,20 @@ class PublicBatch:
     cert_no: str | None = None
     stop: PublicStop | None = None
     upstream: PublicUpstream | None = None
+    hops: list[PublicHop] = field(default_factory=list)  # back to the origin (卡单同行)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicHop:
+    """One hop back (卡单同行): the upstream sale the goods were bought in (its market, trace
+    code, date, seller) and the batch it sold from, with that batch's own hops. The buyer of
+    the upstream sale is not shown."""
+
+    market: Place
+    trace_code: str
+    date: str  # YYYY-MM-DD, local
+    seller: PublicTrader
+    batch: PublicBatch | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +162,17 @@ class _Names:
             self.places[market] = got
         return got
 
+    def trader(self, market: str, trader: str) -> PublicTrader:
+        """A seller as the market's registry names them (code, name, stall)."""
+        row = self.db.execute(
+            "SELECT name, stall FROM traders WHERE market = ? AND trader = ?", (market, trader)
+        ).fetchone()
+        return (
+            PublicTrader(code=trader)
+            if row is None
+            else PublicTrader(code=trader, name=row[0], stall=row[1])
+        )
+
 
 def _trader(t: markets.Trader) -> PublicTrader:
     return PublicTrader(code=t.trader, name=t.name, stall=t.stall)
@@ -168,10 +195,24 @@ def _batch(names: _Names, link: markets.BatchLink) -> PublicBatch:
         if up is None
         else PublicUpstream(market=names.place(up.market), trace_code=up.trace_id)
     )
+    hops = [
+        PublicHop(
+            market=names.place(h.sale.market),
+            trace_code=h.sale.trace_id,
+            date=tracecode.local_day(h.sale.record.ts),
+            seller=names.trader(h.sale.market, h.sale.seller),
+            batch=None if h.batch is None else _batch(names, h.batch),
+        )
+        for h in link.hops
+    ]
     e = link.entry
     if e is None:
         return PublicBatch(
-            batch_id=link.batch_id, registered=False, stop=_stop(link.stop), upstream=upstream
+            batch_id=link.batch_id,
+            registered=False,
+            stop=_stop(link.stop),
+            upstream=upstream,
+            hops=hops,
         )
     return PublicBatch(
         batch_id=link.batch_id,
@@ -185,6 +226,7 @@ def _batch(names: _Names, link: markets.BatchLink) -> PublicBatch:
         cert_no=e.cert_no,
         stop=_stop(link.stop),
         upstream=upstream,
+        hops=hops,
     )
 
 

@@ -20,6 +20,7 @@ from collector.public_view import (
     Place,
     PublicBatch,
     PublicBatchAnswer,
+    PublicHop,
     PublicLine,
     PublicStop,
     PublicTrace,
@@ -63,6 +64,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "entry_market": "进场市场",
         "upstream": "上游追溯码",
         "upstream_market": "上游市场",
+        "hop": "上一环节（第 {n} 环）：{market}",
+        "hop_date": "批发日期",
+        "hop_seller": "批发经营户",
         "stop_state": "交易状态",
         "trading": "正常",
         "stopped": "已中止交易",
@@ -100,6 +104,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "flag_seller_unregistered": "经营户未在市场实名登记。",
         "flag_seller_card_mismatch": "经营户卡号与登记不符，已报警核查。",
         "flag_trace_code_reused": "该追溯码被多笔交易使用，已报警核查。",
+        "flag_source_unknown": "进场登记的上游凭证暂未找到对应的批发交易，已报警核查。",
+        "flag_source_over_quantity": "进场数量超过上游凭证售出数量，已报警核查。",
     },
     "en": {
         "html_lang": "en",
@@ -134,6 +140,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "entry_market": "Market of entry",
         "upstream": "Upstream trace code",
         "upstream_market": "Upstream market",
+        "hop": "One step back (hop {n}): {market}",
+        "hop_date": "Wholesale date",
+        "hop_seller": "Wholesale trader",
         "stop_state": "Trading",
         "trading": "Allowed",
         "stopped": "Stopped",
@@ -175,6 +184,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "market supervisors have been alerted.",
         "flag_trace_code_reused": "This trace code was used by several sales; the market "
         "supervisors have been alerted.",
+        "flag_source_unknown": "The upstream receipt named on entry has not been matched to a "
+        "wholesale sale yet; the market supervisors have been alerted.",
+        "flag_source_over_quantity": "More was registered on entry than the upstream receipt "
+        "sold; the market supervisors have been alerted.",
     },
 }
 
@@ -185,6 +198,8 @@ NOTE_FLAGS = (
     "seller_unregistered",
     "seller_card_mismatch",
     "trace_code_reused",
+    "source_unknown",
+    "source_over_quantity",
 )
 
 STYLESHEET = """\
@@ -399,6 +414,25 @@ def _batch_rows(lang: str, b: PublicBatch, with_goods: bool) -> list[tuple[str, 
     return rows
 
 
+def _hops(lang: str, hops: list[PublicHop], n: int) -> str:
+    """Every hop back to the origin, nearest first (the walk is bounded at the collector)."""
+    parts: list[str] = []
+    for h in hops:
+        href = _link(lang, f"/t/{h.trace_code}")
+        rows = [
+            ("upstream", f'<a class="code" href="{_e(href)}">{_e(h.trace_code)}</a>'),
+            ("hop_date", _e(h.date)),
+            ("hop_seller", _trader(h.seller)),
+        ]
+        if h.batch is not None:
+            rows += _batch_rows(lang, h.batch, with_goods=False)
+        title = _t(lang, "hop", n=n, market=h.market.name or h.market.code)
+        parts.append(f"<h3>{_e(title)}</h3>{_kv(lang, rows)}")
+        if h.batch is not None:
+            parts.append(_hops(lang, h.batch.hops, n + 1))
+    return "".join(parts)
+
+
 def _notes(lang: str, flags: list[str]) -> str:
     return "".join(
         f'<p class="note">{_e(_t(lang, "flag_" + f))}</p>' for f in NOTE_FLAGS if f in flags
@@ -461,6 +495,7 @@ def trace_page(view: PublicTrace, lang: str = "zh") -> str:
     for ln in view.lines:
         parts.append(f"<h2>{_e(_t(lang, 'origin_of', name=ln.goods_name))}</h2>")
         parts.append(_kv(lang, _batch_rows(lang, ln.batch, with_goods=False)))
+        parts.append(_hops(lang, ln.batch.hops, 1))
     parts.append(_complaints(lang, view.complaints))
     return page(lang, title, "".join(parts), f"/t/{view.trace_code}")
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hostlib.mqttlink import BrokerSettings, MqttLink
 from hostlib.registry import FAMILY_OF_TYPE, Device
@@ -158,6 +159,44 @@ class Fleet:
             term.device.key_for(term.seq),  # a rotated key signs from its stated seq on
         )
         return term.seq, canonical(rec)
+
+    def make_given(self, term: Terminal, kind: str, ts: int, body: dict[str, Any]) -> bytes:
+        """The next record of ``term`` with a body the caller made (a scripted day)."""
+        term.seq += 1
+        rec = make_record(
+            term.device.dev, term.seq, term.boot, kind, ts, "ntp", body,
+            term.device.key_for(term.seq),
+        )  # fmt: skip
+        return canonical(rec)
+
+    def run_script(
+        self,
+        script: list[tuple[str, str, int, dict[str, Any]]],
+        drain_timeout_s: float = 120.0,
+        connect_timeout_s: float = 30.0,
+    ) -> dict[str, int]:
+        """Publish a scripted day, in order: ``(dev, kind, ts, body)`` per record, each as
+        its terminal ``dev`` (one of the fleet's), then wait for the acknowledgements like
+        :meth:`run` (a multi-hop market day: :func:`simulators.chain.chain_day`)."""
+        if not self._started:
+            self._started = True
+            self.link.start()
+        if not self.link.wait_connected(connect_timeout_s):
+            raise ConnectionError(f"fleet: broker unreachable: {self.link.last_error}")
+        for dev, kind, ts, body in script:
+            term = self.by_dev.get(dev)
+            if term is None:
+                raise ValueError(f"{dev} is not a terminal of this fleet")
+            with self._lock:
+                payload = self.make_given(term, kind, ts, body)
+                term.pending[term.seq] = (payload, time.monotonic())
+                self.stats.generated += 1
+            self.link.publish(topics.terminal_rec(dev, self.prefix), payload)
+        deadline = time.monotonic() + drain_timeout_s
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            self.resend_due()
+        return self.stats.as_dict(self.pending())
 
     def publish_one(self, term: Terminal) -> None:
         seq, payload = self.make(term)

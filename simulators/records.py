@@ -704,6 +704,21 @@ def _market_entry(
         body["card"] = card
     if counted:
         body["pieces"] = max(1, quantity // rng.randint(400, 1500))
+    if rng.random() < 0.05:
+        # a receipt of a wholesale market outside the simulation (卡单同行): scanned or keyed;
+        # the collector flags it source_unknown (simulators/chain.py makes hops that link)
+        wholesale = f"{100_000 + rng.randrange(700_000):06d}"
+        via = rng.choice(("qr", "barcode", "keyed"))
+        if via == "keyed":
+            body["source"] = {
+                "tran_id": with_check_digit(f"{market.region}{date}01{rng.randrange(10**5):05d}"),
+                "via": via,
+            }
+        else:
+            body["source"] = {
+                "trace_id": make_trace_code(wholesale, date, 1, rng.randrange(10_000)),
+                "via": via,
+            }
     return body
 
 

@@ -29,6 +29,7 @@ from hostlib.errors import TraceedgeError
 from hostlib.mqttlink import BrokerSettings
 from hostlib.registry import add_devices
 from hostlib.sqlite import open_ro
+from simulators.chain import chain_day
 from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
@@ -87,10 +88,18 @@ def _run(
     devices = [new_device(t, SITE) for t, n in FLEET_SHAPE for _ in range(n)]
     gateway = wire_gateway(workdir, SITE)  # devices on the gateway's own ports
     running.callback(gateway.stop)
-    add_devices(registry, devices + gateway.devices, int(time.time()))
+    # a multi-hop day beside the fleet (卡单同行): a wholesale market feeding two retail
+    # markets, a gate and a scale each, on the same site's agent (simulators/chain.py)
+    day = chain_day(int(time.time() * 1000) - 3_600_000, step_ms=1000)
+    chain_names = sorted({r.dev for r in day.records})
+    chain_devices = [new_device("market-scale", SITE) for _ in chain_names]
+    dev_of = {n: d.dev for n, d in zip(chain_names, chain_devices, strict=True)}
+    script = [(dev_of[r.dev], r.kind, r.ts, r.body) for r in day.records]
+    add_devices(registry, devices + chain_devices + gateway.devices, int(time.time()))
     say(
-        f"provisioned {len(devices)} MQTT terminals, {len(gateway.bus_devices)} on an RS-485 "
-        f"serial bus and an elevator controller on Modbus for site {SITE} in {registry}"
+        f"provisioned {len(devices) + len(chain_devices)} MQTT terminals, "
+        f"{len(gateway.bus_devices)} on an RS-485 serial bus and an elevator controller on "
+        f"Modbus for site {SITE} in {registry}"
     )
 
     broker = start_broker(broker_kind, workdir / "broker")
@@ -143,9 +152,14 @@ def _run(
         f"elevator controller on Modbus TCP port {gateway.controller_port}: plugged in"
     )
     fleet = Fleet(BrokerSettings(port=broker.port), devices, resend_after_s=5.0)
+    chain_fleet = Fleet(
+        BrokerSettings(port=broker.port), chain_devices, resend_after_s=5.0, client_id="chain"
+    )
+    running.callback(chain_fleet.stop)
     fleet_out: dict[str, int] = {}
 
     def produce() -> None:
+        chain_fleet.run_script(script, drain_timeout_s=timeout_s)
         fleet_out.update(fleet.run(records, rate, drain_timeout_s=timeout_s))
 
     producer = threading.Thread(target=produce, name="fleet", daemon=True)
@@ -162,7 +176,12 @@ def _run(
             buffered, wired = a["depth"], _sources_line(a["sources"])
         except TraceedgeError:
             buffered, wired = 0, ""
-        captured = fleet.stats.generated + gateway.bus_generated() + lift_records
+        captured = (
+            fleet.stats.generated
+            + chain_fleet.stats.generated
+            + gateway.bus_generated()
+            + lift_records
+        )
         say(
             f"captured {captured:>7}  buffered at edge {buffered:>7}  "
             f"stored {c.get('stored', 0):>7}  forwarded {p['forwarded']:>7}  {wired}"
@@ -171,7 +190,7 @@ def _run(
             if not role.alive():
                 raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
         bus_done = gateway.bus_generated() >= per_bus_terminal * len(gateway.bus_devices)
-        wanted = records + gateway.bus_generated() + lift_records
+        wanted = records + len(script) + gateway.bus_generated() + lift_records
         if not lift_off and p["forwarded"] >= wanted and bus_done and not producer.is_alive():
             # the terminals are done: switch the elevator controller off and count what the
             # gateway made for it (its link shows down; nothing it made is lost)
@@ -197,21 +216,29 @@ def _run(
     c = read_summary(store)
     p = _platform_counts(platform, epcis_out is not None)
     summary = {
-        "generated": fleet.stats.generated + gateway.bus_generated() + lift_records,
+        "generated": fleet.stats.generated
+        + chain_fleet.stats.generated
+        + gateway.bus_generated()
+        + lift_records,
         "generated_serial_bus": gateway.bus_generated(),
         "generated_elevator_controller": lift_records,
+        "chain_records": len(script),
+        "chain_hops": _hops_linked(store),
         "stored": int(c.get("stored", 0)),
         "forwarded": p["forwarded"],
         "duplicates": p["duplicates"],
         "gaps": int(c.get("gaps", 0)),
         "quarantined": int(c.get("quarantined", 0)),
-        "terminal_resends": fleet.stats.resent,
+        "terminal_resends": fleet.stats.resent + chain_fleet.stats.resent,
         "collector_duplicates_removed": int(c.get("duplicates", 0)),
         "trace_lookups": lookups,
         "trace_lookups_ok": lookups_ok,
     }
     admin = demo_token(store, "admin")["Authorization"].removeprefix("Bearer ")
-    code = _a_trace_code(store)
+    # a retail shopper's receipt: its page walks back through the wholesale market
+    code = day.shopper_codes[0] if day.shopper_codes else _a_trace_code(store)
+    say(f"multi-hop chain: wholesale batch {day.wholesale_batches[0]} reached retail batches "
+        f"{', '.join(day.retail_batches[:2])}; try its recall reach in the console")  # fmt: skip
     return DemoResult(
         summary,
         sample,
@@ -231,6 +258,15 @@ def _sources_line(sources: list[dict[str, Any]]) -> str:
 
 def _source_records(sources: list[dict[str, Any]], name: str) -> int:
     return next((int(s["counters"].get("records", 0)) for s in sources if s["name"] == name), 0)
+
+
+def _hops_linked(store: Path) -> int:
+    """Entries linked to the upstream sale they named (the chain across markets)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(DISTINCT entry_id) FROM market_links").fetchone()[0])
+    finally:
+        db.close()
 
 
 def _a_trace_code(store: Path) -> str | None:

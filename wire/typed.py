@@ -216,7 +216,12 @@ class _Translator:
         return "enum" in items or items.get("type") == "string"
 
     def struct(self, node: Mapping[str, Any], where: str) -> type[msgspec.Struct]:
-        _only(node, {"type", "properties", "required", "additionalProperties", "allOf"}, where)
+        _only(
+            node,
+            {"type", "properties", "required", "additionalProperties", "allOf", "anyOf",
+             "description"},
+            where,
+        )  # fmt: skip
         if node.get("additionalProperties") is not False:
             raise Unsupported(f"{where}: an object must have additionalProperties false")
         props = node.get("properties", {})
@@ -251,6 +256,7 @@ class _Translator:
             raise Unsupported(f"{where}: allOf")
         for rule in all_of:
             checks += _conditional(rule, set(props), where)
+        checks += _any_required(node.get("anyOf"), set(props), where)
         self.count += 1
         name = f"{self.kind.replace('.', '_')}_{self.count}"
         ns: dict[str, Any] = {}
@@ -283,6 +289,24 @@ def _names(v: object, fields: set[str], where: str) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(n, str) and n in fields for n in v):
         raise Unsupported(f"{where}: required must list fields of the object")
     return v
+
+
+def _any_required(rule: object, fields: set[str], where: str) -> list[str]:
+    """``anyOf`` of ``required`` lists (at least one group present): the check's lines."""
+    if rule is None:
+        return []
+    if not isinstance(rule, list) or not rule:
+        raise Unsupported(f"{where}: anyOf")
+    groups: list[list[str]] = []
+    for alt in rule:
+        if not isinstance(alt, dict) or set(alt) != {"required"}:
+            raise Unsupported(f"{where}: anyOf entries other than required")
+        groups.append(_names(alt["required"], fields, where))
+    present = " or ".join(
+        "(" + (" and ".join(f"self.{n} is not UNSET" for n in g) or "True") + ")" for g in groups
+    )
+    msg = "needs one of: " + "; ".join(", ".join(g) for g in groups)
+    return [f"if not ({present}): raise ValueError({msg!r})"]
 
 
 def _conditional(rule: object, fields: set[str], where: str) -> list[str]:

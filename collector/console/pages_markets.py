@@ -22,6 +22,7 @@ from collector.console.i18n import Translator, pick_lang
 from collector.console.render import page
 from collector.console.routing import console_router
 from collector.console.web import READ_MARKET, WRITE_STOP, Console, not_found
+from collector.markets import chain as chains
 from collector.markets import recall as reach
 
 BATCH_RE = re.compile(r"^[0-9A-Za-z]{1,20}$")
@@ -155,6 +156,7 @@ def make_router(con: Console) -> APIRouter:
             return RedirectResponse(f"/console/recall/{batch}", status_code=303)
         with con.ro() as db:
             stopped = queries.latest_batches(db, queries.visible_markets(db, p), stopped_only=True)
+            flags = [f for f in chains.flags(db, None, 200) if orders.in_scope(db, p, f.batch_id)]
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -163,6 +165,7 @@ def make_router(con: Console) -> APIRouter:
             csrf=con.csrf(request),
             title=tr("nav.recall"),
             stopped=stopped,
+            chain_flags=flags,
         )
 
     def _reach(batch_id: str, p: Principal, limit: int | None) -> reach.Recall:
@@ -192,6 +195,12 @@ def make_router(con: Console) -> APIRouter:
     )
     def recall_page(request: Request, batch_id: str, p: Principal = READ_MARKET) -> HTMLResponse:
         r = _reach(batch_id, p, RECALL_SHOWN)
+        with con.ro() as db:  # the chain flags of the batches it reached
+            flags = [
+                f
+                for b in [batch_id, *(h.batch_id for h in r.downstream)]
+                for f in chains.flags(db, b)
+            ]
         tr = Translator(pick_lang(request)[0])
         return page(
             request,
@@ -200,6 +209,7 @@ def make_router(con: Console) -> APIRouter:
             csrf=con.csrf(request),
             title=tr("recall.title", batch=batch_id),
             r=r,
+            chain_flags=flags,
         )
 
     return router

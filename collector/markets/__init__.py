@@ -8,7 +8,9 @@ One job per module:
 * :mod:`~collector.markets.traders`: the trader registry import;
 * :mod:`~collector.markets.queries`: readers (trace chain, batch view, stock), which need
   only a read-only connection;
-* :mod:`~collector.markets.stops`: stop-trading orders;
+* :mod:`~collector.markets.stops`: stop-trading orders (which follow the goods downstream);
+* :mod:`~collector.markets.chain`: the chain across markets (卡单同行): hops back, reach
+  forward, chain flags;
 * :mod:`~collector.markets.results`: the plain values the readers and orders return (the
   query API's response models describing them live beside the API, in
   :mod:`collector.api_models`).
@@ -29,6 +31,7 @@ from collector.markets.results import (
     BatchSale,
     BatchView,
     Entry,
+    EntrySource,
     RecordRef,
     Sale,
     SaleLine,
@@ -38,12 +41,14 @@ from collector.markets.results import (
     TraceChain,
     TraceCodeFields,
     Trader,
+    UpstreamHop,
     UpstreamSale,
 )
 from collector.markets.schema import ensure_schema, project, projection_backlog
 from collector.markets.stops import (
     NotStopped,
     UnknownBatch,
+    follow_stops,
     lift_stop,
     stop_list_version,
     stop_trading,
@@ -56,6 +61,7 @@ __all__ = [
     "BatchSale",
     "BatchView",
     "Entry",
+    "EntrySource",
     "NotStopped",
     "RecordRef",
     "Sale",
@@ -67,12 +73,14 @@ __all__ = [
     "TraceCodeFields",
     "Trader",
     "UnknownBatch",
+    "UpstreamHop",
     "UpstreamSale",
     "batch_known",
     "batch_link",
     "batch_markets",
     "batch_view",
     "ensure_schema",
+    "follow_stops",
     "import_traders",
     "lift_stop",
     "project",

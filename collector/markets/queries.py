@@ -13,11 +13,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
+from collector.markets import chain
 from collector.markets.results import (
     BatchLink,
     BatchSale,
     BatchView,
     Entry,
+    EntrySource,
     RecordRef,
     Sale,
     SaleLine,
@@ -26,6 +28,7 @@ from collector.markets.results import (
     TraceChain,
     TraceCodeFields,
     Trader,
+    UpstreamHop,
     UpstreamSale,
 )
 from hostlib.db import Db
@@ -167,9 +170,52 @@ def _upstream(db: Db, batch_id: str, older: RecordFinder | None = None) -> Upstr
     )
 
 
+def _sale_by_id(db: Db, record_id: int) -> UpstreamSale | None:
+    row = db.execute("SELECT dev, seq, ts, rec FROM records WHERE id = ?", (record_id,)).fetchone()
+    if row is None:
+        return None
+    body = json.loads(row[3])["body"]
+    return UpstreamSale(
+        record=RecordRef(dev=str(row[0]), seq=int(row[1]), ts=int(row[2])),
+        market=body["market"],
+        tran_id=body["tran_id"],
+        trace_id=body["trace_id"],
+        seller=body["seller"],
+    )
+
+
+def _hops(
+    db: Db, entry_id: int, older: RecordFinder | None, depth: int, seen: set[str]
+) -> tuple[EntrySource | None, list[UpstreamHop], list[str]]:
+    """What an entry names upstream, the hops back from it, and its chain flags."""
+    src = chain.source_of(db, entry_id)
+    if src is None:
+        return None, [], []
+    ups = chain.upstream_lines(db, entry_id)
+    source = EntrySource(trace_id=src.trace_id, tran_id=src.tran_id, via=src.via, found=bool(ups))
+    flags = [f.flag for f in chain.flags(db, None, entry_id=entry_id)]
+    hops: list[UpstreamHop] = []
+    for up in ups:
+        sale = _sale_by_id(db, up.record_id)
+        if sale is None:
+            continue
+        batch = None
+        if up.batch_id is not None and depth < chain.MAX_DEPTH and up.batch_id not in seen:
+            seen.add(up.batch_id)
+            batch = _batch_link(db, up.batch_id, sale.market, older, depth + 1, seen)
+        hops.append(UpstreamHop(sale=sale, line=up.line, batch=batch))
+    return source, hops, flags
+
+
 def _batch_link(
-    db: Db, batch_id: str, market: str | None, older: RecordFinder | None = None
+    db: Db,
+    batch_id: str,
+    market: str | None,
+    older: RecordFinder | None = None,
+    depth: int = 0,
+    seen: set[str] | None = None,
 ) -> BatchLink:
+    seen = {batch_id} if seen is None else seen
     entries = _entries(db, batch_id, older)
     # The entry in the sale's own market when there is one, else the first stored.
     chosen = next((e for e in entries if e[4].get("market") == market), None)
@@ -178,6 +224,9 @@ def _batch_link(
     entry = None if chosen is None else _entry(db, chosen[1], chosen[2], chosen[3], chosen[4])
     chosen_id = None if chosen is None else chosen[0]
     others = [RecordRef(dev=d, seq=s, ts=t) for i, d, s, t, _ in entries if i != chosen_id]
+    source, hops, flags = (
+        (None, [], []) if chosen_id is None else _hops(db, chosen_id, older, depth, seen)
+    )
     return BatchLink(
         batch_id=batch_id,
         entry=entry,
@@ -185,7 +234,19 @@ def _batch_link(
         stock=_stock(db, batch_id),
         stop=stop_order(db, batch_id),
         upstream=_upstream(db, batch_id, older),
+        source=source,
+        hops=hops,
+        chain_flags=flags,
     )
+
+
+def _walk(link: BatchLink) -> list[BatchLink]:
+    """``link`` and every batch behind it, nearest first along each hop."""
+    out = [link]
+    for h in link.hops:
+        if h.batch is not None:
+            out.extend(_walk(h.batch))
+    return out
 
 
 def batch_link(db: Db, batch_id: str, market: str | None = None) -> BatchLink:
@@ -245,8 +306,10 @@ def trace_chain(db: Db, code: str, older: RecordFinder | None = None) -> TraceCh
         after_stop = flagged.get(i, False)
         if link.entry is None:
             flags.append("unknown_batch")
-        else:
-            origins.append(link.entry.origin)
+        for behind in _walk(link):  # this market's batch, then every hop back
+            if behind.entry is not None:
+                origins.append(behind.entry.origin)
+            flags.extend(behind.chain_flags)
         if after_stop:
             flags.append("sold_after_stop")
         if link.stock.overdrawn:
@@ -378,4 +441,7 @@ def batch_view(db: Db, batch_id: str, limit: int = 1000) -> BatchView | None:
         sold_after_stop=after,
         sales_total=total,
         sales=sales,
+        source=link.source,
+        hops=link.hops,
+        chain_flags=link.chain_flags,
     )

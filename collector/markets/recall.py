@@ -6,6 +6,10 @@ API (stable; the console builds on it)::
     recall(db, batch_id, *, market_ok=None, limit=None) -> Recall | None
     recall_csv(reach, *, lang="zh-en", utc_offset_min=480) -> str   # UTF-8 text, BOM first
 
+The reach follows the goods across markets (卡单同行): ``downstream`` lists every batch
+entered from its sales (hop 1), from theirs (hop 2), and so on, each with its sales; the CSV
+lists the batch's own lines, then theirs, with the batch and hop of each.
+
 ``db``: any connection to a store (read-only is fine). ``market_ok``: which markets' sales the
 caller may see (a principal's scope, ``lambda m: p.may_market(db, m)``); None: all. A batch
 none of whose sales or entry the caller may see is None, like an unknown one. ``limit``: keep
@@ -25,9 +29,10 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collector import amounts
+from collector.markets import chain
 from collector.markets.queries import _batch_link, batch_known
 from collector.markets.results import Entry, Stock, StopOrder
 from hostlib.db import POSTGRES, Db, dialect
@@ -81,6 +86,8 @@ class RecallLine:
     amount_fen: int
     pay: str | None
     sold_after_stop: bool
+    batch_id: str = ""  # the batch the line sold from (the recalled one, or one downstream)
+    hop: int = 0  # 0: the recalled batch; 1: a batch entered from its sales; ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +128,23 @@ class Recall:
     totals: RecallTotals
     lines: list[RecallLine]  # capture order, the first ``limit``
     truncated: bool
+    downstream: list[RecallHop] = field(default_factory=list)  # every hop forward
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecallHop:
+    """A batch entered in another market from goods of the recalled batch (卡单同行), and
+    its sales: the recall reaches them too."""
+
+    batch_id: str
+    hop: int  # 1: bought in a sale of the recalled batch; 2: one market further; ...
+    from_batch: str
+    from_trace_id: str | None  # the upstream sale's trace code the entry named
+    entry: Entry | None
+    stop: StopOrder | None
+    markets: list[str]
+    totals: RecallTotals
+    lines: list[RecallLine]  # capture order, the first ``limit``
 
 
 def recall(
@@ -129,12 +153,72 @@ def recall(
     *,
     market_ok: Callable[[str], bool] | None = None,
     limit: int | None = None,
+    follow: bool = True,
 ) -> Recall | None:
-    """The reach of ``batch_id``; None when unknown or outside ``market_ok``."""
+    """The reach of ``batch_id``; None when unknown or outside ``market_ok``. ``follow``:
+    with every batch entered downstream from its sales, hop by hop
+    (:func:`collector.markets.chain.downstream`), in ``downstream``."""
     if not batch_known(db, batch_id):
         return None
     view = _batch_link(db, batch_id, None)  # entry, stock, stop order
     names = dict(((m, t), n) for m, t, n in db.execute("SELECT market, trader, name FROM traders"))
+    lines = _lines(db, batch_id, names, market_ok, 0)
+    entry_ok = view.entry is not None and (market_ok is None or market_ok(view.entry.market))
+    hops: list[RecallHop] = []
+    for d in chain.downstream(db, batch_id) if follow else []:
+        sub = _batch_link(db, d.batch_id, None)
+        sub_lines = _lines(db, d.batch_id, names, market_ok, d.hop)
+        sub_entry = sub.entry
+        if sub_entry is not None and market_ok is not None and not market_ok(sub_entry.market):
+            sub_entry = None
+        if market_ok is not None and not sub_lines and sub_entry is None:
+            continue
+        hops.append(
+            RecallHop(
+                batch_id=d.batch_id,
+                hop=d.hop,
+                from_batch=d.from_batch,
+                from_trace_id=d.from_trace_id,
+                entry=sub_entry,
+                stop=sub.stop,
+                markets=sorted({x.market for x in sub_lines}),
+                totals=_totals(sub_lines),
+                lines=sub_lines if limit is None else sub_lines[:limit],
+            )
+        )
+    if market_ok is not None and not lines and not entry_ok and not hops:
+        return None
+    terms: dict[tuple[str, str, str], list[int]] = {}
+    for x in lines:
+        terms.setdefault((x.market, x.terminal, x.dev), []).append(x.ts)
+    return Recall(
+        batch_id=batch_id,
+        entry=view.entry if entry_ok else None,
+        stock=view.stock,
+        stop=view.stop,
+        first_ts=lines[0].ts if lines else None,
+        last_ts=lines[-1].ts if lines else None,
+        markets=sorted({x.market for x in lines}),
+        terminals=[
+            RecallTerminal(
+                market=m, terminal=t, dev=d, lines=len(ts), first_ts=ts[0], last_ts=ts[-1]
+            )
+            for (m, t, d), ts in sorted(terms.items())
+        ],
+        totals=_totals(lines),
+        lines=lines if limit is None else lines[:limit],
+        truncated=limit is not None and len(lines) > limit,
+        downstream=hops,
+    )
+
+
+def _lines(
+    db: Db,
+    batch_id: str,
+    names: dict[tuple[str, str], str],
+    market_ok: Callable[[str], bool] | None,
+    hop: int,
+) -> list[RecallLine]:
     lines: list[RecallLine] = []
     for _rid, idx, ts, after, dev, seq, sale, line in db.execute(lines_sql(db), (batch_id,)):
         market, terminal, tran_id, trace_id, seller, buyer, buyer_card, pay = json.loads(sale)
@@ -165,17 +249,17 @@ def recall(
                 amount_fen=int(ln["amount_fen"]),
                 pay=pay,
                 sold_after_stop=bool(after),
+                batch_id=batch_id,
+                hop=hop,
             )
         )
-    entry_ok = view.entry is not None and (market_ok is None or market_ok(view.entry.market))
-    if market_ok is not None and not lines and not entry_ok:
-        return None
-    terms: dict[tuple[str, str, str], list[int]] = {}
-    for x in lines:
-        terms.setdefault((x.market, x.terminal, x.dev), []).append(x.ts)
+    return lines
+
+
+def _totals(lines: list[RecallLine]) -> RecallTotals:
     after = [x for x in lines if x.sold_after_stop]
     buyers = {x.buyer or f"card:{x.buyer_card}" for x in lines if x.buyer or x.buyer_card}
-    totals = RecallTotals(
+    return RecallTotals(
         lines=len(lines),
         sales=len({(x.dev, x.seq) for x in lines}),
         weight_g=sum(x.weight_g or 0 for x in lines),
@@ -187,24 +271,6 @@ def recall(
         after_stop_weight_g=sum(x.weight_g or 0 for x in after),
         after_stop_pieces=sum(x.pieces or 0 for x in after),
         after_stop_amount_fen=sum(x.amount_fen for x in after),
-    )
-    return Recall(
-        batch_id=batch_id,
-        entry=view.entry if entry_ok else None,
-        stock=view.stock,
-        stop=view.stop,
-        first_ts=lines[0].ts if lines else None,
-        last_ts=lines[-1].ts if lines else None,
-        markets=sorted({x.market for x in lines}),
-        terminals=[
-            RecallTerminal(
-                market=m, terminal=t, dev=d, lines=len(ts), first_ts=ts[0], last_ts=ts[-1]
-            )
-            for (m, t, d), ts in sorted(terms.items())
-        ],
-        totals=totals,
-        lines=lines if limit is None else lines[:limit],
-        truncated=limit is not None and len(lines) > limit,
     )
 
 
@@ -231,6 +297,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("amount_yuan", "金额(元)", "Amount (yuan)"),
     ("pay", "支付方式", "Payment"),
     ("after_stop", "中止交易后售出", "Sold after stop"),
+    ("batch", "批次号", "Batch"),
+    ("hop", "流通环节", "Hop"),
 ]
 LANGS = ("zh-en", "zh", "en")
 _MODE = {"weighed": ("计重", "weighed"), "counted": ("计件", "counted")}
@@ -267,7 +335,10 @@ def recall_csv(reach: Recall, *, lang: str = "zh-en", utc_offset_min: int = 480)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(_header(lang))
-    for x in reach.lines:
+    every = list(reach.lines)
+    for h in reach.downstream:
+        every.extend(h.lines)
+    for x in every:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(x.ts // 1000 + offset_s))
         w.writerow(
             [
@@ -290,6 +361,8 @@ def recall_csv(reach: Recall, *, lang: str = "zh-en", utc_offset_min: int = 480)
                 amounts.yuan(x.amount_fen),
                 _text(x.pay),
                 _word(_YES_NO[x.sold_after_stop], lang),
+                _text(x.batch_id),
+                x.hop,
             ]
         )
     return "\ufeff" + out.getvalue()

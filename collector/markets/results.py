@@ -7,7 +7,7 @@ ms since the epoch (UTC): integers throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +76,26 @@ class UpstreamSale:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EntrySource:
+    """The upstream sale an entry names (卡单同行), as read off the wholesale receipt."""
+
+    trace_id: str | None
+    tran_id: str | None
+    via: str | None  # qr, barcode, keyed
+    found: bool  # linked to a line of that sale with the entry's goods
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamHop:
+    """One hop back: the upstream sale line the entry's goods were bought in, and the batch
+    that line sold from (its entry, and its own hops further back)."""
+
+    sale: UpstreamSale
+    line: int
+    batch: BatchLink | None  # None: the walk's depth bound, or a batch seen already
+
+
+@dataclass(frozen=True, kw_only=True)
 class BatchLink:
     batch_id: str
     entry: Entry | None
@@ -83,6 +103,9 @@ class BatchLink:
     stock: Stock
     stop: StopOrder | None
     upstream: UpstreamSale | None = None
+    source: EntrySource | None = None  # what the entry names upstream
+    hops: list[UpstreamHop] = field(default_factory=list)
+    chain_flags: list[str] = field(default_factory=list)  # source_unknown, ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +184,9 @@ class BatchView:
     sold_after_stop: int
     sales_total: int
     sales: list[BatchSale]
+    source: EntrySource | None = None  # what the entry names upstream (卡单同行)
+    hops: list[UpstreamHop] = field(default_factory=list)
+    chain_flags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

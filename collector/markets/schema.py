@@ -11,6 +11,12 @@ duplicate) changes nothing:
   applied), quantity (grams, and pieces when counted), grams and pieces sold so far;
 * ``market_lines``: one row per settlement line: batch, trace code, capture time, grams and
   pieces drawn, and whether it was sold after a stop-trading order for its batch;
+* ``market_sources``: the upstream sale an entry names (``source``: trace code and/or
+  voucher, how it was read), one row per entry that names one; ``market_links``: the hop,
+  entry → the upstream sale's lines of the same goods code. Linked from whichever side is
+  applied second (the entry's trigger looks for stored settlements, the settlement's for
+  applied entries), so the links are the same whatever the order (:mod:`collector.markets.chain`
+  reads them);
 * ``alarms`` (the store's table): ``batch_overdrawn`` once a batch has sold more than was
   registered (the settlement is stored all the same: the scale's sale happened),
   ``sold_after_stop`` for a settlement captured at or after a stop order for one of its
@@ -55,6 +61,10 @@ CREATE TABLE IF NOT EXISTS batch_stop_lifts (
     stop_issued_ms INTEGER NOT NULL,
     lifted_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_stop_chain (
+    batch_id TEXT PRIMARY KEY,
+    root TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS market_feed (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS market_batches (
     batch_id TEXT PRIMARY KEY,
@@ -78,6 +88,26 @@ CREATE TABLE IF NOT EXISTS market_lines (
     PRIMARY KEY (record_id, line)
 );
 CREATE INDEX IF NOT EXISTS market_lines_batch ON market_lines(batch_id, ts, record_id, line);
+CREATE TABLE IF NOT EXISTS market_sources (
+    entry_id INTEGER PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    trace_id TEXT,
+    tran_id TEXT,
+    via TEXT,
+    goods_code TEXT NOT NULL,
+    quantity_g INTEGER NOT NULL,
+    pieces INTEGER
+);
+CREATE INDEX IF NOT EXISTS market_sources_trace ON market_sources(trace_id);
+CREATE INDEX IF NOT EXISTS market_sources_tran ON market_sources(tran_id);
+CREATE INDEX IF NOT EXISTS market_sources_batch ON market_sources(batch_id);
+CREATE TABLE IF NOT EXISTS market_links (
+    entry_id INTEGER NOT NULL,
+    record_id INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, record_id, line)
+);
+CREATE INDEX IF NOT EXISTS market_links_sale ON market_links(record_id, line);
 CREATE INDEX IF NOT EXISTS records_settlement_trace
     ON records(json_extract(rec, '$.body.trace_id')) WHERE kind = 'market.settlement';
 CREATE INDEX IF NOT EXISTS records_settlement_tran
@@ -126,6 +156,25 @@ BEGIN
       AND overdrawn_alarm = 0
       AND ((quantity_g IS NOT NULL AND sold_g > quantity_g)
            OR (pieces IS NOT NULL AND sold_pieces > pieces));
+
+    -- The hop (卡单同行): the entry's named source, linked to the upstream sale's lines of
+    -- the same goods among the settlements stored so far (later ones: their trigger).
+    INSERT OR IGNORE INTO market_sources(entry_id, batch_id, trace_id, tran_id, via, goods_code,
+                                         quantity_g, pieces)
+    SELECT id, json_extract(rec, '$.body.batch_id'), json_extract(rec, '$.body.source.trace_id'),
+           json_extract(rec, '$.body.source.tran_id'), json_extract(rec, '$.body.source.via'),
+           json_extract(rec, '$.body.goods_code'), json_extract(rec, '$.body.quantity_g'),
+           json_extract(rec, '$.body.pieces')
+    FROM records WHERE id = NEW.id AND json_type(rec, '$.body.source') = 'object';
+
+    INSERT OR IGNORE INTO market_links(entry_id, record_id, line)
+    SELECT src.entry_id, s.id, j.key
+    FROM market_sources AS src JOIN records AS s
+      ON s.kind = 'market.settlement'
+     AND (json_extract(s.rec, '$.body.trace_id') = src.trace_id
+          OR json_extract(s.rec, '$.body.tran_id') = src.tran_id),
+         json_each(s.rec, '$.body.lines') AS j
+    WHERE src.entry_id = NEW.id AND json_extract(j.value, '$.goods_code') = src.goods_code;
 END;
 
 CREATE TRIGGER IF NOT EXISTS market_feed_settlement AFTER INSERT ON market_feed
@@ -176,6 +225,15 @@ BEGIN
       AND overdrawn_alarm = 0
       AND ((quantity_g IS NOT NULL AND sold_g > quantity_g)
            OR (pieces IS NOT NULL AND sold_pieces > pieces));
+
+    -- Entries applied before this sale that name it: link them to its lines of their goods.
+    INSERT OR IGNORE INTO market_links(entry_id, record_id, line)
+    SELECT src.entry_id, r.id, j.key
+    FROM records AS r, json_each(r.rec, '$.body.lines') AS j JOIN market_sources AS src
+      ON (src.trace_id = json_extract(r.rec, '$.body.trace_id')
+          OR src.tran_id = json_extract(r.rec, '$.body.tran_id'))
+     AND src.goods_code = json_extract(j.value, '$.goods_code')
+    WHERE r.id = NEW.id;
 END;
 """
 
@@ -239,8 +297,38 @@ def project(db: Db, limit: int = 2000) -> int:
         )
         if ids:
             db.execute("SELECT te_market_apply(i) FROM unnest(?::bigint[]) AS u(i)", (ids,))
+            # the hop (migration 4), apart from te_market_apply: migration 2 stays as released
+            db.execute("SELECT te_market_link(i) FROM unnest(?::bigint[]) AS u(i)", (ids,))
+            new_link = db.execute(
+                "SELECT 1 FROM market_links WHERE entry_id = ANY(?::bigint[]) "
+                "OR record_id = ANY(?::bigint[]) LIMIT 1",
+                (ids, ids),
+            ).fetchone()
+            if new_link is not None:
+                _follow(db)
         return len(ids)
-    return int(db.execute(_PROJECT, (limit,)).rowcount)
+    cursor = db.execute("SELECT COALESCE(MAX(id), 0) FROM market_feed").fetchone()[0]
+    n = int(db.execute(_PROJECT, (limit,)).rowcount)
+    if (
+        n
+        and db.execute(
+            "SELECT 1 FROM market_links WHERE entry_id > ? UNION ALL "
+            "SELECT 1 FROM market_links WHERE record_id > ? LIMIT 1",
+            (cursor, cursor),
+        ).fetchone()
+    ):
+        _follow(db)
+    return n
+
+
+def _follow(db: Db) -> None:
+    """Stops follow the goods to batches linked just now (:func:`stops.follow_stops`):
+    asked only when this step linked a hop, and only while some order is in force."""
+    if db.execute("SELECT 1 FROM batch_stops LIMIT 1").fetchone() is None:
+        return
+    from collector.markets.stops import follow_stops  # stops builds on this module
+
+    follow_stops(db)
 
 
 def projection_backlog(db: Db) -> int:

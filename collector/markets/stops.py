@@ -7,6 +7,10 @@ made before the order but delivered later is not flagged); such a sale raises th
 settlement trigger (:mod:`collector.markets.schema`) for those applied later. The collector
 relays the list of orders to every market terminal (:mod:`collector.pushdown`).
 
+A stop follows the goods down the chain (:func:`follow_stops`): the batches entered in other
+markets from sales of a stopped batch are stopped too, when the order is issued and whenever
+the projection links a new one later; lifting the upstream order lifts them.
+
 An order can be lifted (:func:`lift_stop`, with a reason; the order and its lifting stay in
 ``batch_stop_lifts``): sales after that are no longer flagged. Every stop and every lift
 advances the stop list's version (:func:`stop_list_version`), so the terminals take the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import time
 
+from collector.markets import chain
 from collector.markets.queries import batch_known, stop_order
 from collector.markets.results import StopOrder, StopResult
 from collector.markets.schema import project
@@ -52,40 +57,91 @@ def stop_trading(db: Db, batch_id: str, reason: str, *, now_ms: int | None = Non
         if existing is not None:
             return StopResult(stop=existing, issued=False, flagged=0)
         _advance_version(db)
-        db.execute(
-            "INSERT INTO batch_stops(batch_id, reason, issued_ms, issued) VALUES (?, ?, ?, ?)",
-            (batch_id, reason, issued_ms, time.time()),
-        )
-        hits = db.execute(
-            "SELECT DISTINCT l.record_id, r.dev, r.seq, l.trace_id FROM market_lines AS l "
-            "JOIN records AS r ON r.id = l.record_id "
-            "WHERE l.batch_id = ? AND l.ts >= ? AND l.after_stop = 0",
-            (batch_id, issued_ms),
-        ).fetchall()
-        db.execute(
-            "UPDATE market_lines SET after_stop = 1 WHERE batch_id = ? AND ts >= ?",
-            (batch_id, issued_ms),
-        )
-        now = time.time()
-        db.executemany(
-            "INSERT INTO alarms(raised, kind, dev, seq, detail) VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    now,
-                    ALARM_SOLD_AFTER_STOP,
-                    dev,
-                    seq,
-                    f"batch {batch_id}: sold after the stop-trading order, "
-                    f"trace code {trace or '?'}",
-                )
-                for _, dev, seq, trace in hits
-            ],
-        )
+        hits = _insert_stop(db, batch_id, reason, issued_ms)
+        follow_stops(db, advance=False)
     return StopResult(
         stop=StopOrder(batch_id=batch_id, reason=reason, issued_ms=issued_ms),
         issued=True,
-        flagged=len({h[0] for h in hits}),
+        flagged=hits,
     )
+
+
+def _insert_stop(db: Db, batch_id: str, reason: str, issued_ms: int) -> int:
+    """The order in ``batch_stops``; flags and alarms the sales stored already at or after
+    it. Returns how many settlements it flagged."""
+    db.execute(
+        "INSERT INTO batch_stops(batch_id, reason, issued_ms, issued) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(batch_id) DO NOTHING",
+        (batch_id, reason, issued_ms, time.time()),
+    )
+    hits = db.execute(
+        "SELECT DISTINCT l.record_id, r.dev, r.seq, l.trace_id FROM market_lines AS l "
+        "JOIN records AS r ON r.id = l.record_id "
+        "WHERE l.batch_id = ? AND l.ts >= ? AND l.after_stop = 0",
+        (batch_id, issued_ms),
+    ).fetchall()
+    db.execute(
+        "UPDATE market_lines SET after_stop = 1 WHERE batch_id = ? AND ts >= ?",
+        (batch_id, issued_ms),
+    )
+    now = time.time()
+    db.executemany(
+        "INSERT INTO alarms(raised, kind, dev, seq, detail) VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                now,
+                ALARM_SOLD_AFTER_STOP,
+                dev,
+                seq,
+                f"batch {batch_id}: sold after the stop-trading order, trace code {trace or '?'}",
+            )
+            for _, dev, seq, trace in hits
+        ],
+    )
+    return len({h[0] for h in hits})
+
+
+def follow_stops(db: Db, *, advance: bool = True) -> int:
+    """A stop follows the goods (卡单同行): every batch entered downstream from a stopped
+    batch (:func:`collector.markets.chain.downstream`) gets its own order, with the upstream
+    order's issue time and a reason naming it, and so reaches the terminals of its market.
+    ``batch_stop_chain`` remembers each such order's root; a batch in it is not stopped
+    again (lifting a derived order on its own sticks), and lifting the root lifts them all.
+    Called after the projection applies records and when an order is issued; returns how
+    many orders it added (and advances the stop list's version when it added one)."""
+    roots = db.execute(
+        "SELECT s.batch_id, s.reason, s.issued_ms FROM batch_stops AS s "
+        "WHERE NOT EXISTS (SELECT 1 FROM batch_stop_chain AS c WHERE c.batch_id = s.batch_id) "
+        "ORDER BY s.issued_ms, s.batch_id"
+    ).fetchall()
+    added = 0
+    for root, reason, issued_ms in roots:
+        for d in chain.downstream(db, str(root)):
+            known = db.execute(
+                "SELECT 1 FROM batch_stop_chain WHERE batch_id = ? "
+                "UNION ALL SELECT 1 FROM batch_stops WHERE batch_id = ?",
+                (d.batch_id, d.batch_id),
+            ).fetchone()
+            if known is not None:
+                continue
+            # another collector applying records at the same time may follow the same hop:
+            # the first insert wins, the second (waiting for it) inserts nothing
+            if not db.execute(
+                "INSERT INTO batch_stop_chain(batch_id, root) VALUES (?, ?) "
+                "ON CONFLICT(batch_id) DO NOTHING",
+                (d.batch_id, root),
+            ).rowcount:
+                continue
+            if advance and not added:
+                _advance_version(db)
+            _insert_stop(
+                db,
+                d.batch_id,
+                f"follows the stop of upstream batch {root} ({d.hop} hop(s) up): {reason}",
+                int(issued_ms),
+            )
+            added += 1
+    return added
 
 
 def stops(db: Db) -> list[StopOrder]:
@@ -120,6 +176,27 @@ def lift_stop(db: Db, batch_id: str, reason: str, *, now_ms: int | None = None) 
         )
         _advance_version(db)
         db.execute("DELETE FROM batch_stops WHERE batch_id = ?", (batch_id,))
+        # the orders that followed this one down the chain are lifted with it
+        for (derived,) in db.execute(
+            "SELECT c.batch_id FROM batch_stop_chain AS c JOIN batch_stops AS s "
+            "ON s.batch_id = c.batch_id WHERE c.root = ? ORDER BY c.batch_id",
+            (batch_id,),
+        ).fetchall():
+            sub = stop_order(db, str(derived))
+            if sub is not None:
+                db.execute(
+                    "INSERT INTO batch_stop_lifts(batch_id, reason, stop_reason, "
+                    "stop_issued_ms, lifted_ms) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        derived,
+                        f"upstream batch {batch_id} lifted: {reason}",
+                        sub.reason,
+                        sub.issued_ms,
+                        lifted_ms,
+                    ),
+                )
+                db.execute("DELETE FROM batch_stops WHERE batch_id = ?", (derived,))
+        db.execute("DELETE FROM batch_stop_chain WHERE root = ?", (batch_id,))
     return order
 
 

@@ -190,7 +190,8 @@ def test_recall_csv_parses_back(buyers: Db) -> None:
     text = recall_csv(reach)
     assert "\r\n" in text and text.encode("utf-8").startswith(b"\xef\xbb\xbf")
     rows = _rows(text)
-    assert rows[0][0] == "销售时间 Sale time" and rows[0][-1] == "中止交易后售出 Sold after stop"
+    assert rows[0][0] == "销售时间 Sale time" and rows[0][-3] == "中止交易后售出 Sold after stop"
+    assert rows[0][-2:] == ["批次号 Batch", "流通环节 Hop"]  # the chain across markets
     assert len(rows) == 1 + len(reach.lines)
     head = rows[0]
     first = dict(zip(head, rows[1], strict=True))

@@ -304,6 +304,15 @@ def _market(dev: str, seq: int, body: dict[str, Any]) -> Good:
     return Good(dev, seq, kind, 1_763_900_000_000 + seq, mac, text)
 
 
+# the hops (卡单同行) by record identity: entry (dev, seq) → sale (dev, seq), line
+_LINKS = (
+    "SELECT e.dev, e.seq, s.dev, s.seq, l.line, src.batch_id, src.goods_code "
+    "FROM market_links l JOIN records e ON e.id = l.entry_id "
+    "JOIN records s ON s.id = l.record_id JOIN market_sources src ON src.entry_id = l.entry_id "
+    "ORDER BY 1, 2, 3, 4, 5"
+)
+
+
 def _projected(store: Any) -> dict[str, Any]:
     """Market state of either store, in one shape."""
     if isinstance(store, PostgresStore):
@@ -317,6 +326,7 @@ def _projected(store: Any) -> dict[str, Any]:
                 "FROM market_lines l JOIN records r ON r.id = l.record_id ORDER BY 1, 2, 3"
             ).fetchall()
             alarms = cur.execute("SELECT kind, dev, seq FROM alarms ORDER BY 1, 2, 3").fetchall()
+            links = cur.execute(_LINKS).fetchall()
     else:
         db = store.db
         batches = db.execute(
@@ -328,7 +338,9 @@ def _projected(store: Any) -> dict[str, Any]:
             "FROM market_lines l JOIN records r ON r.id = l.record_id ORDER BY 1, 2, 3"
         ).fetchall()
         alarms = db.execute("SELECT kind, dev, seq FROM alarms ORDER BY 1, 2, 3").fetchall()
+        links = db.execute(_LINKS).fetchall()
     return {
+        "links": [tuple(x) for x in links],
         "batches": [tuple(b) for b in batches],
         "lines": [tuple(x) for x in lines],
         "alarms": [tuple(a) for a in alarms],
@@ -341,7 +353,15 @@ _line = st.fixed_dictionaries(
         "weight_g": st.integers(0, 3000),
         "mode": st.sampled_from(["weighed", "counted"]),
         "pieces": st.integers(0, 5),
+        "goods_code": st.sampled_from(["G1", "G2"]),
     }
+)
+_source = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {"trace_id": st.text("01", min_size=4, max_size=4), "via": st.just("qr")}
+    ),
+    st.fixed_dictionaries({"tran_id": st.sampled_from(["V1", "V2"]), "via": st.just("keyed")}),
 )
 _body = st.one_of(
     st.fixed_dictionaries(
@@ -349,10 +369,16 @@ _body = st.one_of(
             "batch_id": st.sampled_from(["B1", "B2", "B3"]),
             "quantity_g": st.integers(1000, 6000),
             "pieces": st.one_of(st.none(), st.integers(1, 10)),
+            "goods_code": st.sampled_from(["G1", "G2"]),
+            "source": _source,
         }
     ).map(lambda d: {k: v for k, v in d.items() if v is not None}),
     st.fixed_dictionaries(
-        {"trace_id": st.text("0123456789", min_size=4, max_size=4), "lines": st.lists(_line)}
+        {
+            "trace_id": st.text("01", min_size=4, max_size=4),
+            "tran_id": st.sampled_from(["V1", "V2", "V3"]),
+            "lines": st.lists(_line),
+        }
     ),
 )
 
@@ -364,8 +390,9 @@ _body = st.one_of(
 def test_the_market_projection_is_the_same_on_both_stores(
     tmp_path_factory: pytest.TempPathFactory, batches: list[list[dict[str, Any]]]
 ) -> None:
-    """Entries and settlements in any order, overdrawn batches, a batch registered twice:
-    stock, lines and alarms projected by PostgreSQL's te_market_apply equal what the SQLite
+    """Entries and settlements in any order, overdrawn batches, a batch registered twice,
+    entries naming upstream sales (by trace code or voucher): stock, lines, alarms and hops
+    projected by PostgreSQL's te_market_apply / te_market_link equal what the SQLite
     triggers make."""
     url = create_database(server_url())
     path = tmp_path_factory.mktemp("market") / "s.sqlite"
@@ -410,3 +437,44 @@ def test_market_projection_overdrawn_and_registered_twice(make_store: MakeStore)
     assert got["batches"] == [("B1", 2, 2000, None, 3000, 0, 1)]
     assert [x[:3] for x in got["lines"]] == [("M1", 1, 0), ("M1", 3, 0)]
     assert got["alarms"] == [("batch_entry_duplicate", "M1", 4), ("batch_overdrawn", "M1", 3)]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_body, min_size=1, max_size=8), st.randoms(use_true_random=False))
+def test_hops_come_out_the_same_whichever_arrives_first(
+    make_store: MakeStore, bodies: list[dict[str, Any]], rnd: Any
+) -> None:
+    """The same records stored in two orders (each projected as it arrives): the same hops."""
+    got = []
+    for order in (list(range(len(bodies))), rnd.sample(range(len(bodies)), len(bodies))):
+        store = make_store(project_inline=False)
+        for n, i in enumerate(order):
+            store.commit(SITE, f"b{n}", [_market("M1", i + 1, bodies[i])], [])
+            while store.project():
+                pass
+        got.append(_projected(store)["links"])
+    assert got[0] == got[1]
+
+
+def test_an_entry_links_to_the_upstream_lines_of_its_goods(make_store: MakeStore) -> None:
+    store = make_store(project_inline=False)
+    lines = [
+        {"batch_id": "B1", "weight_g": 1500, "mode": "weighed", "goods_code": "G1"},
+        {"batch_id": "B2", "weight_g": 900, "mode": "weighed", "goods_code": "G2"},
+    ]
+    entry = {"batch_id": "R1", "quantity_g": 1500, "goods_code": "G1"}
+    recs = [
+        _market("R", 1, {**entry, "source": {"trace_id": "0001", "via": "qr"}}),  # sale later
+        _market("W", 1, {"trace_id": "0001", "tran_id": "V1", "lines": lines}),
+        _market("R", 2, {**entry, "batch_id": "R2", "source": {"tran_id": "V1", "via": "keyed"}}),
+        _market("R", 3, {**entry, "batch_id": "R3", "source": {"tran_id": "V9", "via": "keyed"}}),
+    ]
+    store.commit(SITE, "b", recs, [])
+    while store.project(1):
+        pass
+    assert _projected(store)["links"] == [
+        ("R", 1, "W", 1, 0, "R1", "G1"),
+        ("R", 2, "W", 1, 0, "R2", "G1"),
+    ]

@@ -109,12 +109,16 @@ def test_demo_json_summary_last_line() -> None:
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("generated", "stored", "forwarded", "duplicates", "gaps", "quarantined"):
         assert isinstance(summary[key], int), (key, summary)
-    # the MQTT fleet's 500, the serial bus's terminals and the Modbus elevator's records
+    # the MQTT fleet's 500, the multi-hop day beside it (a wholesale market, two retail),
+    # the serial bus's terminals and the Modbus elevator's records
     assert summary["generated"] == summary["stored"] == summary["forwarded"]
     assert (
         summary["generated_serial_bus"] == 2 * 25 and summary["generated_elevator_controller"] > 0
     )
-    assert summary["generated"] == 500 + 50 + summary["generated_elevator_controller"]
+    assert summary["chain_records"] and summary["chain_hops"] == 4  # every retail entry linked
+    assert summary["generated"] == (
+        500 + summary["chain_records"] + 50 + summary["generated_elevator_controller"]
+    )
     assert summary["duplicates"] == summary["gaps"] == summary["quarantined"] == 0
     assert summary["trace_lookups"] > 0
     assert summary["trace_lookups_ok"] == summary["trace_lookups"]

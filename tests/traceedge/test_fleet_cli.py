@@ -166,3 +166,30 @@ def test_a_second_fleet_run_on_the_same_state_is_refused(tmp_path: Path) -> None
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     assert f"another fleet run (pid {os.getpid()}) is using this state" in res.stderr
+
+
+def test_fleet_run_chain_day_makes_hops_the_collector_links(
+    chain_factory: Callable[..., Chain],
+) -> None:
+    """``--chain-day``: a wholesale market feeding two retail markets, on six of the market
+    terminals; every retail entry is linked to the wholesale sale it names."""
+    from tests.conftest import SITE
+    from traceedge.provision import new_device
+
+    ch = chain_factory(extra_devices=[new_device("market-scale", SITE) for _ in range(4)])
+    out, _ = fleet_run(ch, 10, "--chain-day")
+    assert out["chain_records"] > 0 and out["pending"] == 0
+    stored(ch, 10 + out["chain_records"])
+    import sqlite3
+
+    db = sqlite3.connect(ch.store)
+    try:
+        wait_until(
+            lambda: (
+                db.execute("SELECT COUNT(DISTINCT entry_id) FROM market_links").fetchone()[0] == 4
+            ),
+            30,
+            "the four retail entries linked",
+        )
+    finally:
+        db.close()

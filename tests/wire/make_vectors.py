@@ -227,6 +227,28 @@ def _positive() -> list[tuple[str, bytes, dict[str, object]]]:
             ),
         ),
         (
+            # a retail entry naming the wholesale receipt it was bought on (卡单同行)
+            "market_entry_with_source",
+            key32,
+            _envelope(
+                "market.entry",
+                {
+                    "market": "M330106012",
+                    "trader": "T3301060012",
+                    "card": "04A2B9C1",
+                    "batch_id": "33061225112300000010",
+                    "cert_no": "3301234567",
+                    "origin": "浙江省嘉兴市 定点屠宰厂 A3307（经M330100001批发）",
+                    "goods_code": "10010001",
+                    "goods_name": "白条猪",
+                    "quantity_g": 88000,
+                    "source": {"trace_id": "83301012511230100010", "via": "qr"},
+                },
+                dev="MKT-G-0012",
+                seq=10,
+            ),
+        ),
+        (
             "nested_to_max_depth",
             key32,
             # record (0) -> body (1) -> "n" (2) -> 14 more containers -> a string at depth 16.

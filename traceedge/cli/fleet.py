@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -80,6 +82,12 @@ def command() -> None:
     show_default=True,
     help="Give up when the broker cannot be reached within this many seconds.",
 )
+@click.option(
+    "--chain-day",
+    is_flag=True,
+    help="First publish a multi-hop market day (卡单同行): a wholesale market feeding two "
+    "retail markets, on six of the market terminals (their gate and scale each).",
+)
 @verbose_option
 def run_cmd(
     registry: Path,
@@ -92,6 +100,7 @@ def run_cmd(
     drain_timeout: float,
     state_path: Path | None,
     connect_timeout: float,
+    chain_day: bool,
     verbose: int,
 ) -> None:
     """Publish records from every registered terminal, resend until acked; print a summary.
@@ -102,9 +111,14 @@ def run_cmd(
     before the run (reserving the numbers it may use) and when it ends; one run at a time
     uses a state file. Ctrl-C or SIGTERM stops the run and keeps its state.
 
+    With --chain-day, six market terminals first publish a wholesale market's day feeding
+    two retail markets (entries naming the wholesale receipts, shoppers' sales), so the
+    collector has hops to link, walk back and recall forward.
+
     \b
     Example:
       traceedge fleet run --registry registry/devices.json --port 1883 --records 5000 --rate 200
+      traceedge fleet run --registry registry/devices.json --records 100 --chain-day
     """
     setup_logging(verbose)
     from simulators.fleet import Fleet, is_terminal
@@ -127,8 +141,9 @@ def run_cmd(
             raise click.ClickException(
                 f"no terminals in {registry}" + (f" for site {site}" if site else "")
             )
+        script = _chain_script(devices) if chain_day else []
         with FleetState(state_path).locked() as state:
-            start = state.begin([d.dev for d in devices], records)
+            start = state.begin([d.dev for d in devices], records + len(script))
             fleet = Fleet(BrokerSettings(host=host, port=port), devices, seed=seed, start=start)
             click.echo(
                 f"fleet: {len(devices)} terminals → {host}:{port}, {records} records; "
@@ -137,7 +152,10 @@ def run_cmd(
             )
             try:
                 with stop_signals_interrupt():
+                    if script:
+                        fleet.run_script(script, drain_timeout, connect_timeout)
                     out = fleet.run(records, rate, drain_timeout, _progress, connect_timeout)
+                    out["chain_records"] = len(script)
             except ConnectionError as exc:
                 raise click.ClickException(
                     f"cannot reach the broker at {host}:{port} within {connect_timeout:g} s "
@@ -147,6 +165,21 @@ def run_cmd(
                 fleet.stop()
                 state.save(fleet.positions())
     click.echo(json.dumps(out))
+
+
+def _chain_script(devices: list[Any]) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """A multi-hop day (:func:`simulators.chain.chain_day`) on six market terminals."""
+    from simulators.chain import chain_day
+
+    scales = sorted(d.dev for d in devices if d.type == "market-scale")
+    day = chain_day(int(time.time() * 1000) - 3_600_000, step_ms=1000)
+    names = sorted({r.dev for r in day.records})
+    if len(scales) < len(names):
+        raise click.ClickException(
+            f"--chain-day needs {len(names)} market terminals, the registry has {len(scales)}"
+        )
+    dev_of = dict(zip(names, scales, strict=False))
+    return [(dev_of[r.dev], r.kind, r.ts, r.body) for r in day.records]
 
 
 def _progress(s: dict[str, int]) -> None:
