@@ -37,6 +37,11 @@ def _offline_backlog(ch: Chain, n: int) -> Fleet:
     return fleet
 
 
+# A batch is resent when its ack is late; on a loaded machine 5 s was not enough and a
+# resent batch made duplicates these tests count exactly (once 3,000 for 2,000)
+NO_EARLY_RESEND = {"ack_timeout_s": 60.0}
+
+
 def _hand_over(ch: Chain, usb: Path) -> tuple[Path, Path]:
     cli("agent", "export", "--config", str(ch.agent.config), "--to", str(usb))
     (bundle,) = usb.glob("*.bundle")
@@ -47,7 +52,7 @@ def _hand_over(ch: Chain, usb: Path) -> tuple[Path, Path]:
 def test_month_offline_by_hand_then_link_returns_and_nothing_is_sent_twice(
     chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
-    ch = chain_factory(separate_central=True)
+    ch = chain_factory(separate_central=True, uplink_overrides=NO_EARLY_RESEND)
     fleet = _offline_backlog(ch, 3000)
     _bundle, receipt = _hand_over(ch, tmp_path / "usb")
     assert ch.collector_stats()["records"] == 3000
@@ -70,7 +75,7 @@ def test_month_offline_by_hand_then_link_returns_and_nothing_is_sent_twice(
 def test_link_back_before_the_receipt_duplicates_are_not_conflicts(
     chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
-    ch = chain_factory(separate_central=True)
+    ch = chain_factory(separate_central=True, uplink_overrides=NO_EARLY_RESEND)
     _offline_backlog(ch, 2000)
     _bundle, receipt = _hand_over(ch, tmp_path / "usb")
     ch.central.start()  # the uplink resends the whole backlog: all known already
@@ -86,7 +91,7 @@ def test_link_back_before_the_receipt_duplicates_are_not_conflicts(
 def test_a_torn_bundle_is_refused_by_the_command(
     chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
-    ch = chain_factory(separate_central=True)
+    ch = chain_factory(separate_central=True, uplink_overrides=NO_EARLY_RESEND)
     _offline_backlog(ch, 300)
     usb = tmp_path / "usb"
     cli("agent", "export", "--config", str(ch.agent.config), "--to", str(usb))
