@@ -150,7 +150,7 @@ def test_a_document_of_every_kind_validates_and_is_deterministic() -> None:
     doc = records_to_document(records, creation_ms=BASE_MS)
     events = doc["epcisBody"]["eventList"]
     assert len(events) == len(records)
-    assert {ev["type"] for ev in events} == {"ObjectEvent", "TransactionEvent"}
+    assert {ev["type"] for ev in events} == {"ObjectEvent", "TransactionEvent", "AggregationEvent"}
     assert doc["creationDate"] == "2025-11-23T00:00:00.000Z"
     assert doc["@context"][0] == epcis.EPCIS_CONTEXT_URL
     assert doc["@context"][1]["tre"] == "https://traceedge.example/voc/"
