@@ -413,6 +413,22 @@ END;
 $$;
 """,
     ),
+    (
+        4,
+        "warehouse: licence registry and recalled lots (collector/licences.py)",
+        """
+CREATE TABLE licences (
+    licence TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE recalled_lots (
+    lot TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))
