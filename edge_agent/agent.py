@@ -147,6 +147,7 @@ class Agent:
             lambda: self.gate.boot,  # one identity: the fill gate's boot and sequence
             settings.local.prefix,
             settings.utc_offset_minutes,
+            settings.licence_classes,
         )
         self.commands = Commands(
             self.outbox,

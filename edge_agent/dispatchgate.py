@@ -48,7 +48,7 @@ CLASSES = (
     "other",
 )
 # Classes that may leave only against a licence on file (危险化学品安全管理条例 art. 38-41);
-# the agent's [warehouse] licence_classes may add others (docs/warehouse.md).
+# the agent's [agent] licence_classes may change them (docs/warehouse.md).
 LICENSED_CLASSES = ("chemical_toxic", "chemical_precursor")
 UNITS = ("piece", "g", "ml")
 MAX_ITEMS = 12
