@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.commands import Commands
 from edge_agent.outbox import Incoming, Outbox
@@ -255,3 +257,33 @@ def test_stock_follows_pack_unpack_and_returns(site: Site) -> None:
     wh.on_records([goods_in(3, [unit(U1)])])  # returned
     ans = site.ask(n="e" * 32, items=[U1])
     assert ans is not None and ans["decision"] == "allow"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_no_payload_breaks_the_gate(site: Site, payload: bytes) -> None:
+    """Any bytes on the topic: an answer or a refusal, never an exception, never an allow."""
+    before = len(site.sent)
+    site.gate.handle(topics.terminal_dispatch(DEV), payload)
+    for _, p in site.sent[before:]:
+        assert json.loads(p)["decision"] == "deny"
+
+
+def test_licence_classes_setting(tmp_path: Path) -> None:
+    from edge_agent.settings import load_agent
+    from hostlib.errors import ConfigError
+
+    example = Path(__file__).resolve().parents[2] / "config" / "agent.example.toml"
+    text = example.read_text()
+    assert load_agent(example, files=False).licence_classes == (
+        "chemical_toxic",
+        "chemical_precursor",
+    )
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(text.replace('"chemical_precursor"]', '"chemical_precursor", "drug"]'))
+    assert "drug" in load_agent(cfg, files=False).licence_classes
+    cfg.write_text(text.replace('"chemical_precursor"]', '"gold"]'))
+    with pytest.raises(ConfigError, match="licence_classes"):
+        load_agent(cfg, files=False)
