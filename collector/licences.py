@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS recalled_lots (
     entry TEXT NOT NULL,
     updated REAL NOT NULL
 );
+-- the collector's loop looks for closed stocktakes every second (collector/warehouse.py)
+CREATE INDEX IF NOT EXISTS records_goods_count ON records(ts) WHERE kind = 'goods.count';
 """
 
 # the same in migration 4 of collector/pgschema.py

@@ -427,6 +427,7 @@ CREATE TABLE recalled_lots (
     entry TEXT NOT NULL,
     updated DOUBLE PRECISION NOT NULL
 );
+CREATE INDEX records_goods_count ON records (ts) WHERE kind = 'goods.count';
 """,
     ),
 )

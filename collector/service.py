@@ -401,9 +401,12 @@ class Collector:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again
                         log.exception("collector: pushing state down to the sites failed")
-                try:
-                    with self.pushdown_store.write() as db:
-                        warehouse.check_stocktakes(db)
+                try:  # a read each second; a write only when a count was closed
+                    with self.pushdown_store.read() as db:
+                        pending = warehouse.pending_stocktakes(db)
+                    if pending:
+                        with self.pushdown_store.write() as db:
+                            warehouse.check_stocktakes(db)
                 except StoreError:
                     pass  # the heartbeat says so; tried again next second
                 except Exception:  # a bug: the next tick tries again

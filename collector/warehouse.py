@@ -114,26 +114,33 @@ def stocktake(db: Db, site: str, count_id: str) -> Stocktake | None:
     return st
 
 
-def check_stocktakes(db: Db, now_ms: int | None = None) -> int:
-    """Raise a ``stocktake_missing`` alarm for each count closed in the last days that
-    finds items missing, once (meta ``stocktake_checked:{site}:{count_id}``); returns how
-    many alarms were raised. ``db`` in a write transaction."""
+def pending_stocktakes(db: Db, now_ms: int | None = None) -> list[tuple[str, str]]:
+    """``(site, count_id)`` of the counts closed in the last days not checked yet (a read)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     closed = db.execute(
         "SELECT DISTINCT site, json_extract(rec, '$.body.count_id') FROM records "
         "WHERE kind = 'goods.count' AND ts >= ? "
-        "AND CAST(json_extract(rec, '$.body.last') AS TEXT) IN "
-        "('1', 'true')",
+        "AND CAST(json_extract(rec, '$.body.last') AS TEXT) IN ('1', 'true')",
         (now_ms - WINDOW_MS,),
     ).fetchall()
-    raised = 0
+    out: list[tuple[str, str]] = []
     for site, count_id in closed:
         name = f"stocktake_checked:{site}:{count_id}"
-        if db.execute("SELECT 1 FROM meta WHERE name = ?", (name,)).fetchone():
-            continue
-        st = stocktake(db, str(site), str(count_id))
+        if not db.execute("SELECT 1 FROM meta WHERE name = ?", (name,)).fetchone():
+            out.append((str(site), str(count_id)))
+    return out
+
+
+def check_stocktakes(db: Db, now_ms: int | None = None) -> int:
+    """Raise a ``stocktake_missing`` alarm for each count closed in the last days that
+    finds items missing, once (meta ``stocktake_checked:{site}:{count_id}``); returns how
+    many alarms were raised. ``db`` in a write transaction."""
+    raised = 0
+    for site, count_id in pending_stocktakes(db, now_ms):
+        st = stocktake(db, site, count_id)
         if st is None or st.closed_ts is None:
             continue
+        name = f"stocktake_checked:{site}:{count_id}"
         db.execute("INSERT INTO meta(name, value) VALUES (?, ?)", (name, str(len(st.missing))))
         if st.missing:
             shown = ", ".join(st.missing[:5]) + (" …" if len(st.missing) > 5 else "")

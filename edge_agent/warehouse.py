@@ -203,7 +203,7 @@ class Warehouse:
             try:
                 rec = json.loads(item.rec)
                 self.observe(item.kind, rec["body"], int(rec["ts"]))
-            except (ValueError, KeyError, TypeError) as exc:  # schema-checked: not expected
+            except (ValueError, KeyError, TypeError, sqlite3.Error) as exc:  # never kills intake
                 log.error("warehouse: cannot keep stock from %s/%d: %s", item.dev, item.seq, exc)
 
     def commit_dispatch(
