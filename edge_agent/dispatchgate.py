@@ -5,11 +5,14 @@ this site, what this licence already let leave here, the site's stock and dispat
 the recalled lots) and today's date, and returns *every* reason that applies with the item
 ids concerned; no reason allows the dispatch. docs/warehouse.md has the protocol.
 
-Request, terminal → agent on ``t/{dev}/dispatch`` (``n``: a fresh random nonce per request,
-16..64 hex digits; ``items``: ids from :func:`drivers.codecs.itemcodes.parse_item`, an outer
-package's id standing for the inner ones it holds)::
+Request, terminal → agent on ``t/{dev}/dispatch``, sealed with the terminal's key
+(:func:`wire.auth.dispatch_request` adds ``t``, ``dev`` and ``mac``; ``n``: a fresh random
+nonce per request, 16..64 hex digits; ``items``: ids from
+:func:`drivers.codecs.itemcodes.parse_item`, an outer package's id standing for the inner
+ones it holds)::
 
-    {"id": 7, "n": "9f2c41d07be85a13c4e6f0b2a7d95e31", "operator": "OP-02",
+    {"t": "dispatch", "dev": "WHS-S1-0001", "mac": "<64 hex>",
+     "id": 7, "n": "9f2c41d07be85a13c4e6f0b2a7d95e31", "operator": "OP-02",
      "product_class": "chemical_toxic", "items": ["https://id.gs1.org/00/1693…"],
      "quantity": 50000, "unit": "g", "lot": "L20251101", "licence": "JD-330200-2025-0042",
      "party": "宁波港华电镀厂"}

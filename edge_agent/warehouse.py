@@ -11,8 +11,10 @@ The gate (:class:`DispatchGate`) works as the fill gate (:mod:`edge_agent.gate`)
 on ``t/{dev}/dispatch``, each decision a ``goods.dispatch`` record of the gateway's identity
 committed before the answer, the answer sealed with the terminal's key
 (:func:`wire.auth.gate_answer`); a request from an unknown device gets no answer, from a
-revoked device, another type of device or without a valid nonce a sealed ``deny`` with the
-error, counted and quarantined.
+revoked device, another type of device, not sealed with the terminal's key
+(:func:`wire.auth.dispatch_request`: an allowed dispatch changes the stock), with a nonce
+already decided (a replay), or without a valid nonce a sealed ``deny`` with the error,
+counted and quarantined.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ OWN_SEQ = "own_seq"  # shared with the fill gate: one identity, one sequence
 TERMINAL_TYPE = "warehouse-terminal"
 LICENCE_VERSION = "licence_registry_version"
 RECALL_VERSION = "recall_list_version"
+NONCE_DAYS = 30
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS wh_licences (licence TEXT PRIMARY KEY, entry TEXT NOT NULL);
@@ -62,6 +65,12 @@ CREATE TABLE IF NOT EXISTS wh_items (
     out_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS wh_items_parent ON wh_items(parent) WHERE parent IS NOT NULL;
+CREATE TABLE IF NOT EXISTS wh_nonces (
+    dev TEXT NOT NULL,
+    n TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (dev, n)
+);
 CREATE TABLE IF NOT EXISTS wh_licence_use (
     licence TEXT PRIMARY KEY,
     unit TEXT NOT NULL,
@@ -206,6 +215,23 @@ class Warehouse:
             except (ValueError, KeyError, TypeError, sqlite3.Error) as exc:  # never kills intake
                 log.error("warehouse: cannot keep stock from %s/%d: %s", item.dev, item.seq, exc)
 
+    def nonce_seen(self, dev: str, nonce: str) -> bool:
+        with self.outbox.atomic() as db:
+            row = db.execute(
+                "SELECT 1 FROM wh_nonces WHERE dev = ? AND n = ?", (dev, nonce)
+            ).fetchone()
+        return row is not None
+
+    def commit_nonce(self, db: sqlite3.Connection, dev: str, nonce: str) -> None:
+        """In the decision record's transaction: this request was decided, never again.
+        Nonces older than ``NONCE_DAYS`` are forgotten (a request is answered in seconds)."""
+        now = time.time()
+        db.execute(
+            "INSERT OR IGNORE INTO wh_nonces(dev, n, at) VALUES (?, ?, ?)", (dev, nonce, now)
+        )
+        if int(now) % 97 == 0:
+            db.execute("DELETE FROM wh_nonces WHERE at < ?", (now - NONCE_DAYS * 86400,))
+
     def commit_dispatch(
         self, db: sqlite3.Connection, req: DispatchRequest, stock: Stock, ts: int
     ) -> None:
@@ -317,6 +343,16 @@ class DispatchGate:
             self._refuse(topic, payload, "gate_wrong_device", f"{dev} is a {device.type}")
             reply("deny", [], None, f"a {device.type} cannot dispatch goods")
             return
+        keys = [k for _, k in device.keys[-2:]] or [device.key]
+        if not auth.check_dispatch_request(obj, dev, keys):
+            # an allowed dispatch changes the stock: only a request the terminal sealed
+            self._refuse(topic, payload, "gate_mac", f"{dev}: request not sealed by it")
+            reply("deny", [], None, "refused: request not sealed with the device key")
+            return
+        if rid is not None and nonce and self.warehouse.nonce_seen(dev, nonce):
+            self._refuse(topic, payload, "gate_replay", f"{dev}: nonce {nonce} decided before")
+            reply("deny", [], None, "refused: this request was decided before")
+            return
         try:
             req = parse_request(obj)
         except NonceError as exc:
@@ -350,6 +386,7 @@ class DispatchGate:
             return Incoming(ident.dev, seq, "goods.dispatch", canonical(rec))
 
         def after(db: sqlite3.Connection, seq: int) -> None:
+            wh.commit_nonce(db, dev, req.nonce)
             if decision.allowed:
                 wh.commit_dispatch(db, req, stock, now)
 

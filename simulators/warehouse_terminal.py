@@ -74,7 +74,7 @@ class WarehouseTerminal:
         self.request_id += 1
         rid, nonce = self.request_id, secrets.token_hex(16)
         t0 = time.monotonic()
-        payload = json.dumps({"id": rid, "n": nonce, **request}, ensure_ascii=False)
+        payload = auth.dispatch_request(self.dev, {"id": rid, "n": nonce, **request}, self.key)
         self.c.publish(topics.terminal_dispatch(self.dev, self.prefix), payload, qos=1)
         with self._got:
             self._got.wait_for(lambda: rid in self.answers, timeout)

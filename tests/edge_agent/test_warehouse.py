@@ -130,7 +130,7 @@ class Site:
         req.update(over)
         req = {k: v for k, v in req.items() if v is not None}
         before = len(self.sent)
-        self.gate.handle(topics.terminal_dispatch(dev), json.dumps(req).encode())
+        self.gate.handle(topics.terminal_dispatch(dev), auth.dispatch_request(dev, req, K1))
         if len(self.sent) == before:
             return None
         topic, payload = self.sent[-1]
@@ -287,3 +287,42 @@ def test_licence_classes_setting(tmp_path: Path) -> None:
     cfg.write_text(text.replace('"chemical_precursor"]', '"gold"]'))
     with pytest.raises(ConfigError, match="licence_classes"):
         load_agent(cfg, files=False)
+
+
+def test_unsealed_forged_and_replayed_requests_change_nothing(site: Site) -> None:
+    req = {
+        "id": 9,
+        "n": "c0ffee" * 4,
+        "operator": "OP-01",
+        "product_class": "chemical_toxic",
+        "items": [U1],
+        "quantity": 25_000,
+        "unit": "g",
+        "licence": "JD-1",
+    }
+    topic = topics.terminal_dispatch(DEV)
+    # plain JSON, sealed with another key, or sealed for another device: refused
+    for payload in (
+        json.dumps(req).encode(),
+        auth.dispatch_request(DEV, req, b"\x02" * 32),
+        auth.dispatch_request(REVOKED, req, K1),
+    ):
+        site.gate.handle(topic, payload)
+        ans = json.loads(site.sent[-1][1])
+        assert ans["decision"] == "deny" and "not sealed" in ans["error"]
+    assert site.dispatch_records() == [] and U1 in site.warehouse.in_stock()
+    # the genuine request is decided once; the same bytes again are a replay
+    sealed = auth.dispatch_request(DEV, req, K1)
+    site.gate.handle(topic, sealed)
+    assert json.loads(site.sent[-1][1])["decision"] == "allow"
+    site.gate.handle(topic, sealed)
+    again = json.loads(site.sent[-1][1])
+    assert again["decision"] == "deny" and "decided before" in again["error"]
+    assert len(site.dispatch_records()) == 1
+    got = [r for (r,) in site.outbox.db.execute("SELECT reason FROM quarantine ORDER BY id")]
+    assert got == ["gate_mac"] * 3 + ["gate_replay"]
+    # across a restart too
+    site.outbox.close()
+    site.open()
+    site.gate.handle(topic, sealed)
+    assert "decided before" in json.loads(site.sent[-1][1])["error"]
