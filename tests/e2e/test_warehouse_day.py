@@ -10,15 +10,17 @@ schema."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector import warehouse
 from collector.epcis import records_to_document
+from collector.storedb import StoreDb
 from drivers.codecs.itemcodes import drug_code, pesticide_code, seed_qr
 from simulators.epcis_schema import schema_errors
 from simulators.warehouse_terminal import WarehouseTerminal, scan
@@ -97,11 +99,20 @@ BUYER = {
 }
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """The collectors' store: None for their SQLite file, else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
 def test_a_warehouse_day_for_each_store_with_the_gate_offline(
-    chain_factory: Callable[..., Chain], tmp_path: Path
+    store_url: str | None, chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
     terminals = [new_device("warehouse-terminal", SITE) for _ in range(3)]
-    ch = chain_factory(separate_central=True, extra_devices=terminals)
+    # store_url first: its database is made before the chain and dropped after it stops
+    ch = chain_factory(separate_central=True, extra_devices=terminals, store_url=store_url)
     (tmp_path / "lic.csv").write_text(LICENCES, encoding="utf-8")
     (tmp_path / "recalls.json").write_text(json.dumps(RECALLS), encoding="utf-8")
     assert "registry version 1" in cli(ch, "import-licences", str(tmp_path / "lic.csv"))
@@ -368,47 +379,48 @@ def test_a_warehouse_day_for_each_store_with_the_gate_offline(
         lambda: ch.collector_stats().get("records", 0) == total, 60, f"{total} records to arrive"
     )
     assert ch.collector_stats()["gaps"] == 0
-    db = sqlite3.connect(str(ch.store))
-    try:
-        rows = db.execute(
-            "SELECT kind, COUNT(*), COUNT(DISTINCT dev || '/' || seq) FROM records "
-            "WHERE kind LIKE 'goods.%' GROUP BY kind"
-        ).fetchall()
-        by_kind = {k: (n, d) for k, n, d in rows}
-        assert all(n == d for n, d in by_kind.values())  # each record stored once
-        assert by_kind["goods.dispatch"][0] == decisions
-        assert by_kind["goods.out"][0] == allowed  # a goods.out after each allow only
-        # the stocktake finds AN3 missing (AN1 left, AN2 counted), and says so at once
-        st = warehouse.stocktake(db, SITE, "COUNT-1")
-        assert st is not None and st.missing == [gs1("AN3")["id"]], st
-        complete = warehouse.stocktake(db, SITE, "COUNT-2")
-        assert complete is not None and complete.parts == 3 and complete.missing == []
-        assert complete.unexpected == []
+    store = StoreDb(ch.store, store_url, pool_size=1)
 
-        def alarms() -> list[str]:
-            return [
-                r[0]
+    def alarms() -> list[str]:
+        with store.read() as db:
+            rows = db.execute(
+                "SELECT detail FROM alarms WHERE kind = ?", (warehouse.ALARM,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    try:
+        with store.read() as db:
+            rows = db.execute(
+                "SELECT kind, COUNT(*), COUNT(DISTINCT dev || '/' || CAST(seq AS TEXT)) "
+                "FROM records WHERE kind LIKE 'goods.%' GROUP BY kind"
+            ).fetchall()
+            by_kind = {k: (int(n), int(d)) for k, n, d in rows}
+            assert all(n == d for n, d in by_kind.values())  # each record stored once
+            assert by_kind["goods.dispatch"][0] == decisions
+            assert by_kind["goods.out"][0] == allowed  # a goods.out after each allow only
+            # the stocktake finds AN3 missing (AN1 left, AN2 counted)
+            st = warehouse.stocktake(db, SITE, "COUNT-1")
+            assert st is not None and st.missing == [gs1("AN3")["id"]], st
+            complete = warehouse.stocktake(db, SITE, "COUNT-2")
+            assert complete is not None and complete.parts == 3 and complete.missing == []
+            assert complete.unexpected == []
+            recs = [
+                json.loads(r[0])
                 for r in db.execute(
-                    "SELECT detail FROM alarms WHERE kind = ?", (warehouse.ALARM,)
+                    "SELECT rec FROM records WHERE kind LIKE 'goods.%' ORDER BY id"
                 ).fetchall()
             ]
-
+        # ... and the collector says so: one alarm
         wait_until(lambda: len(alarms()) >= 1, 15, "the stocktake alarm")
         found = alarms()
         assert len(found) == 1 and "COUNT-1: 1 item(s) missing" in found[0], found
         assert gs1("AN3")["id"] in found[0]
-        # EPCIS of the whole day, valid against the official schema
-        recs = [
-            json.loads(r[0])
-            for r in db.execute(
-                "SELECT rec FROM records WHERE kind LIKE 'goods.%' ORDER BY id"
-            ).fetchall()
-        ]
-        doc = records_to_document(recs)
-        assert schema_errors(doc) == []
-        types = {ev["type"] for ev in doc["epcisBody"]["eventList"]}
-        assert types == {"ObjectEvent", "AggregationEvent"}
-        steps = {ev.get("bizStep") for ev in doc["epcisBody"]["eventList"]}
-        assert {"receiving", "shipping", "packing", "cycle_counting", "inspecting"} <= steps
     finally:
-        db.close()
+        store.close()
+    # EPCIS of the whole day, valid against the official schema
+    doc = records_to_document(recs)
+    assert schema_errors(doc) == []
+    types = {ev["type"] for ev in doc["epcisBody"]["eventList"]}
+    assert types == {"ObjectEvent", "AggregationEvent"}
+    steps = {ev.get("bizStep") for ev in doc["epcisBody"]["eventList"]}
+    assert {"receiving", "shipping", "packing", "cycle_counting", "inspecting"} <= steps
