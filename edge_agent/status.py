@@ -110,6 +110,12 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
         f"  fill gate   registry v{st['cylinder_registry_version']}, "
         + ", ".join(f"{k} {v}" for k, v in st["gate"].items())
     )
+    if st["licence_registry_version"] or any(st["dispatch"].values()):
+        lines.append(
+            f"  dispatch    licences v{st['licence_registry_version']} "
+            f"({st['licences_known']}), recalls v{st['recall_list_version']}, "
+            + ", ".join(f"{k} {v}" for k, v in st["dispatch"].items())
+        )
     if any(st["refused"].values()):
         r = ", ".join(f"{k} {v}" for k, v in sorted(st["refused"].items()) if v)
         lines.append(f"  refused     {r}")
