@@ -176,3 +176,15 @@ def test_cli_imports_csv_and_json_all_or_nothing(store: StoreUnderTest, tmp_path
         assert licences.licences_snapshot(db)["version"] == 1
         assert len(licences.licences_snapshot(db)["licences"]) == 3
         assert licences.recalls_snapshot(db)["lots"][0]["lot"] == "L1"
+
+
+def test_the_example_files_import() -> None:
+    config = Path(__file__).resolve().parents[2] / "config"
+    rows = parse_csv((config / "licences.example.csv").read_text(encoding="utf-8"))
+    checked = [check_licence(i, r) for i, r in enumerate(rows)]
+    assert len(checked) == 3 and checked[2]["sites"] == ["*"]
+    lots = json.loads((config / "recalls.example.json").read_text(encoding="utf-8"))
+    assert [licences.check_recall(i, e)["lot"] for i, e in enumerate(lots)] == [
+        "L20251101",
+        "P250918",
+    ]
