@@ -21,6 +21,7 @@ import pytest
 from collector import warehouse
 from collector.epcis import records_to_document
 from collector.storedb import StoreDb
+from drivers.codecs.epc import encode_sscc96
 from drivers.codecs.itemcodes import drug_code, pesticide_code, seed_qr
 from simulators.epcis_schema import schema_errors
 from simulators.warehouse_terminal import WarehouseTerminal, scan
@@ -48,6 +49,11 @@ def gs1(serial: str) -> dict[str, Any]:
 
 def sscc(n: int) -> str:
     return f"]C100{with_check_digit(f'1693{n:013d}')}"
+
+
+def sscc_tag(n: int) -> dict[str, Any]:
+    """The same logistic unit read by its UHF tag (SSCC-96 EPC) at the door reader."""
+    return scan(encode_sscc96(sscc(n)[5:], 7), source="epc")
 
 
 def pesticide(n: int) -> str:
@@ -209,8 +215,9 @@ def test_a_warehouse_day_for_each_store_with_the_gate_offline(
         cases: list[tuple[WarehouseTerminal, list[dict[str, Any]], dict[str, Any], list[str]]] = [
             # allowed: the drum leaves with its two inner units
             (chem, [drum], toxic, []),
-            # the same drum's tag read leaving again
-            (chem, [drum], toxic, ["already_dispatched"]),
+            # the same drum's tag read leaving again, by the door reader (the barcode and the
+            # UHF tag give the same id)
+            (chem, [sscc_tag(1)], toxic, ["already_dispatched"]),
             # an inner unit of the drum that left
             (chem, [gs1("CN1")], toxic, ["already_dispatched"]),
             # each licence reason alone
