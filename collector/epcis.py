@@ -21,6 +21,13 @@ elevator.maintenance   ObjectEvent       OBSERVE inspecting (routine),        �
                                                  ``tre`` bizstep/rescuing
 market.entry           ObjectEvent       ADD     receiving                    active
 market.settlement      TransactionEvent  ADD     retail_selling               retail_sold
+goods.in               ObjectEvent       OBSERVE receiving                    in_progress
+goods.out              ObjectEvent       OBSERVE shipping                     in_transit
+goods.count            ObjectEvent       OBSERVE cycle_counting               —
+goods.pack             AggregationEvent  ADD /   packing / unpacking          —
+                                         DELETE
+goods.dispatch         ObjectEvent       OBSERVE inspecting                   conformant (allow)
+                                                                              / non_conformant
 =====================  ================  ======  ===========================  =================
 
 What is identified how (``ID`` = ``https://id.traceedge.example``; each segment
@@ -596,6 +603,162 @@ def _market_settlement(rec: Mapping[str, Any], tz: str) -> Event:
     return ev
 
 
+# ---------------------------------------------------------------------------------------------
+# Warehouse in/out (goods.*): docs/warehouse.md
+
+BTT_LICENCE = VOC + "btt/licence"
+_UOM = {"g": "GRM", "ml": "MLT"}
+
+
+def item_uri(item_id: str) -> str:
+    """An item id of :func:`drivers.codecs.itemcodes.parse_item` as an EPC URI: GS1 ids are
+    Digital Link URIs already; ``pesticide:…``, ``seed:…``, ``drug:…``, ``epc:…`` become
+    ``ID/item/{scheme}/{code}``."""
+    if item_id.startswith("https://id.gs1.org/"):
+        return item_id
+    scheme, _, code = item_id.partition(":")
+    return id_uri("item", scheme, code)
+
+
+def warehouse_uri(site: str) -> str:
+    return id_uri("warehouse", site)
+
+
+def _goods_ids(items: Any) -> list[str]:
+    out: list[str] = []
+    for it in items:
+        for i in [it["id"], *it.get("inner", [])]:
+            uri = item_uri(i)
+            if uri not in out:
+                out.append(uri)
+    return out
+
+
+def _goods_move(rec: Mapping[str, Any], tz: str, inbound: bool) -> Event:
+    b = rec["body"]
+    ev = _base(rec, "ObjectEvent", tz)
+    site = b["site"]
+    product = b["product"]
+    q: dict[str, Any] = {
+        "epcClass": id_uri("product", b["product_class"], product.get("code") or product["name"]),
+        "quantity": b["quantity"],
+    }
+    if b["unit"] in _UOM:
+        q["uom"] = _UOM[b["unit"]]
+    ev.update(
+        action="OBSERVE",
+        epcList=_goods_ids(b["items"]),
+        quantityList=[q],
+        bizStep="receiving" if inbound else "shipping",
+        disposition="in_progress" if inbound else "in_transit",
+        readPoint={"id": id_uri("warehouse", site, "terminal", rec["dev"])},
+        bizLocation={"id": warehouse_uri(site)},
+    )
+    bts: list[dict[str, str]] = []
+    if "licence" in b:
+        bts.append({"type": BTT_LICENCE, "bizTransaction": id_uri("licence", b["licence"])})
+    if "doc" in b:
+        bts.append(
+            {"type": "po" if inbound else "desadv", "bizTransaction": id_uri("doc", site, b["doc"])}
+        )
+    if bts:
+        ev["bizTransactionList"] = bts
+    # the counter-party by name only: its address, the handler and the ID number stay in the
+    # store (personal data)
+    if "party" in b:
+        party = id_uri("party", b["party"])
+        if inbound:
+            ev["sourceList"] = [{"type": "owning_party", "source": party}]
+        else:
+            ev["destinationList"] = [{"type": "owning_party", "destination": party}]
+    if "lot" in b:  # ilmd is for ADD (commissioning) only; these items exist already
+        ev[_ext("lot")] = b["lot"]
+    ev[_ext("productClass")] = b["product_class"]
+    ev[_ext("productName")] = product["name"]
+    ev[_ext("operator")] = id_uri("warehouse", site, "operator", b["operator"])
+    if "use" in b:
+        ev[_ext("use")] = b["use"]
+    if "gate_seq" in b:
+        ev[_ext("gateSeq")] = b["gate_seq"]
+    return ev
+
+
+def _goods_in(rec: Mapping[str, Any], tz: str) -> Event:
+    return _goods_move(rec, tz, True)
+
+
+def _goods_out(rec: Mapping[str, Any], tz: str) -> Event:
+    return _goods_move(rec, tz, False)
+
+
+def _goods_count(rec: Mapping[str, Any], tz: str) -> Event:
+    b = rec["body"]
+    ev = _base(rec, "ObjectEvent", tz)
+    site = b["site"]
+    ev.update(
+        action="OBSERVE",
+        epcList=_goods_ids(b["items"]),
+        bizStep="cycle_counting",
+        readPoint={"id": id_uri("warehouse", site, "terminal", rec["dev"])},
+        bizLocation={"id": warehouse_uri(site)},
+    )
+    ev[_ext("countId")] = b["count_id"]
+    ev[_ext("part")] = b["part"]
+    ev[_ext("last")] = b["last"]
+    ev[_ext("operator")] = id_uri("warehouse", site, "operator", b["operator"])
+    if "product_class" in b:
+        ev[_ext("productClass")] = b["product_class"]
+    return ev
+
+
+def _goods_pack(rec: Mapping[str, Any], tz: str) -> Event:
+    b = rec["body"]
+    ev = _base(rec, "AggregationEvent", tz)
+    site = b["site"]
+    pack = b["action"] == "pack"
+    ev.update(
+        parentID=item_uri(b["parent"]["id"]),
+        childEPCs=[item_uri(c) for c in b["children"]],
+        action="ADD" if pack else "DELETE",
+        bizStep="packing" if pack else "unpacking",
+        readPoint={"id": id_uri("warehouse", site, "terminal", rec["dev"])},
+        bizLocation={"id": warehouse_uri(site)},
+    )
+    ev[_ext("operator")] = id_uri("warehouse", site, "operator", b["operator"])
+    return ev
+
+
+def _goods_dispatch(rec: Mapping[str, Any], tz: str) -> Event:
+    b = rec["body"]
+    ev = _base(rec, "ObjectEvent", tz)
+    site = b["site"]
+    ev.update(
+        action="OBSERVE",
+        epcList=[item_uri(i) for i in b["items"]],
+        bizStep="inspecting",
+        disposition="conformant" if b["decision"] == "allow" else "non_conformant",
+        readPoint={"id": id_uri("warehouse", site, "terminal", b["terminal"])},
+        bizLocation={"id": warehouse_uri(site)},
+    )
+    if "licence" in b:
+        ev["bizTransactionList"] = [
+            {"type": BTT_LICENCE, "bizTransaction": id_uri("licence", b["licence"])}
+        ]
+    ev[_ext("gate")] = "dispatch"
+    ev[_ext("decision")] = b["decision"]
+    ev[_ext("reasons")] = list(b["reasons"])
+    ev[_ext("registryVersion")] = b["reg_ver"]
+    ev[_ext("productClass")] = b["product_class"]
+    ev[_ext("quantity")] = b["quantity"]
+    ev[_ext("unit")] = b["unit"]
+    ev[_ext("operator")] = id_uri("warehouse", site, "operator", b["operator"])
+    if "lot" in b:
+        ev[_ext("lot")] = b["lot"]
+    if b.get("detail"):
+        ev[_ext("itemsRefused")] = [item_uri(i) for i in b["detail"]]
+    return ev
+
+
 _MAPPERS: dict[str, Callable[[Mapping[str, Any], str], Event]] = {
     "cylinder.fill": _cylinder_fill,
     "cylinder.check": _cylinder_check,
@@ -604,6 +767,11 @@ _MAPPERS: dict[str, Callable[[Mapping[str, Any], str], Event]] = {
     "elevator.maintenance": _elevator_maintenance,
     "market.entry": _market_entry,
     "market.settlement": _market_settlement,
+    "goods.in": _goods_in,
+    "goods.out": _goods_out,
+    "goods.count": _goods_count,
+    "goods.pack": _goods_pack,
+    "goods.dispatch": _goods_dispatch,
 }
 KINDS = tuple(_MAPPERS)
 

@@ -490,6 +490,23 @@ $$;
 -- sources existed, and had none
 """,
     ),
+    (
+        5,
+        "warehouse: licence registry and recalled lots (collector/licences.py)",
+        """
+CREATE TABLE licences (
+    licence TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE recalled_lots (
+    lot TEXT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX records_goods_count ON records (ts) WHERE kind = 'goods.count';
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))

@@ -1,6 +1,7 @@
 """State the collector pushes down to every site's agent, retained on ``edge/{site}/cmd``:
-the cylinder registry, the list of batches whose trading is stopped, and the site's device
-registry (rotated keys, revocations).
+the cylinder registry, the list of batches whose trading is stopped, the licences that may be
+presented at the site and the recalled lots (the warehouse dispatch gate), and the site's
+device registry (rotated keys, revocations).
 
 Each is a versioned full snapshot, signed for its site with the centre's command key
 (:mod:`wire.command`) and an expiry ``ttl_s`` ahead. It is published when its version
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector import cylinders, markets
+from collector import cylinders, licences, markets
 from hostlib.db import Db, is_db_error
 from hostlib.outage import Outage
 from hostlib.registry import Registry
@@ -49,7 +50,16 @@ def stop_list(db: Db) -> dict[str, Any] | None:
     }
 
 
-SNAPSHOTS: tuple[Snapshot, ...] = (cylinders.snapshot, stop_list)
+SNAPSHOTS: tuple[Snapshot, ...] = (
+    cylinders.snapshot,
+    stop_list,
+    licences.licences_snapshot,
+    licences.recalls_snapshot,
+)
+# sliced per site before signing: each site gets only what may be presented there
+PER_SITE: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "licences": licences.for_site
+}
 
 
 def devices_snapshot(registry: Registry, site: str, gw: str) -> dict[str, Any] | None:
@@ -123,7 +133,7 @@ class PushDown:
         now = time.time()
         sent = 0
         for site in sorted(gateways):
-            per_site = list(snaps)
+            per_site = [PER_SITE[s["type"]](s, site) if s["type"] in PER_SITE else s for s in snaps]
             for gw in sorted(gateways[site]):
                 snap = devices_snapshot(self.registry, site, gw)
                 if snap and snap["version"]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from collector import warehouse
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
@@ -400,6 +401,16 @@ class Collector:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again
                         log.exception("collector: pushing state down to the sites failed")
+                try:  # a read each second; a write only when a count was closed
+                    with self.pushdown_store.read() as db:
+                        pending = warehouse.pending_stocktakes(db)
+                    if pending:
+                        with self.pushdown_store.write() as db:
+                            warehouse.check_stocktakes(db)
+                except StoreError:
+                    pass  # the heartbeat says so; tried again next second
+                except Exception:  # a bug: the next tick tries again
+                    log.exception("collector: checking warehouse stocktakes failed")
         finally:
             notifier.stopping(f"collector {s.client_id}: stopping")
             self.stop()

@@ -32,7 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector import alarms, audit, cylinders, elevators, fleet, markets, sites, tokens
+from collector import (
+    alarms,
+    audit,
+    cylinders,
+    elevators,
+    fleet,
+    licences,
+    markets,
+    sites,
+    tokens,
+)
 from collector.archive import keys as archive_keys
 from collector.verify import Bad, Good
 from hostlib import sqlite as sqlitedb
@@ -241,6 +251,7 @@ class SqliteStore:
             self.db.execute("ALTER TABLE quarantine ADD COLUMN counts TEXT")
         self._ensure_quarantine_reasons()
         cylinders.ensure_schema(self.db)
+        licences.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
         audit.ensure_schema(self.db)

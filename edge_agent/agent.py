@@ -19,6 +19,7 @@ from edge_agent.registry_cache import RegistryCache
 from edge_agent.settings import AgentSettings
 from edge_agent.sources.base import SourceSet
 from edge_agent.uplink import Uplink
+from edge_agent.warehouse import DispatchGate, Warehouse
 from hostlib.backoff import Backoff
 from hostlib.errors import ConfigError, WorkerDied
 from hostlib.metrics import MetricsServer
@@ -119,6 +120,7 @@ class Agent:
             subscriptions=(
                 topics.all_terminal_recs(settings.local.prefix),
                 topics.terminal_gate("+", settings.local.prefix),
+                topics.terminal_dispatch("+", settings.local.prefix),
             ),
             name="local",
         )
@@ -134,6 +136,19 @@ class Agent:
             settings.local.prefix,
             settings.utc_offset_minutes,
         )
+        self.warehouse = Warehouse(self.outbox)
+        self.dispatch = DispatchGate(
+            self.outbox,
+            self.warehouse,
+            registry,
+            identity,
+            settings.site,
+            lambda t, p: self._to_device(t, p, False),
+            lambda: self.gate.boot,  # one identity: the fill gate's boot and sequence
+            settings.local.prefix,
+            settings.utc_offset_minutes,
+            settings.licence_classes,
+        )
         self.commands = Commands(
             self.outbox,
             self.cache,
@@ -143,6 +158,7 @@ class Agent:
             registry,
             identity,
             settings.local.prefix,
+            self.warehouse,
         )
         self.intake = Intake(
             self.outbox,
@@ -153,6 +169,7 @@ class Agent:
             maxsize=settings.intake_queue,
             on_stored=self.commands.saw_terminal,
             max_bytes=settings.intake_queue_bytes,
+            on_records=self.warehouse.on_records,
         )
         u = settings.uplink
         self.central = MqttLink(
@@ -201,6 +218,8 @@ class Agent:
     def _on_terminal(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/gate"):
             self.gate.handle(topic, payload)  # answered at once, offline, from the cache
+        elif topic.endswith("/dispatch"):
+            self.dispatch.handle(topic, payload)  # the same, from licences and stock held here
         else:
             self.intake.offer(topic, payload)
         self.uplink.poke()
@@ -280,6 +299,13 @@ class Agent:
             "gate_deny": self.gate.decisions["deny"],
             "gate_errors": self.gate.decisions["error"],
             "gate_refused": self.gate.decisions["refused"],
+            "licence_registry_version": self.warehouse.licence_version,
+            "licences_known": self.warehouse.licences_known(),
+            "recall_list_version": self.warehouse.recall_version,
+            "dispatch_allow": self.dispatch.decisions["allow"],
+            "dispatch_deny": self.dispatch.decisions["deny"],
+            "dispatch_errors": self.dispatch.decisions["error"],
+            "dispatch_refused": self.dispatch.decisions["refused"],
             "commands_applied": self.commands.applied,
             "commands_rejected": self.commands.rejected_total(),
             **{f"commands_rejected_{k}": v for k, v in self.commands.rejected.items()},

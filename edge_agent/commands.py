@@ -9,6 +9,9 @@ database, so a replayed older command changes nothing, across restarts too).
   trading is stopped (a lifted stop is a newer list without it). Kept, and relayed
   *retained* to every market terminal on ``t/{dev}/cmd``, sealed with that terminal's key
   (:func:`wire.auth.stop_list`): terminals need no public-key code.
+* ``licences`` ``{"version", "licences": [...]}``: the licences that may be presented at this
+  site, and ``recalls`` ``{"version", "lots": [{"lot", "reason", ...}]}``: recalled lots; both
+  for the warehouse dispatch gate (:mod:`edge_agent.warehouse`, docs/warehouse.md).
 * ``devices`` ``{"version", "devices": {dev: {"type", "keys": [{"from_seq", "wrapped"}],
   "revoked": {...}}}}``: the site's device registry with rotated keys (each wrapped under this
   gateway's key, :func:`wire.auth.wrap_key`) and revocations. Written to the agent's device
@@ -32,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent.outbox import Outbox
 from edge_agent.registry_cache import RegistryCache
+from edge_agent.warehouse import Warehouse
 from hostlib.errors import ConfigError
 from hostlib.registry import Device, Registry, write_registry
 from wire import auth, topics
@@ -40,7 +44,7 @@ from wire.envelope import WireError
 
 log = logging.getLogger(__name__)
 
-TYPES = ("cylinder_registry", "stop_list", "devices")
+TYPES = ("cylinder_registry", "stop_list", "devices", "licences", "recalls")
 
 
 class Commands:
@@ -54,7 +58,9 @@ class Commands:
         registry: Registry,
         identity: Device,
         prefix: str = "",
+        warehouse: Warehouse | None = None,
     ) -> None:
+        self.warehouse = warehouse
         self.outbox = outbox
         self.cache = cache
         self.publish = publish
@@ -73,6 +79,10 @@ class Commands:
     def _version(self, kind: str) -> int:
         if kind == "cylinder_registry":
             return self.cache.version
+        if kind == "licences" and self.warehouse is not None:
+            return self.warehouse.licence_version
+        if kind == "recalls" and self.warehouse is not None:
+            return self.warehouse.recall_version
         return int(self.outbox.get_meta(f"command_version:{kind}") or 0)
 
     def _refuse(self, reason: str, detail: str) -> None:
@@ -96,6 +106,8 @@ class Commands:
                 self._registry(cmd, version)
             elif kind == "stop_list":
                 self._stop_list(cmd, version)
+            elif kind in ("licences", "recalls"):
+                self._warehouse(kind, cmd, version)
             else:
                 self._devices(cmd, version)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -111,6 +123,21 @@ class Commands:
             raise ValueError("cylinders must be a list of entries with cyl")
         if self.cache.apply(version, cyls):
             log.info("cylinder registry v%d: %d cylinders", version, len(cyls))
+
+    def _warehouse(self, kind: str, cmd: dict[str, object], version: int) -> None:
+        if self.warehouse is None:
+            raise ValueError("this agent keeps no warehouse")
+        key, field = ("licences", "licence") if kind == "licences" else ("lots", "lot")
+        entries = cmd[key]
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get(field), str) for e in entries
+        ):
+            raise ValueError(f"{key} must be a list of entries with {field}")
+        apply = (
+            self.warehouse.apply_licences if kind == "licences" else self.warehouse.apply_recalls
+        )
+        if apply(version, entries):
+            log.info("%s v%d: %d entries", kind, version, len(entries))
 
     def _stop_list(self, cmd: dict[str, object], version: int) -> None:
         batches = cmd["batches"]

@@ -121,8 +121,10 @@ class Intake:
         maxsize: int = 20000,
         on_stored: Callable[[str, str], None] | None = None,
         max_bytes: int = 64 * 1024 * 1024,
+        on_records: Callable[[list[Incoming]], None] | None = None,
     ) -> None:
         self.on_stored = on_stored
+        self.on_records = on_records
         self.outbox = outbox
         self.validator = validator
         self.registry = registry
@@ -236,6 +238,8 @@ class Intake:
             if self.on_stored is not None:
                 for dev, kind in {(i.dev, i.kind) for i in result.stored}:
                     self.on_stored(dev, kind)
+            if self.on_records is not None and result.stored:
+                self.on_records(result.stored)
             if result.refused:
                 log.error(
                     "intake: OUTBOX FULL, %d protected records refused (terminals keep them)",

@@ -81,6 +81,19 @@ SPECS = (
     ),
     Spec("cylinders_known", "cylinders_known", "gauge", "Cylinders in the fill gate's registry"),
     Spec(
+        "licence_registry_version",
+        "licence_registry_version",
+        "gauge",
+        "Version of the licence registry the dispatch gate answers from",
+    ),
+    Spec("licences_known", "licences_known", "gauge", "Licences held for the dispatch gate"),
+    Spec(
+        "recall_list_version",
+        "recall_list_version",
+        "gauge",
+        "Version of the recalled-lot list the dispatch gate answers from",
+    ),
+    Spec(
         "registry_problem",
         "registry_problem",
         "gauge",
@@ -95,6 +108,13 @@ GATE = {
     "gate_refused": "refused",
 }
 """``numbers()`` key → ``decision`` label of ``traceedge_agent_gate_decisions_total``."""
+DISPATCH = {
+    "dispatch_allow": "allow",
+    "dispatch_deny": "deny",
+    "dispatch_errors": "error",
+    "dispatch_refused": "refused",
+}
+"""``numbers()`` key → ``decision`` label of ``traceedge_agent_dispatch_decisions_total``."""
 REJECTED = "commands_rejected_"
 """``numbers()`` keys ``commands_rejected_<reason>`` → ``commands_rejected_total{reason}``."""
 NOT_EXPORTED = frozenset({"commands_rejected"})
@@ -116,6 +136,15 @@ def metric_families(site: str, numbers: Mapping[str, Any]) -> Iterator[Metric]:
         if key in numbers:
             gate.add_metric([site, decision], float(numbers[key]))
     yield gate
+    dispatch = CounterMetricFamily(
+        f"{PREFIX}_dispatch_decisions",
+        "Warehouse dispatch gate answers, by decision (allow, deny, error, refused)",
+        labels=["site", "decision"],
+    )
+    for key, decision in DISPATCH.items():
+        if key in numbers:
+            dispatch.add_metric([site, decision], float(numbers[key]))
+    yield dispatch
     rejected = CounterMetricFamily(
         f"{PREFIX}_commands_rejected",
         "Centre commands refused, by reason (signature, version, expiry, ...)",
@@ -156,7 +185,7 @@ def source_families(site: str, states: list[dict[str, Any]]) -> Iterator[Metric]
 
 def unexported(numbers: Mapping[str, Any]) -> set[str]:
     """Keys of a ``numbers()`` snapshot that no metric carries."""
-    known = {s.key for s in SPECS} | set(GATE) | NOT_EXPORTED | {SOURCES}
+    known = {s.key for s in SPECS} | set(GATE) | set(DISPATCH) | NOT_EXPORTED | {SOURCES}
     return {k for k in numbers if k not in known and not k.startswith(REJECTED)}
 
 

@@ -197,14 +197,24 @@ class Outbox:
         with self.atomic() as db:
             return self._add_many(db, items, received)
 
-    def add_own(self, name: str, build: Callable[[int], Incoming]) -> AddResult:
+    def add_own(
+        self,
+        name: str,
+        build: Callable[[int], Incoming],
+        after: Callable[[sqlite3.Connection, int], None] | None = None,
+    ) -> AddResult:
         """Commit one record of the agent's own identity, its sequence (meta ``name``)
-        advanced in the same transaction: no sequence is used without its record."""
+        advanced in the same transaction: no sequence is used without its record. ``after``
+        (given the connection and the seq) runs in that transaction when the record is
+        stored: state the record decides (the dispatch gate's dispatched items) is written
+        with it or not at all."""
         with self.atomic() as db:
             seq = int(sqlitedb.get_meta(db, name) or 0) + 1
             res = self._add_many(db, [build(seq)], 1)
             if res.stored:
                 sqlitedb.set_meta(db, {name: str(seq)})
+                if after is not None:
+                    after(db, seq)
             return res
 
     def _add_many(self, db: sqlite3.Connection, items: list[Incoming], received: int) -> AddResult:

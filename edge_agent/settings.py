@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.dispatchgate import CLASSES, LICENSED_CLASSES
 from edge_agent.sources.kinds import SourceConfig, parse_sources
 from hostlib.config import MAX_WAIT_S, MiB, load_toml, rel_path, site_id
 from hostlib.errors import ConfigError
@@ -42,6 +43,8 @@ class AgentSettings:
     metrics_host: str = "127.0.0.1"
     utc_offset_minutes: int = CST_OFFSET_MIN
     sources: tuple[SourceConfig, ...] = ()
+    # product classes the dispatch gate lets leave only against a licence on file
+    licence_classes: tuple[str, ...] = LICENSED_CLASSES
 
     @property
     def outbox_path(self) -> Path:
@@ -77,6 +80,10 @@ def load_agent(
     utc_offset = a.get("utc_offset_minutes", int, CST_OFFSET_MIN)
     if not -720 <= utc_offset <= 840:
         a.fail("utc_offset_minutes", f"must be -720..840 (UTC-12..UTC+14), not {utc_offset}")
+    licence_classes = a.get("licence_classes", list, list(LICENSED_CLASSES))
+    if not all(c in CLASSES for c in licence_classes):
+        a.fail("licence_classes", f"must list product classes of {', '.join(CLASSES)}")
+        licence_classes = list(LICENSED_CLASSES)
     a.finish()
     local = BrokerSettings.parse(root.sub("local"))
     u = root.sub("uplink")
@@ -113,4 +120,5 @@ def load_agent(
         command_key=command_key,
         utc_offset_minutes=utc_offset,
         sources=sources,
+        licence_classes=tuple(licence_classes),
     )

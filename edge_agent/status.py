@@ -72,6 +72,12 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
             k: v for k, v in live.items() if k in REFUSED or k.startswith("commands_rejected_")
         },
         "gate": {k: live.get(f"gate_{k}", 0) for k in ("allow", "deny", "errors", "refused")},
+        "dispatch": {
+            k: live.get(f"dispatch_{k}", 0) for k in ("allow", "deny", "errors", "refused")
+        },
+        "licence_registry_version": live.get("licence_registry_version", 0),
+        "licences_known": live.get("licences_known", 0),
+        "recall_list_version": live.get("recall_list_version", 0),
         "quarantine_by_reason": quarantine,
         "sources": live.get("sources", []),
         "alarms": alarms,
@@ -104,6 +110,12 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
         f"  fill gate   registry v{st['cylinder_registry_version']}, "
         + ", ".join(f"{k} {v}" for k, v in st["gate"].items())
     )
+    if st["licence_registry_version"] or any(st["dispatch"].values()):
+        lines.append(
+            f"  dispatch    licences v{st['licence_registry_version']} "
+            f"({st['licences_known']}), recalls v{st['recall_list_version']}, "
+            + ", ".join(f"{k} {v}" for k, v in st["dispatch"].items())
+        )
     if any(st["refused"].values()):
         r = ", ".join(f"{k} {v}" for k, v in sorted(st["refused"].items()) if v)
         lines.append(f"  refused     {r}")

@@ -5,9 +5,9 @@ Two brokers, two ways to say who is connecting:
 * **site broker** (on the gateway, terminals on the LAN): user name + password. Each
   device logs in as its id with the password provisioning gave it; the password file holds
   the Mosquitto hashes the registry keeps. A terminal publishes only ``t/{its id}/rec``
-  and ``t/{its id}/gate`` and reads only ``t/{its id}/ack`` and ``t/{its id}/cmd``; the
-  site's gateway (the agent) reads ``t/+/rec`` and ``t/+/gate`` and writes ``t/+/ack`` and
-  ``t/+/cmd``.
+  and ``t/{its id}/gate`` (a warehouse terminal ``t/{its id}/dispatch`` instead) and reads
+  only ``t/{its id}/ack`` and ``t/{its id}/cmd``; the site's gateway (the agent) reads
+  ``t/+/rec``, ``t/+/gate`` and ``t/+/dispatch`` and writes ``t/+/ack`` and ``t/+/cmd``.
 * **central broker** (internet-facing): mutual TLS with the project CA; the client
   certificate's CN is the user (``use_identity_as_username``), revoked certificates are
   refused (``crlfile``). A gateway publishes only ``edge/{its site}/up`` and
@@ -136,16 +136,23 @@ def site_config(
                 [
                     ("read", topics.all_terminal_recs(prefix)),
                     ("read", topics.terminal_gate("+", prefix)),
+                    ("read", topics.terminal_dispatch("+", prefix)),
                     ("write", topics.terminal_ack("+", prefix)),
                     ("write", topics.terminal_cmd("+", prefix)),
                 ],
             )
         else:
+            # only a warehouse terminal asks the dispatch gate
+            gate = (
+                topics.terminal_dispatch(d.dev, prefix)
+                if d.type == "warehouse-terminal"
+                else topics.terminal_gate(d.dev, prefix)
+            )
             acl += _block(
                 d.dev,
                 [
                     ("write", topics.terminal_rec(d.dev, prefix)),
-                    ("write", topics.terminal_gate(d.dev, prefix)),
+                    ("write", gate),
                     ("read", topics.terminal_ack(d.dev, prefix)),
                     ("read", topics.terminal_cmd(d.dev, prefix)),
                 ],

@@ -34,11 +34,18 @@ from hostlib.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEVICE_TYPES = ("cylinder-reader", "elevator-box", "market-scale", "gateway")
+DEVICE_TYPES = (
+    "cylinder-reader",
+    "elevator-box",
+    "market-scale",
+    "warehouse-terminal",
+    "gateway",
+)
 FAMILY_OF_TYPE = {
     "cylinder-reader": "cylinder",
     "elevator-box": "elevator",
     "market-scale": "market",
+    "warehouse-terminal": "goods",
     "gateway": "gateway",
 }
 

@@ -28,6 +28,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from simulators import goods
 from wire import settlement
 from wire.checkdigit import with_check_digit
 from wire.tracecode import local_date, make_trace_code
@@ -36,7 +37,7 @@ from wire.tracecode import local_date, make_trace_code
 BASE_MS = 1_763_856_000_000
 SAMPLE_INTERVAL_MS = 30_000
 
-FAMILIES = ("cylinder", "elevator", "market")
+FAMILIES = ("cylinder", "elevator", "market", "goods")
 
 KIND_MIX_BY_FAMILY: dict[str, tuple[tuple[str, int], ...]] = {
     # Every fill is preceded by a pre-fill check; refused cylinders are checked, not filled.
@@ -48,6 +49,14 @@ KIND_MIX_BY_FAMILY: dict[str, tuple[tuple[str, int], ...]] = {
         ("elevator.maintenance", 2),
     ),
     "market": (("market.settlement", 90), ("market.entry", 10)),
+    # A warehouse terminal: receipts, dispatches (each after a gate decision), stocktakes.
+    "goods": (
+        ("goods.in", 35),
+        ("goods.out", 35),
+        ("goods.count", 10),
+        ("goods.pack", 10),
+        ("goods.dispatch", 10),
+    ),
 }
 
 FAMILY_OF_KIND: dict[str, str] = {
@@ -780,6 +789,7 @@ _MAKERS = {
     "elevator.maintenance": _elevator_maintenance,
     "market.entry": _market_entry,
     "market.settlement": _market_settlement,
+    **goods.MAKERS,
 }
 
 

@@ -32,6 +32,7 @@ TYPE_PREFIX = {
     "cylinder-reader": "CYL",
     "elevator-box": "ELV",
     "market-scale": "MKT",
+    "warehouse-terminal": "WHS",
     "gateway": "GW",
 }
 

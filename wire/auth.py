@@ -42,6 +42,7 @@ T_GATE = "gate"
 T_STOP_LIST = "stop_list"
 T_BATCH_ACK = "batch_ack"
 T_STATUS = "status"
+T_DISPATCH = "dispatch"
 
 
 def mac_of(msg: dict[str, object], key: bytes) -> str:
@@ -201,6 +202,28 @@ def check_gate_answer(msg: dict[str, object], dev: str, nonce: str, keys: list[b
         and len(nonce) >= 16
         and msg.get("n") == nonce
         and msg.get("decision") in ("allow", "deny")
+        and verify(msg, keys)
+    )
+
+
+def dispatch_request(dev: str, fields: dict[str, object], key: bytes) -> bytes:
+    """A warehouse terminal's dispatch request (``fields``: id, n, items, …), sealed with
+    its key: an allowed dispatch changes the agent's stock, so the agent acts only on a
+    request that verifies (docs/warehouse.md)."""
+    msg: dict[str, object] = {"t": T_DISPATCH, "dev": dev}
+    for k in fields:
+        if k not in ("t", "dev", "mac"):
+            msg[k] = fields[k]
+    return seal(msg, key)
+
+
+def check_dispatch_request(msg: object, dev: str, keys: list[bytes]) -> bool:
+    """True if ``msg`` (parsed) is a dispatch request of ``dev`` sealed with one of ``keys``."""
+    return (
+        isinstance(msg, dict)
+        and msg.get("t") == T_DISPATCH
+        and msg.get("dev") == dev
+        and isinstance(msg.get("mac"), str)
         and verify(msg, keys)
     )
 

@@ -25,6 +25,11 @@ KINDS = (
     "elevator.maintenance",
     "market.entry",
     "market.settlement",
+    "goods.in",
+    "goods.out",
+    "goods.count",
+    "goods.pack",
+    "goods.dispatch",
 )
 # Legally relevant records: never evicted from an outbox.
 PROTECTED_KINDS = (
@@ -34,6 +39,11 @@ PROTECTED_KINDS = (
     "elevator.maintenance",
     "market.entry",
     "market.settlement",
+    "goods.in",
+    "goods.out",
+    "goods.count",
+    "goods.pack",
+    "goods.dispatch",
 )
 # Periodic samples an outbox may thin when it is full.
 THINNABLE_KINDS = ("elevator.status",)

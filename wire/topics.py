@@ -43,6 +43,11 @@ def terminal_gate(dev: str, prefix: str = "") -> str:
     return _p(prefix) + "t/" + dev + "/gate"
 
 
+def terminal_dispatch(dev: str, prefix: str = "") -> str:
+    """Terminal → gateway warehouse dispatch-gate requests (answered on ``t/{dev}/cmd``)."""
+    return _p(prefix) + "t/" + dev + "/dispatch"
+
+
 def site_up(site: str, prefix: str = "") -> str:
     """Gateway → central batches."""
     return _p(prefix) + "edge/" + site + "/up"

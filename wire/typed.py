@@ -34,7 +34,8 @@ from wire.envelope import KINDS, MAX_DEV_LEN, TIME_QUALITY, VERSION
 # into ``\Z`` (so that "AB\n" does not match "^[A-Z]+$"): the typed side must do the same.
 _DOLLAR = re.compile(r"(?<!\\)\$")
 
-_IGNORED = frozenset({"description", "title", "$schema", "$comment", "definitions"})
+# "x-personal" marks personal data (docs/warehouse.md): an annotation, no constraint.
+_IGNORED = frozenset({"description", "title", "$schema", "$comment", "definitions", "x-personal"})
 _LIMIT = 1 << 53
 _MAC_MEMBER = b',"mac":"'  # the top-level mac member in canonical bytes: 8 + 64 + 1 bytes
 

@@ -10,6 +10,7 @@ by the schema where it can tell.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -150,7 +151,7 @@ def test_a_document_of_every_kind_validates_and_is_deterministic() -> None:
     doc = records_to_document(records, creation_ms=BASE_MS)
     events = doc["epcisBody"]["eventList"]
     assert len(events) == len(records)
-    assert {ev["type"] for ev in events} == {"ObjectEvent", "TransactionEvent"}
+    assert {ev["type"] for ev in events} == {"ObjectEvent", "TransactionEvent", "AggregationEvent"}
     assert doc["creationDate"] == "2025-11-23T00:00:00.000Z"
     assert doc["@context"][0] == epcis.EPCIS_CONTEXT_URL
     assert doc["@context"][1]["tre"] == "https://traceedge.example/voc/"
@@ -595,3 +596,48 @@ def test_broken_records_are_refused_with_a_clear_error() -> None:
         record_to_event(dict(rec, seq=0))
     with pytest.raises(EpcisError, match="body"):
         record_to_event(dict(rec, body=[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouse in/out (docs/warehouse.md)
+
+
+def test_goods_out_of_a_controlled_chemical_keeps_personal_data_out() -> None:
+    rec = find("goods.out", lambda b: b["product_class"] == "chemical_toxic" and "doc" in b)
+    b = rec["body"]
+    ev = record_to_event(rec)
+    assert (ev["type"], ev["action"], ev["bizStep"]) == ("ObjectEvent", "OBSERVE", "shipping")
+    btt = {t["type"]: t["bizTransaction"] for t in ev["bizTransactionList"]}
+    assert btt[epcis.BTT_LICENCE].endswith("/licence/" + b["licence"])
+    assert "desadv" in btt
+    assert ev["destinationList"][0]["type"] == "owning_party"
+    text = json.dumps(ev, ensure_ascii=False)
+    for personal in ("party_address", "handler", "handler_id"):
+        assert b[personal] not in text, personal
+    assert ev["tre:use"] == b["use"]
+    ids = [i["id"] for i in b["items"]] + [x for i in b["items"] for x in i.get("inner", [])]
+    assert len(ev["epcList"]) == len(set(ids))
+    assert schema_errors(capture_document([ev], creation_ms=BASE_MS)) == []
+
+
+@pytest.mark.parametrize("action", ["pack", "unpack"])
+def test_goods_pack_is_an_aggregation_event(action: str) -> None:
+    rec = find("goods.pack", lambda b: b["action"] == action)
+    ev = record_to_event(rec)
+    b = rec["body"]
+    assert ev["type"] == "AggregationEvent"
+    assert (ev["action"], ev["bizStep"]) == (
+        ("ADD", "packing") if action == "pack" else ("DELETE", "unpacking")
+    )
+    assert ev["parentID"] == epcis.item_uri(b["parent"]["id"])
+    assert ev["childEPCs"] == [epcis.item_uri(c) for c in b["children"]]
+    assert schema_errors(capture_document([ev], creation_ms=BASE_MS)) == []
+
+
+def test_item_ids_become_uris() -> None:
+    gs1 = "https://id.gs1.org/01/06930000000013/21/A%2F1"
+    assert epcis.item_uri(gs1) == gs1
+    assert epcis.item_uri("pesticide:1" + "0" * 31) == (
+        epcis.ID_BASE + "/item/pesticide/1" + "0" * 31
+    )
+    assert epcis.item_uri("epc:E280").endswith("/item/epc/E280")

@@ -65,6 +65,25 @@ def sealed_cases() -> list[dict[str, object]]:
             },
         ),
         (
+            "dispatch_request",
+            "dispatch_request",
+            {
+                "dev": "WHS-S1-0001",
+                "fields": {
+                    "id": 7,
+                    "n": "9f2c41d07be85a13c4e6f0b2a7d95e31",
+                    "operator": "OP-02",
+                    "product_class": "chemical_toxic",
+                    "items": ["https://id.gs1.org/00/169300000000000011"],
+                    "quantity": 50000,
+                    "unit": "g",
+                    "lot": "L20251101",
+                    "licence": "JD-330200-2025-0042",
+                    "party": "宁波港华电镀厂",
+                },
+            },
+        ),
+        (
             "batch_ack",
             "batch_ack",
             {

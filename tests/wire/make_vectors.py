@@ -264,6 +264,101 @@ def _positive() -> list[tuple[str, bytes, dict[str, object]]]:
             b"",
             _envelope("cylinder.check", {"cyl": "3301062401210042", "reasons": ["scrapped"]}),
         ),
+        (
+            "goods_out_controlled_chemical",
+            key32,
+            # a sale of a highly toxic chemical: outer drum (SSCC) with its inner units, the
+            # buyer's and handler's personal data, licence and use (docs/warehouse.md)
+            _envelope(
+                "goods.out",
+                {
+                    "site": "CHEM-01",
+                    "operator": "OP-02",
+                    "product_class": "chemical_toxic",
+                    "product": {"name": "氰化钠", "code": "UN1689"},
+                    "items": [
+                        {
+                            "scheme": "gs1",
+                            "id": "https://id.gs1.org/00/169312345678901238",
+                            "level": "case",
+                            "inner": [
+                                "https://id.gs1.org/01/06930000000013/21/A%2F1",
+                                "https://id.gs1.org/01/06930000000013/21/A%2F2",
+                            ],
+                        }
+                    ],
+                    "quantity": 100000,
+                    "unit": "g",
+                    "lot": "L20251101",
+                    "party": "宁波港华电镀厂",
+                    "party_address": "宁波市北仑区新碶街道8号",
+                    "handler": "李敏",
+                    "handler_id": "330206197512124321",
+                    "licence": "JD-330200-2025-0042",
+                    "use": "电镀",
+                    "doc": "SO2025112601",
+                    "gate_seq": 311,
+                },
+                dev="WHS-CHEM-0001",
+                seq=12,
+            ),
+        ),
+        (
+            "goods_dispatch_denied_every_reason",
+            key32,
+            _envelope(
+                "goods.dispatch",
+                {
+                    "site": "CHEM-01",
+                    "terminal": "WHS-CHEM-0001",
+                    "operator": "OP-02",
+                    "product_class": "chemical_toxic",
+                    "items": [
+                        "pesticide:10803851010000000000000000000001",
+                        "drug:81234560000000011234",
+                    ],
+                    "quantity": 100000,
+                    "unit": "g",
+                    "lot": "L20251101",
+                    "licence": "JD-330200-2025-0042",
+                    "decision": "deny",
+                    "reasons": [
+                        "no_licence",
+                        "licence_expired",
+                        "licence_not_for_class",
+                        "over_licence_quantity",
+                        "not_in_stock",
+                        "already_dispatched",
+                        "recalled_lot",
+                    ],
+                    "detail": ["drug:81234560000000011234"],
+                    "reg_ver": 7,
+                    "recall_ver": 3,
+                },
+                dev="GW-CHEM-0001",
+                seq=311,
+            ),
+        ),
+        (
+            "goods_pack_seed_label",
+            key32,
+            _envelope(
+                "goods.pack",
+                {
+                    "site": "AGRI-01",
+                    "operator": "OP-01",
+                    "action": "unpack",
+                    "parent": {
+                        "scheme": "gs1",
+                        "id": "https://id.gs1.org/00/169312345678901238",
+                        "level": "case",
+                    },
+                    "children": ["seed:410100000000000001", "seed:410100000000000002"],
+                },
+                dev="WHS-AGRI-0001",
+                seq=3,
+            ),
+        ),
     ]
 
 

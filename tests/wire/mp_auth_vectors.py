@@ -33,6 +33,8 @@ def build(fn, a, key):
         return auth.stop_list(a["dev"], a["version"], a["batches"], key)
     if fn == "status":
         return auth.status(a["site"], a["gw"], a["fields"], key)
+    if fn == "dispatch_request":
+        return auth.dispatch_request(a["dev"], a["fields"], key)
     raise AssertionError("unknown builder %r" % fn)
 
 
@@ -79,6 +81,10 @@ def run(path="config/vectors/auth.json"):
             assert not auth.check_gate_answer(msg, a["dev"], "f" * 32, [key])
             assert not auth.check_gate_answer(msg, "OTHER-DEV", a["nonce"], [key])
             assert not auth.check_gate_answer(msg, a["dev"], a["nonce"], [other])
+        elif case["fn"] == "dispatch_request":
+            assert auth.check_dispatch_request(msg, a["dev"], [key])
+            assert not auth.check_dispatch_request(msg, "OTHER-DEV", [key])
+            assert not auth.check_dispatch_request(msg, a["dev"], [other])
         elif case["fn"] == "stop_list":
             assert auth.open_stop_list(data, a["dev"], [key])["version"] == a["version"]
             assert _refused(auth.open_stop_list, data, "OTHER-DEV", [key])

@@ -7,7 +7,7 @@ from tests.wire import mp_vectors
 
 
 def test_vectors_under_cpython() -> None:
-    assert mp_vectors.run(str(REPO / "config/vectors/wire.json")) == 15
+    assert mp_vectors.run(str(REPO / "config/vectors/wire.json")) == 18
 
 
 def test_vectors_under_micropython() -> None:

@@ -346,6 +346,66 @@ def import_cylinders_cmd(config_path: Path, source: Path) -> None:
     click.echo(f"imported {len(entries)} cylinders; registry version {version}")
 
 
+def _rows(path: Path, items: str) -> list[object]:
+    """A JSON list, or a CSV with a header line when the file name ends in ``.csv``."""
+    if path.suffix.lower() != ".csv":
+        return _json_list(path, items)
+    from collector.licences import LicenceRegistryError, parse_csv
+
+    try:
+        return parse_csv(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, LicenceRegistryError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+
+
+@command.command("import-licences")
+@config_option("Collector")
+@click.argument("source", metavar="LICENCES", type=_JSON_FILE)
+def import_licences_cmd(config_path: Path, source: Path) -> None:
+    """Import licences for the warehouse dispatch gate (JSON list, or CSV with a header).
+
+    Each licence: licence (number), kind (toxic_purchase, precursor_purchase, business,
+    other), holder, classes (product classes it covers; in CSV separated by spaces or ;),
+    quantity and unit (piece, g, ml), valid_from, valid_until (YYYY-MM-DD) and sites (the
+    sites where it may be presented, or *). All or nothing: a bad row is named by its index
+    and field, and nothing is imported. Each site's agent gets its slice pushed, signed
+    (docs/warehouse.md).
+
+    \b
+    Example:
+      traceedge collector import-licences --config /etc/traceedge/collector.toml lic.csv
+    """
+    from collector.licences import import_licences
+
+    entries = _rows(source, "licences")
+    with _import_into_store(config_path, source, "licences") as (db, counted):
+        version = import_licences(db, entries)
+        counted.append(len(entries))
+    click.echo(f"imported {len(entries)} licences; registry version {version}")
+
+
+@command.command("import-recalls")
+@config_option("Collector")
+@click.argument("source", metavar="LOTS", type=_JSON_FILE)
+def import_recalls_cmd(config_path: Path, source: Path) -> None:
+    """Import recalled lots (JSON list, or CSV with a header): no item of them may leave.
+
+    Each lot: lot (number), reason, and optionally product and since (YYYY-MM-DD). All or
+    nothing, like import-licences; every site's agent gets the list pushed, signed.
+
+    \b
+    Example:
+      traceedge collector import-recalls --config /etc/traceedge/collector.toml recalls.json
+    """
+    from collector.licences import import_recalls
+
+    entries = _rows(source, "lots")
+    with _import_into_store(config_path, source, "recalls") as (db, counted):
+        version = import_recalls(db, entries)
+        counted.append(len(entries))
+    click.echo(f"imported {len(entries)} recalled lots; recall list version {version}")
+
+
 @command.command("import-traders")
 @config_option("Collector")
 @click.argument("source", metavar="TRADERS", type=_JSON_FILE)
