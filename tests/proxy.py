@@ -52,9 +52,9 @@ class SilentProxy:
 
     def stop(self) -> None:
         self._stop.set()
+        self._thread.join(5)  # first: a pair it accepts meanwhile would escape reset()
         self.reset()
         self.listener.close()
-        self._thread.join(5)
 
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
@@ -82,8 +82,12 @@ class SilentProxy:
                 if s is self.listener:
                     try:
                         client, _ = self.listener.accept()
+                    except OSError:
+                        continue
+                    try:
                         upstream = socket.create_connection(("127.0.0.1", self.target_port))
                     except OSError:
+                        client.close()  # the target is down: the client sees its link end
                         continue
                     forget_closed()  # else a reused descriptor is "already registered"
                     peers[client], peers[upstream] = upstream, client

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,30 @@ from traceedge.lifeline import die_with_parent
 MOSQUITTO_HINT = "install it with `apt-get install mosquitto` (make test does this)"
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux: 32768)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port nothing listens on now, below the kernel's ephemeral range when there is room:
+    a broker stopped for minutes (an outage in a test, a site offline) must find its port
+    free again, and an outgoing connection's port taken from the ephemeral range would
+    otherwise hold it (bind then fails with "address in use")."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(100 if low > 12000 else 0):
+        port = rng.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
