@@ -153,6 +153,16 @@ class ChafonSim(UartDevice):
             self.send(world, out)
 
 
+class ScannerSim(UartDevice):
+    """A barcode/QR scanner in line mode: each scan is its text and CR LF."""
+
+    def receive(self, world: "World", data: bytes) -> None:
+        pass  # a scanner takes no commands here
+
+    def scan(self, world: "World", text: str) -> None:
+        self.send(world, text.encode() + b"\r\n")
+
+
 class PrinterSim(UartDevice):
     """Collects ESC/POS bytes; ``receipts()`` takes them apart into text and QR data."""
 
