@@ -222,10 +222,16 @@ def tap(rig: Rig, at: int, uid: bytes, ms: int = 400) -> None:
 
 
 # -- warehouse handheld -------------------------------------------------------------------
-def warehouse(dispatch: "Any" = None, cfg: "dict[str, Any] | None" = None) -> Rig:
+def warehouse(
+    dispatch: "Any" = None,
+    cfg: "dict[str, Any] | None" = None,
+    real_time: bool = False,
+    ident: "Any" = None,
+    channel: "Any" = None,
+) -> Rig:
     import warehouse as app
 
-    w = new_world()
+    w = new_world(real_time=real_time)
     c = cfg or example("warehouse")
     reader = ChafonSim()
     scanner = ScannerSim()
@@ -236,9 +242,12 @@ def warehouse(dispatch: "Any" = None, cfg: "dict[str, Any] | None" = None) -> Ri
         [pins[f"r{i}"] for i in (1, 2, 3, 4)], [pins[f"c{i}"] for i in (1, 2, 3, 4)]
     )
     fs = MemFS()
-    ident = harness.identity("WHS-S1-0001", kind="warehouse-terminal")
-    ch = LoopChannel(w.clock, ident.dev, ident.key)
-    ch.dispatch = dispatch
+    ident = ident or harness.identity("WHS-S1-0001", kind="warehouse-terminal")
+    if channel is not None:
+        ch = channel(w.clock)
+    else:
+        ch = LoopChannel(w.clock, ident.dev, ident.key)
+        ch.dispatch = dispatch
     rt = harness.runtime(w, app.App, c, ident, fs, ch)
     return Rig(w, rt, ch, fs, {"reader": reader, "scanner": scanner})
 
