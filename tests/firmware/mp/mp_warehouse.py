@@ -62,6 +62,17 @@ def test_goods_in_by_tag_and_by_scan() -> None:
     assert rig.rt.log.pending() == 0
 
 
+def test_an_r2000_reader_reads_the_same_items() -> None:
+    cfg = scen.example("warehouse")
+    cfg["warehouse"]["reader"] = "r2000"
+    rig = scen.warehouse(cfg=cfg)
+    _receive(rig)
+    recs = scen.dump(rig.ch)
+    assert [r["body"]["items"] for r in recs][0] == [_gs1(ID1), _gs1(ID2)], recs
+    app_: "Any" = rig.rt.app
+    assert app_.uhf.errors == 0
+
+
 def _dispatch(rig: "scen.Rig") -> None:
     keys(rig, 8000, "2B1A1C")
     tag(rig, 9000, T1)

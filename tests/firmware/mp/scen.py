@@ -16,6 +16,7 @@ from tesim.devices import (  # noqa: E402
     FillingRig,
     KeypadSim,
     PrinterSim,
+    R2000Sim,
     ScannerSim,
     SicsScaleSim,
 )
@@ -233,7 +234,7 @@ def warehouse(
 
     w = new_world(real_time=real_time)
     c = cfg or example("warehouse")
-    reader = ChafonSim()
+    reader: "Any" = R2000Sim() if c["warehouse"].get("reader") == "r2000" else ChafonSim()
     scanner = ScannerSim()
     w.attach_uart(1, reader)
     w.attach_uart(2, scanner)
@@ -255,8 +256,12 @@ def warehouse(
 def tag(rig: Rig, at: int, epc_hex: str, ms: int = 600) -> None:
     """A tag held in the handheld's field for ``ms``."""
     epc = bytes.fromhex(epc_hex)
-    rig.w.at(at, lambda w: rig.dev["reader"].tags.__setitem__(epc, b""))
-    rig.w.at(at + ms, lambda w: rig.dev["reader"].tags.clear())
+    rd = rig.dev["reader"]
+    if isinstance(rd.tags, dict):  # Chafon: EPC -> user memory
+        rig.w.at(at, lambda w: rd.tags.__setitem__(epc, b""))
+    else:  # R2000: the EPCs in the field
+        rig.w.at(at, lambda w: rd.tags.append(epc))
+    rig.w.at(at + ms, lambda w: rd.tags.clear())
 
 
 def scan(rig: Rig, at: int, text: str) -> None:

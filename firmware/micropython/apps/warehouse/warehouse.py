@@ -1,7 +1,8 @@
 """Warehouse in/out handheld (issue 14): receive, dispatch, stocktake, pack, by tag or scan.
 
 A handheld at a dangerous-chemicals store, an agricultural-inputs dealer or a pharmacy.
-Items are read by UHF tag (``hw.uart.reader``, Chafon: the EPC is the item) or by a
+Items are read by UHF tag (``hw.uart.reader``; ``reader``: ``chafon`` or ``r2000``, the
+EPC is the item) or by a
 barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``); every read
 becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md), cut to
 ``{"scheme", "id", "level"}``. 4 x 4 keypad (``hw.pins.r1..r4``, ``c1..c4``):
@@ -29,6 +30,7 @@ from te.gate import ANSWERED, TIMED_OUT
 from te.keypad import Keypad
 from te.recorder import Refused
 from te.runtime import App as _App
+from te.r2000 import R2000Reader
 from te.uhf import UhfReader
 
 _TYPING = False
@@ -80,7 +82,11 @@ class App(_App):
         self.parties: "dict[int, dict[str, Any]]" = {}
         for p in cfg.seq("parties", []):
             self.parties[int(p["key"])] = p
-        self.uhf = UhfReader(b.uart("reader"), c, code_words=0)
+        self.uhf: "UhfReader | R2000Reader"
+        if cfg.choice("reader", ("chafon", "r2000"), "chafon") == "r2000":
+            self.uhf = R2000Reader(b.uart("reader"), c)
+        else:
+            self.uhf = UhfReader(b.uart("reader"), c, code_words=0)
         self.scanner = b.uart("scanner")
         self.dec = barcode.Decoder()
         rows = [b.raw_pin(b.hw["pins"]["r%d" % i], True) for i in (1, 2, 3, 4)]

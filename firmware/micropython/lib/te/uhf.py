@@ -101,3 +101,4 @@ class UhfReader:
         if self.present(now) and (self.code or not self.code_words):
             return hexu(self.epc), self.code
         return None
+
