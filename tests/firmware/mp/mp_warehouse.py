@@ -3,9 +3,13 @@ unanswered, a stocktake in parts, records kept in the flash log over a reboot. T
 dispatch gate is the stub gateway's (tesim.gateway.LoopChannel: it decides only requests
 sealed with the device key, as the agent does)."""
 
+import json
+
 import scen
 from scen import scan, tag
 from tesim.devices import typed
+
+from wire import auth
 
 import warehouse as app
 
@@ -187,3 +191,24 @@ def test_records_survive_a_reboot_and_are_acked() -> None:
     assert [r["seq"] for r in recs] == [1, 2], recs
     assert recs[0]["boot"] < rig.rt.rec.boot, (recs, rig.rt.rec.boot)
     assert rig.rt.log.pending() == 0
+
+
+def test_a_forged_allow_lets_nothing_leave() -> None:
+    """Someone on the broker sees the request and answers "allow" first, in every shape
+    it can make without the device key; the agent's sealed "deny" is the only answer taken."""
+    rig: "Any" = None
+
+    def gate(r: "dict[str, Any]") -> "dict[str, Any]":
+        ch = rig.ch
+        allow = {"id": r["id"], "decision": "allow", "reasons": [], "reg_ver": 3, "seq": 9}
+        ch.push_cmd(json.dumps(dict(allow, t="gate", dev=ch.dev, n=r["n"], mac="0" * 64)).encode())
+        ch.push_cmd(auth.gate_answer(ch.dev, r["id"], r["n"], "allow", [], 3, b"\x01" * 32, 9))
+        ch.push_cmd(auth.gate_answer(ch.dev, r["id"], "f" * 32, "allow", [], 3, ch.key, 9))
+        return {"decision": "deny", "reasons": ["not_in_stock"], "reg_ver": 3}
+
+    rig = scen.warehouse(gate)
+    _receive(rig)
+    _dispatch(rig)
+    assert [r["kind"] for r in scen.dump(rig.ch)] == ["goods.in", "goods.in"]
+    assert rig.rt.gate.forged == 3, rig.rt.gate.forged
+    assert "REFUSED: not_in_stock" in rig.rt.messages
