@@ -35,6 +35,7 @@ MODULES = (
     "mp_cylinder",
     "mp_elevator",
     "mp_settlement",
+    "mp_warehouse",
     "mp_measure",
 )
 

@@ -32,6 +32,7 @@ APP_TYPES = {
     "cylinder": "cylinder-reader",
     "elevator": "elevator-box",
     "settlement": "market-scale",
+    "warehouse": "warehouse-terminal",
 }
 MPREMOTE_HINT = "install it with `pip install mpremote` (MicroPython's own board tool)"
 

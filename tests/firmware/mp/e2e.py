@@ -191,3 +191,25 @@ async def cylinder_unregistered(config: "dict[str, Any]", cycles: int) -> None:
     opened = [t for t, lv in rig.w.output_on(scen.VALVE) if lv]
     app: Any = rig.rt.app
     print(f"E2E valve cycles={app.cycles} opened={len(opened)}")
+
+
+async def warehouse(config: "dict[str, Any]") -> None:
+    """Two cylinders of cyanide received by tag, one dispatched to the licensed buyer (the
+    real agent's dispatch gate allows it), then the same tag again (refused:
+    already_dispatched). Prints the gate's last answer."""
+    from tesim.devices import typed
+
+    ident = Identity(Section(config, "config.json:"))
+    rig = scen.warehouse(real_time=True, ident=ident, channel=_channel(ident))
+    _trace(rig)
+    t1, t2 = "3035A537C8377540000003E9", "3035A537C8377540000003EA"
+    rig.w.script(typed("1B1A", 300))
+    scen.tag(rig, 1000, t1)
+    scen.tag(rig, 2000, t2)
+    rig.w.script(typed("#", 3000))
+    rig.w.script(typed("2B1A1C", 5000))  # the goods.in is acked (in stock) by then
+    scen.tag(rig, 6000, t1)
+    rig.w.script(typed("#", 7000))
+    scen.tag(rig, 9000, t1)  # the same item again: the list was cleared after the out
+    rig.w.script(typed("#", 10000))
+    await _drive(rig, 12000, 40000, [])

@@ -16,6 +16,8 @@ from tesim.devices import (  # noqa: E402
     FillingRig,
     KeypadSim,
     PrinterSim,
+    R2000Sim,
+    ScannerSim,
     SicsScaleSim,
 )
 from tesim.gateway import LoopChannel  # noqa: E402
@@ -218,3 +220,49 @@ def settlement(cfg: "dict[str, Any] | None" = None) -> Rig:
 def tap(rig: Rig, at: int, uid: bytes, ms: int = 400) -> None:
     rig.w.at(at, lambda w: rig.dev["rfid"].tap(uid))
     rig.w.at(at + ms, lambda w: rig.dev["rfid"].remove())
+
+
+# -- warehouse handheld -------------------------------------------------------------------
+def warehouse(
+    dispatch: "Any" = None,
+    cfg: "dict[str, Any] | None" = None,
+    real_time: bool = False,
+    ident: "Any" = None,
+    channel: "Any" = None,
+) -> Rig:
+    import warehouse as app
+
+    w = new_world(real_time=real_time)
+    c = cfg or example("warehouse")
+    reader: "Any" = R2000Sim() if c["warehouse"].get("reader") == "r2000" else ChafonSim()
+    scanner = ScannerSim()
+    w.attach_uart(1, reader)
+    w.attach_uart(2, scanner)
+    pins = c["hw"]["pins"]
+    w.keypad = KeypadSim(
+        [pins[f"r{i}"] for i in (1, 2, 3, 4)], [pins[f"c{i}"] for i in (1, 2, 3, 4)]
+    )
+    fs = MemFS()
+    ident = ident or harness.identity("WHS-S1-0001", kind="warehouse-terminal")
+    if channel is not None:
+        ch = channel(w.clock)
+    else:
+        ch = LoopChannel(w.clock, ident.dev, ident.key)
+        ch.dispatch = dispatch
+    rt = harness.runtime(w, app.App, c, ident, fs, ch)
+    return Rig(w, rt, ch, fs, {"reader": reader, "scanner": scanner})
+
+
+def tag(rig: Rig, at: int, epc_hex: str, ms: int = 600) -> None:
+    """A tag held in the handheld's field for ``ms``."""
+    epc = bytes.fromhex(epc_hex)
+    rd = rig.dev["reader"]
+    if isinstance(rd.tags, dict):  # Chafon: EPC -> user memory
+        rig.w.at(at, lambda w: rd.tags.__setitem__(epc, b""))
+    else:  # R2000: the EPCs in the field
+        rig.w.at(at, lambda w: rd.tags.append(epc))
+    rig.w.at(at + ms, lambda w: rd.tags.clear())
+
+
+def scan(rig: Rig, at: int, text: str) -> None:
+    rig.w.at(at, lambda w: rig.dev["scanner"].scan(w, text))

@@ -1,7 +1,8 @@
 """The seam between the firmware and its link to the gateway (MQTT or serial).
 
 The sender and the apps use only this. Messages are the wire contract's: records out
-(``t/{dev}/rec``), fill-gate requests out (``t/{dev}/gate``), acks in (``t/{dev}/ack``),
+(``t/{dev}/rec``), fill-gate requests out (``t/{dev}/gate``),
+dispatch requests out (``t/{dev}/dispatch``, MQTT only), acks in (``t/{dev}/ack``),
 commands and gate answers in (``t/{dev}/cmd``). Incoming messages are passed on as bytes,
 unverified: whoever acts on one verifies its seal first (``wire.auth``).
 """
@@ -33,6 +34,11 @@ class Channel:
 
     def send_gate(self, payload: bytes) -> bool:
         raise NotImplementedError
+
+    def send_dispatch(self, payload: bytes) -> bool:
+        """A warehouse dispatch request (``t/{dev}/dispatch``); False: this link cannot
+        carry one, so nothing may leave."""
+        return False
 
     def _ack(self, payload: bytes) -> None:
         if self.on_ack is not None:

@@ -17,7 +17,7 @@ valve.
 import json
 
 from te import hal
-from wire.auth import check_gate_answer
+from wire.auth import check_gate_answer, dispatch_request
 
 _TYPING = False
 if _TYPING:
@@ -33,9 +33,11 @@ NONCE_BYTES = 16
 
 
 class GateRequest:
-    __slots__ = ("id", "nonce", "payload", "deadline", "sent", "state", "answer")
+    __slots__ = ("id", "nonce", "payload", "deadline", "sent", "state", "answer", "dispatch")
 
-    def __init__(self, rid: int, nonce: str, payload: bytes, deadline: int) -> None:
+    def __init__(self, rid: int, nonce: str, payload: bytes, deadline: int,
+                 dispatch: bool = False) -> None:
+        self.dispatch = dispatch
         self.id = rid
         self.nonce = nonce
         self.payload = payload
@@ -65,14 +67,21 @@ class GateClient:
         self.late = 0
         self.forged = 0
 
-    def ask(self, body: "dict[str, Any]", timeout_ms: int) -> GateRequest:
+    def ask(self, body: "dict[str, Any]", timeout_ms: int, dispatch: bool = False) -> GateRequest:
+        """A fill-gate request; with ``dispatch`` a warehouse dispatch request instead,
+        sealed with the newest key (``wire.auth.dispatch_request``) and sent on
+        ``t/{dev}/dispatch``. Both are answered by a sealed ``t: gate`` answer."""
         self.next_id += 1
         nonce = hal.random_hex(NONCE_BYTES)
         body["id"] = self.next_id
         body["n"] = nonce
         now = self.clock.ticks_ms()
         deadline = self.clock.add(now, timeout_ms)
-        self.req = GateRequest(self.next_id, nonce, json.dumps(body).encode(), deadline)
+        if dispatch:
+            payload = dispatch_request(self.dev, body, self.keys[0])
+        else:
+            payload = json.dumps(body).encode()
+        self.req = GateRequest(self.next_id, nonce, payload, deadline, dispatch)
         self.poll(now)
         return self.req
 
@@ -85,7 +94,10 @@ class GateClient:
             self.timeouts += 1
             return
         if not r.sent and self.channel.up():
-            r.sent = self.channel.send_gate(r.payload)
+            if r.dispatch:
+                r.sent = self.channel.send_dispatch(r.payload)
+            else:
+                r.sent = self.channel.send_gate(r.payload)
 
     def on_answer(self, msg: "dict[str, Any]") -> bool:
         """Take a parsed ``t: gate`` message; True if it answered the pending request."""

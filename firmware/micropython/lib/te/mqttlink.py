@@ -68,6 +68,7 @@ class MqttChannel(Channel):
         self.max_inflight = max_inflight
         self.t_rec = topics.terminal_rec(dev, prefix)
         self.t_gate = topics.terminal_gate(dev, prefix)
+        self.t_dispatch = topics.terminal_dispatch(dev, prefix)
         self.t_ack = topics.terminal_ack(dev, prefix)
         self.t_cmd = topics.terminal_cmd(dev, prefix)
         self.state = DOWN
@@ -95,6 +96,9 @@ class MqttChannel(Channel):
 
     def send_gate(self, payload: bytes) -> bool:
         return self._publish(self.t_gate, payload)
+
+    def send_dispatch(self, payload: bytes) -> bool:
+        return self._publish(self.t_dispatch, payload)
 
     # -- internals -----------------------------------------------------------------
     def _next_pid(self) -> int:

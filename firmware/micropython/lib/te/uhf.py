@@ -3,7 +3,8 @@
 Inventories every ``scan_ms``; when a new EPC shows up it reads ``code_words`` words of
 the tag's user memory, where the filling station wrote the cylinder code (ASCII, NUL
 padded; GB/T 38059 keeps the cylinder identity on the tag). ``current(now)`` gives
-``(epc hex, cylinder code)`` while the tag stays in the field.
+``(epc hex, cylinder code)`` while the tag stays in the field. With ``code_words=0`` the
+user memory is not read and ``current`` gives ``(epc hex, "")`` (the EPC is the item).
 """
 
 from drivers.codecs import chafon
@@ -60,7 +61,7 @@ class UhfReader:
             self.errors += 1
             self.wait = IDLE
         if self.wait == IDLE and self.clock.diff(now, self.sent) >= self.scan_ms:
-            if self.epc and not self.code and self.present(now):
+            if self.epc and not self.code and self.code_words and self.present(now):
                 self._send(chafon.encode_read(self.adr, self.epc, "user", 0, self.code_words),
                            WAIT_READ, now)
             else:
@@ -76,6 +77,8 @@ class UhfReader:
         if epc != self.epc:
             self.epc = epc
             self.code = ""
+            if not self.code_words:
+                return  # the EPC is the item (warehouse): no user memory to read
             self._send(chafon.encode_read(self.adr, epc, "user", 0, self.code_words),
                        WAIT_READ, now)
 
@@ -95,6 +98,7 @@ class UhfReader:
         return bool(self.epc) and self.clock.diff(now, self.seen) < self.absent_ms
 
     def current(self, now: int) -> "tuple[str, str] | None":
-        if self.present(now) and self.code:
+        if self.present(now) and (self.code or not self.code_words):
             return hexu(self.epc), self.code
         return None
+

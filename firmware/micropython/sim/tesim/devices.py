@@ -153,6 +153,42 @@ class ChafonSim(UartDevice):
             self.send(world, out)
 
 
+class R2000Sim(UartDevice):
+    """An R2000 reader: each real-time inventory answers the ``tags`` in the field (EPC
+    bytes), then the round's summary."""
+
+    def __init__(self, adr: int = 0x01) -> None:
+        super().__init__()
+        from drivers.codecs import r2000
+
+        self.r2000 = r2000
+        self.adr = adr
+        self.dec = r2000.CommandDecoder()
+        self.tags: "list[bytes]" = []
+
+    def receive(self, world: "World", data: bytes) -> None:
+        r = self.r2000
+        for c in self.dec.feed(data):
+            if not isinstance(c, r.Frame) or c.cmd != r.CMD_REALTIME_INVENTORY:
+                continue
+            self.requests += 1
+            out = b""
+            for epc in self.tags:
+                out += r.encode_tag_read(r.TagRead(self.adr, 5, 0, r.pc_for(epc), epc, 60))
+            out += r.encode_inventory_end(r.InventoryEnd(self.adr, 0, 50, len(self.tags)))
+            self.send(world, out)
+
+
+class ScannerSim(UartDevice):
+    """A barcode/QR scanner in line mode: each scan is its text and CR LF."""
+
+    def receive(self, world: "World", data: bytes) -> None:
+        pass  # a scanner takes no commands here
+
+    def scan(self, world: "World", text: str) -> None:
+        self.send(world, text.encode() + b"\r\n")
+
+
 class PrinterSim(UartDevice):
     """Collects ESC/POS bytes; ``receipts()`` takes them apart into text and QR data."""
 

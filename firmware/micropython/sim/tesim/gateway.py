@@ -33,6 +33,10 @@ class LoopChannel(Channel):
         self.order: "list[int]" = []
         self.received = 0
         self.gate_requests: "list[dict[str, Any]]" = []
+        # warehouse dispatch gate: answers like ``gate``; requests kept once verified
+        self.dispatch: "Callable[[dict[str, Any]], dict[str, Any] | None] | None" = None
+        self.dispatch_requests: "list[dict[str, Any]]" = []
+        self.dispatch_unsealed = 0
         self._due: "list[tuple[int, int, bytes]]" = []  # (at, 0 ack / 1 cmd, payload)
         self._was = False
 
@@ -61,7 +65,22 @@ class LoopChannel(Channel):
             return False
         req = json.loads(payload)
         self.gate_requests.append(req)
-        ans = self.gate(req) if self.gate is not None else None
+        self._answer(req, self.gate(req) if self.gate is not None else None)
+        return True
+
+    def send_dispatch(self, payload: bytes) -> bool:
+        """Like the agent: only a request sealed with the device key is decided."""
+        if not self.online:
+            return False
+        req = json.loads(payload)
+        if not auth.check_dispatch_request(req, self.dev, [self.key]):
+            self.dispatch_unsealed += 1
+            return True
+        self.dispatch_requests.append(req)
+        self._answer(req, self.dispatch(req) if self.dispatch is not None else None)
+        return True
+
+    def _answer(self, req: "dict[str, Any]", ans: "dict[str, Any] | None") -> None:
         if ans is not None:
             sealed = auth.gate_answer(
                 self.dev,
@@ -76,7 +95,6 @@ class LoopChannel(Channel):
             )
             self._due.append((self.clock.add(self.clock.ticks_ms(), self.gate_delay_ms), 1,
                               sealed))
-        return True
 
     def push_cmd(self, payload: bytes) -> None:
         self._due.append((self.clock.ticks_ms(), 1, payload))

@@ -1,0 +1,349 @@
+"""Warehouse in/out handheld (issue 14): receive, dispatch, stocktake, pack, by tag or scan.
+
+A handheld at a dangerous-chemicals store, an agricultural-inputs dealer or a pharmacy.
+Items are read by UHF tag (``hw.uart.reader``; ``reader``: ``chafon`` or ``r2000``, the
+EPC is the item) or by a
+barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``); every read
+becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md), cut to
+``{"scheme", "id", "level"}``. 4 x 4 keypad (``hw.pins.r1..r4``, ``c1..c4``):
+
+* ``<m> B`` mode: 1 receive (``goods.in``), 2 dispatch (``goods.out``), 3 stocktake
+  (``goods.count``), 4 pack, 5 unpack (``goods.pack``);
+* ``<n> A`` product ``n`` of ``products`` (name, code, class, amount per item, unit, lot);
+* ``<n> C`` party ``n`` of ``parties`` (the regular buyers / suppliers on file, with their
+  licence, use, address, handler and ID number); ``C`` alone drops the last read;
+* ``#`` records (a dispatch asks the agent first), ``*`` cancels.
+
+A record holds at most 12 reads; the quantity is the product's ``amount`` per item read.
+Dispatch: the request (``wire.auth.dispatch_request``, sealed with the device key) goes on
+``t/{dev}/dispatch``; only a sealed answer for this request's nonce counts
+(``te.gate``). ``allow`` -> ``goods.out`` with ``gate_seq``; ``deny`` -> the reasons are
+shown and nothing is recorded (the agent keeps its ``goods.dispatch``); no answer within
+``gate_timeout_ms``, or a link that cannot carry the request (serial) -> nothing leaves.
+A stocktake writes a part every 12 reads and the last part on ``#``.
+"""
+
+from drivers.codecs import barcode
+from drivers.codecs.errors import CodecError
+from drivers.codecs.itemcodes import parse_item, parse_scan
+from te.gate import ANSWERED, TIMED_OUT
+from te.keypad import Keypad
+from te.recorder import Refused
+from te.runtime import App as _App
+from te.r2000 import R2000Reader
+from te.uhf import UhfReader
+
+_TYPING = False
+if _TYPING:
+    from typing import Any
+
+    from te.config import Section
+    from te.gate import GateRequest
+    from te.runtime import Runtime
+
+CLASSES = ("chemical_toxic", "chemical_precursor", "chemical", "pesticide", "fertiliser",
+           "feed", "seed", "drug", "other")
+UNITS = ("piece", "g", "ml")
+REASONS = ("no_licence", "licence_expired", "licence_not_for_class", "over_licence_quantity",
+           "not_in_stock", "already_dispatched", "recalled_lot")
+# what the dangerous-chemicals rule (art. 41) asks of a dispatch (docs/warehouse.md)
+ART41 = ("licence", "use", "party_address", "handler", "handler_id")
+MAX_READS = 12
+
+NONE = 0
+RECEIVE = 1
+DISPATCH = 2
+COUNT = 3
+PACK = 4
+UNPACK = 5
+MODES = ("", "receive", "dispatch", "stocktake", "pack", "unpack")
+
+
+def item_of(parsed: "dict[str, Any]") -> "dict[str, Any]":
+    return {"scheme": parsed["scheme"], "id": parsed["id"], "level": parsed["level"]}
+
+
+class App(_App):
+    name = "warehouse"
+
+    def __init__(self, rt: "Runtime", cfg: "Section") -> None:
+        super().__init__(rt, cfg)
+        b = rt.board
+        c = rt.clock
+        self.site = cfg.text("site", hi=32)
+        self.operator = cfg.text("operator", hi=32)
+        self.gate_ms = cfg.num("gate_timeout_ms", 5000, 100, 60000)
+        self.licensed = cfg.seq("licence_classes", ["chemical_toxic", "chemical_precursor"])
+        self.products: "dict[int, dict[str, Any]]" = {}
+        for p in cfg.seq("products"):
+            if p.get("class") not in CLASSES or p.get("unit") not in UNITS:
+                raise ValueError("product %s: bad class or unit" % p.get("key"))
+            self.products[int(p["key"])] = p
+        self.parties: "dict[int, dict[str, Any]]" = {}
+        for p in cfg.seq("parties", []):
+            self.parties[int(p["key"])] = p
+        self.uhf: "UhfReader | R2000Reader"
+        if cfg.choice("reader", ("chafon", "r2000"), "chafon") == "r2000":
+            self.uhf = R2000Reader(b.uart("reader"), c)
+        else:
+            self.uhf = UhfReader(b.uart("reader"), c, code_words=0)
+        self.scanner = b.uart("scanner")
+        self.dec = barcode.Decoder()
+        rows = [b.raw_pin(b.hw["pins"]["r%d" % i], True) for i in (1, 2, 3, 4)]
+        cols = [b.raw_pin(b.hw["pins"]["c%d" % i], False, True) for i in (1, 2, 3, 4)]
+        self.keys = Keypad(rows, cols, c)
+        self.mode = NONE
+        self.num = ""
+        self.last_epc = ""
+        self.req: "GateRequest | None" = None
+        self.counts = 0
+        self.bad_reads = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self.product: "dict[str, Any] | None" = None
+        self.party: "dict[str, Any] | None" = None
+        self.reads: "list[dict[str, Any]]" = []
+        self.parent: "dict[str, Any] | None" = None
+        self.count_id = ""
+        self.part = 0
+        self.counted: "list[str]" = []
+        self.req = None
+
+    # -- reads ---------------------------------------------------------------------------
+    def _read(self, parsed: "dict[str, Any]") -> None:
+        it = item_of(parsed)
+        if self.mode == NONE:
+            self.rt.say("choose a mode first (1B in, 2B out, 3B count, 4B pack, 5B unpack)")
+            return
+        if self.req is not None:
+            return  # a dispatch is being decided: the list is frozen
+        if self.mode in (PACK, UNPACK) and self.parent is None:
+            self.parent = it
+            self.rt.say("outer package %s: read the inner ones" % it["id"])
+            return
+        if self.mode == COUNT and it["id"] in self.counted:
+            return
+        for r in self.reads:
+            if r["id"] == it["id"]:
+                return  # read twice: once is enough
+        if self.parent is not None and it["id"] == self.parent["id"]:
+            return
+        self.reads.append(it)
+        if self.mode == COUNT:
+            self.counted.append(it["id"])
+            if len(self.reads) == MAX_READS:
+                self._count_part(False)
+            return
+        self.rt.say("%d: %s" % (len(self.reads), it["id"]))
+        if len(self.reads) == MAX_READS:
+            self.rt.say("12 reads: press # to record them")
+
+    def _reads(self, now: int) -> None:
+        self.uhf.poll(now)
+        cur = self.uhf.current(now)
+        if cur is None:
+            self.last_epc = ""
+        elif cur[0] != self.last_epc:
+            self.last_epc = cur[0]
+            try:
+                self._read(parse_item(cur[0], "epc"))
+            except CodecError as exc:
+                self.bad_reads += 1
+                self.rt.say("tag not understood: %s" % exc)
+        data = self.scanner.read()
+        if data:
+            for s in self.dec.feed(data):
+                if not isinstance(s, barcode.Scan):
+                    self.bad_reads += 1
+                    self.rt.say("scan not understood: rescan")
+                    continue
+                try:
+                    self._read(parse_scan(s))
+                except CodecError as exc:
+                    self.bad_reads += 1
+                    self.rt.say("code not understood: %s" % exc)
+
+    # -- keys ------------------------------------------------------------------------------
+    def _key(self, k: str, now: int) -> None:
+        if self.req is not None:
+            return  # waiting for the dispatch gate
+        if "0" <= k <= "9":
+            if len(self.num) < 6:
+                self.num += k
+            return
+        n = int(self.num) if self.num else 0
+        self.num = ""
+        if k == "B":
+            if 1 <= n <= 5:
+                self._clear()
+                self.mode = n
+                if n == COUNT:
+                    self.counts += 1
+                    self.count_id = "CNT-%d-%d" % (self.rt.rec.boot, self.counts)
+                self.rt.say("mode: %s" % MODES[n])
+            else:
+                self.rt.say("no mode %d" % n)
+        elif k == "A":
+            p = self.products.get(n)
+            if p is None:
+                self.rt.say("no product %d" % n)
+            else:
+                self.product = p
+                self.rt.say("product: %s" % p["name"])
+        elif k == "C":
+            if not n:
+                if self.reads:
+                    self.reads.pop()
+                    self.rt.say("last read dropped")
+                return
+            p = self.parties.get(n)
+            if p is None:
+                self.rt.say("no party %d" % n)
+            else:
+                self.party = p
+                self.rt.say("party: %s" % p["party"])
+        elif k == "*":
+            self._clear()
+            self.rt.say("cancelled")
+            if self.mode == COUNT:
+                self.mode = NONE
+        elif k == "#":
+            self._commit(now)
+
+    # -- records -------------------------------------------------------------------------
+    def _goods(self) -> "dict[str, Any] | None":
+        p = self.product
+        if p is None:
+            self.rt.say("choose a product (<n> A)")
+            return None
+        if not self.reads:
+            self.rt.say("nothing read")
+            return None
+        product: "dict[str, Any]" = {"name": p["name"]}
+        if p.get("code"):
+            product["code"] = p["code"]
+        body: "dict[str, Any]" = {
+            "site": self.site, "operator": self.operator, "product_class": p["class"],
+            "product": product, "items": self.reads,
+            "quantity": int(p.get("amount", 1)) * len(self.reads), "unit": p["unit"]}
+        if p.get("lot"):
+            body["lot"] = p["lot"]
+        return body
+
+    def _record(self, kind: str, body: "dict[str, Any]") -> bool:
+        try:
+            self.rt.rec.record(kind, body)
+        except Refused as exc:
+            self.rt.say("cannot record (%s): NOT done" % exc)
+            return False
+        return True
+
+    def _commit(self, now: int) -> None:
+        m = self.mode
+        if m == RECEIVE:
+            body = self._goods()
+            if body is None:
+                return
+            if self.party is not None:
+                for k in ("party", "party_address", "licence"):
+                    if self.party.get(k):
+                        body[k] = self.party[k]
+            if self._record("goods.in", body):
+                self.rt.say("received %d" % len(self.reads))
+                self.reads = []
+        elif m == DISPATCH:
+            self._ask(now)
+        elif m == COUNT:
+            self._count_part(True)
+            self.rt.say("stocktake %s closed: %d items" % (self.count_id, len(self.counted)))
+            self._clear()
+            self.mode = NONE
+        elif m in (PACK, UNPACK):
+            if self.parent is None or not self.reads:
+                self.rt.say("read the outer package, then the inner ones")
+                return
+            body = {"site": self.site, "operator": self.operator,
+                    "action": "pack" if m == PACK else "unpack", "parent": self.parent,
+                    "children": [r["id"] for r in self.reads]}
+            if self._record("goods.pack", body):
+                self.rt.say("%s: %d inner" % (body["action"], len(self.reads)))
+                self.parent = None
+                self.reads = []
+        else:
+            self.rt.say("choose a mode first")
+
+    def _count_part(self, last: bool) -> None:
+        self.part += 1
+        body: "dict[str, Any]" = {"site": self.site, "operator": self.operator,
+                                  "count_id": self.count_id, "part": self.part,
+                                  "last": last, "items": self.reads}
+        if self._record("goods.count", body):
+            self.reads = []
+
+    def _out_body(self) -> "dict[str, Any] | None":
+        body = self._goods()
+        if body is None:
+            return None
+        party = self.party
+        if party is None:
+            self.rt.say("choose the buyer (<n> C)")
+            return None
+        body["party"] = party["party"]
+        for k in ART41:
+            if party.get(k):
+                body[k] = party[k]
+        if body["product_class"] in self.licensed:
+            missing = [k for k in ART41 if k not in body]
+            if missing:
+                self.rt.say("buyer %s lacks %s: NOT dispatched" % (party["party"],
+                                                                   ", ".join(missing)))
+                return None
+        return body
+
+    def _ask(self, now: int) -> None:
+        body = self._out_body()
+        if body is None:
+            return
+        self.out = body
+        req: "dict[str, Any]" = {"operator": self.operator,
+                                 "product_class": body["product_class"],
+                                 "items": [r["id"] for r in self.reads],
+                                 "quantity": body["quantity"], "unit": body["unit"],
+                                 "party": body["party"]}
+        for k in ("lot", "licence"):
+            if k in body:
+                req[k] = body[k]
+        self.req = self.rt.gate.ask(req, self.gate_ms, True)
+        self.rt.say("asking the gateway...")
+
+    def _wait(self) -> None:
+        r = self.req
+        if r is None or r.state not in (ANSWERED, TIMED_OUT):
+            return
+        self.req = None
+        if r.state == TIMED_OUT or r.answer is None:
+            self.rt.say("no answer from the gateway: NOT dispatched")
+            return
+        a = r.answer
+        reasons = [x for x in a.get("reasons", []) if x in REASONS]
+        if a.get("decision") != "allow":
+            if reasons:
+                self.rt.say("REFUSED: " + ", ".join(reasons))
+            else:
+                self.rt.say("REFUSED: %s" % a.get("error", "no reason given"))
+            return
+        body = self.out
+        seq = a.get("seq")
+        if isinstance(seq, int) and seq >= 1:
+            body["gate_seq"] = seq
+        if self._record("goods.out", body):
+            self.rt.say("dispatched %d" % len(self.reads))
+            self.reads = []
+
+    def poll(self, now: int) -> None:
+        self._reads(now)
+        k = self.keys.poll(now)
+        if k is not None:
+            self._key(k, now)
+        self._wait()
