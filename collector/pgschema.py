@@ -522,7 +522,9 @@ CREATE TABLE goods_reported (
 );
 CREATE INDEX records_goods ON records (site, kind, ts)
     WHERE kind IN ('goods.in', 'goods.out', 'goods.pack', 'goods.count');
-CREATE INDEX records_goods_out ON records (ts) WHERE kind = 'goods.out';
+CREATE INDEX records_goods_controlled ON records (ts)
+    WHERE kind = 'goods.out'
+    AND json_extract(rec, '$.body.product_class') IN ('chemical_toxic', 'chemical_precursor');
 """,
     ),
 )

@@ -171,3 +171,28 @@ def test_the_api_serves_a_site_inspector_its_site_only(any_store: StoreUnderTest
     assert [x["site"] for x in client.get("/warehouse/report", headers=admin).json()] == [B]
     op = {"Authorization": f"Bearer {any_store.token('operator', 'market:M1')}"}
     assert client.get("/warehouse/report", headers=op).status_code == 403
+
+
+class PlanSpy:
+    """Runs each query and keeps its plan (EXPLAIN) on either store."""
+
+    def __init__(self, db: Any, postgres: bool) -> None:
+        self.db, self.postgres, self.plans = db, postgres, list[str]()
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        explain = "EXPLAIN " if self.postgres else "EXPLAIN QUERY PLAN "
+        self.plans.append(str(self.db.execute(explain + sql, args).fetchall()))
+        return self.db.execute(sql, args)
+
+
+def test_the_views_read_a_sites_goods_from_the_partial_indexes(any_store: StoreUnderTest) -> None:
+    feed_day(any_store)
+    with any_store.write() as db:
+        if any_store.postgres:  # a tiny table: make the planner show it can use the index
+            db.execute("SET LOCAL enable_seqscan = off")
+        spy = PlanSpy(db, any_store.postgres)
+        whviews.stock(spy, frozenset({A}))
+        whviews.movements(spy, frozenset({A}))
+        whviews.to_report(spy, frozenset({A}), now_ms=at(30))
+    assert "records_goods" in spy.plans[0] and "records_goods" in spy.plans[1]
+    assert "records_goods_controlled" in spy.plans[2]
