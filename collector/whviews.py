@@ -12,7 +12,8 @@ ids are in) stays :func:`collector.warehouse.stock`, used by stocktakes.
 
 Sales to report (危险化学品安全管理条例 art. 41): every ``goods.out`` of class
 ``chemical_toxic`` or ``chemical_precursor`` not yet marked reported (table
-``goods_reported``, one row per record: who, when, note), oldest first. The sale's local date
+``goods_reported``, one row per record: who, when, note), oldest first, read from the
+partial index ``records_goods_controlled`` (exactly those sales). The sale's local date
 (China, :func:`wire.tracecode.local_day`) is day 0; it is due by day 5; ``days_left`` below
 0 is overdue. :func:`mark_reported` writes the marks and one audit entry in one transaction.
 
