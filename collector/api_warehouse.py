@@ -83,6 +83,9 @@ def make_router(ctx: ApiContext) -> APIRouter:
         ] = None,
         until: Annotated[int | None, Query(ge=0, le=MAX_MS, description="before, ms")] = None,
         product: Annotated[str | None, Query(max_length=64, description="code or name")] = None,
+        item: Annotated[
+            str | None, Query(min_length=1, max_length=200, description="one item id")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         p: Principal = RECORDS,
@@ -96,6 +99,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
                 since_ms=since,
                 until_ms=until,
                 product=product,
+                item=item,
                 limit=limit,
                 offset=offset,
             )

@@ -28,6 +28,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from collector import audit
 from hostlib.db import Db
 from hostlib.sqlite import write_tx
 from wire import tracecode
+from wire.canonical import canonical
 
 CONTROLLED = ("chemical_toxic", "chemical_precursor")
 REPORT_DAYS = 5
@@ -225,10 +227,13 @@ def movements(
     since_ms: int | None = None,
     until_ms: int | None = None,
     product: str | None = None,
+    item: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Movement]:
-    """The ``goods.*`` records of the sites in scope, newest first, paged."""
+    """The ``goods.*`` records of the sites in scope, newest first, paged. ``item``: only
+    those naming this item id (an item, an inner package, a packed child or a parent): the
+    id as the record's canonical JSON spells it, a quoted string, matched in the text."""
     kinds = [k for k in kinds if k in MOVEMENT_KINDS]
     if not kinds:
         return []
@@ -245,9 +250,18 @@ def movements(
         sql += f" AND (COALESCE({_P.format('product.code')}, {_P.format('product.name')}) = ?"
         sql += f" OR {_P.format('product.name')} = ?)"
         args += [product, product]
+    if item is not None:
+        sql += " AND rec LIKE ? ESCAPE '!'"
+        args.append(item_pattern(item))
     sql += " ORDER BY ts DESC, dev, seq DESC LIMIT ? OFFSET ?"
     rows = db.execute(sql, [*args, limit, offset]).fetchall()
     return [_movement(str(r[0]), str(r[1]), int(r[2]), str(r[3]), int(r[4]), r[5]) for r in rows]
+
+
+def item_pattern(item: str) -> str:
+    """The ``LIKE … ESCAPE '!'`` pattern of records whose text holds ``item`` as a JSON
+    string (``%`` and ``_`` in the id match themselves only)."""
+    return "%" + re.sub(r"([!%_])", r"!\1", canonical(item).decode()) + "%"
 
 
 def _days_left(ts: int, now_ms: int) -> tuple[str, str, int]:

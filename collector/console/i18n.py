@@ -264,6 +264,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "warehouse.items": ("件数", "Items"),
     "warehouse.none": ("没有库存。", "Nothing in stock."),
     "movements.title": ("出入库记录", "Movements"),
+    "movements.item": ("物品编码", "Item id"),
     "movements.none": ("没有出入库记录。", "No movements."),
     "report.title": ("待报公安的销售", "Sales to report to public security"),
     "report.explain": (

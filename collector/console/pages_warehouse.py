@@ -56,6 +56,7 @@ def make_router(con: Console) -> APIRouter:
         request: Request,
         site: str = Query("", max_length=32),
         kind: str = Query("", max_length=16),
+        item: str = Query("", max_length=200),
         offset: int = Query(0, ge=0, le=1_000_000),
         p: Principal = READ_RECORDS,
     ) -> HTMLResponse:
@@ -66,6 +67,7 @@ def make_router(con: Console) -> APIRouter:
                 p.site_filter(db),
                 site=site or None,
                 kinds=[kind] if kind else whviews.MOVEMENT_KINDS,
+                item=item.strip() or None,
                 limit=PAGE + 1,
                 offset=offset,
             )
@@ -80,9 +82,10 @@ def make_router(con: Console) -> APIRouter:
             rows=rows[:PAGE],
             site=site,
             kind=kind,
+            item=item,
             kinds=whviews.MOVEMENT_KINDS,
             older=(
-                "?" + urlencode({"site": site, "kind": kind, "offset": offset + PAGE})
+                "?" + urlencode({"site": site, "kind": kind, "item": item, "offset": offset + PAGE})
                 if more
                 else ""
             ),

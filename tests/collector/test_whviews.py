@@ -9,6 +9,8 @@ import io
 from typing import Any
 
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector import audit, whviews
 from collector.api import make_app
@@ -100,6 +102,10 @@ def test_stock_movements_and_the_report_list(any_store: StoreUnderTest) -> None:
         page = whviews.movements(db, site=A, limit=2, offset=2)
         assert [m.ts for m in page] == [at(3), at(2)]
         assert len(whviews.movements(db, since_ms=at(1.2), until_ms=at(2.5))) == 2
+        # one item's movements: in with three, out alone
+        assert [m.ts for m in whviews.movements(db, item=gid(1))] == [at(2), at(1)]
+        assert whviews.movements(db, item=gid(1)[:-1]) == []  # a prefix is not the id
+        assert whviews.movements(db, item="https://id.gs1.org/01/0693000000001_/21/1") == []
         # the 5-day window by China's local date: a sale at 02:00 CST on day 0 is due day 5
         now = at(5 * DAY + 23.9)  # day 5, 23:54 CST
         rep = whviews.to_report(db, now_ms=now)
@@ -196,3 +202,25 @@ def test_the_views_read_a_sites_goods_from_the_partial_indexes(any_store: StoreU
         whviews.to_report(spy, frozenset({A}), now_ms=at(30))
     assert "records_goods" in spy.plans[0] and "records_goods" in spy.plans[1]
     assert "records_goods_controlled" in spy.plans[2]
+
+
+JSON_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10
+)  # no raw NUL in JSON
+
+
+@given(st.text(max_size=40), JSON_TEXT, JSON_TEXT)
+def test_an_items_like_pattern_matches_its_json_string_and_no_wildcard(
+    item: str, before: str, after: str
+) -> None:
+    import sqlite3
+
+    from wire.canonical import canonical
+
+    db = sqlite3.connect(":memory:")
+    text = before + canonical(item).decode() + after
+    pattern = whviews.item_pattern(item)
+    assert db.execute("SELECT ? LIKE ? ESCAPE '!'", (text, pattern)).fetchone()[0] == 1
+    if "_" in item or "%" in item:  # the id with its wildcard characters replaced: no match
+        other = canonical(item.replace("_", "x").replace("%", "y")).decode()
+        assert db.execute("SELECT ? LIKE ? ESCAPE '!'", (other, pattern)).fetchone()[0] == 0

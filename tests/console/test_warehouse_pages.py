@@ -19,6 +19,7 @@ PAGES = (
     "/console/warehouse/movements",
     "/console/warehouse/movements?kind=goods.out&offset=0",
     "/console/warehouse/report",
+    "/console/warehouse/movements?item=https%3A%2F%2Fid.gs1.org%2F01%2F06930000000013%2F21%2F1",
 )
 
 
@@ -41,6 +42,8 @@ def test_warehouse_pages_mark_reported_and_scope(any_store: StoreUnderTest) -> N
     assert "宁波港华电镀厂" in page and "330206198001011234" in page
     assert f'value="{DEV_A}/1"' not in page  # the goods.in records are no sales
     assert "氰化钠" in admin.get("/console/warehouse").text
+    one = admin.get(PAGES[-1]).text  # one item's movements: in, and out to the buyer
+    assert one.count("<tr><td>") == 2 and "宁波港华电镀厂" in one
     csv = admin.get("/console/warehouse/report.csv")
     assert csv.status_code == 200 and csv.text.startswith("\ufeff")
     assert csv.text.count("\r\n") == 4  # header and three sales
