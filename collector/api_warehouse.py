@@ -34,7 +34,7 @@ SiteQ = Annotated[str | None, Query(max_length=32, description="one site only")]
 
 class SaleKey(BaseModel):
     dev: str = Field(min_length=1, max_length=40)
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=2**53)  # exact in JSON numbers; sequence numbers stay far below
 
 
 class MarkRequest(BaseModel):

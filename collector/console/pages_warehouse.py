@@ -4,6 +4,7 @@ form marking the ticked sales reported (audited). Within the principal's sites."
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
@@ -113,7 +114,7 @@ def make_router(con: Console) -> APIRouter:
             rows=rows,
             site=site,
             may_mark=p.can("ack:alarm"),
-            notice=tr("report.marked", n=done) if done.isdigit() else "",
+            notice=tr("report.marked", n=done) if re.fullmatch(r"[0-9]{1,4}", done) else "",
             problem={
                 "csrf": tr("login.csrf"),
                 "none": tr("report.none_ticked"),
@@ -144,7 +145,7 @@ def make_router(con: Console) -> APIRouter:
         keys: list[tuple[str, int]] = []
         for v in form.getlist("sale"):
             dev, _, seq = str(v).rpartition("/")
-            if dev and seq.isdigit() and len(keys) < whviews.MAX_MARK:
+            if dev and re.fullmatch(r"[0-9]{1,18}", seq) and len(keys) < whviews.MAX_MARK:
                 keys.append((dev, int(seq)))
         if not keys:
             return RedirectResponse(f"{back}?problem=none", status_code=303)
