@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from collector import audit, whviews
 from collector.api import make_app
+from collector.public import make_public_app
 from tests.collector.test_markets import Feed, at
 from tests.stores import StoreUnderTest
 
@@ -177,6 +178,11 @@ def test_the_api_serves_a_site_inspector_its_site_only(any_store: StoreUnderTest
     assert [x["site"] for x in client.get("/warehouse/report", headers=admin).json()] == [B]
     op = {"Authorization": f"Bearer {any_store.token('operator', 'market:M1')}"}
     assert client.get("/warehouse/report", headers=op).status_code == 403
+    # the public listener has none of it, with or without a token
+    public = TestClient(make_public_app(any_store.ctx()))
+    for url in ("/warehouse/report", "/warehouse/report.csv", "/warehouse/stock"):
+        r = public.get(url, headers=admin)
+        assert r.status_code == 404 and "宁波" not in r.text, url
 
 
 class PlanSpy:
