@@ -29,6 +29,7 @@ from collector import (
     api_fleet,
     api_markets,
     api_metrics,
+    api_warehouse,
     console,
     cylinders,
 )
@@ -101,6 +102,7 @@ def make_app(ctx: ApiContext | Path) -> FastAPI:
     app.include_router(api_fleet.make_router(ctx))
     app.include_router(api_markets.make_router(ctx))
     app.include_router(api_elevators.make_router(ctx))
+    app.include_router(api_warehouse.make_router(ctx))
     app.include_router(api_audit.make_router(ctx))
     app.include_router(console.make_router(ctx))
     app.include_router(api_metrics.make_router(ctx))

@@ -507,6 +507,26 @@ CREATE TABLE recalled_lots (
 CREATE INDEX records_goods_count ON records (ts) WHERE kind = 'goods.count';
 """,
     ),
+    (
+        6,
+        "warehouse views: sales reported to public security, goods.* indexes (whviews.py)",
+        """
+CREATE TABLE goods_reported (
+    dev TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    site TEXT NOT NULL,
+    reported_by TEXT NOT NULL,
+    reported_at DOUBLE PRECISION NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (dev, seq)
+);
+CREATE INDEX records_goods ON records (site, kind, ts)
+    WHERE kind IN ('goods.in', 'goods.out', 'goods.pack', 'goods.count');
+CREATE INDEX records_goods_controlled ON records (ts)
+    WHERE kind = 'goods.out'
+    AND json_extract(rec, '$.body.product_class') IN ('chemical_toxic', 'chemical_precursor');
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))

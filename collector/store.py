@@ -42,6 +42,7 @@ from collector import (
     markets,
     sites,
     tokens,
+    whviews,
 )
 from collector.archive import keys as archive_keys
 from collector.verify import Bad, Good
@@ -252,6 +253,7 @@ class SqliteStore:
         self._ensure_quarantine_reasons()
         cylinders.ensure_schema(self.db)
         licences.ensure_schema(self.db)
+        whviews.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
         audit.ensure_schema(self.db)

@@ -22,6 +22,7 @@ from collector.console import (
     pages_assets,
     pages_fleet,
     pages_markets,
+    pages_warehouse,
 )
 from collector.console.render import STATIC_DIR, STATIC_URL
 from collector.console.routing import ConsoleRoute
@@ -38,7 +39,15 @@ def make_router(ctx: ApiContext) -> APIRouter:
     ``ctx.green_s`` and ``ctx.amber_s``)."""
     con = Console(ctx)
     router = APIRouter(tags=["console"], include_in_schema=False, route_class=ConsoleRoute)
-    for part in (auth, pages_fleet, pages_alarms, pages_assets, pages_markets, pages_admin):
+    for part in (
+        auth,
+        pages_fleet,
+        pages_alarms,
+        pages_assets,
+        pages_markets,
+        pages_warehouse,
+        pages_admin,
+    ):
         router.include_router(part.make_router(con))
 
     @router.get(STATIC_URL + "/{name}")

@@ -38,6 +38,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/cylinders", "nav.cylinders", "read:records"),
     ("/markets", "nav.markets", "read:market"),
     ("/recall", "nav.recall", "read:market"),
+    ("/warehouse", "nav.warehouse", "read:records"),
     ("/audit", "nav.audit", "admin"),
 )
 
