@@ -24,6 +24,7 @@ from typing import Any
 
 from hostlib.db import Db
 from hostlib.sqlite import set_meta, write_tx
+from wire.goods import PRODUCT_CLASSES, UNITS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS licences (
@@ -41,19 +42,8 @@ CREATE INDEX IF NOT EXISTS records_goods_count ON records(ts) WHERE kind = 'good
 """
 
 # the same in migration 5 of collector/pgschema.py
-CLASSES = (
-    "chemical_toxic",
-    "chemical_precursor",
-    "chemical",
-    "pesticide",
-    "fertiliser",
-    "feed",
-    "seed",
-    "drug",
-    "other",
-)
+CLASSES = PRODUCT_CLASSES
 KINDS = ("toxic_purchase", "precursor_purchase", "business", "other")
-UNITS = ("piece", "g", "ml")
 _TOKEN = re.compile(r"^[!-~]{1,40}$")
 _SITE = re.compile(r"^(\*|[0-9A-Za-z][0-9A-Za-z_.-]{0,31})$")
 _DATE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")

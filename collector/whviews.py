@@ -39,8 +39,9 @@ from hostlib.db import Db
 from hostlib.sqlite import write_tx
 from wire import tracecode
 from wire.canonical import canonical
+from wire.goods import CONTROLLED_CLASSES
 
-CONTROLLED = ("chemical_toxic", "chemical_precursor")
+CONTROLLED = CONTROLLED_CLASSES
 REPORT_DAYS = 5
 MOVEMENT_KINDS = ("goods.in", "goods.out", "goods.pack", "goods.count")
 MAX_MARK = 500

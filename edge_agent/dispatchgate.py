@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.fillgate import GateRequestError, NonceError, request_nonce
+from wire.goods import CONTROLLED_CLASSES, PRODUCT_CLASSES, UNITS
 
 REASONS = (
     "no_licence",
@@ -39,21 +40,10 @@ REASONS = (
     "already_dispatched",
     "recalled_lot",
 )
-CLASSES = (
-    "chemical_toxic",
-    "chemical_precursor",
-    "chemical",
-    "pesticide",
-    "fertiliser",
-    "feed",
-    "seed",
-    "drug",
-    "other",
-)
+CLASSES = PRODUCT_CLASSES
 # Classes that may leave only against a licence on file (危险化学品安全管理条例 art. 38-41);
 # the agent's [agent] licence_classes may change them (docs/warehouse.md).
-LICENSED_CLASSES = ("chemical_toxic", "chemical_precursor")
-UNITS = ("piece", "g", "ml")
+LICENSED_CLASSES = CONTROLLED_CLASSES
 MAX_ITEMS = 12
 MAX_QUANTITY = 1_000_000_000
 MAX_REQUEST_BYTES = 4096
