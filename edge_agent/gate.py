@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from edge_agent.fillgate import (
     MAX_REQUEST_BYTES,
@@ -79,32 +80,14 @@ class FillGate:
         return local_day(int(time.time() * 1000), self.offset_min)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        parts = topics.split(topic, self.prefix)
-        dev = parts[1] if len(parts) == 3 else ""
-        device = self.registry.get(dev) if dev else None
-        if device is None:
-            self._refuse(topic, payload, "gate_unknown_device", f"{dev!r} is not registered")
-            return
-        try:
-            obj: object = loads(payload, MAX_REQUEST_BYTES)
-        except WireError:  # too large, too deep, not JSON: answered as a bad request
-            obj = None
-        reply_to = topics.terminal_cmd(dev, self.prefix)
-        rid, nonce = request_id(obj), request_nonce(obj) or ""
         ver = self.cache.version
-        seen = self.outbox.watermark(dev)
-        key = device.key_for(seen) if seen else device.key
-
-        def reply(decision: str, reasons: list[str], seq: int | None, error: str | None) -> None:
-            self.answer(
-                reply_to,
-                auth.gate_answer(dev, rid, nonce, decision, reasons, ver, key, seq, error),
-            )
-
-        if device.revoked_from is not None:
-            self._refuse(topic, payload, "gate_revoked", f"{dev} is revoked")
-            reply("deny", [], None, "device revoked")
+        call = open_call(
+            topic, payload, self.prefix, self.registry, self.outbox, ver, MAX_REQUEST_BYTES,
+            self.answer, self._refuse,
+        )  # fmt: skip
+        if call is None:
             return
+        dev, obj, reply = call.dev, call.obj, call.reply
         try:
             req = parse_request(obj)
         except NonceError as exc:
@@ -160,3 +143,62 @@ class FillGate:
         self.decisions["refused"] += 1
         self.outbox.quarantine([(topic, reason, detail, payload)])
         log.warning("fill gate: refused a request on %s: %s", topic, detail)
+
+
+Reply = Callable[[str, list[str], "int | None", "str | None"], None]
+"""``reply(decision, reasons, seq, error)``: the sealed answer to the requesting terminal."""
+
+
+@dataclass(frozen=True)
+class GateCall:
+    """A gate request from a registered device that is not revoked, and how to answer it."""
+
+    dev: str
+    device: Device
+    obj: object  # the request as JSON (None: not JSON, too large or too deep)
+    rid: int | None
+    nonce: str
+    reply: Reply
+
+
+def open_call(
+    topic: str,
+    payload: bytes,
+    prefix: str,
+    registry: Registry,
+    outbox: Outbox,
+    version: int,
+    max_bytes: int,
+    answer: Callable[[str, bytes], bool],
+    refuse: Callable[[str, bytes, str, str], None],
+) -> GateCall | None:
+    """What the fill gate and the dispatch gate do first with a request on ``t/{dev}/...``:
+    an unknown device is refused unanswered (quarantined); a revoked one is refused and
+    answered "deny"; else the request and a ``reply`` sealed with the key of the device's
+    newest seq the agent holds (the key the terminal uses), echoing its id and nonce."""
+    parts = topics.split(topic, prefix)
+    dev = parts[1] if len(parts) == 3 else ""
+    device = registry.get(dev) if dev else None
+    if device is None:
+        refuse(topic, payload, "gate_unknown_device", f"{dev!r} is not registered")
+        return None
+    try:
+        obj: object = loads(payload, max_bytes)
+    except WireError:  # too large, too deep, not JSON: answered as a bad request
+        obj = None
+    reply_to = topics.terminal_cmd(dev, prefix)
+    rid, nonce = request_id(obj), request_nonce(obj) or ""
+    seen = outbox.watermark(dev)
+    key = device.key_for(seen) if seen else device.key
+
+    def reply(decision: str, reasons: list[str], seq: int | None, error: str | None) -> None:
+        answer(
+            reply_to,
+            auth.gate_answer(dev, rid, nonce, decision, reasons, version, key, seq, error),
+        )
+
+    if device.revoked_from is not None:
+        refuse(topic, payload, "gate_revoked", f"{dev} is revoked")
+        reply("deny", [], None, "device revoked")
+        return None
+    return GateCall(dev, device, obj, rid, nonce, reply)

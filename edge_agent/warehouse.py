@@ -36,14 +36,14 @@ from edge_agent.dispatchgate import (
     dispatch_body,
     parse_request,
 )
-from edge_agent.fillgate import GateRequestError, NonceError, request_id, request_nonce
+from edge_agent.fillgate import GateRequestError, NonceError
+from edge_agent.gate import open_call
 from edge_agent.outbox import Incoming, Outbox
 from hostlib.registry import Device, Registry
 from hostlib.sqlite import set_meta
-from wire import auth, topics
+from wire import auth
 from wire.canonical import canonical
-from wire.envelope import WireError, make_record
-from wire.limits import loads
+from wire.envelope import make_record
 from wire.tracecode import CST_OFFSET_MIN, local_day
 
 log = logging.getLogger(__name__)
@@ -313,32 +313,15 @@ class DispatchGate:
             self._handle(topic, payload)
 
     def _handle(self, topic: str, payload: bytes) -> None:
-        parts = topics.split(topic, self.prefix)
-        dev = parts[1] if len(parts) == 3 else ""
-        device = self.registry.get(dev) if dev else None
-        if device is None:
-            self._refuse(topic, payload, "gate_unknown_device", f"{dev!r} is not registered")
-            return
-        try:
-            obj: object = loads(payload, MAX_REQUEST_BYTES)
-        except WireError:
-            obj = None
-        reply_to = topics.terminal_cmd(dev, self.prefix)
-        rid, nonce = request_id(obj), request_nonce(obj) or ""
         ver = self.warehouse.licence_version
-        seen = self.outbox.watermark(dev)
-        key = device.key_for(seen) if seen else device.key
-
-        def reply(decision: str, reasons: list[str], seq: int | None, error: str | None) -> None:
-            self.answer(
-                reply_to,
-                auth.gate_answer(dev, rid, nonce, decision, reasons, ver, key, seq, error),
-            )
-
-        if device.revoked_from is not None:
-            self._refuse(topic, payload, "gate_revoked", f"{dev} is revoked")
-            reply("deny", [], None, "device revoked")
+        call = open_call(
+            topic, payload, self.prefix, self.registry, self.outbox, ver, MAX_REQUEST_BYTES,
+            self.answer, self._refuse,
+        )  # fmt: skip
+        if call is None:
             return
+        dev, device, obj, rid, nonce = call.dev, call.device, call.obj, call.rid, call.nonce
+        reply = call.reply
         if device.type != TERMINAL_TYPE:
             self._refuse(topic, payload, "gate_wrong_device", f"{dev} is a {device.type}")
             reply("deny", [], None, f"a {device.type} cannot dispatch goods")
