@@ -29,17 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.fillgate import GateRequestError, NonceError, request_nonce
-from wire.goods import CONTROLLED_CLASSES, PRODUCT_CLASSES, UNITS
+from wire.goods import CONTROLLED_CLASSES, DISPATCH_REASONS, PRODUCT_CLASSES, UNITS
 
-REASONS = (
-    "no_licence",
-    "licence_expired",
-    "licence_not_for_class",
-    "over_licence_quantity",
-    "not_in_stock",
-    "already_dispatched",
-    "recalled_lot",
-)
+REASONS = DISPATCH_REASONS
 CLASSES = PRODUCT_CLASSES
 # Classes that may leave only against a licence on file (危险化学品安全管理条例 art. 38-41);
 # the agent's [agent] licence_classes may change them (docs/warehouse.md).

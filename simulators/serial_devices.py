@@ -23,6 +23,7 @@ Faults, injected where bytes enter the line (thread-safe, from tests or the CLI)
 * ``split(piece, delay)``: every transmission is written ``piece`` bytes at a time with
   ``delay`` seconds between pieces (``split(0)`` turns it off);
 * ``silent = True``: the device hears everything and answers nothing.
+* ``deaf = True``: the device hears nothing (the wire into it cut) and still transmits.
 
 Unplug and replug
 -----------------
@@ -80,6 +81,7 @@ class PtyDevice:
         self.rng = random.Random(seed)
         self.stats = SimStats()
         self.silent = False
+        self.deaf = False
         self._corrupt = 0
         self._corrupt_after = 0
         self._noise = b""
@@ -200,7 +202,7 @@ class PtyDevice:
                 except OSError as exc:  # cannot happen while we hold the slave open
                     log.warning("%s: read failed: %s", self.kind, exc)
                     break
-                if data:
+                if data and not self.deaf:
                     self._guarded(self.on_bytes, data)
             self._guarded(self.on_tick, time.monotonic())
 

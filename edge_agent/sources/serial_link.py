@@ -384,6 +384,12 @@ class SerialLinkSource(Source):
                 heard = max(heard, opened)
             if heard is not None and now - heard <= limit and link.is_up:
                 self._up()
+            elif heard is not None and now - heard <= limit:
+                # heard, but our frames not yet acknowledged: just after a wait in offer() a
+                # resend is due; for long, the gateway-to-terminal wire is broken
+                self.set_state(
+                    "down", f"terminal on {st.port} heard, our frames not acknowledged yet"
+                )
             elif heard is not None or now - opened > limit:
                 since = (now - (heard if heard is not None else opened)) / 1000
                 self.set_state("down", f"terminal on {st.port} silent for {since:.0f} s")

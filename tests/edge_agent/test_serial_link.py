@@ -278,3 +278,26 @@ def test_the_commented_examples_in_the_agent_config_parse(tmp_path: Path) -> Non
         (("ELV-S001-7C21D0", 0),),
     )
     assert bus.settings.bus and bus.settings.devices[1] == ("ELV-S001-7C21D1", 2)
+
+
+def test_a_terminal_heard_but_not_hearing_is_shown_so(tmp_path: Path) -> None:
+    """The wire from the gateway to the terminal cut: its records still arrive, but the
+    gateway's frames are never acknowledged; shown as such, not as a silent terminal."""
+    dev = new_device("elevator-box", SITE)
+    host = Host([dev])
+    link = str(tmp_path / "tty")
+    with SerialLinkSim([dev], link=link) as sim:
+        sim.deaf = True
+        src = _source(host, link, ((dev.dev, 0),))
+        try:
+            sim.produce(2)
+            wait_until(
+                lambda: "not acknowledged" in src.state().error, 20, "the one-way link shown"
+            )
+            assert src.state().state == "down"
+            assert "silent" not in src.state().error
+            sim.deaf = False
+            wait_until(lambda: sim.pending() == 0, 30, "every record acknowledged once it hears")
+            assert src.state().state == "up"
+        finally:
+            src.stop()

@@ -32,6 +32,9 @@ from te.recorder import Refused
 from te.runtime import App as _App
 from te.r2000 import R2000Reader
 from te.uhf import UhfReader
+from wire.goods import DISPATCH_REASONS as REASONS
+from wire.goods import PRODUCT_CLASSES as CLASSES
+from wire.goods import UNITS
 
 _TYPING = False
 if _TYPING:
@@ -41,11 +44,6 @@ if _TYPING:
     from te.gate import GateRequest
     from te.runtime import Runtime
 
-CLASSES = ("chemical_toxic", "chemical_precursor", "chemical", "pesticide", "fertiliser",
-           "feed", "seed", "drug", "other")
-UNITS = ("piece", "g", "ml")
-REASONS = ("no_licence", "licence_expired", "licence_not_for_class", "over_licence_quantity",
-           "not_in_stock", "already_dispatched", "recalled_lot")
 # what the dangerous-chemicals rule (art. 41) asks of a dispatch (docs/warehouse.md)
 ART41 = ("licence", "use", "party_address", "handler", "handler_id")
 MAX_READS = 12
