@@ -258,6 +258,8 @@ def read_status(path: Path) -> dict[str, Any]:
         "rejected_by_agent": int(meta.get("rejected", 0)),
         "unprinted_receipts": int(unprinted[0]),
         "stop_list": stop,
+        "app": state.get("app", "settlement"),
+        "desk": state.get("desk", ""),
         "devices": state.get("devices", {}),
         "counters": state.get("counters", {}),
     }

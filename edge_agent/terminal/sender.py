@@ -15,6 +15,10 @@ The firmware's policy (``firmware/micropython/lib/te/sender.py``), on the host:
   ``wm`` frees nothing.
 * Stop lists (``t/{dev}/cmd``, ``wire.auth.open_stop_list``) go to ``on_stop_list``; a
   command that does not verify is counted (``commands_refused``) and ignored.
+* With ``on_gate`` (the warehouse terminal), a ``t: gate`` message on ``t/{dev}/cmd`` goes
+  to it *unverified*: only the dispatch client knows the nonce it must be bound to
+  (:mod:`edge_agent.terminal.dispatch`). :meth:`Sender.send_dispatch` publishes a sealed
+  dispatch request on ``t/{dev}/dispatch``.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ class Sender:
         on_stop_list: Callable[[dict[str, object]], None],
         window: int = 8,
         ack_timeout_s: float = 10.0,
+        on_gate: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.log = tlog
+        self.on_gate = on_gate
         self.device = device
         self.window = window
         self.ack_timeout_s = ack_timeout_s
@@ -88,6 +94,12 @@ class Sender:
     @property
     def connected(self) -> bool:
         return self.link.connected
+
+    def send_dispatch(self, payload: bytes) -> bool:
+        """Publish a sealed dispatch request; False when the link cannot take it now."""
+        if not self.link.connected:
+            return False
+        return self.link.publish(topics.terminal_dispatch(self.device.dev, self.prefix), payload)
 
     def _subscribed(self) -> None:
         with self._lock:
@@ -153,6 +165,14 @@ class Sender:
             self.inflight = [x for x in self.inflight if self.log.has(x[0])]
 
     def _on_cmd(self, payload: bytes) -> None:
+        if self.on_gate is not None:
+            try:
+                gate = auth.parse(payload, auth.T_GATE)
+            except WireError:
+                pass
+            else:
+                self.on_gate(gate)
+                return
         try:
             msg = auth.open_stop_list(payload, self.device.dev, self.device.recent_keys())
         except WireError as exc:

@@ -196,11 +196,21 @@ def _cards(s: Section, key: str, required: bool) -> dict[str, str]:
     return out
 
 
-def load_terminal(
-    path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
-) -> TerminalSettings:
-    """Read a stall terminal's config file (``problems``, ``files``: see hostlib.config)."""
-    p, root = load_toml(path, problems, files)
+@dataclass(frozen=True)
+class Common:
+    """What every Linux terminal's config has: ``[terminal]`` and ``[broker]``."""
+
+    data_dir: Path
+    identity: Identity
+    window: int
+    ack_timeout_s: float
+    log_max_bytes: int
+    receipts_keep_days: int
+
+
+def load_common(p: str, root: Section) -> Common:
+    """``[terminal]`` (data_dir, identity, window, ack_timeout_s, log_max_bytes,
+    receipts_keep_days) and the optional ``[broker]`` of a terminal's config."""
     t = root.sub("terminal")
     data_dir = rel_path(p, t.get("data_dir", str))
     ident_path = t.file("identity")
@@ -219,6 +229,15 @@ def load_terminal(
         if b.username is None:
             b = replace(b, username=identity.broker.username, password=identity.broker.password)
         identity = Identity(identity.device, b)
+    return Common(data_dir, identity, window, ack_timeout, log_max, keep_days)
+
+
+def load_terminal(
+    path: str | Path, problems: list[ConfigError] | None = None, files: bool = True
+) -> TerminalSettings:
+    """Read a stall terminal's config file (``problems``, ``files``: see hostlib.config)."""
+    p, root = load_toml(path, problems, files)
+    c = load_common(p, root)
     sc = root.sub("scale")
     protocol = sc.get("protocol", str, "cas_ecr")
     if protocol not in PROTOCOLS:
@@ -232,9 +251,9 @@ def load_terminal(
         reconnect_cap_s=sc.bounded("reconnect_cap_s", float, 2.0, 60.0, "seconds"),
     )
     sc.finish()
-    c = root.sub("cards")
-    reader = c.get("reader", str, "") or None
-    c.finish()
+    cs = root.sub("cards")
+    reader = cs.get("reader", str, "") or None
+    cs.finish()
     printer = None
     if root.has("printer"):
         pr = root.sub("printer")
@@ -278,17 +297,26 @@ def load_terminal(
     root.finish()
     return TerminalSettings(
         path=p,
-        data_dir=data_dir,
-        identity=identity,
+        data_dir=c.data_dir,
+        identity=c.identity,
         scale=scale,
         reader=reader,
         printer=printer,
         sale=sale,
-        window=window,
-        ack_timeout_s=ack_timeout,
-        log_max_bytes=log_max,
-        receipts_keep_days=keep_days,
+        window=c.window,
+        ack_timeout_s=c.ack_timeout_s,
+        log_max_bytes=c.log_max_bytes,
+        receipts_keep_days=c.receipts_keep_days,
     )
 
 
-__all__ = ["PAY", "Goods", "SaleSettings", "TerminalSettings", "load_identity", "load_terminal"]
+__all__ = [
+    "PAY",
+    "Common",
+    "Goods",
+    "SaleSettings",
+    "TerminalSettings",
+    "load_common",
+    "load_identity",
+    "load_terminal",
+]

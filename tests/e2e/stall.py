@@ -95,7 +95,10 @@ def write_config(
 
 
 class StallTerminal:
-    def __init__(self, config: Path, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str], log_path: Path, app: str = "settlement"
+    ) -> None:
+        self.app = app
         self.config = config
         self.env = env
         self.log_path = log_path
@@ -120,6 +123,8 @@ class StallTerminal:
                     "run",
                     "--config",
                     str(self.config),
+                    "--app",
+                    self.app,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

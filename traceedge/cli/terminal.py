@@ -1,4 +1,5 @@
-"""``traceedge terminal``: the Linux stall terminal (a settlement terminal without an MCU)."""
+"""``traceedge terminal``: the Linux terminals (no MCU): a market stall's settlement
+terminal and a warehouse's in/out terminal."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge_agent.terminal.settings import load_terminal
+from edge_agent.terminal.whsettings import is_warehouse, load_warehouse
 from traceedge.cli.common import (
     NOT_RUNNING,
     config_option,
@@ -20,11 +22,13 @@ from traceedge.cli.common import (
 
 @click.group("terminal")
 def command() -> None:
-    """A market stall's Linux settlement terminal: scale, card reader, receipt printer.
+    """Linux terminals: a market stall's settlement terminal (scale, card reader, receipt
+    printer) and a warehouse's in/out terminal (UHF reader, barcode/QR scanner).
 
     \b
-    Example:
+    Examples:
       traceedge terminal run --config config/terminal.example.toml --app settlement
+      traceedge terminal run --config config/warehouse-terminal.example.toml --app warehouse
     """
 
 
@@ -32,7 +36,7 @@ def command() -> None:
 @config_option("Terminal")
 @click.option(
     "--app",
-    type=click.Choice(["settlement"]),
+    type=click.Choice(["settlement", "warehouse"]),
     default="settlement",
     show_default=True,
     help="What the terminal does (the MCU app of the same name).",
@@ -45,11 +49,21 @@ def run_cmd(config_path: Path, app: str, verbose: int, log_format: str) -> None:
     Logs to stderr. Stops on quit, the end of stdin, SIGTERM or Ctrl-C; records not yet
     acknowledged stay in its log and are sent at the next start.
 
+    settlement: goods N, pay, settle ...; warehouse: receive / dispatch / stocktake / pack,
+    product N, party N, record ... (a dispatch asks the gateway's dispatch gate first).
+
     \b
-    Example:
+    Examples:
       traceedge terminal run --config /etc/traceedge/terminal.toml --app settlement
+      traceedge terminal run --config /etc/traceedge/warehouse.toml --app warehouse
     """
     setup_logging(verbose, log_format)
+    if app == "warehouse":
+        from edge_agent.terminal.whterminal import run_warehouse
+
+        with friendly_errors():
+            run_warehouse(load_warehouse(config_path))
+        return
     from edge_agent.terminal.terminal import run_terminal
 
     with friendly_errors():
@@ -61,7 +75,8 @@ def run_cmd(config_path: Path, app: str, verbose: int, log_format: str) -> None:
 @config_option("Terminal")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def status_cmd(config_path: Path, as_json: bool) -> None:
-    """Records waiting for the agent's ack, last ack, stop list, device states.
+    """Records waiting for the agent's ack, last ack, stop list, device states, counters
+    (either terminal: a config with a [warehouse] table is a warehouse terminal's).
 
     Exit status: 0 when the terminal is running, 3 when it is not (its log is shown as it
     last left it), 1 on an error.
@@ -69,11 +84,15 @@ def status_cmd(config_path: Path, as_json: bool) -> None:
     \b
     Example:
       traceedge terminal status --config /etc/traceedge/terminal.toml --json
+      traceedge terminal status --config /etc/traceedge/warehouse.toml
     """
     from edge_agent.terminal.log import read_status
 
     with friendly_errors():
-        path = load_terminal(config_path, files=False).log_path
+        if is_warehouse(config_path):
+            path = load_warehouse(config_path, files=False).log_path
+        else:
+            path = load_terminal(config_path, files=False).log_path
     if not path.exists():
         click.echo(f"{path}: no log here: the terminal has never run with this config", err=True)
         click.get_current_context().exit(NOT_RUNNING)
@@ -89,8 +108,13 @@ def status_cmd(config_path: Path, as_json: bool) -> None:
         )
         stop = st["stop_list"]
         click.echo(f"stop list v{stop['version']}: {' '.join(stop['batches']) or '-'}")
-        click.echo(f"receipts not printed: {st['unprinted_receipts']}")
+        if st.get("app") == "warehouse":
+            click.echo(f"now: {st.get('desk', '-')}")
+        else:
+            click.echo(f"receipts not printed: {st['unprinted_receipts']}")
         for name, d in st["devices"].items():
             click.echo(f"{name}: {d['state']}" + (f" ({d['detail']})" if d["detail"] else ""))
+        if st["counters"]:
+            click.echo(" ".join(f"{k}={v}" for k, v in sorted(st["counters"].items())))
     if not st["running"]:
         click.get_current_context().exit(NOT_RUNNING)

@@ -32,9 +32,10 @@ from te.recorder import Refused
 from te.runtime import App as _App
 from te.r2000 import R2000Reader
 from te.uhf import UhfReader
-from wire.goods import DISPATCH_REASONS as REASONS
+from wire import goods_records as gr
 from wire.goods import PRODUCT_CLASSES as CLASSES
 from wire.goods import UNITS
+from wire.goods_records import COUNT, DISPATCH, MAX_READS, MODES, NONE, PACK, RECEIVE, UNPACK
 
 _TYPING = False
 if _TYPING:
@@ -44,22 +45,7 @@ if _TYPING:
     from te.gate import GateRequest
     from te.runtime import Runtime
 
-# what the dangerous-chemicals rule (art. 41) asks of a dispatch (docs/warehouse.md)
-ART41 = ("licence", "use", "party_address", "handler", "handler_id")
-MAX_READS = 12
-
-NONE = 0
-RECEIVE = 1
-DISPATCH = 2
-COUNT = 3
-PACK = 4
-UNPACK = 5
-MODES = ("", "receive", "dispatch", "stocktake", "pack", "unpack")
-
-
-def item_of(parsed: "dict[str, Any]") -> "dict[str, Any]":
-    return {"scheme": parsed["scheme"], "id": parsed["id"], "level": parsed["level"]}
-
+item_of = gr.item_of
 
 class App(_App):
     name = "warehouse"
@@ -116,20 +102,17 @@ class App(_App):
             return
         if self.req is not None:
             return  # a dispatch is being decided: the list is frozen
-        if self.mode in (PACK, UNPACK) and self.parent is None:
+        got = gr.take(self.mode, self.reads, it, self.parent, self.counted)
+        if got == gr.PARENT:
             self.parent = it
             self.rt.say("outer package %s: read the inner ones" % it["id"])
             return
-        if self.mode == COUNT and it["id"] in self.counted:
+        if got == gr.FULL:
+            self.rt.say("12 reads: press # to record them")
             return
-        for r in self.reads:
-            if r["id"] == it["id"]:
-                return  # read twice: once is enough
-        if self.parent is not None and it["id"] == self.parent["id"]:
-            return
-        self.reads.append(it)
+        if got != gr.ADDED:
+            return  # read twice: once is enough
         if self.mode == COUNT:
-            self.counted.append(it["id"])
             if len(self.reads) == MAX_READS:
                 self._count_part(False)
             return
@@ -178,7 +161,7 @@ class App(_App):
                 self.mode = n
                 if n == COUNT:
                     self.counts += 1
-                    self.count_id = "CNT-%d-%d" % (self.rt.rec.boot, self.counts)
+                    self.count_id = gr.count_id(self.rt.rec.boot, self.counts)
                 self.rt.say("mode: %s" % MODES[n])
             else:
                 self.rt.say("no mode %d" % n)
@@ -210,7 +193,8 @@ class App(_App):
             self._commit(now)
 
     # -- records -------------------------------------------------------------------------
-    def _goods(self) -> "dict[str, Any] | None":
+    def _product(self) -> "dict[str, Any] | None":
+        """The product chosen, when there are reads to record with it."""
         p = self.product
         if p is None:
             self.rt.say("choose a product (<n> A)")
@@ -218,16 +202,7 @@ class App(_App):
         if not self.reads:
             self.rt.say("nothing read")
             return None
-        product: "dict[str, Any]" = {"name": p["name"]}
-        if p.get("code"):
-            product["code"] = p["code"]
-        body: "dict[str, Any]" = {
-            "site": self.site, "operator": self.operator, "product_class": p["class"],
-            "product": product, "items": self.reads,
-            "quantity": int(p.get("amount", 1)) * len(self.reads), "unit": p["unit"]}
-        if p.get("lot"):
-            body["lot"] = p["lot"]
-        return body
+        return p
 
     def _record(self, kind: str, body: "dict[str, Any]") -> bool:
         try:
@@ -240,13 +215,10 @@ class App(_App):
     def _commit(self, now: int) -> None:
         m = self.mode
         if m == RECEIVE:
-            body = self._goods()
-            if body is None:
+            p = self._product()
+            if p is None:
                 return
-            if self.party is not None:
-                for k in ("party", "party_address", "licence"):
-                    if self.party.get(k):
-                        body[k] = self.party[k]
+            body = gr.in_body(self.site, self.operator, p, self.reads, self.party)
             if self._record("goods.in", body):
                 self.rt.say("received %d" % len(self.reads))
                 self.reads = []
@@ -261,9 +233,7 @@ class App(_App):
             if self.parent is None or not self.reads:
                 self.rt.say("read the outer package, then the inner ones")
                 return
-            body = {"site": self.site, "operator": self.operator,
-                    "action": "pack" if m == PACK else "unpack", "parent": self.parent,
-                    "children": [r["id"] for r in self.reads]}
+            body = gr.pack_body(self.site, self.operator, m, self.parent, self.reads)
             if self._record("goods.pack", body):
                 self.rt.say("%s: %d inner" % (body["action"], len(self.reads)))
                 self.parent = None
@@ -273,30 +243,25 @@ class App(_App):
 
     def _count_part(self, last: bool) -> None:
         self.part += 1
-        body: "dict[str, Any]" = {"site": self.site, "operator": self.operator,
-                                  "count_id": self.count_id, "part": self.part,
-                                  "last": last, "items": self.reads}
+        body = gr.count_body(self.site, self.operator, self.count_id, self.part, last,
+                             self.reads)
         if self._record("goods.count", body):
             self.reads = []
 
     def _out_body(self) -> "dict[str, Any] | None":
-        body = self._goods()
-        if body is None:
+        p = self._product()
+        if p is None:
             return None
         party = self.party
         if party is None:
             self.rt.say("choose the buyer (<n> C)")
             return None
-        body["party"] = party["party"]
-        for k in ART41:
-            if party.get(k):
-                body[k] = party[k]
-        if body["product_class"] in self.licensed:
-            missing = [k for k in ART41 if k not in body]
-            if missing:
-                self.rt.say("buyer %s lacks %s: NOT dispatched" % (party["party"],
-                                                                   ", ".join(missing)))
-                return None
+        body, missing = gr.out_body(self.site, self.operator, p, self.reads,
+                                    party, self.licensed)
+        if missing:
+            self.rt.say("buyer %s lacks %s: NOT dispatched" % (party["party"],
+                                                               ", ".join(missing)))
+            return None
         return body
 
     def _ask(self, now: int) -> None:
@@ -304,14 +269,7 @@ class App(_App):
         if body is None:
             return
         self.out = body
-        req: "dict[str, Any]" = {"operator": self.operator,
-                                 "product_class": body["product_class"],
-                                 "items": [r["id"] for r in self.reads],
-                                 "quantity": body["quantity"], "unit": body["unit"],
-                                 "party": body["party"]}
-        for k in ("lot", "licence"):
-            if k in body:
-                req[k] = body[k]
+        req = gr.dispatch_fields(self.operator, body)
         self.req = self.rt.gate.ask(req, self.gate_ms, True)
         self.rt.say("asking the gateway...")
 
@@ -323,18 +281,10 @@ class App(_App):
         if r.state == TIMED_OUT or r.answer is None:
             self.rt.say("no answer from the gateway: NOT dispatched")
             return
-        a = r.answer
-        reasons = [x for x in a.get("reasons", []) if x in REASONS]
-        if a.get("decision") != "allow":
-            if reasons:
-                self.rt.say("REFUSED: " + ", ".join(reasons))
-            else:
-                self.rt.say("REFUSED: %s" % a.get("error", "no reason given"))
+        body = gr.allowed(self.out, r.answer)
+        if body is None:
+            self.rt.say(gr.refusal(r.answer))
             return
-        body = self.out
-        seq = a.get("seq")
-        if isinstance(seq, int) and seq >= 1:
-            body["gate_seq"] = seq
         if self._record("goods.out", body):
             self.rt.say("dispatched %d" % len(self.reads))
             self.reads = []

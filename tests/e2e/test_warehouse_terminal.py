@@ -1,0 +1,243 @@
+"""The Linux warehouse terminal end to end: real Mosquitto, agent and collector (the chain
+fixture), the terminal as a child process driven on its stdin (``--app warehouse``), a
+Chafon UHF reader and a barcode scanner simulated on ptys.
+
+Items are received by tag and by scan (a tag left in the field counts once); a dispatch to
+a licensed buyer is allowed by the real agent's dispatch gate and recorded with its
+``gate_seq``; a dispatch of an item never received and of one already gone is refused
+with every reason shown and nothing recorded; a stocktake is recorded; the reader is
+unplugged (its state shown) and replugged (it reads again); ``terminal status`` shows the
+devices and counters. Every record the terminal made reaches the collector exactly once,
+as the terminal made it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drivers.codecs.barcode import Scan
+from drivers.codecs.itemcodes import pesticide_code
+from hostlib.registry import Device
+from simulators.scanner_sim import ScannerSim
+from simulators.uhf_sim import ChafonReader, make_tags
+from tests.conftest import SITE, Chain, wait_until
+from tests.e2e.stall import StallTerminal, _toml, python_env
+from tests.e2e.test_stall_terminal import stored
+from traceedge.provision import device_config, new_device
+
+LICENCE = "JD-330200-2025-0042"
+PRODUCTS = [
+    {"key": 1, "name": "氰化钠", "code": "UN1689", "class": "chemical_toxic",
+     "amount": 50000, "unit": "g", "lot": "L20251101"},
+    {"key": 2, "name": "吡虫啉 70% 水分散粒剂", "code": "PD20080385", "class": "pesticide",
+     "amount": 1, "unit": "piece"},
+]  # fmt: skip
+PARTIES = [
+    {"key": 1, "party": "宁波港华电镀厂", "party_address": "宁波市北仑区港华路 8 号",
+     "handler": "王伟", "handler_id": "330206198001011234", "licence": LICENCE, "use": "电镀"},
+    {"key": 2, "party": "李庄农资店"},
+]  # fmt: skip
+RECORDED = r"^recorded (goods\.\w+) seq=(\d+)"
+
+
+def write_config(root: Path, device: Device, broker_port: int, reader: str, scanner: str) -> Path:
+    ident = root / f"{device.dev}.json"
+    ident.write_text(json.dumps(device_config(device, "127.0.0.1", broker_port)))
+    tables: dict[str, dict[str, Any]] = {
+        "terminal": {"identity": str(ident), "data_dir": str(root / "data"),
+                     "ack_timeout_s": 3.0},
+        "reader": {"port": reader, "protocol": "chafon", "period_s": 0.2, "timeout_s": 1.0,
+                   "reconnect_cap_s": 0.5},
+        "scanner": {"port": scanner, "reconnect_cap_s": 0.5},
+        "warehouse": {"site": "WH330200001", "operator": "OP-02", "gate_timeout_s": 10.0},
+    }  # fmt: skip
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+        lines.append("")
+    for table, items in (("products", PRODUCTS), ("parties", PARTIES)):
+        for it in items:
+            lines.append(f"[[warehouse.{table}]]")
+            lines += [f"{k} = {_toml(v)}" for k, v in it.items()]
+            lines.append("")
+    path = root / "warehouse.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def import_licence(ch: Chain, tmp_path: Path) -> None:
+    lic = tmp_path / "lic.csv"
+    lic.write_text(
+        "licence,kind,holder,classes,quantity,unit,valid_from,valid_until,sites\n"
+        f"{LICENCE},toxic_purchase,宁波港华电镀厂,chemical_toxic,200000,g,"
+        f"2020-01-01,2099-12-31,{SITE}\n",
+        encoding="utf-8",
+    )
+    res = subprocess.run(
+        [
+            *(sys.executable, "-m", "traceedge", "collector", "import-licences"),
+            *("--config", str(ch.collectors[0].config), str(lic)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    wait_until(
+        lambda: ch.agent_status()["licence_registry_version"] == 1, 30, "the licence push-down"
+    )
+
+
+def pesticide(n: int) -> Scan:
+    fields = {
+        "category": "1",
+        "registration_tail": "080385",
+        "production_type": "1",
+        "spec": "010",
+        "random": f"{n:021d}",
+    }
+    return Scan("]Q1", pesticide_code(fields))
+
+
+def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_path: Path) -> None:
+    whs = new_device("warehouse-terminal", SITE)
+    ch = chain_factory(extra_devices=[whs])
+    import_licence(ch, tmp_path)
+    tags = make_tags(4, seed=11)
+    epc = [t.epc.hex().upper() for t in tags]
+    reader = ChafonReader(tags=[], link=tmp_path / "uhf")
+    reader.start()
+    scanner = ScannerSim(link=tmp_path / "scanner")
+    scanner.start()
+    root = tmp_path / "whs"
+    root.mkdir()
+    cfg = write_config(root, whs, ch.broker.port, reader.path, scanner.path)
+    term = StallTerminal(cfg, python_env({}), tmp_path / "terminal.log", app="warehouse")
+    made: dict[int, str] = {}  # seq -> kind, as the terminal said
+
+    def clear_field() -> None:
+        """The tags leave the field, for long enough that the terminal sees them gone."""
+        reader.tags = []
+        n = reader.stats.commands
+        wait_until(lambda: reader.stats.commands >= n + 2, 10, "two empty inventory rounds")
+
+    def record(pattern: str, n: int = 1) -> None:
+        at = term.mark()
+        term.send("record")
+        term.expect(pattern, at)
+        for line in term.lines[at:]:
+            m = re.search(RECORDED, line)
+            if m:
+                made[int(m.group(2))] = m.group(1)
+        assert sum(1 for ln in term.lines[at:] if re.search(RECORDED, ln)) == n
+
+    try:
+        term.start()
+        term.expect(r"^broker: connected")
+        term.expect(r"^reader: ready")
+        term.expect(r"^scanner: ready")
+
+        # 1. receive two drums by tag: they stay in the field for rounds, count once each
+        term.ask("receive", r"^mode: receive")
+        term.ask("product 1", r"^product: 氰化钠")
+        at = term.mark()
+        reader.tags = tags[:2]
+        term.expect(rf"^2: epc epc:{epc[1]}|^2: epc epc:{epc[0]}", at)
+        wait_until(lambda: reader.stats.commands >= 8, 10, "more inventory rounds")
+        assert not any(re.match(r"^3: ", ln) for ln in term.lines[at:])
+        record(r"^received 2")
+        clear_field()
+
+        # 2. receive pesticide boxes by scan (a code scanned twice counts once)
+        term.ask("product 2", r"^product: 吡虫啉")
+        at = term.mark()
+        scanner.scan(pesticide(1))
+        scanner.scan(pesticide(2))
+        scanner.scan(pesticide(1))
+        term.expect(r"^2: pesticide ", at)
+        record(r"^received 2")
+        at = term.mark()
+        scanner.scan(Scan("]Q1", "not a product code at all"))
+        term.expect(r"^code not understood", at)
+
+        # 3. dispatch one drum to the licensed buyer: the real gate allows it
+        term.ask("dispatch", r"^mode: dispatch")
+        term.ask("product 1", r"^product: 氰化钠")
+        term.ask("party 1", r"^party: 宁波港华电镀厂")
+        at = term.mark()
+        reader.tags = tags[:1]
+        term.expect(rf"^1: epc epc:{epc[0]}", at)
+        clear_field()
+        record(r"^dispatched 1 \(gate seq \d+\)")
+
+        # 4. refused: a drum never received and the one just gone; nothing recorded
+        at = term.mark()
+        reader.tags = [tags[0], tags[3]]
+        term.expect(r"^2: epc ", at)
+        clear_field()
+        record(r"^REFUSED: .*(not_in_stock.*already_dispatched|already_dispatched.*"
+               r"not_in_stock).*: NOT dispatched", n=0)  # fmt: skip
+        term.ask("cancel", r"^cancelled")
+
+        # 5. a buyer without a licence on file: refused at the terminal, nothing asked
+        term.ask("dispatch", r"^mode: dispatch")
+        term.ask("product 1", r"^product")
+        term.ask("party 2", r"^party: 李庄农资店")
+        term.ask("read " + epc[1], rf"^1: epc epc:{epc[1]}")
+        term.ask("record", r"^buyer 李庄农资店 lacks licence, use, party_address, handler, "
+                 r"handler_id: NOT dispatched")  # fmt: skip
+
+        # 6. the reader unplugged: its state shows; replugged: it reads again (stocktake)
+        at = term.mark()
+        reader.unplug()
+        term.expect(r"^reader: (gone|absent|silent)", at)
+        at = term.mark()
+        reader.replug()
+        term.expect(r"^reader: ready", at)
+        term.ask("stocktake", r"^mode: stocktake CNT-1-1")
+        at = term.mark()
+        reader.tags = [tags[1]]
+        term.expect(rf"^1: epc epc:{epc[1]}", at)
+        clear_field()
+        record(r"^stocktake CNT-1-1 closed: 1 items")
+
+        # 7. terminal status (another process) while it runs
+        res = subprocess.run(
+            [sys.executable, "-m", "traceedge", "terminal", "status", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=python_env({"PATH": "/usr/bin:/bin"}),
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "reader: ready" in res.stdout and "scanner: ready" in res.stdout, res.stdout
+        assert re.search(r"dispatch_asked=2\b", res.stdout), res.stdout
+        assert re.search(r"bad_reads=1\b", res.stdout), res.stdout
+
+        assert [made[s] for s in sorted(made)] == [
+            "goods.in", "goods.in", "goods.out", "goods.count",
+        ] and sorted(made) == [1, 2, 3, 4], made  # fmt: skip
+        wait_until(lambda: term.status()["waiting"] == 0, 30, "every record acknowledged")
+        # the terminal's records and the agent's two goods.dispatch decisions
+        ch.wait_forwarded(len(made) + 2, timeout=60)
+        got = stored(ch, whs.dev)
+        assert sorted(got) == sorted(made)
+        assert all(len(v) == 1 for v in got.values()), "each record stored once"
+        assert {s: got[s][0]["kind"] for s in got} == made
+        out = next(v[0] for v in got.values() if v[0]["kind"] == "goods.out")
+        body = out["body"]
+        assert body["licence"] == LICENCE and body["quantity"] == 50000
+        assert body["items"] == [{"scheme": "epc", "id": f"epc:{epc[0]}", "level": "unknown"}]
+        assert isinstance(body["gate_seq"], int)
+        ch.assert_exactly_once(len(made) + 2)
+    finally:
+        term.stop()
+        reader.stop()
+        scanner.stop()
