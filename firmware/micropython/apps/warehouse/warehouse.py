@@ -15,6 +15,8 @@ becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md)
 * ``#`` records (a dispatch asks the agent first), ``*`` cancels.
 
 A record holds at most 12 reads; the quantity is the product's ``amount`` per item read.
+The bodies, the read rules and the dispatch request are ``wire/goods_records.py``, shared
+with the Linux warehouse terminal (``traceedge terminal run --app warehouse``).
 Dispatch: the request (``wire.auth.dispatch_request``, sealed with the device key) goes on
 ``t/{dev}/dispatch``; only a sealed answer for this request's nonce counts
 (``te.gate``). ``allow`` -> ``goods.out`` with ``gate_seq``; ``deny`` -> the reasons are
