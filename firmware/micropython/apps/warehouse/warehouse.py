@@ -3,7 +3,9 @@
 A handheld at a dangerous-chemicals store, an agricultural-inputs dealer or a pharmacy.
 Items are read by UHF tag (``hw.uart.reader``; ``reader``: ``chafon`` or ``r2000``, the
 EPC is the item) or by a
-barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``); every read
+barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``; the lines of a
+multi-line QR, a seed label's four, joined again unless ``scan_join_ms`` (150) pass between
+them without a byte: ``barcode.ScanJoiner``); every read
 becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md), cut to
 ``{"scheme", "id", "level"}``. 4 x 4 keypad (``hw.pins.r1..r4``, ``c1..c4``):
 
@@ -87,6 +89,8 @@ class App(_App):
             self.uhf = UhfReader(b.uart("reader"), c, code_words=0)
         self.scanner = b.uart("scanner")
         self.dec = barcode.Decoder()
+        # a multi-line QR (a seed label's four lines) arrives as lines: joined back here
+        self.join = barcode.ScanJoiner(c, cfg.num("scan_join_ms", 150, 0, 2000))
         rows = [b.raw_pin(b.hw["pins"]["r%d" % i], True) for i in (1, 2, 3, 4)]
         cols = [b.raw_pin(b.hw["pins"]["c%d" % i], False, True) for i in (1, 2, 3, 4)]
         self.keys = Keypad(rows, cols, c)
@@ -151,16 +155,24 @@ class App(_App):
                 self.rt.say("tag not understood: %s" % exc)
         data = self.scanner.read()
         if data:
+            for whole in self.join.heard(now):
+                self._scan(whole)
             for s in self.dec.feed(data):
                 if not isinstance(s, barcode.Scan):
                     self.bad_reads += 1
                     self.rt.say("scan not understood: rescan")
                     continue
-                try:
-                    self._read(parse_scan(s))
-                except CodecError as exc:
-                    self.bad_reads += 1
-                    self.rt.say("code not understood: %s" % exc)
+                for whole in self.join.feed(s, now):
+                    self._scan(whole)
+        for whole in self.join.due(now):
+            self._scan(whole)
+
+    def _scan(self, s: "barcode.Scan") -> None:
+        try:
+            self._read(parse_scan(s))
+        except CodecError as exc:
+            self.bad_reads += 1
+            self.rt.say("code not understood: %s" % exc)
 
     # -- keys ------------------------------------------------------------------------------
     def _key(self, k: str, now: int) -> None:
