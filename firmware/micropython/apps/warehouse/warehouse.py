@@ -18,10 +18,10 @@ becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md)
 
 A record holds at most 12 reads; the quantity is the product's ``amount`` per item read.
 Dispatch: the request (``wire.auth.dispatch_request``, sealed with the device key) goes on
-``t/{dev}/dispatch``; only a sealed answer for this request's nonce counts
-(``te.gate``). ``allow`` -> ``goods.out`` with ``gate_seq``; ``deny`` -> the reasons are
-shown and nothing is recorded (the agent keeps its ``goods.dispatch``); no answer within
-``gate_timeout_ms``, or a link that cannot carry the request (serial) -> nothing leaves.
+``t/{dev}/dispatch`` (wired: a ``DISPATCH`` frame of the serial link, ``te.slink``); only a
+sealed answer for this request's nonce counts (``te.gate``). ``allow`` -> ``goods.out`` with
+``gate_seq``; ``deny`` -> the reasons are shown and nothing is recorded (the agent keeps its
+``goods.dispatch``); no answer within ``gate_timeout_ms`` -> nothing leaves.
 A stocktake writes a part every 12 reads and the last part on ``#``.
 """
 
