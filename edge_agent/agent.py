@@ -65,8 +65,8 @@ ONE_AGENT = (
 
 
 class _SourceHost:
-    """What the agent gives its sources: the intake and the gate, as a terminal on the local
-    broker reaches them."""
+    """What the agent gives its sources: the intake, the fill gate and the dispatch gate, as
+    a terminal on the local broker reaches them."""
 
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
@@ -77,6 +77,11 @@ class _SourceHost:
 
     def gate(self, topic: str, payload: bytes) -> None:
         self._agent.gate.handle(topic, payload)
+        self._agent.uplink.poke()  # its decision record: on its way at once
+
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        self._agent.dispatch.handle(topic, payload)
+        self._agent.uplink.poke()
 
 
 class Agent:

@@ -15,6 +15,10 @@ unplug, the terminal's own :meth:`~SerialLinkSim.reboot`), so unplugging the pty
 (:meth:`~simulators.serial_devices.PtyDevice.unplug`) or killing the agent loses nothing.
 Faults on the terminal's output: the pty's ``corrupt_next`` / ``noise_next``, and
 :meth:`SerialLinkSim.drop_next` (frames lost on the line).
+
+A terminal also asks as a warehouse handheld does (:meth:`SerialLinkSim.ask_dispatch`: a
+``DISPATCH`` frame with a request sealed by ``wire.auth.dispatch_request``); what comes
+back in ``CMD`` frames (gate answers, commands) is kept in its ``cmds``.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class SimTerminal:
     pending: dict[int, bytes] = field(default_factory=dict)
     sent_at: dict[int, float] = field(default_factory=dict)
     cmds: list[bytes] = field(default_factory=list)
+    requests: list[tuple[int, bytes]] = field(default_factory=list)  # GATE/DISPATCH to send
     stats: TermStats = field(default_factory=TermStats)
     uart: _Uart | None = None
     ep: slink.SerialEndpoint | slink.BusTerminal | None = None
@@ -130,6 +135,21 @@ class SerialLinkSim(PtyDevice):
             for t in self.terminals:
                 if dev is None or t.device.dev == dev:
                     t.to_make += n
+
+    def ask_dispatch(self, dev: str, fields: dict[str, object]) -> bytes:
+        """Send ``dev``'s dispatch request (``fields``: id, n, items, …; see
+        ``edge_agent.dispatchgate``) sealed with its key as a ``DISPATCH`` frame, once, as
+        soon as the link has room; the answer lands in ``terminal(dev).cmds``. Returns the
+        request as sent."""
+        t = self.terminal(dev)
+        payload = auth.dispatch_request(dev, fields, t.device.key_for(max(t.seq, 1)))
+        self.request(dev, slink.DISPATCH, payload)
+        return payload
+
+    def request(self, dev: str, ftype: int, payload: bytes) -> None:
+        """Send one data frame of ``ftype`` (``GATE``, ``DISPATCH``) from ``dev``'s terminal."""
+        with self.lock:
+            self.terminal(dev).requests.append((ftype, payload))
 
     def drop_next(self, n: int = 1) -> None:
         """Lose the terminals' next ``n`` frames on the line."""
@@ -201,6 +221,8 @@ class SerialLinkSim(PtyDevice):
             t.was_up, t.hellos = ep.is_up, ep.hellos
             if not ep.is_up:
                 continue
+            while t.requests and ep.room() > 0:
+                ep.send(*t.requests.pop(0))
             while t.to_make and len(t.pending) < 10_000:
                 t.to_make -= 1
                 self._make(t)

@@ -163,3 +163,80 @@ class Decoder(LineDecoder):
 
     def decode_frame(self, raw: bytes) -> object:
         return decode_scan(raw)
+
+
+class ScanJoiner:
+    """The lines of one multi-line scan back into one :class:`Scan`.
+
+    A scanner ends every line of a QR code's text with CR (a seed label QR has four), so
+    :class:`Decoder` hands the lines of one scan out as separate scans. They come as one
+    burst of bytes; two scans a person makes are a pause apart. So a line continues the
+    scan before it when the line has no AIM identifier of its own (only a scan's first line
+    carries one) and the line was not preceded by ``gap_ms`` without a byte; the lines are
+    joined with LF. Call :meth:`heard` whenever bytes arrive (before feeding them to the
+    decoder) so that a line's own transmission time does not count as a pause; a caller that
+    sees only whole lines may skip it, the gap then runs from one line's end to the next's.
+    A scan is handed out once ``gap_ms`` passes in silence (:meth:`due`, :meth:`heard`), or
+    at once when the next scan begins (:meth:`feed`). A burst longer than ``max_lines``
+    lines or ``max_chars`` characters is handed out as it stands (``cut`` counts them): the
+    item parser then refuses it with its reason. ``gap_ms`` 0 joins nothing.
+    ``clock.diff(a, b)`` is ``a - b`` in milliseconds (the board's ``ticks_diff``).
+    """
+
+    def __init__(
+        self, clock: object, gap_ms: int = 150, max_lines: int = 8, max_chars: int = 2048
+    ) -> None:
+        self.clock = clock
+        self.gap_ms = gap_ms
+        self.max_lines = max_lines
+        self.max_chars = max_chars
+        self.lines: list[Scan] = []
+        self.chars = 0
+        self.last = 0  # ticks of the last byte or line of the pending scan
+        self.joined = 0  # scans made of more than one line
+        self.cut = 0  # bursts handed out at max_lines / max_chars
+
+    def _take(self) -> list[Scan]:
+        lines = self.lines
+        if not lines:
+            return []
+        self.lines = []
+        self.chars = 0
+        if len(lines) == 1:
+            return [lines[0]]
+        self.joined += 1
+        return [Scan(lines[0].symbology, "\n".join([s.data for s in lines]))]
+
+    def _quiet(self, now: int) -> bool:
+        return self.clock.diff(now, self.last) > self.gap_ms  # type: ignore[attr-defined,no-any-return]
+
+    def feed(self, scan: Scan, now: int) -> list[Scan]:
+        """Take one decoded line; return the scans it completes (usually none)."""
+        if self.gap_ms <= 0:
+            return [scan]
+        out: list[Scan] = []
+        if self.lines and (scan.symbology or self._quiet(now)):
+            out = self._take()
+        self.lines.append(scan)
+        self.chars += len(scan.data)
+        self.last = now
+        if len(self.lines) >= self.max_lines or self.chars >= self.max_chars:
+            self.cut += 1
+            out += self._take()
+        return out
+
+    def heard(self, now: int) -> list[Scan]:
+        """Bytes arrived: the pending scan if they came after a pause, and the clock reset."""
+        out = self.due(now)
+        self.last = now
+        return out
+
+    def due(self, now: int) -> list[Scan]:
+        """The scan whose last byte came more than ``gap_ms`` ago, if any."""
+        if self.lines and self._quiet(now):
+            return self._take()
+        return []
+
+    def pending(self) -> bool:
+        """True while a scan may still grow."""
+        return bool(self.lines)

@@ -51,9 +51,9 @@ four-line text that is no valid seed label but carries one pesticide code is rea
 that code; a multi-line text yields only pesticide codes (20 digits on a line of their
 own may be the unit code of a broken seed label, so never a drug code). A blank last
 line is a trailing empty line, so it counts as missing. Note:
-:class:`drivers.codecs.barcode.Decoder` ends a scan at CR or LF, so a scanner must send
-a seed QR's line breaks in some other way (or the terminal joins the four lines) before
-it reaches :func:`parse_item`.
+:class:`drivers.codecs.barcode.Decoder` ends a scan at CR or LF, so the terminal joins a
+seed QR's four lines again (:class:`drivers.codecs.barcode.ScanJoiner`) before they reach
+:func:`parse_item`.
 
 Drug traceability code (药品追溯码), 20 digits: the NMPA coding requirement (NMPAB/T
 1002-2019, as quoted by secondary sources) allows either a 20-character code whose

@@ -20,11 +20,12 @@ mistakes an echo, or another terminal's answer, for a frame meant for it). Decod
 the next good one; :class:`Frame` carries the base type, ``addr`` (0 on a point-to-point
 link) and ``up``.
 
-Types: ``REC`` record and ``GATE`` request (terminal -> gateway); ``ACK`` and ``CMD``
-(gateway -> terminal) carry the same JSON as the MQTT topics ``t/{dev}/rec``, ``/gate``,
-``/ack``, ``/cmd``. Link frames: ``LACK`` acknowledges data frame ``num``; ``HELLO``
-(num 0) says "I (re)started: restart numbering"; ``POLL`` asks the terminal to speak;
-``IDLE`` is a bus terminal's "nothing to send".
+Types: ``REC`` record, ``GATE`` fill-gate request and ``DISPATCH`` warehouse dispatch
+request (terminal -> gateway); ``ACK`` and ``CMD`` (gateway -> terminal) carry the same
+JSON as the MQTT topics ``t/{dev}/rec``, ``/gate``, ``/dispatch``, ``/ack``, ``/cmd``.
+Link frames: ``LACK`` acknowledges data frame ``num``; ``HELLO`` (num 0) says "I
+(re)started: restart numbering"; ``POLL`` asks the terminal to speak; ``IDLE`` is a bus
+terminal's "nothing to send".
 
 Link layer (:class:`SerialEndpoint`, the same on both ends of a point-to-point link):
 stop-and-wait. One data frame is outstanding; it is resent after ``rto_ms`` until its
@@ -54,6 +55,7 @@ from .stream import StreamDecoder
 SOF = 0x7E
 REC = 0x01
 GATE = 0x02
+DISPATCH = 0x03
 ACK = 0x11
 CMD = 0x12
 LACK = 0x20
@@ -64,7 +66,7 @@ BUS = 0x40
 UP = 0x80
 MAX_PAYLOAD = 16384  # the firmware MQTT client's packet bound: a command fits either way
 MAX_ADDR = 254
-DATA_TYPES = (REC, GATE, ACK, CMD)
+DATA_TYPES = (REC, GATE, DISPATCH, ACK, CMD)
 
 
 class Frame:

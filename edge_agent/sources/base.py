@@ -40,6 +40,11 @@ class SourceHost(Protocol):
         """A gate request as on ``t/{dev}/gate``; the answer comes back through deliver()."""
         ...
 
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        """A warehouse dispatch request as on ``t/{dev}/dispatch`` (sealed by the terminal,
+        checked by the agent's dispatch gate); the answer comes back through deliver()."""
+        ...
+
 
 @dataclass
 class SourceState:

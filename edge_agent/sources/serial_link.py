@@ -17,14 +17,16 @@ Config (one ``[[sources]]`` table)::
 What a terminal sends becomes what an MQTT terminal would publish: a ``REC`` frame is
 offered to the intake as ``t/{dev}/rec`` (blocking while the intake is full, so the
 terminal is not acknowledged at link level and keeps it), a ``GATE`` frame goes to the
-fill gate as ``t/{dev}/gate``. The agent's acks (sent only after the group commit), gate
-answers and commands come back through :meth:`SerialLinkSource.deliver` as ``ACK`` /
-``CMD`` frames (a bounded queue; a full one drops the oldest message of the device with
-the most waiting, counted ``out_dropped``: a lost ack costs a resend, a lost gate answer
-means no filling until the terminal asks again). Retained messages (commands) are kept
+fill gate as ``t/{dev}/gate``, a ``DISPATCH`` frame (a warehouse handheld's sealed dispatch
+request) to the dispatch gate as ``t/{dev}/dispatch``. The agent's acks (sent only after
+the group commit), gate answers and commands come back through
+:meth:`SerialLinkSource.deliver` as ``ACK`` / ``CMD`` frames (a bounded queue; a full one
+drops the oldest message of the device with the most waiting, counted ``out_dropped``: a
+lost ack costs a resend, a lost gate answer means no filling, or no dispatch, until the
+terminal asks again). Retained messages (commands) are kept
 and sent again on every new connection and after the terminal says ``HELLO``. A record
-naming a device that is not on this port (not the one at that bus address) is counted
-(``foreign_records``) and not offered.
+or a dispatch request naming a device that is not on this port (not the one at that bus
+address) is counted (``foreign_records``, ``foreign_dispatches``) and not handed on.
 
 Reconnection: a port that cannot be opened, or fails (unplugged adapter, hung-up pty,
 write timeout), makes the state "down" with the reason; the port is opened again with
@@ -186,9 +188,11 @@ class SerialLinkSource(Source):
             *LINK_COUNTERS,
             "records",
             "gates",
+            "dispatches",
             "acks_out",
             "cmds_out",
             "foreign_records",
+            "foreign_dispatches",
             "unexpected_frames",
             "unroutable",
             "out_dropped",
@@ -444,12 +448,28 @@ class SerialLinkSource(Source):
             self.host.gate(topics.terminal_gate(dev, prefix), payload)
             self._busy_at = self._clock.ticks_ms()
             self.count("gates")
+        elif ftype == slink.DISPATCH:
+            claimed = _dev_in(payload)
+            if claimed is not None and claimed != dev:
+                self.count("foreign_dispatches")
+                log.warning(
+                    "source %s: a dispatch request of %r from the terminal of %s: not handed on",
+                    self.name,
+                    claimed[:64],
+                    dev,
+                )
+                return
+            # the dispatch gate checks the seal and answers (a sealed deny, or quarantine)
+            self.host.dispatch(topics.terminal_dispatch(dev, prefix), payload)
+            self._busy_at = self._clock.ticks_ms()
+            self.count("dispatches")
         else:
             self.count("unexpected_frames")
 
 
 def _dev_in(payload: bytes) -> str | None:
-    """The record's ``dev`` if it has a readable one (the intake checks everything else)."""
+    """The message's ``dev`` if it has a readable one (the intake or the dispatch gate checks
+    everything else)."""
     try:
         rec: Any = json.loads(payload)
     except (ValueError, RecursionError):

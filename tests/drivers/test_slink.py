@@ -9,7 +9,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.codecs import ChecksumError, FrameError, slink
-from drivers.codecs.slink import BUS, HELLO, LACK, POLL, REC, UP, Decoder, Frame, decode, encode
+from drivers.codecs.slink import (
+    BUS,
+    DISPATCH,
+    HELLO,
+    LACK,
+    POLL,
+    REC,
+    UP,
+    Decoder,
+    Frame,
+    decode,
+    encode,
+)
 
 from .feeding import check_all_ways, check_recovers, kinds
 from .props import FUZZ, SETTINGS, check_fuzz, check_garbage_between, check_pure_decode, chunked
@@ -26,6 +38,15 @@ def test_layout_bus() -> None:
     assert raw[:5] == bytes([0x7E, REC | BUS | UP, 17, 5, 0])
     assert decode(raw) == Frame(REC, 5, b"ab", 17, True)
     assert decode(encode(POLL, 0, b"", 17)) == Frame(POLL, 0, b"", 17, False)
+
+
+def test_layout_dispatch_is_a_data_frame_of_its_own() -> None:
+    raw = encode(DISPATCH, 7, b"{}", addr=3, up=True)
+    assert raw[1] == DISPATCH | BUS | UP == 0xC3
+    assert decode(raw) == Frame(DISPATCH, 7, b"{}", 3, True)
+    assert DISPATCH in slink.DATA_TYPES
+    types = [REC, slink.GATE, DISPATCH, slink.ACK, slink.CMD, LACK, HELLO, POLL, slink.IDLE]
+    assert len(set(types)) == len(types) and all(not t & (BUS | UP) for t in types)
 
 
 def test_encode_refuses_what_it_cannot_carry() -> None:
@@ -77,7 +98,7 @@ def test_crc_error_is_a_checksum_error() -> None:
 
 frames = st.builds(
     Frame,
-    st.sampled_from([REC, slink.GATE, slink.ACK, slink.CMD, LACK, HELLO, POLL, slink.IDLE]),
+    st.sampled_from([*slink.DATA_TYPES, LACK, HELLO, POLL, slink.IDLE]),
     st.integers(0, 255),
     st.binary(max_size=80),
     st.one_of(st.just(0), st.integers(1, 254)),
@@ -173,6 +194,61 @@ def test_gateway_keepalive_notices_a_silent_terminal_and_its_return() -> None:
     assert gw.is_up and got == []
 
 
+@SETTINGS
+@given(
+    st.lists(st.sampled_from([REC, slink.GATE, DISPATCH]), min_size=1, max_size=6),
+    st.binary(min_size=1, max_size=300),
+    st.sets(st.integers(0, 40), max_size=8),
+    st.sampled_from([0, 5]),
+)
+def test_property_terminal_data_frames_arrive_once_with_their_type(
+    types: list[int], payload: bytes, lost: set[int], addr: int
+) -> None:
+    """Records, fill-gate and dispatch requests from a terminal (point-to-point or bus),
+    some of its frames lost on the line: each reaches the gateway once, as sent, in order,
+    and the gateway's answer reaches the terminal."""
+    a, b = Pipe(), Pipe()
+    a.peer, b.peer = b, a
+    clock = Clock()
+    at_gw: list[tuple[int, bytes]] = []
+    at_term: list[tuple[int, bytes]] = []
+    gw: Any
+    term: Any
+    if addr:
+        gw = slink.BusMaster(a, clock, lambda _a, t, p: at_gw.append((t, p)), [addr], 50)
+        term = slink.BusTerminal(b, clock, lambda t, p: at_term.append((t, p)), addr, 5000)
+    else:
+        gw = slink.SerialEndpoint(a, clock, lambda t, p: at_gw.append((t, p)), 50)
+        term = slink.SerialEndpoint(b, clock, lambda t, p: at_term.append((t, p)), 50)
+    written = [0]
+    write = b.write
+
+    def lossy(data: bytes) -> int:  # the terminal's frames numbered in `lost` vanish
+        written[0] += 1
+        return len(data) if written[0] - 1 in lost else write(data)
+
+    b.write = lossy  # type: ignore[method-assign]
+    want = [(t, payload + bytes([i])) for i, t in enumerate(types)]
+    queued = 0
+    for now in range(0, 60_000, 10):
+        if queued < len(want) and term.room() > 0:
+            term.send(*want[queued])
+            queued += 1
+        gw.poll(now)
+        term.poll(now)
+        if [x for x in at_gw if x[0] != HELLO] == want:
+            break
+    assert [x for x in at_gw if x[0] != HELLO] == want
+    if addr:
+        gw.send(addr, slink.CMD, b"answer")
+    else:
+        gw.send(slink.CMD, b"answer")
+    for now in range(60_000, 70_000, 10):
+        gw.poll(now)
+        term.poll(now)
+    assert at_term == [(slink.CMD, b"answer")]
+
+
 def test_host_clock_is_monotonic_ms() -> None:
     c = slink.HostClock()
     t = c.ticks_ms()
@@ -187,7 +263,7 @@ any_frames = st.lists(
         frames.map(_raw),
         st.builds(
             lambda t, n, a: encode(t, n, b"", a, False),
-            st.sampled_from([LACK, POLL, HELLO, slink.IDLE, REC]),
+            st.sampled_from([LACK, POLL, HELLO, slink.IDLE, REC, DISPATCH]),
             st.integers(0, 255),
             st.sampled_from([0, 1, 2]),
         ),

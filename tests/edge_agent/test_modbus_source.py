@@ -303,6 +303,9 @@ class AckingHost:
     def gate(self, topic: str, payload: bytes) -> None:
         raise AssertionError("no gate requests from a controller")
 
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        raise AssertionError("no dispatch requests from a controller")
+
 
 def test_an_unacked_record_is_offered_again_after_the_ack_timeout(
     tmp_path: Path, sim: ElevatorSimulator

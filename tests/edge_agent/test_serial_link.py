@@ -85,7 +85,9 @@ def test_agent_config_with_a_serial_link(tmp_path: Path) -> None:
 
 class Host:
     """The agent's side of the seam, as far as this source needs it: each record offered
-    is kept and acknowledged (sealed with its device's key); gate requests kept."""
+    is kept and acknowledged (sealed with its device's key); gate requests kept; dispatch
+    requests kept and, when ``answer`` is set, answered as the agent's dispatch gate does (a
+    sealed ``t: gate`` answer on ``t/{dev}/cmd``, echoing the request's id and nonce)."""
 
     prefix = ""
 
@@ -94,6 +96,8 @@ class Host:
         self.records: dict[tuple[str, int], bytes] = {}
         self.offers = 0
         self.gates: list[tuple[str, bytes]] = []
+        self.dispatches: list[tuple[str, bytes]] = []
+        self.answer: str | None = None  # "allow" / "deny": answer dispatch requests
         self.ack = ack
         self.src: SerialLinkSource | None = None
         self.lock = threading.Lock()
@@ -111,6 +115,18 @@ class Host:
 
     def gate(self, topic: str, payload: bytes) -> None:
         self.gates.append((topic, payload))
+
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        with self.lock:
+            self.dispatches.append((topic, payload))
+        if self.answer is None or self.src is None:
+            return
+        dev = topics.split(topic, self.prefix)[1]
+        req = json.loads(payload)
+        assert auth.check_dispatch_request(req, dev, [self.keys[dev]])
+        reasons = [] if self.answer == "allow" else ["no_licence"]
+        ans = auth.gate_answer(dev, req["id"], req["n"], self.answer, reasons, 1, self.keys[dev], 7)
+        self.src.deliver(topics.terminal_cmd(dev, self.prefix), ans, False)
 
 
 def _source(host: Host, port: str, devices: tuple[tuple[str, int], ...]) -> SerialLinkSource:
@@ -301,3 +317,101 @@ def test_a_terminal_heard_but_not_hearing_is_shown_so(tmp_path: Path) -> None:
             assert src.state().state == "up"
         finally:
             src.stop()
+
+
+def _request(rid: int) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "n": f"{rid:032x}",
+        "operator": "OP-1",
+        "product_class": "chemical_toxic",
+        "items": ["https://id.gs1.org/00/069300000000001234"],
+        "quantity": 50000,
+        "unit": "g",
+        "licence": "JD-330200-2025-0042",
+        "party": "Buyer",
+    }
+
+
+def _answers(cmds: list[bytes]) -> list[tuple[int, str]]:
+    return [(m["id"], m["decision"]) for m in map(json.loads, cmds)]
+
+
+def test_a_dispatch_request_reaches_the_dispatch_gate_and_its_answer_comes_back(
+    tmp_path: Path,
+) -> None:
+    """A warehouse handheld on a point-to-point link asks twice (allowed, then denied):
+    each DISPATCH frame is handed to the agent's dispatch gate as ``t/{dev}/dispatch``
+    (under the local prefix), byte for byte, and each sealed answer reaches the handheld."""
+    dev = new_device("warehouse-terminal", SITE)
+    host = Host([dev])
+    host.prefix = "lab"
+    host.answer = "allow"
+    link = str(tmp_path / "tty")
+    with SerialLinkSim([dev], link=link) as sim:
+        src = _source(host, link, ((dev.dev, 0),))
+        try:
+            sent = sim.ask_dispatch(dev.dev, _request(1))
+            t = sim.terminal(dev.dev)
+            wait_until(lambda: len(t.cmds) == 1, 20, "the allow back at the handheld")
+            host.answer = "deny"
+            sim.ask_dispatch(dev.dev, _request(2))
+            wait_until(lambda: len(t.cmds) == 2, 20, "the deny back at the handheld")
+            c = src.state().counters
+        finally:
+            src.stop()
+    assert host.dispatches[0] == (f"lab/t/{dev.dev}/dispatch", sent)
+    assert [tp for tp, _ in host.dispatches] == [topics.terminal_dispatch(dev.dev, "lab")] * 2
+    assert _answers(t.cmds) == [(1, "allow"), (2, "deny")]
+    assert auth.check_gate_answer(json.loads(t.cmds[1]), dev.dev, f"{2:032x}", [dev.key])
+    assert json.loads(t.cmds[1])["reasons"] == ["no_licence"]
+    assert (c["dispatches"], c["gates"], c["records"], c["cmds_out"]) == (2, 0, 0, 2), c
+    assert c["foreign_dispatches"] == 0 and c["unexpected_frames"] == 0
+
+
+def test_dispatch_requests_on_a_bus_go_to_the_gate_and_back_by_address(tmp_path: Path) -> None:
+    devs = [new_device("warehouse-terminal", SITE) for _ in range(3)]
+    host = Host(devs)
+    host.answer = "allow"
+    link = str(tmp_path / "bus")
+    with SerialLinkSim(devs, addrs=[7, 8, 9], link=link) as sim:
+        src = _source(host, link, tuple((d.dev, a) for d, a in zip(devs, [7, 8, 9], strict=True)))
+        try:
+            sim.ask_dispatch(devs[1].dev, _request(5))
+            sim.ask_dispatch(devs[2].dev, _request(6))
+            sim.produce(3, devs[0].dev)  # records on the same bus meanwhile
+            wait_until(
+                lambda: all(sim.terminal(d.dev).cmds for d in devs[1:]) and sim.pending() == 0,
+                30,
+                "both answers back and the records acknowledged",
+            )
+            c = src.state().counters
+        finally:
+            src.stop()
+    assert sorted(tp for tp, _ in host.dispatches) == sorted(
+        topics.terminal_dispatch(d.dev) for d in devs[1:]
+    )
+    assert _answers(sim.terminal(devs[1].dev).cmds) == [(5, "allow")]
+    assert _answers(sim.terminal(devs[2].dev).cmds) == [(6, "allow")]
+    assert sim.terminal(devs[0].dev).cmds == []
+    assert c["dispatches"] == 2 and c["records"] == 3, c
+
+
+def test_a_dispatch_request_of_a_device_not_on_the_port_is_counted_not_handed_on(
+    tmp_path: Path,
+) -> None:
+    mine, other = new_device("warehouse-terminal", SITE), new_device("warehouse-terminal", SITE)
+    host = Host([mine, other])
+    host.answer = "allow"
+    link = str(tmp_path / "tty")
+    with SerialLinkSim([other], link=link) as sim:  # wired where `mine` should be
+        src = _source(host, link, ((mine.dev, 0),))
+        try:
+            sim.ask_dispatch(other.dev, _request(1))
+            sim.ask_dispatch(other.dev, _request(2))
+            wait_until(lambda: src.state().counters["foreign_dispatches"] >= 2, 20, "2 counted")
+            c = src.state().counters
+        finally:
+            src.stop()
+    assert host.dispatches == [] and c["dispatches"] == 0
+    assert sim.terminal(other.dev).cmds == []

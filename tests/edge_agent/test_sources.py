@@ -167,6 +167,8 @@ def test_the_router_sends_a_sources_devices_there_and_the_rest_to_the_broker() -
 
         def gate(self, topic: str, payload: bytes) -> None: ...
 
+        def dispatch(self, topic: str, payload: bytes) -> None: ...
+
     src = QueueSource("s", Host(), ("EL-W01-AAAAAA",))
     published: list[tuple[str, bytes, bool]] = []
 

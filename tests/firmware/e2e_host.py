@@ -22,7 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hostlib.registry import Device
-from tests.conftest import Chain, wait_until
+from tests.conftest import SITE, Chain, wait_until
 from tests.firmware import mpy_fw
 from traceedge.provision import device_config
 from wire.envelope import verify_mac
@@ -151,6 +151,49 @@ def push_registry(ch: Chain, tmp: Path, cylinders: list[dict[str, Any]]) -> None
         30,
         "the registry to reach the agent",
     )
+
+
+LICENCE = "JD-330200-2025-0042"
+
+
+def push_licence(ch: Chain, tmp: Path) -> None:
+    """The central side's licence push-down (``collector import-licences``): one licence
+    to buy cyanide (chemical_toxic, 100 kg) for the chain's site."""
+    lic = tmp / "lic.csv"
+    lic.write_text(
+        "licence,kind,holder,classes,quantity,unit,valid_from,valid_until,sites\n"
+        f"{LICENCE},toxic_purchase,宁波港华电镀厂,chemical_toxic,100000,g,"
+        f"2020-01-01,2099-12-31,{SITE}\n",
+        encoding="utf-8",
+    )
+    cli = [sys.executable, "-m", "traceedge", "collector", "import-licences"]
+    res = subprocess.run(
+        [*cli, "--config", str(ch.collectors[0].config), str(lic)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    wait_until(
+        lambda: ch.agent_status()["licence_registry_version"] == 1, 30, "the licence push-down"
+    )
+
+
+def check_warehouse_run(ch: Chain, made: list[dict[str, Any]], out: list[str]) -> None:
+    """What ``e2e._warehouse_run`` must have led to: a goods.in, one goods.out allowed by the
+    agent's sealed answer (its gate_seq), the same item again refused with the reason, and
+    the agent's two goods.dispatch records (allow, deny) stored with the handheld's own."""
+    assert counters(out)["gate_forged"] == 0, "the agent's sealed answers verify"
+    assert [r["kind"] for r in made] == ["goods.in", "goods.out"], out[-40:]
+    body = made[1]["body"]
+    assert body["licence"] == LICENCE and body["quantity"] == 50000
+    assert isinstance(body.get("gate_seq"), int) and body["gate_seq"] >= 1
+    assert any("REFUSED: already_dispatched" in line for line in out), out[-40:]
+    dev = str(made[0]["dev"])
+    ch.wait_forwarded(len(made) + 2, timeout=30)
+    assert stored(ch, dev) == made
+    ch.assert_exactly_once(len(made) + 2)
 
 
 def agent_status_cli(ch: Chain) -> dict[str, Any]:

@@ -3,9 +3,9 @@ opens one pty, the agent's serial source the other, and every byte crosses both.
 
 On the way from the terminal to the gateway the relay cuts the stream into frames with the
 link's own decoder (``drivers.codecs.slink``) and re-sends them byte for byte, except the
-``REC`` frames it is told to spoil: ``corrupt`` (1-based numbers of record frames to flip a
-payload byte of: the CRC fails at the gateway) and ``drop`` (record frames lost). The other
-way bytes pass untouched.
+``REC`` frames (or the frames of type ``kind``) it is told to spoil: ``corrupt`` (1-based
+numbers of those frames to flip a payload byte of: the CRC fails at the gateway) and
+``drop`` (those frames lost). The other way bytes pass untouched.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ class _Pty:
 
 
 class PtyRelay:
-    def __init__(self, gateway_link: Path, corrupt: set[int], drop: set[int]) -> None:
+    def __init__(
+        self, gateway_link: Path, corrupt: set[int], drop: set[int], kind: int = slink.REC
+    ) -> None:
+        self.kind = kind
         self.terminal = _Pty()
         self._link = gateway_link
         self.gateway = _Pty(gateway_link)
@@ -93,7 +96,7 @@ class PtyRelay:
                 out += item.raw  # type: ignore[attr-defined]
                 continue
             raw = slink.encode(item.type, item.num, item.payload, item.addr, item.up)
-            if item.type == slink.REC:
+            if item.type == self.kind:
                 self.records += 1
                 if self.records in self.drop:
                     self.dropped += 1

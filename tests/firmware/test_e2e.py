@@ -11,13 +11,18 @@ import-cylinders``).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SITE, wait_until
-from tests.firmware.e2e_host import counters, push_registry, run_app, stored
+from tests.conftest import SITE
+from tests.firmware.e2e_host import (
+    check_warehouse_run,
+    counters,
+    push_licence,
+    push_registry,
+    run_app,
+    stored,
+)
 from traceedge.provision import new_device
 
 
@@ -80,33 +85,6 @@ def test_warehouse_handheld_asks_the_real_dispatch_gate(chain: Any, tmp_path: Pa
     ``collector import-licences``), then tries the same item again: refused, not recorded."""
     whs = new_device("warehouse-terminal", SITE)
     ch = chain(extra_devices=[whs])
-    lic = tmp_path / "lic.csv"
-    lic.write_text(
-        "licence,kind,holder,classes,quantity,unit,valid_from,valid_until,sites\n"
-        f"JD-330200-2025-0042,toxic_purchase,宁波港华电镀厂,chemical_toxic,100000,g,"
-        f"2020-01-01,2099-12-31,{SITE}\n",
-        encoding="utf-8",
-    )
-    res = subprocess.run(
-        [sys.executable, "-m", "traceedge", "collector", "import-licences"]
-        + ["--config", str(ch.collectors[0].config), str(lic)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
-    wait_until(
-        lambda: ch.agent_status()["licence_registry_version"] == 1, 30, "the licence push-down"
-    )
+    push_licence(ch, tmp_path)
     made, out = run_app(ch, "warehouse", "warehouse-terminal", device=whs)
-    assert counters(out)["gate_forged"] == 0, "the agent's sealed answers verify"
-    assert [r["kind"] for r in made] == ["goods.in", "goods.out"], out[-40:]
-    body = made[1]["body"]
-    assert body["licence"] == "JD-330200-2025-0042" and body["quantity"] == 50000
-    assert isinstance(body.get("gate_seq"), int) and body["gate_seq"] >= 1
-    assert any("REFUSED: already_dispatched" in line for line in out), out[-40:]
-    dev = str(made[0]["dev"])
-    # the agent's two goods.dispatch records (allow, deny) besides the handheld's own
-    ch.wait_forwarded(len(made) + 2, timeout=30)
-    assert stored(ch, dev) == made
-    ch.assert_exactly_once(len(made) + 2)
+    check_warehouse_run(ch, made, out)

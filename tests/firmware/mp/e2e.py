@@ -196,11 +196,35 @@ async def cylinder_unregistered(config: "dict[str, Any]", cycles: int) -> None:
 async def warehouse(config: "dict[str, Any]") -> None:
     """Two cylinders of cyanide received by tag, one dispatched to the licensed buyer (the
     real agent's dispatch gate allows it), then the same tag again (refused:
-    already_dispatched). Prints the gate's last answer."""
-    from tesim.devices import typed
-
+    already_dispatched)."""
     ident = Identity(Section(config, "config.json:"))
     rig = scen.warehouse(real_time=True, ident=ident, channel=_channel(ident))
+    await _warehouse_run(rig)
+
+
+async def warehouse_serial(config: "dict[str, Any]", port: str) -> None:
+    """The same handheld wired to its gateway: records and dispatch requests (``DISPATCH``
+    frames) over the firmware's serial link (te.slink) on a real pty (tesim.jsserial) to
+    the agent's ``serial_link`` source, the sealed answers back as ``CMD`` frames."""
+    from te.slink import SerialChannel
+    from tesim.jsserial import JsSerial
+
+    ident = Identity(Section(config, "config.json:"))
+    uart = JsSerial(port)
+
+    def make(clock: "Any") -> SerialChannel:
+        return SerialChannel(uart, clock, rto_ms=200)  # type: ignore[arg-type]
+
+    rig = scen.warehouse(real_time=True, ident=ident, channel=make)
+    await _warehouse_run(rig)
+    ep = rig.rt.channel.ep  # type: ignore[attr-defined]
+    print(f"E2E serial retransmits={ep.retransmits} bad_frames={ep.bad_frames} ")
+    uart.close()
+
+
+async def _warehouse_run(rig: "scen.Rig") -> None:
+    from tesim.devices import typed
+
     _trace(rig)
     t1, t2 = "3035A537C8377540000003E9", "3035A537C8377540000003EA"
     rig.w.script(typed("1B1A", 300))

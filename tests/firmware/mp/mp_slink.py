@@ -109,6 +109,13 @@ def _gateway(uart: Line, clock: "object") -> "tuple[slink.SerialEndpoint, dict[i
         elif ftype == slink.GATE:
             req = json.loads(payload)
             ep[0].send(slink.CMD, auth.gate_answer(DEV, req["id"], req["n"], "allow", [], 1, KEY))
+        elif ftype == slink.DISPATCH:
+            req = json.loads(payload)
+            assert auth.check_dispatch_request(req, DEV, [KEY])
+            ep[0].send(
+                slink.CMD,
+                auth.gate_answer(DEV, req["id"], req["n"], "deny", ["no_licence"], 1, KEY),
+            )
 
     ep.append(slink.SerialEndpoint(uart, clock, deliver, rto_ms=200))
     return ep[0], stored
@@ -148,6 +155,16 @@ def _run(noise: "tuple[float, float]", seed: int) -> None:
         if cmds:
             break
     assert json.loads(cmds[0])["id"] == 5
+    req = {"id": 6, "n": "ffeeddccbbaa99887766554433221100", "items": ["x"]}
+    assert ch.send_dispatch(auth.dispatch_request(DEV, req, KEY))
+    for _ in range(6000):
+        w.advance(10)
+        now = w.clock.ticks_ms()
+        ch.poll(now)
+        gw.poll(now)
+        if len(cmds) > 1:
+            break
+    assert json.loads(cmds[1])["id"] == 6 and json.loads(cmds[1])["reasons"] == ["no_licence"]
     print(
         f"serial link noise={noise}: {ch.ep.retransmits + gw.retransmits} retransmits, "
         f"{gw.bad_frames} bad frames at the gateway, {ch.ep.bad_frames} at the terminal"

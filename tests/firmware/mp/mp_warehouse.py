@@ -146,12 +146,12 @@ def test_stocktake_in_parts_of_twelve() -> None:
     rig = scen.warehouse()
     keys(rig, 100, "3B")
     codes = ["8123456%013d" % i for i in range(13)]
-    for i, c in enumerate(codes):
-        scan(rig, 1000 + 100 * i, c)
-    scan(rig, 3000, codes[0])  # counted twice: once
-    tag(rig, 3500, T1)
-    keys(rig, 5000, "#")
-    rig.run(6000)
+    for i, c in enumerate(codes):  # a scan every 0.3 s: a brisk stocktake
+        scan(rig, 1000 + 300 * i, c)
+    scan(rig, 5000, codes[0])  # counted twice: once
+    tag(rig, 5500, T1)
+    keys(rig, 7000, "#")
+    rig.run(8000)
     recs = scen.dump(rig.ch)
     drug = [{"scheme": "drug", "id": "drug:" + c, "level": "unknown"} for c in codes]
     cid = "CNT-%d-1" % rig.rt.rec.boot
@@ -161,6 +161,27 @@ def test_stocktake_in_parts_of_twelve() -> None:
         ("goods.count", {"site": SITE, "operator": "OP-02", "count_id": cid, "part": 2,
                          "last": True, "items": [drug[12], _gs1(ID1)]}),
     ], recs
+
+
+SEED = ("]Q1郑单958\r\n河南秋乐种业科技股份有限公司\r\n1100012345678901\r\n"
+        "https://zzj.moa.gov.cn/s/1100012345678901")
+
+
+def test_a_seed_label_qr_is_one_item_though_its_four_lines_come_apart() -> None:
+    """The scanner ends each of the label QR's four lines with CR LF."""
+    rig = scen.warehouse()
+    keys(rig, 100, "3B")
+    scan(rig, 1000, SEED)
+    scan(rig, 1400, SEED)  # scanned again: once
+    keys(rig, 2000, "#")
+    rig.run(3000)
+    cid = "CNT-%d-1" % rig.rt.rec.boot
+    seed = {"scheme": "seed", "id": "seed:1100012345678901", "level": "unit"}
+    assert scen.bodies(scen.dump(rig.ch)) == [
+        ("goods.count", {"site": SITE, "operator": "OP-02", "count_id": cid, "part": 1,
+                         "last": True, "items": [seed]})], rig.rt.messages
+    app_: "Any" = rig.rt.app
+    assert app_.join.joined == 2 and app_.bad_reads == 0
 
 
 def test_pack_an_outer_package() -> None:

@@ -3,7 +3,9 @@
 A handheld at a dangerous-chemicals store, an agricultural-inputs dealer or a pharmacy.
 Items are read by UHF tag (``hw.uart.reader``; ``reader``: ``chafon`` or ``r2000``, the
 EPC is the item) or by a
-barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``); every read
+barcode/QR scanner on ``hw.uart.scanner`` (lines, ``drivers.codecs.barcode``; the lines of a
+multi-line QR, a seed label's four, joined again unless ``scan_join_ms`` (150) pass between
+them without a byte: ``barcode.ScanJoiner``); every read
 becomes an item with ``drivers.codecs.itemcodes.parse_item`` (docs/itemcodes.md), cut to
 ``{"scheme", "id", "level"}``. 4 x 4 keypad (``hw.pins.r1..r4``, ``c1..c4``):
 
@@ -18,10 +20,10 @@ A record holds at most 12 reads; the quantity is the product's ``amount`` per it
 The bodies, the read rules and the dispatch request are ``wire/goods_records.py``, shared
 with the Linux warehouse terminal (``traceedge terminal run --app warehouse``).
 Dispatch: the request (``wire.auth.dispatch_request``, sealed with the device key) goes on
-``t/{dev}/dispatch``; only a sealed answer for this request's nonce counts
-(``te.gate``). ``allow`` -> ``goods.out`` with ``gate_seq``; ``deny`` -> the reasons are
-shown and nothing is recorded (the agent keeps its ``goods.dispatch``); no answer within
-``gate_timeout_ms``, or a link that cannot carry the request (serial) -> nothing leaves.
+``t/{dev}/dispatch`` (wired: a ``DISPATCH`` frame of the serial link, ``te.slink``); only a
+sealed answer for this request's nonce counts (``te.gate``). ``allow`` -> ``goods.out`` with
+``gate_seq``; ``deny`` -> the reasons are shown and nothing is recorded (the agent keeps its
+``goods.dispatch``); no answer within ``gate_timeout_ms`` -> nothing leaves.
 A stocktake writes a part every 12 reads and the last part on ``#``.
 """
 
@@ -75,6 +77,8 @@ class App(_App):
             self.uhf = UhfReader(b.uart("reader"), c, code_words=0)
         self.scanner = b.uart("scanner")
         self.dec = barcode.Decoder()
+        # a multi-line QR (a seed label's four lines) arrives as lines: joined back here
+        self.join = barcode.ScanJoiner(c, cfg.num("scan_join_ms", 150, 0, 2000))
         rows = [b.raw_pin(b.hw["pins"]["r%d" % i], True) for i in (1, 2, 3, 4)]
         cols = [b.raw_pin(b.hw["pins"]["c%d" % i], False, True) for i in (1, 2, 3, 4)]
         self.keys = Keypad(rows, cols, c)
@@ -136,16 +140,24 @@ class App(_App):
                 self.rt.say("tag not understood: %s" % exc)
         data = self.scanner.read()
         if data:
+            for whole in self.join.heard(now):
+                self._scan(whole)
             for s in self.dec.feed(data):
                 if not isinstance(s, barcode.Scan):
                     self.bad_reads += 1
                     self.rt.say("scan not understood: rescan")
                     continue
-                try:
-                    self._read(parse_scan(s))
-                except CodecError as exc:
-                    self.bad_reads += 1
-                    self.rt.say("code not understood: %s" % exc)
+                for whole in self.join.feed(s, now):
+                    self._scan(whole)
+        for whole in self.join.due(now):
+            self._scan(whole)
+
+    def _scan(self, s: "barcode.Scan") -> None:
+        try:
+            self._read(parse_scan(s))
+        except CodecError as exc:
+            self.bad_reads += 1
+            self.rt.say("code not understood: %s" % exc)
 
     # -- keys ------------------------------------------------------------------------------
     def _key(self, k: str, now: int) -> None:

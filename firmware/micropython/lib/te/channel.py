@@ -1,8 +1,8 @@
 """The seam between the firmware and its link to the gateway (MQTT or serial).
 
 The sender and the apps use only this. Messages are the wire contract's: records out
-(``t/{dev}/rec``), fill-gate requests out (``t/{dev}/gate``),
-dispatch requests out (``t/{dev}/dispatch``, MQTT only), acks in (``t/{dev}/ack``),
+(``t/{dev}/rec``), fill-gate requests out (``t/{dev}/gate``), dispatch requests out
+(``t/{dev}/dispatch``; on the serial link a ``DISPATCH`` frame), acks in (``t/{dev}/ack``),
 commands and gate answers in (``t/{dev}/cmd``). Incoming messages are passed on as bytes,
 unverified: whoever acts on one verifies its seal first (``wire.auth``).
 """
@@ -36,8 +36,9 @@ class Channel:
         raise NotImplementedError
 
     def send_dispatch(self, payload: bytes) -> bool:
-        """A warehouse dispatch request (``t/{dev}/dispatch``); False: this link cannot
-        carry one, so nothing may leave."""
+        """A warehouse dispatch request (``t/{dev}/dispatch``); False: not handed over now
+        (the link is down or full; one that cannot carry requests at all never takes it),
+        so it is tried again until the request's deadline, and nothing leaves meanwhile."""
         return False
 
     def _ack(self, payload: bytes) -> None:

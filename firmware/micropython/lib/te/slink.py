@@ -9,6 +9,7 @@ This module is the terminal's :class:`~te.channel.Channel` over either.
 from drivers.codecs.slink import (
     ACK,
     CMD,
+    DISPATCH,
     GATE,
     HELLO,
     LACK,
@@ -25,6 +26,7 @@ from te.channel import Channel
 __all__ = [
     "ACK",
     "CMD",
+    "DISPATCH",
     "GATE",
     "HELLO",
     "LACK",
@@ -46,7 +48,8 @@ if _TYPING:
 
 
 class SerialChannel(Channel):
-    """The terminal side: records and gate requests out, acks and commands in.
+    """The terminal side: records, fill-gate and dispatch requests out, acks, commands and
+    gate answers in.
 
     ``addr`` 0: point-to-point; 1..254: this terminal's address on an RS-485 bus."""
 
@@ -89,3 +92,8 @@ class SerialChannel(Channel):
 
     def send_gate(self, payload: bytes) -> bool:
         return self.ep.is_up and self.ep.send(GATE, payload)
+
+    def send_dispatch(self, payload: bytes) -> bool:
+        """A warehouse handheld's sealed dispatch request: the gateway hands it to the
+        agent's dispatch gate as ``t/{dev}/dispatch``; the answer comes as a ``CMD``."""
+        return self.ep.is_up and self.ep.send(DISPATCH, payload)
