@@ -106,7 +106,7 @@ class Desk:
         if got == gr.FULL:
             return [f"{MAX_READS} reads: type record to record them"]
         if got != gr.ADDED:
-            return []
+            return [f"{it['id']}: already read"]
         out = [f"{len(self.reads)}: {it['scheme']} {it['id']}"]
         if len(self.reads) == MAX_READS:
             if self.mode == COUNT:

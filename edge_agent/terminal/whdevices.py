@@ -16,7 +16,11 @@ scanner    lines as the scanner sends them (``SerialDevice.frames``, which     r
 A tag counts when it *enters* the field: a tag that stays in front of the reader is read
 in every round but handed out once (``on_tag``), again only after a round without it.
 Scans go out through ``on_scan``; the lines of one multi-line QR (seed labels, 4 lines
-ended by CR) are joined into one scan when they come within ``gap_ms``.
+ended by CR) are joined into one scan by ``drivers.codecs.barcode.ScanJoiner`` when they
+follow each other within ``scan_join_ms`` and carry no AIM identifier of their own (the
+handheld's rule; whole lines are what the transport hands out, so the gap runs from one
+line's end to the next's); the scan goes out when the next one begins or ``scan_join_ms``
+passes in silence.
 """
 
 from __future__ import annotations
@@ -152,9 +156,7 @@ class Scanner(_Source):
             reconnect=ReconnectPolicy(0.05, s.reconnect_cap_s),
             on_state=self._link,
         )
-        # TODO(ScanJoiner): join the lines of one multi-line QR with
-        # drivers.codecs.barcode.ScanJoiner(MonoClock(), s.gap_ms) once it is on main;
-        # until then each line is handed out as a scan of its own.
+        self.join = barcode.ScanJoiner(MonoClock(), s.scan_join_ms)
 
     def _link(self, state: LinkState, error: DriverError | None) -> None:
         if state is LinkState.OPEN:
@@ -162,11 +164,29 @@ class Scanner(_Source):
         elif state is LinkState.GONE:
             self._set("gone", error.message if error is not None else "")
 
-    def _deliver(self, scan: barcode.Scan) -> None:
-        self.scans += 1
-        self.on_scan(scan)
+    def _deliver(self, scans: list[barcode.Scan]) -> None:
+        for scan in scans:
+            self.scans += 1
+            self.on_scan(scan)
+
+    async def _due(self) -> None:
+        """Hand out a multi-line scan once ``scan_join_ms`` passed without another line."""
+        tick = max(0.01, self.s.scan_join_ms / 2000)
+        while True:
+            await asyncio.sleep(tick)
+            if self.join.pending():
+                self._deliver(self.join.due(MonoClock.ticks_ms()))
 
     async def run(self) -> None:
+        due = asyncio.create_task(self._due(), name="scan-join")
+        try:
+            await self._run()
+        finally:
+            due.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await due
+
+    async def _run(self) -> None:
         while True:
             if self.dev.state is LinkState.CLOSED:
                 try:
@@ -180,7 +200,7 @@ class Scanner(_Source):
                     if isinstance(item, BadFrame) or not isinstance(item, barcode.Scan):
                         self.bad += 1
                         continue
-                    self._deliver(item)
+                    self._deliver(self.join.feed(item, MonoClock.ticks_ms()))
             except DriverError as exc:  # not open any more: start over
                 self._set("gone", exc.message)
                 with contextlib.suppress(DriverError):

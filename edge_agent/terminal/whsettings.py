@@ -5,8 +5,8 @@ identity comes from ``traceedge device provision --type warehouse-terminal``), t
 
 * ``[reader]`` a UHF door or desk reader on serial (``protocol`` chafon or r2000), asked
   for an inventory every ``period_s``;
-* ``[scanner]`` a barcode / QR scanner on serial (lines; ``gap_ms``: the lines of one
-  multi-line QR arriving within this gap are one scan);
+* ``[scanner]`` a barcode / QR scanner on serial (lines; ``scan_join_ms``, as the
+  handheld's: the lines of one multi-line QR arriving within this gap are one scan);
 * ``[warehouse]`` site, operator, ``gate_timeout_s``, ``licence_classes`` and the
   ``[[warehouse.products]]`` and ``[[warehouse.parties]]`` the operator chooses from: the
   same fields as the handheld's ``products`` and ``parties`` (docs/warehouse.md).
@@ -44,7 +44,7 @@ class ReaderSettings:
 class ScannerSettings:
     port: str
     baudrate: int = 9600
-    gap_ms: int = 150  # lines of one multi-line QR arrive within this gap
+    scan_join_ms: int = 150  # lines of one multi-line QR arrive within this gap (0: off)
     reconnect_cap_s: float = 2.0
 
 
@@ -168,7 +168,7 @@ def load_warehouse(
         scanner = ScannerSettings(
             port=sc.get("port", str),
             baudrate=baud,
-            gap_ms=sc.bounded("gap_ms", int, 150, 5000, "ms"),
+            scan_join_ms=sc.bounded("scan_join_ms", int, 150, 2000, "ms (0: off)", zero=True),
             reconnect_cap_s=sc.bounded("reconnect_cap_s", float, 2.0, 60.0, "seconds"),
         )
         sc.finish()

@@ -2,13 +2,14 @@
 fixture), the terminal as a child process driven on its stdin (``--app warehouse``), a
 Chafon UHF reader and a barcode scanner simulated on ptys.
 
-Items are received by tag and by scan (a tag left in the field counts once); a dispatch to
-a licensed buyer is allowed by the real agent's dispatch gate and recorded with its
-``gate_seq``; a dispatch of an item never received and of one already gone is refused
-with every reason shown and nothing recorded; a stocktake is recorded; the reader is
-unplugged (its state shown) and replugged (it reads again); ``terminal status`` shows the
-devices and counters. Every record the terminal made reaches the collector exactly once,
-as the terminal made it.
+Items are received by tag and by scan (a tag left in the field counts once, a code scanned
+twice too); a seed label QR (four lines on the wire) is one item; a dispatch to a licensed
+buyer is allowed by the real agent's dispatch gate and recorded with its ``gate_seq``; a
+dispatch of an item never received and of one already gone is refused with every reason
+shown and nothing recorded; a buyer without a licence is refused at the terminal; the
+reader is unplugged (its state shown) and replugged (a stocktake reads again);
+``terminal status`` shows the devices and counters. Every record the terminal made reaches
+the collector exactly once, as the terminal made it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.codecs.barcode import Scan
-from drivers.codecs.itemcodes import pesticide_code
+from drivers.codecs.itemcodes import pesticide_code, seed_qr
 from hostlib.registry import Device
 from simulators.scanner_sim import ScannerSim
 from simulators.uhf_sim import ChafonReader, make_tags
@@ -37,7 +38,9 @@ PRODUCTS = [
      "amount": 50000, "unit": "g", "lot": "L20251101"},
     {"key": 2, "name": "吡虫啉 70% 水分散粒剂", "code": "PD20080385", "class": "pesticide",
      "amount": 1, "unit": "piece"},
+    {"key": 3, "name": "郑单958", "class": "seed", "amount": 1, "unit": "piece"},
 ]  # fmt: skip
+SEED = "1100012345678901"
 PARTIES = [
     {"key": 1, "party": "宁波港华电镀厂", "party_address": "宁波市北仑区港华路 8 号",
      "handler": "王伟", "handler_id": "330206198001011234", "licence": LICENCE, "use": "电镀"},
@@ -106,6 +109,12 @@ def pesticide(n: int) -> Scan:
     return Scan("]Q1", pesticide_code(fields))
 
 
+def seed_label() -> bytes:
+    """A seed label QR as a scanner sends it: its four lines, each ended by CR."""
+    text = seed_qr("郑单958", "河南秋乐种业科技股份有限公司", SEED, "https://zzj.moa.gov.cn/s/1")
+    return ("]Q1" + text + "\r").encode()
+
+
 def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_path: Path) -> None:
     whs = new_device("warehouse-terminal", SITE)
     ch = chain_factory(extra_devices=[whs])
@@ -162,10 +171,18 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         scanner.scan(pesticide(2))
         scanner.scan(pesticide(1))
         term.expect(r"^2: pesticide ", at)
+        term.expect(r"^pesticide:\d+: already read", at)
         record(r"^received 2")
         at = term.mark()
         scanner.scan(Scan("]Q1", "not a product code at all"))
         term.expect(r"^code not understood", at)
+
+        # 2b. a seed label QR: four lines on the wire, one item
+        term.ask("product 3", r"^product: 郑单958")
+        at = term.mark()
+        scanner.send(seed_label())
+        term.expect(rf"^1: seed seed:{SEED}", at)
+        record(r"^received 1")
 
         # 3. dispatch one drum to the licensed buyer: the real gate allows it
         term.ask("dispatch", r"^mode: dispatch")
@@ -222,8 +239,8 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         assert re.search(r"bad_reads=1\b", res.stdout), res.stdout
 
         assert [made[s] for s in sorted(made)] == [
-            "goods.in", "goods.in", "goods.out", "goods.count",
-        ] and sorted(made) == [1, 2, 3, 4], made  # fmt: skip
+            "goods.in", "goods.in", "goods.in", "goods.out", "goods.count",
+        ] and sorted(made) == [1, 2, 3, 4, 5], made  # fmt: skip
         wait_until(lambda: term.status()["waiting"] == 0, 30, "every record acknowledged")
         # the terminal's records and the agent's two goods.dispatch decisions
         ch.wait_forwarded(len(made) + 2, timeout=60)

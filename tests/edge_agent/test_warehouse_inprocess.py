@@ -53,6 +53,7 @@ def test_receive_by_scan_and_a_dispatch_without_the_gateway(tmp_path: Path) -> N
             for n in (1, 2, 1):
                 scanner.scan(pesticide(n))
             await until(said, "2: pesticide")
+            await until(said, "already read")
             assert await term.handle("record") == ["received 2"]
             assert "recorded goods.in seq=1" in said
 

@@ -32,7 +32,7 @@ def test_terminal_example_parses() -> None:
 def test_warehouse_terminal_example_parses() -> None:
     s = load_warehouse(CONFIG / "warehouse-terminal.example.toml", files=False)
     assert s.reader is not None and s.reader.protocol == "chafon"
-    assert s.scanner is not None and s.scanner.gap_ms == 150
+    assert s.scanner is not None and s.scanner.scan_join_ms == 150
     assert s.products[1]["class"] == "chemical_toxic" and s.products[1]["amount"] == 50000
     assert s.parties[1]["licence"] == "JD-330200-2025-0042" and s.parties[2] == {
         "key": 2,
