@@ -7,7 +7,8 @@ twice too); a seed label QR (four lines on the wire) is one item; a dispatch to 
 buyer is allowed by the real agent's dispatch gate and recorded with its ``gate_seq``; a
 dispatch of an item never received and of one already gone is refused with every reason
 shown and nothing recorded; a buyer without a licence is refused at the terminal; the
-reader is unplugged (its state shown) and replugged (a stocktake reads again);
+reader and the scanner are unplugged (their state shown) and replugged (a stocktake reads
+with both again);
 ``terminal status`` shows the devices and counters. Every record the terminal made reaches
 the collector exactly once, as the terminal made it.
 """
@@ -218,12 +219,21 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         at = term.mark()
         reader.replug()
         term.expect(r"^reader: ready", at)
+        at = term.mark()
+        scanner.unplug()
+        term.expect(r"^scanner: gone", at)
+        at = term.mark()
+        scanner.replug()
+        term.expect(r"^scanner: ready", at)
         term.ask("stocktake", r"^mode: stocktake CNT-1-1")
         at = term.mark()
+        scanner.scan(pesticide(2))
+        term.expect(r"^1: pesticide pesticide:\d+2$", at)
+        at = term.mark()
         reader.tags = [tags[1]]
-        term.expect(rf"^1: epc epc:{epc[1]}", at)
+        term.expect(rf"^2: epc epc:{epc[1]}", at)
         clear_field()
-        record(r"^stocktake CNT-1-1 closed: 1 items")
+        record(r"^stocktake CNT-1-1 closed: 2 items")
 
         # 7. terminal status (another process) while it runs
         res = subprocess.run(
