@@ -6,11 +6,11 @@ Items are received by tag and by scan (a tag left in the field counts once, a co
 twice too); a seed label QR (four lines on the wire) is one item; a dispatch to a licensed
 buyer is allowed by the real agent's dispatch gate and recorded with its ``gate_seq``; a
 dispatch of an item never received and of one already gone is refused with every reason
-shown and nothing recorded; a buyer without a licence is refused at the terminal; the
-reader and the scanner are unplugged (their state shown) and replugged (a stocktake reads
-with both again);
-``terminal status`` shows the devices and counters. Every record the terminal made reaches
-the collector exactly once, as the terminal made it.
+shown and nothing recorded, though a forger on the open broker answers every request
+"allow" (with a key of its own, and unsealed); a buyer without a licence is refused at
+the terminal; the reader and the scanner are unplugged (their state shown) and replugged
+(a stocktake reads with both again); ``terminal status`` shows the devices and counters.
+Every record the terminal made reaches the collector exactly once, as the terminal made it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from drivers.codecs.barcode import Scan
 from drivers.codecs.itemcodes import pesticide_code, seed_qr
 from hostlib.registry import Device
@@ -32,6 +35,7 @@ from tests.conftest import SITE, Chain, wait_until
 from tests.e2e.stall import StallTerminal, _toml, python_env
 from tests.e2e.test_stall_terminal import stored
 from traceedge.provision import device_config, new_device
+from wire import auth, topics
 
 LICENCE = "JD-330200-2025-0042"
 PRODUCTS = [
@@ -116,6 +120,27 @@ def seed_label() -> bytes:
     return ("]Q1" + text + "\r").encode()
 
 
+def forger(port: int, dev: str) -> mqtt.Client:
+    """Someone on the open broker who sees every dispatch request and answers it 'allow'
+    at once: sealed with a key of its own, and unsealed."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger")
+
+    def on_message(cl: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        req = json.loads(m.payload)
+        cmd = topics.terminal_cmd(dev)
+        cl.publish(cmd, auth.gate_answer(dev, req["id"], req["n"], "allow", [], 1,
+                                         b"\x99" * 32, seq=1), qos=1)  # fmt: skip
+        plain = {"t": "gate", "dev": dev, "id": req["id"], "n": req["n"],
+                 "decision": "allow", "reasons": [], "seq": 1}  # fmt: skip
+        cl.publish(cmd, json.dumps(plain).encode(), qos=1)
+
+    c.on_message = on_message
+    c.on_connect = lambda cl, *a: cl.subscribe(topics.terminal_dispatch(dev), qos=1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
 def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_path: Path) -> None:
     whs = new_device("warehouse-terminal", SITE)
     ch = chain_factory(extra_devices=[whs])
@@ -131,6 +156,7 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
     cfg = write_config(root, whs, ch.broker.port, reader.path, scanner.path)
     term = StallTerminal(cfg, python_env({}), tmp_path / "terminal.log", app="warehouse")
     made: dict[int, str] = {}  # seq -> kind, as the terminal said
+    evil: mqtt.Client | None = None
 
     def clear_field() -> None:
         """The tags leave the field, for long enough that the terminal sees them gone."""
@@ -184,6 +210,9 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         scanner.send(seed_label())
         term.expect(rf"^1: seed seed:{SEED}", at)
         record(r"^received 1")
+
+        # from here on, a forger answers every dispatch request 'allow' before the agent
+        evil = forger(ch.broker.port, whs.dev)
 
         # 3. dispatch one drum to the licensed buyer: the real gate allows it
         term.ask("dispatch", r"^mode: dispatch")
@@ -246,6 +275,11 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         assert res.returncode == 0, res.stdout + res.stderr
         assert "reader: ready" in res.stdout and "scanner: ready" in res.stdout, res.stdout
         assert re.search(r"dispatch_asked=2\b", res.stdout), res.stdout
+        c = term.status()["counters"]
+        # two forged answers a request: one not verifying (forged, or late once the
+        # agent's came first), one unsealed (refused as a command)
+        assert c["dispatch_forged"] + c["dispatch_late"] >= 2, c
+        assert c["commands_refused"] >= 2, c
         assert re.search(r"bad_reads=1\b", res.stdout), res.stdout
 
         assert [made[s] for s in sorted(made)] == [
@@ -265,6 +299,9 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         assert isinstance(body["gate_seq"], int)
         ch.assert_exactly_once(len(made) + 2)
     finally:
+        if evil is not None:
+            evil.loop_stop()
+            evil.disconnect()
         term.stop()
         reader.stop()
         scanner.stop()
