@@ -17,6 +17,7 @@ thread and hands the answer to the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 import time
@@ -92,7 +93,8 @@ class DispatchClient:
                 self.counters["forged"] += 1
                 return False
             self._pending = None
-        p.loop.call_soon_threadsafe(_settle, p.answer, dict(msg))
+        with contextlib.suppress(RuntimeError):  # the loop closed: the terminal is stopping
+            p.loop.call_soon_threadsafe(_settle, p.answer, dict(msg))
         return True
 
     def snapshot(self) -> dict[str, int]:

@@ -149,7 +149,7 @@ class TerminalLog:
             waiting = int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
             raise LogFull(
                 f"the terminal's log is full ({used} of {self.max_bytes} bytes, {waiting} "
-                "sales waiting for the gateway): check the link to the gateway"
+                "records waiting for the gateway): check the link to the gateway"
             )
 
     # -- sending -----------------------------------------------------------------------

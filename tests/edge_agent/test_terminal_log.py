@@ -135,7 +135,7 @@ def test_a_full_log_refuses_new_sales_and_loses_none(tmp_path: Path) -> None:
     log = TerminalLog(tmp_path / "t.sqlite", max_bytes=one * 5, keep_days=1)
     for _ in range(5):
         log.append(_make, None, receipt)
-    with pytest.raises(LogFull, match="5 sales waiting for the gateway"):
+    with pytest.raises(LogFull, match="5 records waiting for the gateway"):
         log.append(_make, None, receipt)
     assert (log.last_seq, log.pending()) == (5, 5)  # the refused sale took no seq
     assert log.nbytes == log._bytes() == one * 5
@@ -143,7 +143,7 @@ def test_a_full_log_refuses_new_sales_and_loses_none(tmp_path: Path) -> None:
     assert log.ack([(1, 3)], []) == 3
     assert log.nbytes == log._bytes()
     assert log.append(_make, None, receipt)[0] == 6
-    with pytest.raises(LogFull, match="3 sales waiting"):
+    with pytest.raises(LogFull, match="3 records waiting"):
         log.append(_make, None, receipt)
     # two days later the acknowledged sales' receipts are old: they make room
     log.db.execute("UPDATE receipts SET made = made - 2 * 86400")

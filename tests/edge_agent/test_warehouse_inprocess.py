@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from drivers.codecs.barcode import Scan
@@ -38,7 +39,7 @@ def test_receive_by_scan_and_a_dispatch_without_the_gateway(tmp_path: Path) -> N
     async def main(scanner: ScannerSim) -> None:
         cfg = write_config(tmp_path, DEV, free_port(), str(tmp_path / "no-reader"), scanner.path)
         s = load_warehouse(cfg)
-        s = type(s)(**{**s.__dict__, "gate_timeout_s": 0.5})
+        s = replace(s, gate_timeout_s=0.5)
         term = WarehouseTerminal(s, out=said.append)
         await term.start()
         try:
@@ -126,3 +127,24 @@ def test_a_bad_scan_is_counted_and_shown(tmp_path: Path) -> None:
 
     with ScannerSim(link=tmp_path / "scanner") as sim:
         asyncio.run(main(sim))
+
+
+def test_a_full_log_records_nothing_and_keeps_the_reads(tmp_path: Path) -> None:
+    said: list[str] = []
+
+    async def main() -> None:
+        cfg = write_config(tmp_path, DEV, free_port(), str(tmp_path / "x"), str(tmp_path / "y"))
+        s = load_warehouse(cfg)
+        term = WarehouseTerminal(replace(s, log_max_bytes=200), out=said.append)
+        await term.start()
+        try:
+            await term.handle("receive")
+            await term.handle("product 2")
+            await term.handle("read 10803851010000000000000000000003")
+            assert await term.handle("record") == []
+            assert any(x.startswith("NOT RECORDED: the terminal's log is full") for x in said)
+            assert len(term.desk.reads) == 1 and term.log.last_seq == 0
+        finally:
+            await term.close()
+
+    asyncio.run(main())
