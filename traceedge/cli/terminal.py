@@ -26,7 +26,7 @@ def command() -> None:
     printer) and a warehouse's in/out terminal (UHF reader, barcode/QR scanner).
 
     \b
-    Examples:
+    Example:
       traceedge terminal run --config config/terminal.example.toml --app settlement
       traceedge terminal run --config config/warehouse-terminal.example.toml --app warehouse
     """
@@ -53,7 +53,7 @@ def run_cmd(config_path: Path, app: str, verbose: int, log_format: str) -> None:
     product N, party N, record ... (a dispatch asks the gateway's dispatch gate first).
 
     \b
-    Examples:
+    Example:
       traceedge terminal run --config /etc/traceedge/terminal.toml --app settlement
       traceedge terminal run --config /etc/traceedge/warehouse.toml --app warehouse
     """
