@@ -152,3 +152,21 @@ def test_weighed_goods_need_a_price_when_the_scale_computes_none(tmp_path: Path)
         res = check(cfg)
         assert (res.exit_code == 0) is ok, res.output
         assert ok or "goods 1: price_fen_per_kg is required with a toledo8217 scale" in res.stdout
+
+
+def test_a_warehouse_terminal_config_is_checked_whole(tmp_path: Path) -> None:
+    from hostlib.registry import Device
+    from tests.e2e.test_warehouse_terminal import write_config
+
+    dev = Device("WHS-S1-0001", b"\1" * 32, "warehouse-terminal", "S1")
+    cfg = write_config(tmp_path, dev, 1883, "/dev/ttyUSB0", "/dev/ttyACM0")
+    res = check(cfg)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == f"ok: warehouse terminal config for WHS-S1-0001 ({cfg})"
+    text = cfg.read_text().replace('protocol = "chafon"', 'protocol = "impinj"')
+    cfg.write_text(text.replace('class = "seed"', 'class = "gold"'))
+    res = check(cfg)
+    assert res.exit_code == 1
+    out = res.stdout
+    assert "reader.protocol: must be one of chafon, r2000" in out, out
+    assert "warehouse.products[2].class: must be one of" in out, out

@@ -9,6 +9,7 @@ import click
 from collector.settings import load_collector
 from edge_agent.settings import load_agent
 from edge_agent.terminal.settings import load_terminal
+from edge_agent.terminal.whsettings import load_warehouse
 from hostlib.config import load_toml
 from hostlib.errors import ConfigError
 
@@ -43,6 +44,8 @@ def check_file(path: Path) -> tuple[str, list[ConfigError]]:
             )
         if roles[0] == "agent":
             what = f"agent config for site {load_agent(path, problems).site}"
+        elif roles[0] == "terminal" and root.has("warehouse"):
+            what = f"warehouse terminal config for {load_warehouse(path, problems).dev}"
         elif roles[0] == "terminal":
             what = f"stall terminal config for {load_terminal(path, problems).dev}"
         else:
@@ -57,7 +60,7 @@ def check_file(path: Path) -> tuple[str, list[ConfigError]]:
     "files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=Path)
 )
 def check_cmd(files: tuple[Path, ...]) -> None:
-    """Check agent, collector and stall terminal config files as start-up would: keys
+    """Check agent, collector and terminal (stall, warehouse) config files as start-up would: keys
     known, values in range, ports valid, files that must exist present. Every problem is
     printed, one a line with file and key; exit status 0 when every file is clean, 1
     otherwise.
