@@ -174,6 +174,57 @@ def refresh(db: Db, now: float | None = None) -> tuple[bool, int]:
     return bumped, raised
 
 
+@dataclass
+class LicenceLine:
+    """A licence as the officer sees it (``GET /warehouse/licences``): what left against it
+    at each site in the token's scope, the total at all its sites, and whether the sites
+    together went over its quantity. ``holder`` is personal data (regulator's listener)."""
+
+    licence: str
+    kind: str
+    holder: str
+    classes: list[str]
+    quantity: int
+    unit: str
+    valid_from: str
+    valid_until: str
+    sites: list[str]  # where it may be presented, or ["*"]
+    used: dict[str, int]  # site (in scope) → quantity left there against it
+    used_total: int  # at every site
+    overdrawn: bool
+
+
+def licence_lines(
+    db: Db, sites: frozenset[str] | None = None, *, only_overdrawn: bool = False
+) -> list[LicenceLine]:
+    """The licences that may be presented at a site of ``sites`` (None: every licence)."""
+    used = use_by_site(db)
+    out: list[LicenceLine] = []
+    for e in licences.licences_snapshot(db)["licences"]:
+        valid_at = list(e["sites"])
+        if sites is not None and "*" not in valid_at and not sites & set(valid_at):
+            continue
+        at = used.get((e["licence"], e["unit"]), {})
+        total = sum(at.values())
+        line = LicenceLine(
+            e["licence"],
+            e["kind"],
+            e["holder"],
+            list(e["classes"]),
+            int(e["quantity"]),
+            e["unit"],
+            e["valid_from"],
+            e["valid_until"],
+            valid_at,
+            {s: q for s, q in sorted(at.items()) if sites is None or s in sites},
+            total,
+            total > int(e["quantity"]),
+        )
+        if line.overdrawn or not only_overdrawn:
+            out.append(line)
+    return out
+
+
 def overdrawn(db: Db) -> frozenset[str]:
     """The licences alarmed as overdrawn (the reporting list flags their sales)."""
     rows = db.execute("SELECT name FROM meta WHERE name LIKE 'licence_overdrawn:%'").fetchall()

@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from collector import licence_use, licences, whviews
+from collector.api import make_app
 from collector.pushdown import PushDown
 from collector.storedb import StoreDb
 from hostlib.registry import Registry, add_devices
@@ -86,6 +89,34 @@ def test_use_is_summed_per_site_alarmed_once_and_flagged(any_store: StoreUnderTe
         assert rows[0][-1] == "许可证超量 licence overdrawn" and rows[1][-1] == "是 yes"
     finally:
         db.close()
+
+
+def test_the_api_lists_licences_in_scope_with_their_use(any_store: StoreUnderTest) -> None:
+    whviews_day(any_store)
+    db = connect(any_store)
+    try:
+        licences.import_licences(
+            db, [licence(60_000, [A, B]), other("JD-B", [B]), other("JD-ALL", ["*"])]
+        )
+    finally:
+        db.close()
+    reg = any_store.path.parent / "devices.json"
+    reg.write_text('{"devices": {}}')
+    client = TestClient(make_app(any_store.ctx(registry_path=reg)))
+    site_a = {"Authorization": f"Bearer {any_store.token('inspector', f'site:{A}')}"}
+    got = client.get("/warehouse/licences", headers=site_a)
+    assert got.status_code == 200, got.text
+    by = {x["licence"]: x for x in got.json()}
+    assert sorted(by) == [LIC, "JD-ALL"]  # JD-B is not valid at A
+    assert by[LIC]["used"] == {A: 55_000}  # B's share: out of this token's scope
+    assert by[LIC]["used_total"] == 65_000 and by[LIC]["overdrawn"] is True
+    assert by["JD-ALL"]["used_total"] == 0 and by["JD-ALL"]["overdrawn"] is False
+    admin = any_store.admin_headers()
+    over = client.get("/warehouse/licences", params={"overdrawn": "true"}, headers=admin)
+    assert [x["licence"] for x in over.json()] == [LIC]
+    assert over.json()[0]["used"] == {A: 55_000, B: 10_000}
+    op = {"Authorization": f"Bearer {any_store.token('operator', 'market:M1')}"}
+    assert client.get("/warehouse/licences", headers=op).status_code == 403
 
 
 def test_units_other_than_the_licences_do_not_count(any_store: StoreUnderTest) -> None:
