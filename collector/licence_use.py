@@ -39,6 +39,7 @@ from hostlib.sqlite import set_meta
 ALARM = "licence_overdrawn"
 USE_VERSION = "licence_use_version"
 USE_DIGEST = "licence_use_digest"
+USE_LOCK = "licence_use_refreshed"
 OVERDRAWN = "licence_overdrawn:"  # meta name prefix, value: the total alarmed at
 EVERY_S = 10.0
 
@@ -143,6 +144,9 @@ def refresh(db: Db, now: float | None = None) -> tuple[bool, int]:
     overdrawn (or overdrawn further). ``db`` in a write transaction; returns (bumped, alarms
     raised)."""
     now = time.time() if now is None else now
+    # collectors sharing a PostgreSQL store run this too: the row lock of this upsert, held
+    # to the commit, makes them take turns (each statement after it sees the other's commit)
+    set_meta(db, {USE_LOCK: str(now)})
     uses = licence_uses(db)
     digest = _digest(uses)
     row = db.execute("SELECT value FROM meta WHERE name = ?", (USE_DIGEST,)).fetchone()

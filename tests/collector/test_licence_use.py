@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,37 @@ def test_the_use_elsewhere_is_pushed_signed_per_site(
     finally:
         storedb.close()
         db.close()
+
+
+def test_collectors_sharing_a_store_raise_the_alarm_once(any_store: StoreUnderTest) -> None:
+    """Two collectors refreshing at the same moment: one version, one alarm."""
+    whviews_day(any_store)
+    db = connect(any_store)
+    try:
+        licences.import_licences(db, [licence(60_000, [A, B])])
+    finally:
+        db.close()
+    stores = [StoreDb(any_store.path, any_store.url, pool_size=1) for _ in range(2)]
+    start = threading.Barrier(2)
+    results: list[tuple[bool, int]] = []
+
+    def run(s: StoreDb) -> None:
+        with s.write() as w:
+            start.wait(10)
+            results.append(licence_use.refresh(w))
+
+    if any_store.postgres:  # SQLite's write transactions already take turns
+        threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    else:
+        start = threading.Barrier(1)
+        for s in stores:
+            run(s)
+    for s in stores:
+        s.close()
+    assert sorted(results) == [(False, 0), (True, 1)]
+    with any_store.read() as r:
+        assert r.execute("SELECT COUNT(*) FROM alarms").fetchone()[0] == 1

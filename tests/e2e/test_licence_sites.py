@@ -9,9 +9,12 @@ the link returns the collector sees the sites together went over its quantity an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from collector import licence_use, whviews
 from collector.storedb import StoreDb
@@ -37,12 +40,21 @@ def toxic(quantity: int, licence: str) -> dict[str, Any]:
     return chemical("chemical_toxic", "氰化钠", quantity, "L-CN", licence=licence, **BUYER)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """The collector's store: None for its SQLite file, else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
 def test_a_licence_is_honoured_across_its_sites_and_an_overdraw_offline_is_alarmed(
-    chain_factory: Callable[..., Chain], tmp_path: Path
+    store_url: str | None, chain_factory: Callable[..., Chain], tmp_path: Path
 ) -> None:
     term_a = new_device("warehouse-terminal", SITE)
     term_b = new_device("warehouse-terminal", SITE_B)
-    ch = chain_factory(separate_central=True, extra_devices=[term_a, term_b])
+    # store_url first: its database is made before the chain and dropped after it stops
+    ch = chain_factory(separate_central=True, extra_devices=[term_a, term_b], store_url=store_url)
     # site B: its own gateway, broker and agent, under the same centre
     trust_b = site_trust(ch.root, ch.registry, SITE_B)
     broker_b = Broker("mosquitto", free_port(), ch.root / "broker-b").start()
@@ -58,7 +70,7 @@ def test_a_licence_is_honoured_across_its_sites_and_an_overdraw_offline_is_alarm
     )
     agent_b = Role("agent", cfg_b, ch.root / "agent-b.log").start()
     outbox_b = ch.root / "agent-b" / "outbox.sqlite"
-    store = StoreDb(ch.store, None, pool_size=1)
+    store = StoreDb(ch.store, store_url, pool_size=1)
     a = b = None
     try:
 
@@ -137,6 +149,13 @@ def test_a_licence_is_honoured_across_its_sites_and_an_overdraw_offline_is_alarm
         assert f"{SITE_B} 30000, {SITE} 30000" in alarms()[0]  # sites in order
         with store.read() as db:
             sales = whviews.to_report(db)
+            first_deny = db.execute(
+                "SELECT rec FROM records WHERE site = ? AND kind = 'goods.dispatch' "
+                "AND json_extract(rec, '$.body.decision') = 'deny' ORDER BY ts LIMIT 1",
+                (SITE_B,),
+            ).fetchone()
+        body = json.loads(first_deny[0])["body"]  # the figures B refused 50 000 g with
+        assert (body["used_here"], body["used_elsewhere"], body["quantity"]) == (0, 60_000, 50_000)
         flagged = {(s.site, s.licence) for s in sales if s.licence_overdrawn}
         assert flagged == {(SITE, "JD-3"), (SITE_B, "JD-3")}
         # and B, told what A let go, refuses even a gram more of either licence
