@@ -10,15 +10,21 @@ index ``records_goods_licence``: exactly those sales, both stores). From it:
   (signed, versioned and retained like the licence registry, :mod:`collector.pushdown`):
   ``{"version", "use": [{"licence", "unit", "elsewhere"}]}``, for each licence of the site
   (same unit as the licence) what its *other* sites let leave (a licence used nowhere else
-  is left out). The agent's dispatch gate adds
-  it to what it let leave itself (:mod:`edge_agent.dispatchgate`).
+  is left out). The agent's dispatch gate adds it to what it let leave itself
+  (:mod:`edge_agent.dispatchgate`).
 * :func:`refresh`: run by the collector's loop every :data:`EVERY_S` (the debounce: a busy
   day bumps the version, hence pushes, at most once a period, not per record). It bumps the
-  version (meta ``licence_use_version``) only when the totals changed (meta
-  ``licence_use_digest``), and raises one ``licence_overdrawn`` alarm for a licence whose use
-  across its sites is above its quantity (sites cut off from the centre can still overdraw
-  it together: each knew only its own use), again only if the use grows further (meta
-  ``licence_overdrawn:{licence}`` holds the total alarmed at).
+  version (meta ``licence_use_version``) only when the totals (or a licence's quantity or
+  sites) changed (meta ``licence_use_digest``), and raises a ``licence_overdrawn`` alarm for
+  a licence whose use across its sites is above its quantity (sites cut off from the centre
+  can still overdraw it together: each knew only its own use), again only if the use grows
+  further (meta ``licence_overdrawn:{licence}`` holds the total alarmed at; removed when the
+  licence is no longer over, its quantity raised by a new import, say). The alarm is raised
+  at each site that let some go (its detail starts ``{site}: ``, as alarms without a device
+  name their site), so each site's inspector sees it.
+* :func:`licence_lines`: the licences with their use per site and in total, ``overdrawn``
+  flagged, for the officer (``GET /warehouse/licences``); :func:`overdrawn` for the
+  reporting list's flag and the ``traceedge_collector_licences_overdrawn`` metric.
 
 Quantities follow ``goods.out`` (the sale the reporting list shows), not the gate's allowed
 ``goods.dispatch`` (each allowed dispatch is followed by its ``goods.out``).
@@ -129,7 +135,9 @@ def for_site(snap: dict[str, Any], site: str) -> dict[str, Any]:
 
 
 def _digest(uses: list[LicenceUse]) -> str:
-    text = json.dumps([[u.licence, u.unit, u.valid_at, sorted(u.sites.items())] for u in uses])
+    text = json.dumps(
+        [[u.licence, u.quantity, u.unit, u.valid_at, sorted(u.sites.items())] for u in uses]
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -140,9 +148,10 @@ def changed(db: Db) -> bool:
 
 
 def refresh(db: Db, now: float | None = None) -> tuple[bool, int]:
-    """Bump the version when the totals changed; raise an alarm for each licence newly
-    overdrawn (or overdrawn further). ``db`` in a write transaction; returns (bumped, alarms
-    raised)."""
+    """Bump the version when the totals (or a licence's quantity or sites) changed; for each
+    licence newly overdrawn (or overdrawn further) raise an alarm at each site that let some
+    go; forget an overdraw that is over. ``db`` in a write transaction; returns (bumped,
+    alarms raised)."""
     now = time.time() if now is None else now
     # collectors sharing a PostgreSQL store run this too: the row lock of this upsert, held
     # to the commit, makes them take turns (each statement after it sees the other's commit)
@@ -157,24 +166,29 @@ def refresh(db: Db, now: float | None = None) -> tuple[bool, int]:
         set_meta(db, {USE_VERSION: str(version), USE_DIGEST: digest})
     raised = 0
     for u in uses:
-        if not u.overdrawn:
-            continue
         name = OVERDRAWN + u.licence
         row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        if not u.overdrawn:
+            if row is not None:  # its quantity raised since, or sales archived: over
+                db.execute("DELETE FROM meta WHERE name = ?", (name,))
+            continue
         if row is not None and int(row[0]) >= u.total:
             continue
         set_meta(db, {name: str(u.total)})
         shown = ", ".join(f"{s} {q}" for s, q in sorted(u.sites.items()))
-        db.execute(
-            "INSERT INTO alarms(raised, kind, detail) VALUES (?, ?, ?)",
-            (
-                now,
-                ALARM,
-                f"licence {u.licence}: {u.total} {u.unit} left against it, above its "
-                f"{u.quantity} {u.unit} ({shown})",
-            ),
-        )
-        raised += 1
+        # one per site that let some go, its site first ("S1: …", as alarms without a
+        # device name theirs): each site's inspector sees it
+        for site in sorted(s for s, q in u.sites.items() if q > 0):
+            db.execute(
+                "INSERT INTO alarms(raised, kind, detail) VALUES (?, ?, ?)",
+                (
+                    now,
+                    ALARM,
+                    f"{site}: licence {u.licence}: {u.total} {u.unit} left against it at its "
+                    f"sites together, above its {u.quantity} {u.unit} ({shown})",
+                ),
+            )
+            raised += 1
     return bumped, raised
 
 
@@ -230,6 +244,7 @@ def licence_lines(
 
 
 def overdrawn(db: Db) -> frozenset[str]:
-    """The licences alarmed as overdrawn (the reporting list flags their sales)."""
+    """The licences overdrawn as of the last :func:`refresh` (the reporting list flags their
+    sales; the ``traceedge_collector_licences_overdrawn`` metric counts them)."""
     rows = db.execute("SELECT name FROM meta WHERE name LIKE 'licence_overdrawn:%'").fetchall()
     return frozenset(str(r[0])[len(OVERDRAWN) :] for r in rows)

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from collector import licence_use, licences, whviews
+from collector.alarms import list_alarms
 from collector.api import make_app
 from collector.pushdown import PushDown
 from collector.storedb import StoreDb
@@ -68,26 +69,35 @@ def test_use_is_summed_per_site_alarmed_once_and_flagged(any_store: StoreUnderTe
         ]  # JD-UNUSED: used nowhere, left out
         assert licence_use.for_site(snap, B)["use"][0]["elsewhere"] == 55_000
         assert licence_use.for_site(snap, C)["use"] == []  # not valid at C: not sent there
-        # the quantity lowered below what the two sites let leave together: one alarm
+        # the quantity lowered below what the two sites let leave together: an alarm at each
         licences.import_licences(db, [licence(60_000, [A, B])])
-        assert licence_use.refresh(db, now=2000.0) == (False, 1)
+        assert licence_use.refresh(db, now=2000.0) == (True, 2)  # the quantity: a new digest
         assert licence_use.refresh(db) == (False, 0)  # once
-        alarms = db.execute("SELECT kind, detail FROM alarms").fetchall()
-        assert [a[0] for a in alarms] == ["licence_overdrawn"]
+        alarms = db.execute("SELECT kind, detail FROM alarms ORDER BY id").fetchall()
+        assert [a[0] for a in alarms] == ["licence_overdrawn"] * 2
+        assert [a[1].split(":")[0] for a in alarms] == [A, B]  # each site's inspector sees it
         assert f"licence {LIC}: 65000 g" in alarms[0][1] and "above its 60000 g" in alarms[0][1]
         assert f"{A} 55000, {B} 10000" in alarms[0][1]
+        with any_store.read() as r:  # the alarm list puts each under its site
+            page = list_alarms(r, kind="licence_overdrawn", sites=[B])
+        assert [x.site for x in page.items] == [B]
         assert licence_use.overdrawn(db) == frozenset({LIC})
         # more use: the totals change (a new version) and the alarm is raised again
         f = SiteFeed(any_store.store)
         f.seqs[DEV_B] = 100  # after the day's records
         f.commit([f.make(DEV_B, "goods.out", at(9), goods_out(B, [22], 1_000, "LB"))])
-        assert licence_use.refresh(db, now=3000.0) == (True, 1)
+        assert licence_use.refresh(db, now=3000.0) == (True, 2)
         assert licence_use.use_snapshot(db)["version"] == 3_000_000
         # the officer's list flags the licence's sales, and so does its CSV
         rep = whviews.to_report(db, now_ms=at(30))
         assert rep and all(x.licence_overdrawn for x in rep)
         rows = list(csv.reader(io.StringIO(whviews.report_csv(rep)[1:])))
         assert rows[0][-1] == "许可证超量 licence overdrawn" and rows[1][-1] == "是 yes"
+        # its quantity raised by a new import: no longer overdrawn, nothing flagged
+        licences.import_licences(db, [licence(100_000, [A, B])])
+        assert licence_use.refresh(db, now=4000.0) == (True, 0)
+        assert licence_use.overdrawn(db) == frozenset()
+        assert not any(x.licence_overdrawn for x in whviews.to_report(db, now_ms=at(30)))
     finally:
         db.close()
 
@@ -211,6 +221,6 @@ def test_collectors_sharing_a_store_raise_the_alarm_once(any_store: StoreUnderTe
             run(s)
     for s in stores:
         s.close()
-    assert sorted(results) == [(False, 0), (True, 1)]
+    assert sorted(results) == [(False, 0), (True, 2)]
     with any_store.read() as r:
-        assert r.execute("SELECT COUNT(*) FROM alarms").fetchone()[0] == 1
+        assert r.execute("SELECT COUNT(*) FROM alarms").fetchone()[0] == 2  # A and B

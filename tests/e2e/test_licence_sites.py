@@ -144,8 +144,9 @@ def test_a_licence_is_honoured_across_its_sites_and_an_overdraw_offline_is_alarm
                 ).fetchall()
             return [str(r[0]) for r in rows]
 
-        wait_until(lambda: alarms() != [], 60, "the overdraw alarm")
-        assert len(alarms()) == 1 and "licence JD-3: 60000 g" in alarms()[0], alarms()
+        wait_until(lambda: len(alarms()) == 2, 60, "the overdraw alarm at each site")
+        assert sorted(a.split(":")[0] for a in alarms()) == sorted([SITE, SITE_B])
+        assert all("licence JD-3: 60000 g" in a for a in alarms()), alarms()
         assert f"{SITE_B} 30000, {SITE} 30000" in alarms()[0]  # sites in order
         with store.read() as db:
             sales = whviews.to_report(db)
