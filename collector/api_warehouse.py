@@ -5,6 +5,7 @@ GET  /warehouse/movements      read:records  goods.in/out/pack/count, newest fir
 GET  /warehouse/report         read:records  controlled-chemical sales to report (5 days)
 GET  /warehouse/report.csv     read:records  the same as CSV for Excel (UTF-8 with BOM)
 POST /warehouse/report/marked  ack:alarm     mark sales reported to public security (audited)
+GET  /warehouse/licences       read:records  licences with their use per site, overdrawn flagged
 
 Buyers, handlers and ID numbers are personal data: served here, on the regulator's
 listener, never on the public one. A token scoped to sites sees those sites only.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from collector import access, whviews
+from collector import access, licence_use, whviews
 from collector.access import Principal
 from collector.api_models import ErrorOut
 from collector.store import SqliteStore
@@ -113,6 +114,19 @@ def make_router(ctx: ApiContext) -> APIRouter:
     def report(site: SiteQ = None, p: Principal = RECORDS) -> list[whviews.Sale]:
         with ctx.store.read() as db:
             return whviews.to_report(db, p.site_filter(db), site=site)
+
+    @router.get(
+        "/warehouse/licences",
+        response_model=list[licence_use.LicenceLine],
+        summary="Purchase licences that may be presented in scope, with what left against "
+        "each at each site and in total; overdrawn: the sites together went over its quantity",
+    )
+    def licences_(
+        overdrawn: Annotated[bool, Query(description="overdrawn licences only")] = False,
+        p: Principal = RECORDS,
+    ) -> list[licence_use.LicenceLine]:
+        with ctx.store.read() as db:
+            return licence_use.licence_lines(db, p.site_filter(db), only_overdrawn=overdrawn)
 
     @router.get(
         "/warehouse/report.csv",

@@ -527,6 +527,14 @@ CREATE INDEX records_goods_controlled ON records (ts)
     AND json_extract(rec, '$.body.product_class') IN ('chemical_toxic', 'chemical_precursor');
 """,
     ),
+    (
+        7,
+        "warehouse: sales against a licence, summed per site (collector/licence_use.py)",
+        """
+CREATE INDEX records_goods_licence ON records (ts)
+    WHERE kind = 'goods.out' AND json_extract(rec, '$.body.licence') IS NOT NULL;
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))

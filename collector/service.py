@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from collector import warehouse
+from collector import licence_use, warehouse
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
@@ -108,6 +108,8 @@ class Collector:
         self.poisoned = 0  # messages that made a worker fail unexpectedly (quarantined)
         # the stop list and cylinder registry, read from whichever store this collector uses
         self.pushdown_store = StoreDb(settings.store_path, settings.store.url, pool_size=1)
+        self.licence_use_every_s = licence_use.EVERY_S
+        self._licence_use_at = 0.0
         self.pushdown = PushDown(
             self.pushdown_store,
             self.registry,
@@ -411,6 +413,19 @@ class Collector:
                     pass  # the heartbeat says so; tried again next second
                 except Exception:  # a bug: the next tick tries again
                     log.exception("collector: checking warehouse stocktakes failed")
+                if time.monotonic() >= self._licence_use_at:
+                    # debounced: a busy day pushes a licence's use elsewhere once a period
+                    self._licence_use_at = time.monotonic() + self.licence_use_every_s
+                    try:
+                        with self.pushdown_store.read() as db:
+                            due = licence_use.changed(db)
+                        if due:
+                            with self.pushdown_store.write() as db:
+                                licence_use.refresh(db)
+                    except StoreError:
+                        pass
+                    except Exception:  # a bug: the next period tries again
+                        log.exception("collector: summing licence use across sites failed")
         finally:
             notifier.stopping(f"collector {s.client_id}: stopping")
             self.stop()
