@@ -18,6 +18,7 @@ from collector.store import Store
 from collector.storedb import StoreDb
 from collector.stores import describe, open_store
 from collector.verify import VerifiedBatch, verify_batch
+from hostlib.db import Db
 from hostlib.errors import ConfigError, StoreError, WorkerDied
 from hostlib.mqttlink import MqttLink
 from hostlib.outage import Outage
@@ -374,6 +375,23 @@ class Collector:
             },
         )
 
+    def _read_then_write(
+        self, due: Callable[[Db], object], act: Callable[[Db], object], what: str
+    ) -> None:
+        """A periodic duty of the loop: ``due`` under a read, ``act`` under a write only when
+        ``due`` found something. A store that is down is the heartbeat's to report (tried
+        again next time); a bug is logged and tried again next time."""
+        try:
+            with self.pushdown_store.read() as db:
+                found = due(db)
+            if found:
+                with self.pushdown_store.write() as db:
+                    act(db)
+        except StoreError:
+            pass
+        except Exception:
+            log.exception("collector: %s failed", what)
+
     def run_forever(self, notifier: Notifier | None = None) -> None:
         """Run until SIGTERM/SIGINT or a worker dies. ``notifier`` (systemd's, from the
         environment, unless given) hears READY once started, WATCHDOG every second while
@@ -403,29 +421,18 @@ class Collector:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again
                         log.exception("collector: pushing state down to the sites failed")
-                try:  # a read each second; a write only when a count was closed
-                    with self.pushdown_store.read() as db:
-                        pending = warehouse.pending_stocktakes(db)
-                    if pending:
-                        with self.pushdown_store.write() as db:
-                            warehouse.check_stocktakes(db)
-                except StoreError:
-                    pass  # the heartbeat says so; tried again next second
-                except Exception:  # a bug: the next tick tries again
-                    log.exception("collector: checking warehouse stocktakes failed")
+                # a read each second; a write only when a count was closed
+                self._read_then_write(
+                    warehouse.pending_stocktakes,
+                    warehouse.check_stocktakes,
+                    "checking warehouse stocktakes",
+                )
                 if time.monotonic() >= self._licence_use_at:
                     # debounced: a busy day pushes a licence's use elsewhere once a period
                     self._licence_use_at = time.monotonic() + self.licence_use_every_s
-                    try:
-                        with self.pushdown_store.read() as db:
-                            due = licence_use.changed(db)
-                        if due:
-                            with self.pushdown_store.write() as db:
-                                licence_use.refresh(db)
-                    except StoreError:
-                        pass
-                    except Exception:  # a bug: the next period tries again
-                        log.exception("collector: summing licence use across sites failed")
+                    self._read_then_write(
+                        licence_use.changed, licence_use.refresh, "summing licence use"
+                    )
         finally:
             notifier.stopping(f"collector {s.client_id}: stopping")
             self.stop()
