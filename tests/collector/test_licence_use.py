@@ -224,3 +224,79 @@ def test_collectors_sharing_a_store_raise_the_alarm_once(any_store: StoreUnderTe
     assert sorted(results) == [(False, 0), (True, 2)]
     with any_store.read() as r:
         assert r.execute("SELECT COUNT(*) FROM alarms").fetchone()[0] == 2  # A and B
+
+
+def test_every_version_of_a_licence_is_kept(any_store: StoreUnderTest) -> None:
+    """The seller keeps copies of the licences its sales were made against (art. 41): an
+    import that changes a licence adds a version, one that repeats it adds none; the API
+    shows them oldest first to a token whose sites the licence is valid at."""
+    db = connect(any_store)
+    try:
+        v1 = licences.import_licences(db, [licence(60_000, [A]), other("JD-B", [B])])
+        v2 = licences.import_licences(db, [licence(60_000, [A])])  # unchanged: no new copy
+        v3 = licences.import_licences(db, [licence(90_000, [A, B])])
+        hist = licences.licence_history(db, LIC)
+        assert [(h["version"], h["entry"]["quantity"]) for h in hist] == [
+            (v1, 60_000),
+            (v3, 90_000),
+        ]
+        assert v2 == v1 + 1
+        # what a goods.dispatch decided at registry version v2 was decided against
+        assert licences.licence_at(db, LIC, v2)["quantity"] == 60_000  # type: ignore[index]
+        assert licences.licence_at(db, LIC, v3)["quantity"] == 90_000  # type: ignore[index]
+        assert licences.licence_at(db, LIC, 0) is None
+        assert licences.licence_history(db, "JD-NONE") == []
+    finally:
+        db.close()
+    reg = any_store.path.parent / "devices.json"
+    reg.write_text('{"devices": {}}')
+    client = TestClient(make_app(any_store.ctx(registry_path=reg)))
+    site_b = {"Authorization": f"Bearer {any_store.token('inspector', f'site:{B}')}"}
+    got = client.get(f"/warehouse/licences/{LIC}/history", headers=site_b)
+    assert got.status_code == 200, got.text
+    assert [h["version"] for h in got.json()] == [v3]  # the first copy was for A only
+    admin = client.get(f"/warehouse/licences/{LIC}/history", headers=any_store.admin_headers())
+    assert [h["entry"]["quantity"] for h in admin.json()] == [60_000, 90_000]
+    site_c = {"Authorization": f"Bearer {any_store.token('inspector', f'site:{C}')}"}
+    assert client.get(f"/warehouse/licences/{LIC}/history", headers=site_c).status_code == 404
+    assert client.get("/warehouse/licences/JD-NONE/history", headers=site_b).status_code == 404
+
+
+def test_a_store_made_before_the_history_gets_its_licences_as_the_first_copy(
+    pg_url: str, monkeypatch: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL migration 8 and the SQLite schema both copy the licences on file."""
+    import json
+    import sqlite3
+
+    import psycopg
+
+    from collector import pgschema, pgstore
+
+    entry = json.dumps(licence(60_000, [A]), sort_keys=True, ensure_ascii=False)
+    monkeypatch.setattr(pgschema, "MIGRATIONS", pgschema.MIGRATIONS[:7])
+    monkeypatch.setattr(pgschema, "LATEST", 7)
+    assert pgstore.migrate(pg_url) == list(range(1, 8))
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO licences VALUES (%s, %s, 1.0)", (LIC, entry))
+        conn.execute("INSERT INTO meta VALUES ('licence_registry_version', '3')")
+    monkeypatch.undo()
+    assert pgstore.migrate(pg_url) == list(range(8, pgschema.LATEST + 1))
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT licence, version, entry FROM licence_history").fetchall()
+    assert rows == [(LIC, 3, entry)]
+
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.executescript(
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE licences (licence TEXT PRIMARY KEY, entry TEXT NOT NULL, updated REAL);"
+        "CREATE TABLE records (kind TEXT, ts INTEGER);"
+    )
+    db.execute("INSERT INTO licences VALUES (?, ?, 1.0)", (LIC, entry))
+    db.execute("INSERT INTO meta VALUES ('licence_registry_version', '3')")
+    licences.ensure_schema(db)
+    licences.ensure_schema(db)  # at every start: copied once
+    assert licences.licence_history(db, LIC) == [
+        {"version": 3, "imported": 1.0, "entry": json.loads(entry)}
+    ]
+    db.close()
