@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from collector import access, sites
+from collector import access, licence_use, sites
 from collector.storedb import StoreDb
 from hostlib.db import POSTGRES, Db, dialect, is_db_error
 
@@ -181,6 +181,13 @@ def store_families(db: Db, now: float) -> list[Metric]:
             P + "alarms",
             "Alarms raised and kept in the store",
             db.execute("SELECT COUNT(*) FROM alarms").fetchone()[0],
+        )
+    )
+    out.append(
+        GaugeMetricFamily(
+            P + "licences_overdrawn",
+            "Licences whose use across their sites went above their quantity (alarmed)",
+            len(licence_use.overdrawn(db)),
         )
     )
     beats = GaugeMetricFamily(

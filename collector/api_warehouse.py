@@ -5,6 +5,9 @@ GET  /warehouse/movements      read:records  goods.in/out/pack/count, newest fir
 GET  /warehouse/report         read:records  controlled-chemical sales to report (5 days)
 GET  /warehouse/report.csv     read:records  the same as CSV for Excel (UTF-8 with BOM)
 POST /warehouse/report/marked  ack:alarm     mark sales reported to public security (audited)
+GET  /warehouse/licences       read:records  licences with their use per site, overdrawn flagged
+GET  /warehouse/licences/{licence}/history
+                               read:records  every version of a licence as imported
 
 Buyers, handlers and ID numbers are personal data: served here, on the regulator's
 listener, never on the public one. A token scoped to sites sees those sites only.
@@ -14,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from collector import access, whviews
+from collector import access, licence_use, licences, whviews
 from collector.access import Principal
 from collector.api_models import ErrorOut
 from collector.store import SqliteStore
@@ -30,6 +33,12 @@ MARK = Depends(access.require("ack:alarm"))
 MAX_MS = 4_102_444_800_000
 
 SiteQ = Annotated[str | None, Query(max_length=32, description="one site only")]
+
+
+class LicenceVersion(BaseModel):
+    version: int = Field(description="licence registry version that brought this entry")
+    imported: float = Field(description="unix time of the import")
+    entry: dict[str, object] = Field(description="the licence as imported")
 
 
 class SaleKey(BaseModel):
@@ -113,6 +122,42 @@ def make_router(ctx: ApiContext) -> APIRouter:
     def report(site: SiteQ = None, p: Principal = RECORDS) -> list[whviews.Sale]:
         with ctx.store.read() as db:
             return whviews.to_report(db, p.site_filter(db), site=site)
+
+    @router.get(
+        "/warehouse/licences",
+        response_model=list[licence_use.LicenceLine],
+        summary="Purchase licences that may be presented in scope, with what left against "
+        "each at each site and in total; overdrawn: the sites together went over its quantity",
+    )
+    def licences_(
+        overdrawn: Annotated[bool, Query(description="overdrawn licences only")] = False,
+        p: Principal = RECORDS,
+    ) -> list[licence_use.LicenceLine]:
+        with ctx.store.read() as db:
+            return licence_use.licence_lines(db, p.site_filter(db), only_overdrawn=overdrawn)
+
+    @router.get(
+        "/warehouse/licences/{licence}/history",
+        response_model=list[LicenceVersion],
+        responses={404: {"model": ErrorOut, "description": "no such licence in scope"}},
+        summary="Every version of a licence as imported (the copies a seller keeps; a "
+        "goods.dispatch record's reg_ver names the version it was decided against)",
+    )
+    def licence_history(
+        licence: Annotated[str, Path(max_length=40)], p: Principal = RECORDS
+    ) -> list[LicenceVersion]:
+        with ctx.store.read() as db:
+            versions = licences.licence_history(db, licence)
+            sites = p.site_filter(db)
+        if sites is not None:
+            versions = [
+                v
+                for v in versions
+                if "*" in v["entry"]["sites"] or sites & set(v["entry"]["sites"])
+            ]
+        if not versions:
+            raise HTTPException(404, f"no licence {licence!r} on file for your sites")
+        return [LicenceVersion(**v) for v in versions]
 
     @router.get(
         "/warehouse/report.csv",

@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS licences (
     entry TEXT NOT NULL,
     updated REAL NOT NULL
 );
+-- every version of every licence as imported, never changed or deleted: the seller keeps
+-- copies of the licences a sale was made against (art. 41: at least one year)
+CREATE TABLE IF NOT EXISTS licence_history (
+    licence TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    imported REAL NOT NULL,
+    PRIMARY KEY (licence, version)
+);
 CREATE TABLE IF NOT EXISTS recalled_lots (
     lot TEXT PRIMARY KEY,
     entry TEXT NOT NULL,
@@ -58,6 +67,13 @@ class LicenceRegistryError(ValueError):
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
+    # a store made before the history was kept: its licences as the first version on file
+    db.execute(
+        "INSERT OR IGNORE INTO licence_history(licence, version, entry, imported) "
+        "SELECT licence, COALESCE((SELECT CAST(value AS INTEGER) FROM meta "
+        "WHERE name = 'licence_registry_version'), 0), entry, updated FROM licences "
+        "WHERE licence NOT IN (SELECT licence FROM licence_history)"
+    )
 
 
 def _text(e: dict[str, Any], f: str, hi: int, bad: Any) -> str:
@@ -183,19 +199,34 @@ def parse_csv(text: str) -> list[object]:
     return rows
 
 
-def _import(db: Db, table: str, key: str, version_name: str, checked: list[dict[str, Any]]) -> int:
+def _import(
+    db: Db,
+    table: str,
+    key: str,
+    version_name: str,
+    checked: list[dict[str, Any]],
+    history: bool = False,
+) -> int:
     keys = [e[key] for e in checked]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise LicenceRegistryError(f"{key} {dup!r} appears twice")
     now = time.time()
+    rows = [(e[key], json.dumps(e, sort_keys=True, ensure_ascii=False)) for e in checked]
     with write_tx(db):
+        version = _version(db, version_name) + 1
+        if history:  # what is new or changed, as of this version
+            held = dict(db.execute(f"SELECT {key}, entry FROM {table}").fetchall())
+            db.executemany(
+                "INSERT INTO licence_history(licence, version, entry, imported) "
+                "VALUES (?, ?, ?, ?)",
+                [(k, version, entry, now) for k, entry in rows if held.get(k) != entry],
+            )
         db.executemany(
             f"INSERT INTO {table}({key}, entry, updated) VALUES (?, ?, ?) "
             f"ON CONFLICT({key}) DO UPDATE SET entry = excluded.entry, updated = excluded.updated",
-            [(e[key], json.dumps(e, sort_keys=True, ensure_ascii=False), now) for e in checked],
+            [(k, entry, now) for k, entry in rows],
         )
-        version = _version(db, version_name) + 1
         set_meta(db, {version_name: str(version)})
     return version
 
@@ -208,7 +239,29 @@ def import_licences(db: Db, entries: list[object]) -> int:
         "licence",
         LICENCE_VERSION,
         [check_licence(i, e) for i, e in enumerate(entries)],
+        history=True,
     )
+
+
+def licence_history(db: Db, licence: str) -> list[dict[str, Any]]:
+    """Every version of ``licence`` as imported, oldest first: ``version`` (of the registry,
+    as a ``goods.dispatch`` record's ``reg_ver`` names it), ``imported`` (unix time) and the
+    ``entry`` then. Empty when the licence was never imported."""
+    rows = db.execute(
+        "SELECT version, imported, entry FROM licence_history WHERE licence = ? ORDER BY version",
+        (licence,),
+    ).fetchall()
+    return [{"version": int(v), "imported": float(t), "entry": json.loads(e)} for v, t, e in rows]
+
+
+def licence_at(db: Db, licence: str, version: int) -> dict[str, Any] | None:
+    """The licence as on file at registry ``version`` (what a dispatch decided against)."""
+    row = db.execute(
+        "SELECT entry FROM licence_history WHERE licence = ? AND version <= ? "
+        "ORDER BY version DESC LIMIT 1",
+        (licence, version),
+    ).fetchone()
+    return json.loads(row[0]) if row else None
 
 
 def import_recalls(db: Db, entries: list[object]) -> int:

@@ -527,6 +527,33 @@ CREATE INDEX records_goods_controlled ON records (ts)
     AND json_extract(rec, '$.body.product_class') IN ('chemical_toxic', 'chemical_precursor');
 """,
     ),
+    (
+        7,
+        "warehouse: sales against a licence, summed per site (collector/licence_use.py)",
+        """
+CREATE INDEX records_goods_licence ON records (ts)
+    WHERE kind = 'goods.out' AND json_extract(rec, '$.body.licence') IS NOT NULL;
+""",
+    ),
+    (
+        8,
+        "warehouse: every version of every licence as imported (collector/licences.py)",
+        """
+CREATE TABLE licence_history (
+    licence TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    entry TEXT NOT NULL,
+    imported DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (licence, version)
+);
+INSERT INTO licence_history (licence, version, entry, imported)
+    SELECT licence,
+           COALESCE((SELECT CAST(value AS BIGINT) FROM meta
+                     WHERE name = 'licence_registry_version'), 0),
+           entry, updated
+    FROM licences;
+""",
+    ),
 )
 
 MIGRATIONS = tuple(sorted(MIGRATIONS))

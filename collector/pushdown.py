@@ -1,6 +1,7 @@
 """State the collector pushes down to every site's agent, retained on ``edge/{site}/cmd``:
 the cylinder registry, the list of batches whose trading is stopped, the licences that may be
-presented at the site and the recalled lots (the warehouse dispatch gate), and the site's
+presented at the site, what each of them let leave at its other sites and the recalled lots
+(the warehouse dispatch gate), and the site's
 device registry (rotated keys, revocations).
 
 Each is a versioned full snapshot, signed for its site with the centre's command key
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector import cylinders, licences, markets
+from collector import cylinders, licence_use, licences, markets
 from hostlib.db import Db, is_db_error
 from hostlib.outage import Outage
 from hostlib.registry import Registry
@@ -55,10 +56,12 @@ SNAPSHOTS: tuple[Snapshot, ...] = (
     stop_list,
     licences.licences_snapshot,
     licences.recalls_snapshot,
+    licence_use.use_snapshot,
 )
 # sliced per site before signing: each site gets only what may be presented there
 PER_SITE: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
-    "licences": licences.for_site
+    "licences": licences.for_site,
+    "licence_use": licence_use.for_site,
 }
 
 

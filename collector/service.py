@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from collector import warehouse
+from collector import licence_use, warehouse
 from collector.forwarder import Forwarder
 from collector.pushdown import PushDown
 from collector.settings import CollectorSettings
@@ -18,6 +18,7 @@ from collector.store import Store
 from collector.storedb import StoreDb
 from collector.stores import describe, open_store
 from collector.verify import VerifiedBatch, verify_batch
+from hostlib.db import Db
 from hostlib.errors import ConfigError, StoreError, WorkerDied
 from hostlib.mqttlink import MqttLink
 from hostlib.outage import Outage
@@ -108,6 +109,8 @@ class Collector:
         self.poisoned = 0  # messages that made a worker fail unexpectedly (quarantined)
         # the stop list and cylinder registry, read from whichever store this collector uses
         self.pushdown_store = StoreDb(settings.store_path, settings.store.url, pool_size=1)
+        self.licence_use_every_s = licence_use.EVERY_S
+        self._licence_use_at = 0.0
         self.pushdown = PushDown(
             self.pushdown_store,
             self.registry,
@@ -372,6 +375,23 @@ class Collector:
             },
         )
 
+    def _read_then_write(
+        self, due: Callable[[Db], object], act: Callable[[Db], object], what: str
+    ) -> None:
+        """A periodic duty of the loop: ``due`` under a read, ``act`` under a write only when
+        ``due`` found something. A store that is down is the heartbeat's to report (tried
+        again next time); a bug is logged and tried again next time."""
+        try:
+            with self.pushdown_store.read() as db:
+                found = due(db)
+            if found:
+                with self.pushdown_store.write() as db:
+                    act(db)
+        except StoreError:
+            pass
+        except Exception:
+            log.exception("collector: %s failed", what)
+
     def run_forever(self, notifier: Notifier | None = None) -> None:
         """Run until SIGTERM/SIGINT or a worker dies. ``notifier`` (systemd's, from the
         environment, unless given) hears READY once started, WATCHDOG every second while
@@ -401,16 +421,18 @@ class Collector:
                         self.pushdown.tick()
                     except Exception:  # a bug: the next tick tries again
                         log.exception("collector: pushing state down to the sites failed")
-                try:  # a read each second; a write only when a count was closed
-                    with self.pushdown_store.read() as db:
-                        pending = warehouse.pending_stocktakes(db)
-                    if pending:
-                        with self.pushdown_store.write() as db:
-                            warehouse.check_stocktakes(db)
-                except StoreError:
-                    pass  # the heartbeat says so; tried again next second
-                except Exception:  # a bug: the next tick tries again
-                    log.exception("collector: checking warehouse stocktakes failed")
+                # a read each second; a write only when a count was closed
+                self._read_then_write(
+                    warehouse.pending_stocktakes,
+                    warehouse.check_stocktakes,
+                    "checking warehouse stocktakes",
+                )
+                if time.monotonic() >= self._licence_use_at:
+                    # debounced: a busy day pushes a licence's use elsewhere once a period
+                    self._licence_use_at = time.monotonic() + self.licence_use_every_s
+                    self._read_then_write(
+                        licence_use.changed, licence_use.refresh, "summing licence use"
+                    )
         finally:
             notifier.stopping(f"collector {s.client_id}: stopping")
             self.stop()

@@ -38,6 +38,7 @@ from collector import (
     cylinders,
     elevators,
     fleet,
+    licence_use,
     licences,
     markets,
     sites,
@@ -254,6 +255,7 @@ class SqliteStore:
         cylinders.ensure_schema(self.db)
         licences.ensure_schema(self.db)
         whviews.ensure_schema(self.db)
+        licence_use.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
         audit.ensure_schema(self.db)

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector import audit
+from collector import audit, licence_use
 from hostlib.db import Db
 from hostlib.sqlite import write_tx
 from wire import tracecode
@@ -128,6 +128,8 @@ class Sale:
     handler_id: str | None
     licence: str | None
     use: str | None
+    # the licence's use across its sites went above its quantity (collector/licence_use.py)
+    licence_overdrawn: bool = False
 
 
 def _site_sql(sites: frozenset[str] | None, col: str = "site") -> tuple[str, list[Any]]:
@@ -293,6 +295,7 @@ def to_report(
         [*args, limit],
     ).fetchall()
     out: list[Sale] = []
+    over = licence_use.overdrawn(db) if rows else frozenset()
     for s, dev, seq, ts, text in rows:
         b = json.loads(text)["body"]
         sale, due, left = _days_left(int(ts), now_ms)
@@ -320,6 +323,7 @@ def to_report(
                 b.get("handler_id"),
                 b.get("licence"),
                 b.get("use"),
+                b.get("licence") in over,
             )
         )
     return out
@@ -344,6 +348,7 @@ CSV_HEADER = [
     ("报告期限", "due"),
     ("剩余天数", "days left"),
     ("逾期", "overdue"),
+    ("许可证超量", "licence overdrawn"),
 ]
 
 
@@ -373,6 +378,7 @@ def report_csv(sales: list[Sale]) -> str:
                 x.due_date,
                 x.days_left,
                 "是 yes" if x.overdue else "否 no",
+                "是 yes" if x.licence_overdrawn else "否 no",
             ]
         )
     return "\ufeff" + out.getvalue()

@@ -307,6 +307,7 @@ class Agent:
             "licence_registry_version": self.warehouse.licence_version,
             "licences_known": self.warehouse.licences_known(),
             "recall_list_version": self.warehouse.recall_version,
+            "licence_use_version": self.warehouse.use_version,
             "dispatch_allow": self.dispatch.decisions["allow"],
             "dispatch_deny": self.dispatch.decisions["deny"],
             "dispatch_errors": self.dispatch.decisions["error"],

@@ -12,6 +12,9 @@ database, so a replayed older command changes nothing, across restarts too).
 * ``licences`` ``{"version", "licences": [...]}``: the licences that may be presented at this
   site, and ``recalls`` ``{"version", "lots": [{"lot", "reason", ...}]}``: recalled lots; both
   for the warehouse dispatch gate (:mod:`edge_agent.warehouse`, docs/warehouse.md).
+* ``licence_use`` ``{"version", "use": [{"licence", "unit", "elsewhere"}]}``: what each
+  licence of this site let leave at its other sites; the dispatch gate adds it to what it
+  let leave here (:mod:`collector.licence_use`).
 * ``devices`` ``{"version", "devices": {dev: {"type", "keys": [{"from_seq", "wrapped"}],
   "revoked": {...}}}}``: the site's device registry with rotated keys (each wrapped under this
   gateway's key, :func:`wire.auth.wrap_key`) and revocations. Written to the agent's device
@@ -44,7 +47,7 @@ from wire.envelope import WireError
 
 log = logging.getLogger(__name__)
 
-TYPES = ("cylinder_registry", "stop_list", "devices", "licences", "recalls")
+TYPES = ("cylinder_registry", "stop_list", "devices", "licences", "recalls", "licence_use")
 
 
 class Commands:
@@ -83,6 +86,8 @@ class Commands:
             return self.warehouse.licence_version
         if kind == "recalls" and self.warehouse is not None:
             return self.warehouse.recall_version
+        if kind == "licence_use" and self.warehouse is not None:
+            return self.warehouse.use_version
         return int(self.outbox.get_meta(f"command_version:{kind}") or 0)
 
     def _refuse(self, reason: str, detail: str) -> None:
@@ -108,6 +113,8 @@ class Commands:
                 self._stop_list(cmd, version)
             elif kind in ("licences", "recalls"):
                 self._warehouse(kind, cmd, version)
+            elif kind == "licence_use":
+                self._licence_use(cmd, version)
             else:
                 self._devices(cmd, version)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -138,6 +145,20 @@ class Commands:
         )
         if apply(version, entries):
             log.info("%s v%d: %d entries", kind, version, len(entries))
+
+    def _licence_use(self, cmd: dict[str, object], version: int) -> None:
+        if self.warehouse is None:
+            raise ValueError("this agent keeps no warehouse")
+        entries = cmd["use"]
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("licence"), str)
+            and isinstance(e.get("unit"), str)
+            for e in entries
+        ):
+            raise ValueError("use must be a list of entries with licence, unit, elsewhere")
+        if self.warehouse.apply_use(version, entries):
+            log.info("licence use elsewhere v%d: %d licences", version, len(entries))
 
     def _stop_list(self, cmd: dict[str, object], version: int) -> None:
         batches = cmd["batches"]

@@ -155,10 +155,12 @@ def decide(
     recalled: Collection[str],
     today: str,
     licensed_classes: Collection[str] = LICENSED_CLASSES,
+    used_elsewhere: int = 0,
 ) -> Decision:
     """Every reason these items may not leave. ``licence``: the entry of ``req.licence`` held
     for this site (None: not on file); ``used``: what it already let leave here, in its
-    unit."""
+    unit; ``used_elsewhere``: what it let leave at its other sites, as the centre last said
+    (:mod:`collector.licence_use`). The licence's quantity bounds the sum of the three."""
     reasons: list[str] = []
     detail: list[str] = []
     if req.licence is None or licence is None:
@@ -178,7 +180,7 @@ def decide(
         if (
             licence.get("unit") != req.unit
             or not isinstance(limit, int)
-            or used + req.quantity > limit
+            or used + max(used_elsewhere, 0) + req.quantity > limit
         ):
             reasons.append("over_licence_quantity")
     leaving: list[str] = []
@@ -206,8 +208,10 @@ def dispatch_body(
     decision: Decision,
     reg_ver: int,
     recall_ver: int,
+    use: tuple[int, int, int] | None = None,
 ) -> dict[str, object]:
-    """The ``goods.dispatch`` body recording this decision."""
+    """The ``goods.dispatch`` body recording this decision; ``use``: ``(used here, used
+    elsewhere, version of the use-elsewhere push)`` of the licence named, when on file."""
     body: dict[str, object] = {
         "site": site,
         "terminal": terminal,
@@ -227,4 +231,6 @@ def dispatch_body(
         body["detail"] = list(decision.detail)
     body["reg_ver"] = reg_ver
     body["recall_ver"] = recall_ver
+    if use is not None:
+        body["used_here"], body["used_elsewhere"], body["use_ver"] = use
     return body

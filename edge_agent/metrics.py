@@ -88,6 +88,12 @@ SPECS = (
     ),
     Spec("licences_known", "licences_known", "gauge", "Licences held for the dispatch gate"),
     Spec(
+        "licence_use_version",
+        "licence_use_version",
+        "gauge",
+        "Version of the centre's push of what each licence let leave at its other sites",
+    ),
+    Spec(
         "recall_list_version",
         "recall_list_version",
         "gauge",

@@ -78,6 +78,7 @@ def read_status(outbox_path: Path) -> dict[str, Any]:
         "licence_registry_version": live.get("licence_registry_version", 0),
         "licences_known": live.get("licences_known", 0),
         "recall_list_version": live.get("recall_list_version", 0),
+        "licence_use_version": live.get("licence_use_version", 0),
         "quarantine_by_reason": quarantine,
         "sources": live.get("sources", []),
         "alarms": alarms,
@@ -113,7 +114,8 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
     if st["licence_registry_version"] or any(st["dispatch"].values()):
         lines.append(
             f"  dispatch    licences v{st['licence_registry_version']} "
-            f"({st['licences_known']}), recalls v{st['recall_list_version']}, "
+            f"({st['licences_known']}), use elsewhere v{st['licence_use_version']}, "
+            f"recalls v{st['recall_list_version']}, "
             + ", ".join(f"{k} {v}" for k, v in st["dispatch"].items())
         )
     if any(st["refused"].values()):

@@ -52,6 +52,7 @@ OWN_SEQ = "own_seq"  # shared with the fill gate: one identity, one sequence
 TERMINAL_TYPE = "warehouse-terminal"
 LICENCE_VERSION = "licence_registry_version"
 RECALL_VERSION = "recall_list_version"
+USE_VERSION = "licence_use_version"
 NONCE_DAYS = 30
 
 SCHEMA = """
@@ -76,6 +77,11 @@ CREATE TABLE IF NOT EXISTS wh_licence_use (
     unit TEXT NOT NULL,
     used INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS wh_licence_elsewhere (
+    licence TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    used INTEGER NOT NULL
+);
 """
 
 
@@ -90,6 +96,7 @@ class Warehouse:
                 db.execute(statement)
         self.licence_version = int(outbox.get_meta(LICENCE_VERSION) or 0)
         self.recall_version = int(outbox.get_meta(RECALL_VERSION) or 0)
+        self.use_version = int(outbox.get_meta(USE_VERSION) or 0)
         self.recalled = self._recalled()
 
     # -- pushed down -------------------------------------------------------------------------
@@ -123,6 +130,37 @@ class Warehouse:
             self.recall_version = version
             self.recalled = frozenset(str(e["lot"]) for e in lots)
             return True
+
+    def apply_use(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        """Replace what the licences of this site let leave at their other sites (the
+        centre's ``licence_use`` push) with a newer snapshot; an older or equal one is
+        ignored. Entries ``{"licence", "unit", "elsewhere"}``."""
+        rows = []
+        for e in entries:
+            used = e["elsewhere"]
+            if not isinstance(used, int) or isinstance(used, bool) or used < 0:
+                raise ValueError(f"licence {e['licence']}: elsewhere must be an integer >= 0")
+            rows.append((str(e["licence"]), str(e["unit"]), used))
+        with self._lock:
+            if version <= self.use_version:
+                return False
+            with self.outbox.atomic() as db:
+                db.execute("DELETE FROM wh_licence_elsewhere")
+                db.executemany(
+                    "INSERT INTO wh_licence_elsewhere(licence, unit, used) VALUES (?, ?, ?)", rows
+                )
+                set_meta(db, {USE_VERSION: str(version)})
+            self.use_version = version
+            return True
+
+    def used_elsewhere(self, number: str, unit: str) -> int:
+        """What ``number`` let leave at its other sites, in ``unit``, as last pushed."""
+        with self.outbox.atomic() as db:
+            row = db.execute(
+                "SELECT used FROM wh_licence_elsewhere WHERE licence = ? AND unit = ?",
+                (number, unit),
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def _recalled(self) -> frozenset[str]:
         with self.outbox.atomic() as db:
@@ -349,16 +387,18 @@ class DispatchGate:
         wh = self.warehouse
         licence = wh.licence(req.licence) if req.licence else None
         used = wh.used(req.licence, req.unit) if req.licence else 0
+        elsewhere = wh.used_elsewhere(req.licence, req.unit) if req.licence else 0
         stock = wh.stock(req.items)
         decision = decide(
-            req, licence, used, stock, wh.recalled, self.today(), self.licensed_classes
+            req, licence, used, stock, wh.recalled, self.today(), self.licensed_classes, elsewhere
         )
         if self.identity is None:
             log.error("dispatch gate: no gateway identity configured; cannot record, denying")
             self.decisions["error"] += 1
             reply("deny", decision.reasons, None, "gate has no identity")
             return
-        body = dispatch_body(req, self.site, dev, decision, ver, wh.recall_version)
+        use = (used, elsewhere, wh.use_version) if licence is not None else None
+        body = dispatch_body(req, self.site, dev, decision, ver, wh.recall_version, use)
         ident = self.identity
         now = int(time.time() * 1000)
 

@@ -244,6 +244,13 @@ def goods_dispatch(
     body["reg_ver"] = now_ms // 3_600_000
     if rng.random() < 0.5:
         body["recall_ver"] = now_ms // 86_400_000
+    if "licence" in body and "no_licence" not in reasons:
+        # the licence on file: what it let leave here and at its other sites (no draw from
+        # rng, so the bodies generated before this field existed stay the same)
+        q = len(ids) * per
+        body["used_here"] = q * (len(ids) % 3)
+        body["used_elsewhere"] = q * (now_ms // 1000 % 2)
+        body["use_ver"] = now_ms
     return body
 
 

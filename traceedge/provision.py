@@ -69,6 +69,56 @@ def device_config(
     return {"dev": d.dev, "key": d.key.hex(), "type": d.type, "site": d.site, "link": link}
 
 
+def serial_device_config(d: Device, bus_addr: int = 0) -> dict[str, object]:
+    """The config of a terminal wired to its gateway (docs/serial-link.md): no broker, no
+    MQTT login; ``bus_addr`` 1..254 on an RS-485 bus, 0 on a point-to-point line."""
+    link: dict[str, object] = {"kind": "serial", "uart": "gateway"}
+    if bus_addr:
+        link["bus_addr"] = bus_addr
+    return {"dev": d.dev, "key": d.key.hex(), "type": d.type, "site": d.site, "link": link}
+
+
+@dataclass(frozen=True)
+class SerialPlan:
+    """Wired terminals: the gateway's port and, on an RS-485 bus, the first address (the
+    devices get ``first_addr``, ``first_addr + 1``, ...); ``first_addr`` 0: one terminal on
+    a point-to-point line."""
+
+    port: str
+    first_addr: int = 0
+
+    def addresses(self, count: int) -> list[int]:
+        if not self.first_addr:
+            if count != 1:
+                raise ValueError(
+                    "a point-to-point serial line has one terminal: --count 1, or give the "
+                    "RS-485 bus's first address (--bus-addr) for several"
+                )
+            return [0]
+        if not 1 <= self.first_addr <= 254 or self.first_addr + count - 1 > 254:
+            raise ValueError(
+                f"bus addresses {self.first_addr}..{self.first_addr + count - 1} do not fit "
+                "in 1..254"
+            )
+        return list(range(self.first_addr, self.first_addr + count))
+
+
+def sources_table(plan: SerialPlan, devices: list[tuple[Device, int]]) -> str:
+    """The agent's ``[[sources]]`` table for these wired terminals (TOML)."""
+    name = "serial-" + (plan.port.rsplit("/", 1)[-1] or "port")
+    if devices[0][1] == 0:
+        devs = f'["{devices[0][0].dev}"]'
+    else:
+        devs = "{" + ", ".join(f'"{d.dev}" = {a}' for d, a in devices) + "}"
+    return (
+        "[[sources]]\n"
+        f'name = "{name}"\n'
+        'kind = "serial_link"\n'
+        f"port = {json.dumps(plan.port)}\n"
+        f"devices = {devs}\n"
+    )
+
+
 def provision(
     dev_type: str,
     site: str,
@@ -77,23 +127,37 @@ def provision(
     count: int = 1,
     broker_host: str = "127.0.0.1",
     broker_port: int = 1883,
+    serial: SerialPlan | None = None,
 ) -> list[tuple[Device, Path]]:
-    """Create ``count`` devices, write ``<out_dir>/<dev>.json`` (mode 0600) for each, register."""
-    made = []
+    """Create ``count`` devices, write ``<out_dir>/<dev>.json`` (mode 0600) for each, register.
+
+    With ``serial`` the devices are wired to the gateway (no MQTT login is made for them)
+    and ``<out_dir>/sources-<site>.toml`` holds the agent's ``[[sources]]`` table for them."""
+    addrs = serial.addresses(count) if serial is not None else [0] * count
+    made: list[tuple[Device, str | None]] = []
     for _ in range(count):
-        password = new_password()
-        made.append(
-            (replace(new_device(dev_type, site), mqtt_hash=hash_password(password)), password)
-        )
+        if serial is not None:
+            made.append((new_device(dev_type, site), None))
+            continue
+        secret = new_password()
+        made.append((replace(new_device(dev_type, site), mqtt_hash=hash_password(secret)), secret))
     add_devices(registry, [d for d, _ in made], int(time.time()))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for d, password in made:
+    for (d, password), addr in zip(made, addrs, strict=True):
         path = out_dir / f"{d.dev}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(device_config(d, broker_host, broker_port, "", password), fh, indent=1)
+            cfg = (
+                serial_device_config(d, addr)
+                if serial is not None
+                else device_config(d, broker_host, broker_port, "", password)
+            )
+            json.dump(cfg, fh, indent=1)
         written.append((d, path))
+    if serial is not None:
+        table = sources_table(serial, [(d, a) for (d, _), a in zip(made, addrs, strict=True)])
+        (out_dir / f"sources-{site}.toml").write_text(table, encoding="utf-8")
     return written
 
 

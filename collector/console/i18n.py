@@ -276,6 +276,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "report.tick": ("选择", "Select"),
     "report.handler": ("经办人 / 身份证号", "Handler / ID number"),
     "report.licence": ("许可证号", "Licence"),
+    "report.licence_overdrawn": ("各站合计超量", "overdrawn across sites"),
     "report.use": ("用途", "Use"),
     "report.due": ("报告期限", "Due"),
     "report.days_left": ("剩 {n} 天", "{n} day(s) left"),

@@ -430,15 +430,7 @@ class SerialLinkSource(Source):
     def _from_terminal(self, dev: str, ftype: int, payload: bytes) -> None:
         prefix = self.host.prefix
         if ftype == slink.REC:
-            claimed = _dev_in(payload)
-            if claimed is not None and claimed != dev:
-                self.count("foreign_records")
-                log.warning(
-                    "source %s: a record of %r from the terminal of %s: not offered",
-                    self.name,
-                    claimed[:64],
-                    dev,
-                )
+            if self._foreign(dev, payload, "foreign_records", "a record"):
                 return
             # unreadable records go on too: the intake quarantines them, counted there
             self.host.offer(topics.terminal_rec(dev, prefix), payload)
@@ -449,15 +441,7 @@ class SerialLinkSource(Source):
             self._busy_at = self._clock.ticks_ms()
             self.count("gates")
         elif ftype == slink.DISPATCH:
-            claimed = _dev_in(payload)
-            if claimed is not None and claimed != dev:
-                self.count("foreign_dispatches")
-                log.warning(
-                    "source %s: a dispatch request of %r from the terminal of %s: not handed on",
-                    self.name,
-                    claimed[:64],
-                    dev,
-                )
+            if self._foreign(dev, payload, "foreign_dispatches", "a dispatch request"):
                 return
             # the dispatch gate checks the seal and answers (a sealed deny, or quarantine)
             self.host.dispatch(topics.terminal_dispatch(dev, prefix), payload)
@@ -465,6 +449,22 @@ class SerialLinkSource(Source):
             self.count("dispatches")
         else:
             self.count("unexpected_frames")
+
+    def _foreign(self, dev: str, payload: bytes, counter: str, what: str) -> bool:
+        """True (counted, logged) when the message names another device than the one on
+        this port (at this bus address): it is not handed on."""
+        claimed = _dev_in(payload)
+        if claimed is None or claimed == dev:
+            return False
+        self.count(counter)
+        log.warning(
+            "source %s: %s of %r from the terminal of %s: not handed on",
+            self.name,
+            what,
+            claimed[:64],
+            dev,
+        )
+        return True
 
 
 def _dev_in(payload: bytes) -> str | None:

@@ -143,6 +143,22 @@ def test_an_outer_package_leaving_takes_its_inner_ones() -> None:
     assert got.reasons == ["already_dispatched"] and got.detail == [B]
 
 
+def test_what_the_licence_let_leave_at_its_other_sites_counts_too() -> None:
+    """Here 30 000 g, at the licence's other sites 20 000 g: 50 000 g are left of 100 000."""
+    req = parse_request(request())  # 50 000 g
+    assert decide(req, LICENCE, 30_000, stock(), set(), TODAY, used_elsewhere=20_000).allowed
+    over = decide(req, LICENCE, 30_000, stock(), set(), TODAY, used_elsewhere=20_001)
+    assert over.reasons == ["over_licence_quantity"]
+    # the figures are in the record: used here, used elsewhere, the push's version
+    body = dispatch_body(req, "CHEM-01", "WHS-1", over, 3, 1, (30_000, 20_001, 1_700_000))
+    assert (body["used_here"], body["used_elsewhere"], body["use_ver"]) == (
+        30_000,
+        20_001,
+        1_700_000,
+    )
+    default_validator().validate("goods.dispatch", body)
+
+
 def test_licence_for_another_unit_counts_as_over_quantity() -> None:
     got = decide(parse_request(request(unit="ml")), LICENCE, 0, stock(), set(), TODAY)
     assert got.reasons == ["over_licence_quantity"]
@@ -227,6 +243,7 @@ def test_parse_request_is_total(base: dict[str, Any], keep: dict[str, bool]) -> 
     dispatched=st.sets(st.sampled_from([A, B, C, "seed:X1234"])),
     recalled=st.sets(st.sampled_from(["L1", "L2"])),
     used=st.integers(0, 200_000),
+    elsewhere=st.integers(0, 200_000),
     quantity=st.integers(1, 200_000),
     has_licence=st.booleans(),
     today=st.sampled_from(["2024-12-31", "2025-01-01", TODAY, "2025-12-31", "2026-01-01"]),
@@ -237,6 +254,7 @@ def test_decision_properties(
     dispatched: set[str],
     recalled: set[str],
     used: int,
+    elsewhere: int,
     quantity: int,
     has_licence: bool,
     today: str,
@@ -244,20 +262,22 @@ def test_decision_properties(
     in_stock -= dispatched
     req = parse_request(request(items=items, quantity=quantity))
     lic = LICENCE if has_licence else None
-    got = decide(req, lic, used, stock(tuple(in_stock), tuple(dispatched)), recalled, today)
+    st_ = stock(tuple(in_stock), tuple(dispatched))
+    got = decide(req, lic, used, st_, recalled, today, used_elsewhere=elsewhere)
     assert len(set(got.reasons)) == len(got.reasons) and set(got.reasons) <= set(REASONS)
     assert ("no_licence" in got.reasons) == (not has_licence)
     assert ("already_dispatched" in got.reasons) == bool(set(items) & dispatched)
     assert ("not_in_stock" in got.reasons) == bool(set(items) - in_stock - dispatched)
     assert ("recalled_lot" in got.reasons) == ("L1" in recalled)
     if has_licence:
-        assert ("over_licence_quantity" in got.reasons) == (used + quantity > 100_000)
+        over = used + elsewhere + quantity > 100_000
+        assert ("over_licence_quantity" in got.reasons) == over
         assert ("licence_expired" in got.reasons) == (not "2025-01-01" <= today <= "2025-12-31")
     # allowed exactly when every item is in stock, none left, licence good, lot not recalled
     assert got.allowed == (
         has_licence
         and set(items) <= in_stock
-        and used + quantity <= 100_000
+        and used + elsewhere + quantity <= 100_000
         and "2025-01-01" <= today <= "2025-12-31"
         and "L1" not in recalled
     )

@@ -326,3 +326,46 @@ def test_unsealed_forged_and_replayed_requests_change_nothing(site: Site) -> Non
     site.open()
     site.gate.handle(topic, sealed)
     assert "decided before" in json.loads(site.sent[-1][1])["error"]
+
+
+def test_use_at_the_licences_other_sites_is_pushed_signed_and_counted(site: Site) -> None:
+    assert site.ask()["decision"] == "allow"  # type: ignore[index]  # 25 000 g here
+    # the centre says 60 000 g of JD-1 left at its other sites: 15 000 g are left here
+    site.command(
+        {
+            "type": "licence_use",
+            "version": 5,
+            "use": [{"licence": "JD-1", "unit": "g", "elsewhere": 60_000}],
+        }
+    )
+    assert site.warehouse.use_version == 5
+    ans = site.ask(n="d" * 32, items=[U2], quantity=20_000)
+    assert ans is not None and ans["reasons"] == ["over_licence_quantity"]
+    rec = site.dispatch_records()[-1]["body"]
+    assert (rec["used_here"], rec["used_elsewhere"], rec["use_ver"]) == (25_000, 60_000, 5)
+    ans = site.ask(n="e" * 32, items=[U2], quantity=15_000)
+    assert ans is not None and ans["decision"] == "allow"
+    # a replayed older push, a forged one and a malformed one change nothing
+    site.command({"type": "licence_use", "version": 4, "use": []})
+    forged = sign_command(
+        {"type": "licence_use", "version": 9, "use": [], "site": SITE, "expires": 2**50},
+        Ed25519PrivateKey.generate(),
+    )
+    site.commands.on_command(topics.site_cmd(SITE), forged)
+    site.command(
+        {
+            "type": "licence_use",
+            "version": 6,
+            "use": [{"licence": "JD-1", "unit": "g", "elsewhere": -1}],
+        }
+    )
+    site.command({"type": "licence_use", "version": 7, "use": [{"licence": "JD-1"}]})
+    assert site.warehouse.use_version == 5
+    assert site.warehouse.used_elsewhere("JD-1", "g") == 60_000
+    assert site.commands.rejected.get("malformed") == 2
+    # kept across a restart; a newer push without the licence: used nowhere else
+    site.outbox.close()
+    site.open()
+    assert site.warehouse.used_elsewhere("JD-1", "g") == 60_000
+    site.command({"type": "licence_use", "version": 8, "use": []})
+    assert site.warehouse.used_elsewhere("JD-1", "g") == 0

@@ -170,3 +170,45 @@ def test_a_warehouse_terminal_config_is_checked_whole(tmp_path: Path) -> None:
     out = res.stdout
     assert "reader.protocol: must be one of chafon, r2000" in out, out
     assert "warehouse.products[2].class: must be one of" in out, out
+
+
+def test_wired_terminals_provisioned_with_the_agents_sources_table(tmp_path: Path) -> None:
+    """`device provision --serial-port --bus-addr`: three boxes on an RS-485 bus, each
+    config wired with its address, no MQTT login made; the table written for the agent is
+    what `config check` accepts."""
+    import json
+
+    from hostlib.registry import Registry
+
+    agent = good_agent(tmp_path)
+    reg = tmp_path / "devices.json"
+    out = tmp_path / "boxes"
+    args = ["device", "provision", "--type", "elevator-box", "--site", "S1", "--out", str(out)]
+    res = CliRunner().invoke(
+        main,
+        [*args, "--registry", str(reg), "--count", "3", "--serial-port", "/dev/ttyUSB0",
+         "--bus-addr", "4"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    devs = [ln.split("\t")[0] for ln in res.stdout.splitlines()]
+    links = [json.loads((out / f"{d}.json").read_text())["link"] for d in devs]
+    assert links == [{"kind": "serial", "uart": "gateway", "bus_addr": a} for a in (4, 5, 6)]
+    assert all(not Registry(reg).devices()[d].mqtt_hash for d in devs)
+    table = (out / "sources-S1.toml").read_text()
+    assert "sources-S1.toml" in res.stderr and "[[sources]]" in table
+    agent.write_text(agent.read_text() + "\n" + table)
+    ok = check(agent)
+    assert ok.exit_code == 0, ok.output
+
+    # a point-to-point line carries one terminal; an address alone is a usage error
+    bad = CliRunner().invoke(
+        main, [*args, "--registry", str(reg), "--count", "2", "--serial-port", "/dev/ttyS1"]
+    )
+    assert bad.exit_code != 0 and "point-to-point" in bad.output
+    bad = CliRunner().invoke(main, [*args, "--registry", str(reg), "--bus-addr", "3"])
+    assert bad.exit_code == 2 and "--serial-port" in bad.output
+    one = CliRunner().invoke(
+        main, [*args, "--registry", str(reg), "--serial-port", "/dev/ttyS1", "--out", str(out)]
+    )
+    assert one.exit_code == 0, one.output
+    assert 'devices = ["' in (out / "sources-S1.toml").read_text()
