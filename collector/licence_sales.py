@@ -7,14 +7,17 @@ dispatch gate's decision where the collector holds it (docs/warehouse.md).
   does), each with the fields that changed from the version before it: quantity (and unit),
   validity, sites, classes, kind, holder.
 * :func:`sales`: the ``goods.out`` records naming the licence at the sites in scope, newest
-  first, paged, read through the partial index ``records_goods_licence`` (its predicate
-  repeated as written). A sale's ``gate_seq`` is the ``seq`` of the site gateway's
-  ``goods.dispatch`` that allowed it: the page's decisions are looked up in **one** query
-  (``goods.dispatch`` at the page's sites, in the page's time window with a day's margin,
-  matched on site, ``seq`` and the requesting ``terminal``), so a page costs two queries
-  whatever its length. The decision names the registry version it was made against
-  (``reg_ver``), which :func:`collector.licences.licence_at` turns into the licence as it
-  stood then.
+  first, paged, read through a partial index (its predicate repeated as written:
+  ``records_goods_licence``, or the planner's pick ``records_goods`` by site). A sale's
+  ``gate_seq`` is the ``seq`` of the site gateway's ``goods.dispatch`` that allowed it: the
+  page's decisions are looked up in **one** query (``goods.dispatch`` at the page's sites,
+  in the page's time window with a day's margin, matched on site, ``seq`` and the
+  requesting ``terminal``), so a page costs two queries whatever its length. The decision
+  names the registry version it was made against (``reg_ver``), which
+  :func:`collector.licences.licence_at` turns into the licence as it stood then. On SQLite
+  the partial index ``records_goods_dispatch`` on ``(site, ts)`` of the ``goods.dispatch``
+  records serves that query; PostgreSQL reads it through ``records_site_ts`` (migration 1),
+  so it needs no migration.
 
 Personal data (buyer, handler, holder): only the regulator's listener serves these.
 """
@@ -28,6 +31,17 @@ from typing import Any
 from collector import licence_use, licences
 from hostlib.db import Db
 from wire import tracecode
+
+SCHEMA = """
+CREATE INDEX IF NOT EXISTS records_goods_dispatch ON records(site, ts)
+    WHERE kind = 'goods.dispatch';
+"""
+
+
+def ensure_schema(db: Any) -> None:
+    """SQLite only (PostgreSQL's ``records_site_ts`` does the same there)."""
+    db.executescript(SCHEMA)
+
 
 # the fields whose change between versions is shown, in this order
 COMPARED = ("quantity", "valid", "sites", "classes", "kind", "holder")

@@ -14,7 +14,17 @@ from collector import licence_sales, licences
 from collector.api import make_app
 from tests.collector.test_licence_use import LIC, licence, other
 from tests.collector.test_markets import at, connect
-from tests.collector.test_whviews import DEV_A, DEV_B, A, B, SiteFeed, feed_day, gid, goods_out
+from tests.collector.test_whviews import (
+    DEV_A,
+    DEV_B,
+    A,
+    B,
+    PlanSpy,
+    SiteFeed,
+    feed_day,
+    gid,
+    goods_out,
+)
 from tests.console.test_warehouse_pages import login
 from tests.stores import StoreUnderTest
 
@@ -157,3 +167,15 @@ def test_the_sales_page_and_its_decisions_are_two_queries(any_store: StoreUnderT
     assert got[1].dispatch is not None and got[1].dispatch.reg_ver > 0
     assert [x.seq for x in more] == [6, 3]
     assert len(seen) == 2
+
+
+def test_the_sales_and_their_decisions_are_read_from_indexes(any_store: StoreUnderTest) -> None:
+    setup(any_store)
+    with any_store.write() as db:
+        if any_store.postgres:  # a tiny table: make the planner show it can use the index
+            db.execute("SET LOCAL enable_seqscan = off")
+        spy = PlanSpy(db, any_store.postgres)
+        assert licence_sales.sales(spy, LIC, frozenset({A}))[1].dispatch is not None
+    # the licensed sales' index, or the goods index by site (PostgreSQL picks the latter)
+    assert "records_goods" in spy.plans[0] and "Seq Scan" not in spy.plans[0]
+    assert ("records_site_ts" if any_store.postgres else "records_goods_dispatch") in spy.plans[1]
