@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from collector import licence_sales, licences
 from collector.api import make_app
+from collector.console import pages_licences
 from tests.collector.test_licence_use import LIC, licence, other
 from tests.collector.test_markets import at, connect
 from tests.collector.test_whviews import (
@@ -179,3 +180,15 @@ def test_the_sales_and_their_decisions_are_read_from_indexes(any_store: StoreUnd
     # the licensed sales' index, or the goods index by site (PostgreSQL picks the latter)
     assert "records_goods" in spy.plans[0] and "Seq Scan" not in spy.plans[0]
     assert ("records_site_ts" if any_store.postgres else "records_goods_dispatch") in spy.plans[1]
+
+
+def test_the_sales_are_paged(any_store: StoreUnderTest, monkeypatch: Any) -> None:
+    setup(any_store)
+    monkeypatch.setattr(pages_licences, "SALES_PAGE", 3)
+    app = TestClient(make_app(any_store.ctx()))
+    admin = login(app, any_store.token("admin"))
+    first = admin.get(f"/console/warehouse/licences/{LIC}").text
+    older = f'href="/console/warehouse/licences/{LIC}?offset=3"'
+    assert older in first and first.count('href="/console/devices/') == 3
+    rest = admin.get(f"/console/warehouse/licences/{LIC}?offset=3").text
+    assert "?offset=6" not in rest and rest.count('href="/console/devices/') == 2  # 5 sales
