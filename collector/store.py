@@ -38,6 +38,7 @@ from collector import (
     cylinders,
     elevators,
     fleet,
+    licence_sales,
     licence_use,
     licences,
     markets,
@@ -256,6 +257,7 @@ class SqliteStore:
         licences.ensure_schema(self.db)
         whviews.ensure_schema(self.db)
         licence_use.ensure_schema(self.db)
+        licence_sales.ensure_schema(self.db)
         markets.ensure_schema(self.db)  # triggers keep stock and flags in each commit
         elevators.ensure_schema(self.db)
         audit.ensure_schema(self.db)

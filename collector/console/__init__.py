@@ -21,6 +21,7 @@ from collector.console import (
     pages_alarms,
     pages_assets,
     pages_fleet,
+    pages_licences,
     pages_markets,
     pages_warehouse,
 )
@@ -46,6 +47,7 @@ def make_router(ctx: ApiContext) -> APIRouter:
         pages_assets,
         pages_markets,
         pages_warehouse,
+        pages_licences,
         pages_admin,
     ):
         router.include_router(part.make_router(con))

@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector import access, audit, sites
+from collector import access, audit, licences, sites
 from collector.storedb import StoreDb, is_db_error
 from simulators.fleet import Fleet
 from tests.conftest import SITE, Chain, wait_until
@@ -148,6 +148,19 @@ def open_alarms(store: StoreDb, kind: str) -> int:
         return int(db.execute("SELECT COUNT(*) FROM alarms WHERE kind = ?", (kind,)).fetchone()[0])
 
 
+LICENCE = {
+    "licence": "JD-330100-2025-0007",
+    "kind": "toxic_purchase",
+    "holder": "杭州某电镀有限公司",
+    "classes": ["chemical_toxic"],
+    "quantity": 50_000,
+    "unit": "g",
+    "valid_from": "2025-01-01",
+    "valid_until": "2099-12-31",
+    "sites": ["*"],
+}
+
+
 def scalar(store: StoreDb, sql: str, args: tuple[Any, ...]) -> Any:
     with store.read() as db:
         row = db.execute(sql, args).fetchone()
@@ -202,6 +215,7 @@ def walk(ch: Chain, store: StoreDb, port: int, public_port: int) -> None:
                 }
             ],
         )
+        licences.import_licences(db, [LICENCE])  # for the warehouse licence pages
         tokens = access.TokenStore(db)
         admin = tokens.create("admin", "all", "市监局值班", CLI)[1]
         operator = tokens.create("operator", f"market:{market}", "市场管理处", CLI)[1]
@@ -301,6 +315,15 @@ def walk(ch: Chain, store: StoreDb, port: int, public_port: int) -> None:
             pages.check(page, "elevators")
             page.goto(base + "/console/cylinders")
             pages.check(page, "cylinders")
+            # --- the licences in scope, and one licence's page from its link
+            page.goto(base + "/console/warehouse/licences")
+            assert LICENCE["holder"] in page.inner_text("main")
+            pages.check(page, "licences")
+            page.click(f"a[href='/console/warehouse/licences/{LICENCE['licence']}']")
+            page.wait_for_url(f"**/console/warehouse/licences/{LICENCE['licence']}")
+            assert LICENCE["licence"] in page.inner_text("h1")
+            assert "首次导入" in page.inner_text("main")  # its one version
+            pages.check(page, "licence")
             # --- lift: relayed, the terminals get a newer list without the batch
             page.goto(base + f"/console/markets/batches/{batch}")
             page.fill("#lift-reason", LIFT_REASON)
@@ -352,6 +375,8 @@ def walk(ch: Chain, store: StoreDb, port: int, public_port: int) -> None:
                 ("batch", f"/console/markets/batches/{batch}"),
                 ("recall", f"/console/recall/{batch}"),
                 ("audit", "/console/audit"),
+                ("licences", "/console/warehouse/licences"),
+                ("licence", f"/console/warehouse/licences/{LICENCE['licence']}"),
             ]:
                 p2.goto(base + url)
                 assert p2.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], (
