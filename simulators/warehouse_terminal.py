@@ -24,7 +24,7 @@ from drivers.codecs.itemcodes import parse_item
 from hostlib.registry import Device
 from wire import auth, topics
 from wire.canonical import canonical
-from wire.envelope import make_record
+from wire.envelope import WireError, make_record
 
 
 def scan(code: str, level: str = "", source: str = "scan") -> dict[str, Any]:
@@ -40,15 +40,26 @@ class WarehouseTerminal:
         self.request_id = 0
         self.records: list[dict[str, Any]] = []
         self.answers: dict[int, dict[str, Any]] = {}
+        self.acked = 0  # the agent's watermark from its last verified ack
         self._got = threading.Condition()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wh-{self.dev}")
         self.c.on_message = self._on
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
         self.c.subscribe(topics.terminal_cmd(self.dev, prefix), qos=1)
+        self.c.subscribe(topics.terminal_ack(self.dev, prefix), qos=1)
         time.sleep(0.3)
 
     def _on(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        if m.topic == topics.terminal_ack(self.dev, self.prefix):
+            try:
+                wm, _, _ = auth.open_terminal_ack(bytes(m.payload), self.dev, [self.key])
+            except WireError:
+                return
+            with self._got:
+                self.acked = max(self.acked, wm)
+                self._got.notify_all()
+            return
         try:
             msg = json.loads(m.payload)
         except ValueError:
@@ -67,6 +78,12 @@ class WarehouseTerminal:
         self.records.append(rec)
         self.c.publish(topics.terminal_rec(self.dev, self.prefix), canonical(rec), qos=1)
         return self.seq
+
+    def wait_acked(self, timeout: float = 10.0) -> bool:
+        """Whether the agent acked every record published so far within ``timeout`` (it
+        keeps the stock from what it stored: a receipt is in stock once acked)."""
+        with self._got:
+            return self._got.wait_for(lambda: self.acked >= self.seq, timeout)
 
     def ask(self, request: dict[str, Any], timeout: float = 5.0) -> tuple[dict[str, Any], float]:
         """One dispatch request; the verified answer and how long it took. AssertionError

@@ -34,6 +34,7 @@ from simulators.fleet import Fleet
 from simulators.platform import PlatformServer
 from traceedge.brokers import free_port, start_broker
 from traceedge.demo_gateway import wire_gateway
+from traceedge.demo_warehouse import StoreScene, WarehouseDay, check_stocktake
 from traceedge.launch import Role, agent_config, collector_config
 from traceedge.provision import new_device, site_trust
 
@@ -95,9 +96,13 @@ def _run(
     chain_devices = [new_device("market-scale", SITE) for _ in chain_names]
     dev_of = {n: d.dev for n, d in zip(chain_names, chain_devices, strict=True)}
     script = [(dev_of[r.dev], r.kind, r.ts, r.body) for r in day.records]
-    add_devices(registry, devices + chain_devices + gateway.devices, int(time.time()))
+    store_terminal = new_device("warehouse-terminal", SITE)  # a store at the site
+    add_devices(
+        registry, devices + chain_devices + [store_terminal] + gateway.devices, int(time.time())
+    )
     say(
-        f"provisioned {len(devices) + len(chain_devices)} MQTT terminals, "
+        f"provisioned {len(devices) + len(chain_devices)} MQTT terminals, a warehouse "
+        f"terminal, "
         f"{len(gateway.bus_devices)} on an RS-485 serial bus and an elevator controller on "
         f"Modbus for site {SITE} in {registry}"
     )
@@ -165,6 +170,9 @@ def _run(
     producer = threading.Thread(target=produce, name="fleet", daemon=True)
     producer.start()
     running.callback(fleet.stop)
+    scene = StoreScene(ccfg, workdir / "warehouse", outbox, broker.port, store_terminal, SITE, say)
+    scene.start()
+    running.callback(scene.stop)  # before the agent and the collector stop
     store = workdir / "collector" / "collector.sqlite"
     deadline = time.monotonic() + timeout_s
     while True:
@@ -176,11 +184,15 @@ def _run(
             buffered, wired = a["depth"], _sources_line(a["sources"])
         except TraceedgeError:
             buffered, wired = 0, ""
+        if scene.error is not None:
+            raise TraceedgeError(f"warehouse: {scene.error}")
+        wh_records = scene.day.records if scene.day else 0
         captured = (
             fleet.stats.generated
             + chain_fleet.stats.generated
             + gateway.bus_generated()
             + lift_records
+            + wh_records
         )
         say(
             f"captured {captured:>7}  buffered at edge {buffered:>7}  "
@@ -190,8 +202,9 @@ def _run(
             if not role.alive():
                 raise TraceedgeError(f"{role.role} died:\n{role.log_tail()}")
         bus_done = gateway.bus_generated() >= per_bus_terminal * len(gateway.bus_devices)
-        wanted = records + len(script) + gateway.bus_generated() + lift_records
-        if not lift_off and p["forwarded"] >= wanted and bus_done and not producer.is_alive():
+        wanted = records + len(script) + gateway.bus_generated() + lift_records + wh_records
+        terminals_done = not producer.is_alive() and not scene.is_alive()
+        if not lift_off and p["forwarded"] >= wanted and bus_done and terminals_done:
             # the terminals are done: switch the elevator controller off and count what the
             # gateway made for it (its link shows down; nothing it made is lost)
             gateway.controller.power_off()
@@ -206,6 +219,17 @@ def _run(
             say("timed out waiting for the platform to receive everything")
             break
     producer.join(timeout=5)
+    scene.join(timeout=5)
+    day_done = scene.day or WarehouseDay()
+    if scene.day:
+        count, alarms = check_stocktake(store, SITE)
+        say(
+            f"warehouse: stocktake {count.count_id} at the collector: {len(count.counted)} "
+            f"counted, {len(count.missing)} missing ({', '.join(count.missing) or 'none'}); "
+            f"{alarms} stocktake_missing alarm(s) raised"
+        )
+    else:
+        count, alarms = None, 0
     deadline_p = time.monotonic() + 30
     while read_summary(store).get("projection_backlog", 0) and time.monotonic() < deadline_p:
         time.sleep(0.2)  # market stock and flags are applied just behind ingest
@@ -219,11 +243,19 @@ def _run(
         "generated": fleet.stats.generated
         + chain_fleet.stats.generated
         + gateway.bus_generated()
-        + lift_records,
+        + lift_records
+        + day_done.records,
         "generated_serial_bus": gateway.bus_generated(),
         "generated_elevator_controller": lift_records,
         "chain_records": len(script),
         "chain_hops": _hops_linked(store),
+        "warehouse_records": day_done.records,
+        "warehouse_gate_records": day_done.gate_records,
+        "dispatch_allowed": day_done.allowed,
+        "dispatch_refused": len(day_done.refused),
+        "dispatch_refused_reasons": sorted({r for rs in day_done.refused for r in rs}),
+        "stocktake_missing": len(count.missing) if count else 0,
+        "stocktake_alarms": alarms,
         "stored": int(c.get("stored", 0)),
         "forwarded": p["forwarded"],
         "duplicates": p["duplicates"],
@@ -399,7 +431,8 @@ def print_result(res: DemoResult, as_json: bool, echo: Callable[[str], None]) ->
         echo("")
         echo("summary")
         for k, v in s.items():
-            echo(f"  {k:30} {v}")
+            shown = ", ".join(map(str, v)) if isinstance(v, list) else v
+            echo(f"  {k:30} {shown}")
         echo(f"sample query: {res.sample.get('query')}")
         echo(
             "  "

@@ -116,13 +116,26 @@ def test_demo_json_summary_last_line() -> None:
         summary["generated_serial_bus"] == 2 * 25 and summary["generated_elevator_controller"] > 0
     )
     assert summary["chain_records"] and summary["chain_hops"] == 4  # every retail entry linked
+    # the warehouse: 3 receipts, a goods.out after the one allowed dispatch, a one-part
+    # stocktake, and the agent's own goods.dispatch record for each of its 3 decisions
+    assert summary["warehouse_records"] == 3 + 1 + 1 + 3
+    assert summary["warehouse_gate_records"] == 3
+    assert summary["dispatch_allowed"] == 1 and summary["dispatch_refused"] == 2
+    assert summary["dispatch_refused_reasons"] == ["no_licence", "recalled_lot"]
+    assert summary["stocktake_missing"] == 1 and summary["stocktake_alarms"] == 1
     assert summary["generated"] == (
-        500 + summary["chain_records"] + 50 + summary["generated_elevator_controller"]
+        500
+        + summary["chain_records"]
+        + 50
+        + summary["generated_elevator_controller"]
+        + summary["warehouse_records"]
     )
     assert summary["duplicates"] == summary["gaps"] == summary["quarantined"] == 0
     assert summary["trace_lookups"] > 0
     assert summary["trace_lookups_ok"] == summary["trace_lookups"]
     assert "captured" in res.stderr  # progress was shown
+    assert "the agent holds licence registry version 1" in res.stderr
+    assert "refused: no_licence, recalled_lot" in res.stderr
 
 
 def test_demo_epcis_out_documents_validate_against_the_official_schema(tmp_path: Path) -> None:
@@ -157,3 +170,6 @@ def test_demo_epcis_out_documents_validate_against_the_official_schema(tmp_path:
         events += doc["epcisBody"]["eventList"]
     assert len(events) == summary["generated"]  # the gateway's own devices' records too
     assert len({e["eventID"] for e in events}) == summary["generated"]
+    # the warehouse's records too: receiving, shipping, counting and the gate's decisions
+    steps = {e.get("bizStep") for e in events}
+    assert {"receiving", "shipping", "cycle_counting", "inspecting"} <= steps
