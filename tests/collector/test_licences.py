@@ -159,7 +159,7 @@ def test_cli_imports_csv_and_json_all_or_nothing(store: StoreUnderTest, tmp_path
     good.write_text(CSV, encoding="utf-8")
     res = run("import-licences", cfg, good)
     assert res.exit_code == 0, res.output
-    assert "imported 3 licences; registry version 1" in res.output
+    assert "imported 3 licence(s); registry version 1" in res.output
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([LICENCE, {**LICENCE, "licence": "X", "valid_from": "soon"}]))
     res = run("import-licences", cfg, bad)

@@ -381,7 +381,7 @@ def import_licences_cmd(config_path: Path, source: Path) -> None:
     with _import_into_store(config_path, source, "licences") as (db, counted):
         version = import_licences(db, entries)
         counted.append(len(entries))
-    click.echo(f"imported {len(entries)} licences; registry version {version}")
+    click.echo(f"imported {len(entries)} licence(s); registry version {version}")
 
 
 @command.command("import-recalls")
@@ -403,7 +403,7 @@ def import_recalls_cmd(config_path: Path, source: Path) -> None:
     with _import_into_store(config_path, source, "recalls") as (db, counted):
         version = import_recalls(db, entries)
         counted.append(len(entries))
-    click.echo(f"imported {len(entries)} recalled lots; recall list version {version}")
+    click.echo(f"imported {len(entries)} recalled lot(s); recall list version {version}")
 
 
 @command.command("import-traders")
