@@ -86,8 +86,23 @@ class Identity:
     broker: BrokerSettings
 
 
+class TerminalFiles:
+    """What both terminals' settings derive from their identity and data directory."""
+
+    identity: Identity
+    data_dir: Path
+
+    @property
+    def dev(self) -> str:
+        return self.identity.device.dev
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "terminal.sqlite"
+
+
 @dataclass(frozen=True)
-class TerminalSettings:
+class TerminalSettings(TerminalFiles):
     path: str
     data_dir: Path
     identity: Identity
@@ -100,14 +115,6 @@ class TerminalSettings:
     log_max_bytes: int = 256 * 1024**2
     receipts_keep_days: int = 90
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dev(self) -> str:
-        return self.identity.device.dev
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "terminal.sqlite"
 
 
 def load_identity(path: Path) -> Identity:

@@ -22,7 +22,7 @@ from typing import Any
 
 from drivers.transports.readers import UHF_PROTOCOLS
 from drivers.transports.serial_port import BAUD_RATES
-from edge_agent.terminal.settings import Identity, load_common
+from edge_agent.terminal.settings import Identity, TerminalFiles, load_common
 from hostlib.config import Section, load_toml
 from hostlib.errors import ConfigError
 from wire.goods import CONTROLLED_CLASSES, PRODUCT_CLASSES, UNITS
@@ -49,7 +49,7 @@ class ScannerSettings:
 
 
 @dataclass(frozen=True)
-class WarehouseSettings:
+class WarehouseSettings(TerminalFiles):
     path: str
     data_dir: Path
     identity: Identity
@@ -64,14 +64,6 @@ class WarehouseSettings:
     window: int = 8
     ack_timeout_s: float = 10.0
     log_max_bytes: int = 256 * 1024**2
-
-    @property
-    def dev(self) -> str:
-        return self.identity.device.dev
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "terminal.sqlite"
 
 
 def _text(s: Section, key: str, hi: int, required: bool = True) -> str:
