@@ -246,9 +246,7 @@ def load_terminal(
     p, root = load_toml(path, problems, files)
     c = load_common(p, root)
     sc = root.sub("scale")
-    protocol = sc.get("protocol", str, "cas_ecr")
-    if protocol not in PROTOCOLS:
-        sc.fail("protocol", f"must be one of {', '.join(PROTOCOLS)}")
+    protocol = sc.choice("protocol", str, PROTOCOLS, "cas_ecr")
     scale = ScaleSettings(
         port=sc.get("port", str),
         protocol=protocol,
@@ -264,9 +262,7 @@ def load_terminal(
     printer = None
     if root.has("printer"):
         pr = root.sub("printer")
-        kind = pr.get("kind", str, "device")
-        if kind not in PRINTER_KINDS:
-            pr.fail("kind", f"must be one of {', '.join(PRINTER_KINDS)}")
+        kind = pr.choice("kind", str, PRINTER_KINDS, "device")
         printer = PrinterSettings(
             kind, str(rel_path(p, pr.get("path", str))), pr.get("baudrate", int, 9600)
         )
