@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +94,13 @@ class Section:
         if key not in self.data and default is None:
             self.fail(key, "is required")
         return default if default is not None else typ()
+
+    def choice(self, key: str, typ: type[T], allowed: Collection[T], default: T | None = None) -> T:
+        """``key`` as :meth:`get` gives it, which must be one of ``allowed``."""
+        val = self.get(key, typ, default)
+        if val not in allowed:
+            self.fail(key, f"must be one of {', '.join(map(str, allowed))}")
+        return val
 
     def opt(self, key: str, typ: type[T]) -> T | None:
         """``key`` as a ``typ``, or None when absent."""

@@ -86,8 +86,23 @@ class Identity:
     broker: BrokerSettings
 
 
+class TerminalFiles:
+    """What both terminals' settings derive from their identity and data directory."""
+
+    identity: Identity
+    data_dir: Path
+
+    @property
+    def dev(self) -> str:
+        return self.identity.device.dev
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "terminal.sqlite"
+
+
 @dataclass(frozen=True)
-class TerminalSettings:
+class TerminalSettings(TerminalFiles):
     path: str
     data_dir: Path
     identity: Identity
@@ -100,14 +115,6 @@ class TerminalSettings:
     log_max_bytes: int = 256 * 1024**2
     receipts_keep_days: int = 90
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dev(self) -> str:
-        return self.identity.device.dev
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "terminal.sqlite"
 
 
 def load_identity(path: Path) -> Identity:
@@ -239,9 +246,7 @@ def load_terminal(
     p, root = load_toml(path, problems, files)
     c = load_common(p, root)
     sc = root.sub("scale")
-    protocol = sc.get("protocol", str, "cas_ecr")
-    if protocol not in PROTOCOLS:
-        sc.fail("protocol", f"must be one of {', '.join(PROTOCOLS)}")
+    protocol = sc.choice("protocol", str, PROTOCOLS, "cas_ecr")
     scale = ScaleSettings(
         port=sc.get("port", str),
         protocol=protocol,
@@ -257,9 +262,7 @@ def load_terminal(
     printer = None
     if root.has("printer"):
         pr = root.sub("printer")
-        kind = pr.get("kind", str, "device")
-        if kind not in PRINTER_KINDS:
-            pr.fail("kind", f"must be one of {', '.join(PRINTER_KINDS)}")
+        kind = pr.choice("kind", str, PRINTER_KINDS, "device")
         printer = PrinterSettings(
             kind, str(rel_path(p, pr.get("path", str))), pr.get("baudrate", int, 9600)
         )

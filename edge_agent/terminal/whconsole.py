@@ -24,8 +24,12 @@ One command per line, case-insensitive, words separated by spaces::
 
 from __future__ import annotations
 
-from edge_agent.terminal.console import MAX_LINE, Command, InputError
+from functools import partial
+
+from edge_agent.terminal.commands import Command, InputError, Special, help_text, parse_line
 from wire.goods_records import COUNT, DISPATCH, PACK, RECEIVE, UNPACK
+
+__all__ = ["BARE", "HELP", "MODE_WORDS", "NUMBERED", "Command", "InputError", "parse"]
 
 MODE_WORDS = {
     "receive": RECEIVE,
@@ -37,36 +41,25 @@ MODE_WORDS = {
 NUMBERED = {"product": 999999, "party": 999999}
 BARE = ("products", "parties", "drop", "record", "cancel", "status", "help", "quit")
 MAX_CODE = 180
-HELP = __doc__.split("::", 1)[1].split("\n\n:func:")[0].strip("\n") if __doc__ else ""
+HELP = help_text(__doc__)
+
+
+def _mode(word: str, args: list[str], line: str) -> Command:
+    if args:
+        raise InputError(f"{word} takes nothing after it")
+    return Command("mode", number=MODE_WORDS[word])
+
+
+def _read(args: list[str], line: str) -> Command:
+    code = line.strip()[4:].strip()
+    if not code or len(code) > MAX_CODE:
+        raise InputError(f"read needs a code (1..{MAX_CODE} characters)")
+    return Command("read", text=code)
+
+
+SPECIAL: dict[str, Special] = {"read": _read, **{w: partial(_mode, w) for w in MODE_WORDS}}
 
 
 def parse(line: str) -> Command | None:
     """The command on ``line``; None for a blank line."""
-    if len(line) > MAX_LINE:
-        raise InputError(f"line longer than {MAX_LINE} characters")
-    words = line.split()
-    if not words:
-        return None
-    name, args = words[0].lower(), words[1:]
-    if name in MODE_WORDS:
-        if args:
-            raise InputError(f"{name} takes nothing after it")
-        return Command("mode", number=MODE_WORDS[name])
-    if name in NUMBERED:
-        top = NUMBERED[name]
-        if len(args) != 1 or not (args[0].isascii() and args[0].isdigit()):
-            raise InputError(f"{name} needs one number, e.g. '{name} 2'")
-        n = int(args[0])
-        if not 1 <= n <= top:
-            raise InputError(f"{name}: 1..{top}, not {n}")
-        return Command(name, number=n)
-    if name == "read":
-        code = line.strip()[4:].strip()
-        if not code or len(code) > MAX_CODE:
-            raise InputError(f"read needs a code (1..{MAX_CODE} characters)")
-        return Command("read", text=code)
-    if name in BARE:
-        if args:
-            raise InputError(f"{name} takes nothing after it")
-        return Command(name)
-    raise InputError(f"unknown command {name[:20]!r}: type help")
+    return parse_line(line, NUMBERED, BARE, SPECIAL)

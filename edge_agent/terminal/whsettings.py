@@ -22,7 +22,7 @@ from typing import Any
 
 from drivers.transports.readers import UHF_PROTOCOLS
 from drivers.transports.serial_port import BAUD_RATES
-from edge_agent.terminal.settings import Identity, load_common
+from edge_agent.terminal.settings import Identity, TerminalFiles, load_common
 from hostlib.config import Section, load_toml
 from hostlib.errors import ConfigError
 from wire.goods import CONTROLLED_CLASSES, PRODUCT_CLASSES, UNITS
@@ -49,7 +49,7 @@ class ScannerSettings:
 
 
 @dataclass(frozen=True)
-class WarehouseSettings:
+class WarehouseSettings(TerminalFiles):
     path: str
     data_dir: Path
     identity: Identity
@@ -64,14 +64,6 @@ class WarehouseSettings:
     window: int = 8
     ack_timeout_s: float = 10.0
     log_max_bytes: int = 256 * 1024**2
-
-    @property
-    def dev(self) -> str:
-        return self.identity.device.dev
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "terminal.sqlite"
 
 
 def _text(s: Section, key: str, hi: int, required: bool = True) -> str:
@@ -101,12 +93,8 @@ def _products(s: Section) -> dict[int, dict[str, Any]]:
         code = _text(g, "code", 32, False)
         if code:
             p["code"] = code
-        cls = g.get("class", str)
-        if cls not in PRODUCT_CLASSES:
-            g.fail("class", f"must be one of {', '.join(PRODUCT_CLASSES)}")
-        unit = g.get("unit", str, "piece")
-        if unit not in UNITS:
-            g.fail("unit", f"must be one of {', '.join(UNITS)}")
+        cls = g.choice("class", str, PRODUCT_CLASSES)
+        unit = g.choice("unit", str, UNITS, "piece")
         p.update({"class": cls, "unit": unit})
         p["amount"] = g.bounded("amount", int, 1, 10**9, unit)
         lot = _text(g, "lot", 32, False)
@@ -144,9 +132,7 @@ def load_warehouse(
     reader = None
     if root.has("reader"):
         r = root.sub("reader")
-        protocol = r.get("protocol", str, "chafon")
-        if protocol not in UHF_PROTOCOLS:
-            r.fail("protocol", f"must be one of {', '.join(UHF_PROTOCOLS)}")
+        protocol = r.choice("protocol", str, UHF_PROTOCOLS, "chafon")
         address = r.opt("address", int)
         if address is not None and not 0 <= address <= 255:
             r.fail("address", f"must be 0..255, not {address}")
@@ -162,9 +148,7 @@ def load_warehouse(
     scanner = None
     if root.has("scanner"):
         sc = root.sub("scanner")
-        baud = sc.get("baudrate", int, 9600)
-        if baud not in BAUD_RATES:
-            sc.fail("baudrate", f"must be one of {', '.join(map(str, BAUD_RATES))}")
+        baud = sc.choice("baudrate", int, BAUD_RATES, 9600)
         scanner = ScannerSettings(
             port=sc.get("port", str),
             baudrate=baud,

@@ -20,31 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from drivers.codecs import barcode
 from drivers.codecs.errors import CodecError
 from drivers.codecs.itemcodes import parse_item, parse_scan
-from edge_agent.terminal.console import Command, InputError
+from edge_agent.terminal.base import NotRecorded, TerminalCore
+from edge_agent.terminal.commands import Command
 from edge_agent.terminal.desk import Desk
 from edge_agent.terminal.dispatch import DispatchClient
-from edge_agent.terminal.log import LogFull, TerminalLog, read_status
-from edge_agent.terminal.sender import Sender
-from edge_agent.terminal.terminal import stdin_lines, time_quality
+from edge_agent.terminal.log import TerminalLog
+from edge_agent.terminal.runner import run_app
 from edge_agent.terminal.whconsole import HELP, parse
 from edge_agent.terminal.whdevices import Scanner, TagReader
 from edge_agent.terminal.whsettings import WarehouseSettings
-from wire.envelope import make_record
 from wire.goods_records import DISPATCH
-from wire.settlement import stopped_batches
 
-log = logging.getLogger(__name__)
+COUNTERS_SHOWN = (
+    "records", "reads", "bad_reads", "dispatch_asked", "dispatch_timeouts", "dispatch_forged",
+    "forged_acks", "commands_refused",
+)  # fmt: skip
 
 
 def typed_item(text: str) -> dict[str, object]:
@@ -58,138 +55,52 @@ def typed_item(text: str) -> dict[str, object]:
             raise first from None
 
 
-class WarehouseTerminal:
+class WarehouseTerminal(TerminalCore[WarehouseSettings]):
+    name = "warehouse terminal"
+    stopped_what = "lot(s)"
+    help = HELP
+
     def __init__(
         self,
         settings: WarehouseSettings,
         out: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.s = settings
-        self.clock = clock
-        self._out = out or self._print
-        self.log = TerminalLog(settings.log_path, settings.log_max_bytes)
+        tlog = TerminalLog(settings.log_path, settings.log_max_bytes)
+        counters = {"records": 0, "reads": 0, "bad_reads": 0}
+        super().__init__(settings, tlog, counters, out, clock, on_gate=self._on_gate)
         self.desk = Desk(settings, self.log.boot)
-        self._stop_lock = threading.Lock()
-        self.stop_version, self.stopped = self.log.stop_list()
-        self.counters = {"records": 0, "reads": 0, "bad_reads": 0, "stop_lists_refused": 0}
-        dev = settings.identity.device
-        self.sender = Sender(
-            self.log,
-            dev,
-            settings.identity.broker,
-            self._on_stop_list,
-            settings.window,
-            settings.ack_timeout_s,
-            on_gate=self._on_gate,
-        )
-        self.gate = DispatchClient(dev, self.sender.send_dispatch, self.log.boot)
+        self.gate = DispatchClient(settings.identity.device, self.sender.send_dispatch, tlog.boot)
         self.reader: TagReader | None = None
         self.scanner: Scanner | None = None
         self.asking = False
-        self._broker_up = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self.stopping = asyncio.Event()
 
-    # -- output ------------------------------------------------------------------------
-    @staticmethod
-    def _print(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    def say(self, line: str) -> None:
-        self._out(line)
-
-    def _state_changed(self, device: str, state: str, detail: str) -> None:
-        self.say(f"{device}: {state}" + (f" ({detail})" if detail else ""))
-
-    # -- from the MQTT thread ----------------------------------------------------------
-    def _on_gate(self, msg: dict[str, object]) -> None:
+    def _on_gate(self, msg: dict[str, object]) -> None:  # the MQTT thread
         self.gate.on_answer(msg)
 
-    def _on_stop_list(self, msg: dict[str, object]) -> None:
-        with self._stop_lock:
-            ids = stopped_batches(msg, self.stop_version)
-            if ids is None:
-                self.counters["stop_lists_refused"] += 1
-                return
-            version = msg["version"]
-            assert isinstance(version, int)
-            self.log.save_stop_list(version, ids)
-            self.stop_version, self.stopped = version, ids
-        self.say(f"stop list v{version}: {len(ids)} lot(s) stopped {' '.join(ids)}".rstrip())
-
-    def stopped_now(self) -> list[str]:
-        with self._stop_lock:
-            return list(self.stopped)
-
-    # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> None:
-        s = self.s
-        self.say(
-            f"warehouse terminal {s.dev} boot {self.log.boot}: {self.log.pending()} record(s)"
-            f" waiting, last seq {self.log.last_seq}"
-        )
-        self.sender.start()
-        self._tasks = [asyncio.create_task(self._pump(), name="sender")]
+    # -- devices -----------------------------------------------------------------------
+    def start_devices(self) -> list[asyncio.Task[None]]:
+        s, tasks = self.s, []
         if s.reader is not None:
             self.reader = TagReader(s.reader, self._state_changed, self.tag)
-            self._tasks.append(asyncio.create_task(self.reader.run(), name="reader"))
+            tasks.append(asyncio.create_task(self.reader.run(), name="reader"))
         if s.scanner is not None:
             self.scanner = Scanner(s.scanner, self._state_changed, self.scan)
-            self._tasks.append(asyncio.create_task(self.scanner.run(), name="scanner"))
+            tasks.append(asyncio.create_task(self.scanner.run(), name="scanner"))
+        return tasks
 
-    async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    async def close_devices(self) -> None:
         for d in (self.reader, self.scanner):
             if d is not None:
                 with contextlib.suppress(Exception):
                     await d.close()
-        await asyncio.to_thread(self.sender.stop)
-        self.save_state()
-        self.log.close()
 
-    async def run(self, lines: AsyncIterator[str]) -> None:
-        """Take commands from ``lines`` until ``quit``, their end, or :attr:`stopping`."""
-        await self.start()
-        try:
-            reader = asyncio.create_task(self._read(lines))
-            stop = asyncio.create_task(self.stopping.wait())
-            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (reader, stop):
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        finally:
-            await self.close()
-
-    async def _read(self, lines: AsyncIterator[str]) -> None:
-        async for line in lines:
-            for out in await self.handle(line):
-                self.say(out)
-            if self.stopping.is_set():
-                return
-
-    async def _pump(self) -> None:
-        last_state = 0.0
-        while True:
-            try:
-                await asyncio.to_thread(self.sender.poll)
-                up = self.sender.connected
-                if up != self._broker_up:
-                    self._broker_up = up
-                    self._state_changed("broker", "connected" if up else "down", "")
-                now = time.monotonic()
-                if now - last_state >= 1.0:
-                    last_state = now
-                    await asyncio.to_thread(self.save_state)
-            except Exception:  # one bad turn never stops the sender
-                log.exception("terminal: sender turn failed")
-            await asyncio.sleep(0.05)
+    def device_states(self) -> dict[str, dict[str, str]]:
+        return {
+            d.name: {"state": d.state, "detail": d.detail}
+            for d in (self.reader, self.scanner)
+            if d is not None
+        }
 
     # -- reads -------------------------------------------------------------------------
     def _item(self, what: str, parse_it: Callable[[], dict[str, object]]) -> None:
@@ -213,21 +124,9 @@ class WarehouseTerminal:
 
     # -- records -----------------------------------------------------------------------
     def _record(self, kind: str, body: dict[str, Any]) -> bool:
-        dev = self.s.identity.device
-        ts = int(self.clock() * 1000)
-        tq = time_quality()
-
-        def make(seq: int, boot: int) -> dict[str, Any]:
-            return make_record(dev.dev, seq, boot, kind, ts, tq, body, dev.key_for(seq))
-
         try:
-            seq, _ = self.log.append(make)
-        except LogFull as exc:
-            log.error("terminal: %s", exc)
-            self.say(f"NOT RECORDED: {exc}")
-            return False
-        except Exception as exc:  # the log could not store it: nothing was made
-            log.exception("terminal: storing a record failed")
+            seq = self.store(kind, body, int(self.clock() * 1000))
+        except NotRecorded as exc:
             self.say(f"NOT RECORDED: {exc}")
             return False
         self.counters["records"] += 1
@@ -251,19 +150,12 @@ class WarehouseTerminal:
         return self.desk.answered(answer, self._record)
 
     # -- commands ----------------------------------------------------------------------
-    async def handle(self, line: str) -> list[str]:
-        """Do one operator command; returns what to show. Never raises for bad input."""
-        try:
-            cmd = parse(line)
-        except InputError as exc:
-            return [f"? {exc}"]
-        if cmd is None:
-            return []
+    def parse(self, line: str) -> Command | None:
+        return parse(line)
+
+    async def do(self, cmd: Command) -> list[str]:
         if self.asking and cmd.name not in ("status", "help"):
             return ["waiting for the gateway's answer"]
-        return await self._do(cmd)
-
-    async def _do(self, cmd: Command) -> list[str]:
         d = self.desk
         if cmd.name == "mode":
             return d.set_mode(cmd.number)
@@ -294,75 +186,28 @@ class WarehouseTerminal:
             if d.mode == DISPATCH:
                 return await self._dispatch()
             return d.commit(self._record)
-        if cmd.name == "status":
-            return self.status_lines()
-        if cmd.name == "help":
-            return HELP.splitlines()
-        self.stopping.set()  # quit
-        return ["stopping"]
+        return self.common(cmd)
 
     # -- state -------------------------------------------------------------------------
-    def devices(self) -> dict[str, dict[str, str]]:
-        out: dict[str, dict[str, str]] = {}
-        for d in (self.reader, self.scanner):
-            if d is not None:
-                out[d.name] = {"state": d.state, "detail": d.detail}
-        out["broker"] = {
-            "state": "connected" if self.sender.connected else "down",
-            "detail": self.sender.link.last_error,
-        }
+    def saved(self) -> dict[str, Any]:
+        return {"app": "warehouse", "desk": self.desk.describe()}
+
+    def more_counters(self) -> dict[str, int]:
+        out = self.gate.snapshot()
+        if self.reader is not None:
+            out.update(reader_rounds=self.reader.rounds, reader_bad=self.reader.bad)
+        if self.scanner is not None:
+            out.update(scans=self.scanner.scans, scanner_bad=self.scanner.bad)
         return out
 
-    def save_state(self) -> None:
-        counters: dict[str, Any] = dict(self.sender.snapshot())
-        counters.update(self.counters)
-        counters.update(self.gate.snapshot())
-        if self.reader is not None:
-            counters.update(reader_rounds=self.reader.rounds, reader_bad=self.reader.bad)
-        if self.scanner is not None:
-            counters.update(scans=self.scanner.scans, scanner_bad=self.scanner.bad)
-        self.log.save_state(
-            {
-                "updated_at": time.time(),
-                "app": "warehouse",
-                "desk": self.desk.describe(),
-                "devices": self.devices(),
-                "counters": counters,
-            }
-        )
+    def headline(self) -> str:
+        return f"now: {self.desk.describe()}"
 
-    def status_lines(self) -> list[str]:
-        self.save_state()
-        st = read_status(self.s.log_path)
-        lines = [f"now: {self.desk.describe()}"]
-        for name, d in st["devices"].items():
-            lines.append(f"{name}: {d['state']}" + (f" ({d['detail']})" if d["detail"] else ""))
-        lines.append(
-            f"log: {st['waiting']} waiting, last seq {st['last_seq']}, "
-            f"last ack {st['last_ack_age_s']} s ago, stop list v{st['stop_list']['version']}"
-        )
+    def more_status(self, st: dict[str, Any]) -> list[str]:
         c = st["counters"]
-        lines.append(
-            "counters: "
-            + " ".join(
-                f"{k}={c.get(k, 0)}"
-                for k in (
-                    "records", "reads", "bad_reads", "dispatch_asked", "dispatch_timeouts",
-                    "dispatch_forged", "forged_acks", "commands_refused",
-                )
-            )
-        )  # fmt: skip
-        return lines
+        return ["counters: " + " ".join(f"{k}={c.get(k, 0)}" for k in COUNTERS_SHOWN)]
 
 
 def run_warehouse(settings: WarehouseSettings) -> None:
     """Run until ``quit``, the end of stdin, SIGTERM or SIGINT."""
-
-    async def main() -> None:
-        term = WarehouseTerminal(settings)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, term.stopping.set)
-        await term.run(stdin_lines())
-
-    asyncio.run(main())
+    run_app(lambda: WarehouseTerminal(settings))

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from hostlib.registry import Device
 from traceedge.lifeline import die_with_parent
 from traceedge.provision import device_config
 from wire.checkdigit import with_check_digit
+from wire.envelope import decode_record
 
 SELLER = "9C3A11F0"
 TRADER = "T3301060007"
@@ -54,6 +56,41 @@ def _toml(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
+def write_toml(
+    path: Path, tables: dict[str, dict[str, Any]], arrays: dict[str, list[dict[str, Any]]]
+) -> Path:
+    """A terminal's config: ``tables``, then each array of tables (``[[name]]``)."""
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+        lines.append("")
+    for name, items in arrays.items():
+        for it in items:
+            lines.append(f"[[{name}]]")
+            lines += [f"{k} = {_toml(v)}" for k, v in it.items()]
+            lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def identity_file(root: Path, device: Device, broker_port: int) -> str:
+    """The device's provisioned identity, written for a terminal's ``[terminal] identity``."""
+    ident = root / f"{device.dev}.json"
+    ident.write_text(json.dumps(device_config(device, "127.0.0.1", broker_port)))
+    return str(ident)
+
+
+def only_record(log_path: Path) -> dict[str, Any]:
+    """The one record a terminal's log holds, decoded."""
+    db = sqlite3.connect(log_path)
+    try:
+        (payload,) = db.execute("SELECT payload FROM records").fetchone()
+    finally:
+        db.close()
+    return decode_record(payload)
+
+
 def write_config(
     root: Path,
     device: Device,
@@ -64,10 +101,9 @@ def write_config(
     printer: Path,
     ack_timeout_s: float = 3.0,
 ) -> Path:
-    ident = root / f"{device.dev}.json"
-    ident.write_text(json.dumps(device_config(device, "127.0.0.1", broker_port)))
     tables: dict[str, dict[str, Any]] = {
-        "terminal": {"identity": str(ident), "data_dir": str(root / "data"),
+        "terminal": {"identity": identity_file(root, device, broker_port),
+                     "data_dir": str(root / "data"),
                      "ack_timeout_s": ack_timeout_s},
         "scale": {"port": scale_port, "protocol": protocol, "timeout_s": 3.0, "probe_s": 0.5,
                   "reconnect_cap_s": 0.5},
@@ -80,18 +116,8 @@ def write_config(
             "traders": {SELLER: TRADER}, "buyers": {BUYER: BUYER_ID},
         },
     }  # fmt: skip
-    lines: list[str] = []
-    for name, values in tables.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        lines.append("")
-    for g in (WEIGHED, COUNTED):
-        lines.append("[[settlement.goods]]")
-        lines += [f"{k} = {_toml(v)}" for k, v in g.items()]
-        lines.append("")
-    path = root / "terminal.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    goods = {"settlement.goods": [WEIGHED, COUNTED]}
+    return write_toml(root / "terminal.toml", tables, goods)
 
 
 class StallTerminal:

@@ -32,9 +32,9 @@ from hostlib.registry import Device
 from simulators.scanner_sim import ScannerSim
 from simulators.uhf_sim import ChafonReader, make_tags
 from tests.conftest import SITE, Chain, wait_until
-from tests.e2e.stall import StallTerminal, _toml, python_env
+from tests.e2e.stall import StallTerminal, identity_file, python_env, write_toml
 from tests.e2e.test_stall_terminal import stored
-from traceedge.provision import device_config, new_device
+from traceedge.provision import new_device
 from wire import auth, topics
 
 LICENCE = "JD-330200-2025-0042"
@@ -55,29 +55,17 @@ RECORDED = r"^recorded (goods\.\w+) seq=(\d+)"
 
 
 def write_config(root: Path, device: Device, broker_port: int, reader: str, scanner: str) -> Path:
-    ident = root / f"{device.dev}.json"
-    ident.write_text(json.dumps(device_config(device, "127.0.0.1", broker_port)))
     tables: dict[str, dict[str, Any]] = {
-        "terminal": {"identity": str(ident), "data_dir": str(root / "data"),
+        "terminal": {"identity": identity_file(root, device, broker_port),
+                     "data_dir": str(root / "data"),
                      "ack_timeout_s": 3.0},
         "reader": {"port": reader, "protocol": "chafon", "period_s": 0.2, "timeout_s": 1.0,
                    "reconnect_cap_s": 0.5},
         "scanner": {"port": scanner, "reconnect_cap_s": 0.5},
         "warehouse": {"site": "WH330200001", "operator": "OP-02", "gate_timeout_s": 10.0},
     }  # fmt: skip
-    lines: list[str] = []
-    for name, values in tables.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        lines.append("")
-    for table, items in (("products", PRODUCTS), ("parties", PARTIES)):
-        for it in items:
-            lines.append(f"[[warehouse.{table}]]")
-            lines += [f"{k} = {_toml(v)}" for k, v in it.items()]
-            lines.append("")
-    path = root / "warehouse.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    arrays = {"warehouse.products": PRODUCTS, "warehouse.parties": PARTIES}
+    return write_toml(root / "warehouse.toml", tables, arrays)
 
 
 def import_licence(ch: Chain, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 from edge_agent.terminal.log import read_status
@@ -14,9 +13,9 @@ from edge_agent.terminal.settings import load_terminal
 from edge_agent.terminal.terminal import Terminal
 from hostlib.registry import Device
 from simulators.scale_sim import SicsScale
-from tests.e2e.stall import SELLER, TRADER, write_config
+from tests.e2e.stall import SELLER, TRADER, only_record, write_config
 from traceedge.brokers import free_port
-from wire.envelope import decode_record, verify_mac
+from wire.envelope import verify_mac
 
 
 def test_a_sale_through_the_api_waits_in_the_log_while_the_broker_is_away(
@@ -54,10 +53,7 @@ def test_a_sale_through_the_api_waits_in_the_log_while_the_broker_is_away(
     assert (st["waiting"], st["last_seq"], st["unprinted_receipts"]) == (1, 1, 0)
     assert st["devices"]["scale"]["state"] == "ready"
     assert printer.read_bytes().count(b"\x1dVB\x00") == 2  # printed, then reprinted
-    db = sqlite3.connect(tmp_path / "data" / "terminal.sqlite")
-    (payload,) = db.execute("SELECT payload FROM records").fetchone()
-    db.close()
-    rec = decode_record(payload)
+    rec = only_record(tmp_path / "data" / "terminal.sqlite")
     assert verify_mac(rec, dev.key) and rec["kind"] == "market.settlement"
     body = rec["body"]
     assert isinstance(body, dict) and body["pay"] == "cash" and body["total_fen"] == 4470

@@ -7,7 +7,6 @@ answered, never raised."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from edge_agent.terminal.whsettings import load_warehouse
 from edge_agent.terminal.whterminal import WarehouseTerminal
 from hostlib.registry import Device
 from simulators.scanner_sim import ScannerSim
+from tests.e2e.stall import only_record
 from tests.e2e.test_warehouse_terminal import pesticide, write_config
 from traceedge.brokers import free_port
 from wire import auth, topics
-from wire.envelope import decode_record, verify_mac
+from wire.envelope import verify_mac
 
 DEV = Device("WHS-T01-00AA01", b"\7" * 32, "warehouse-terminal", "T01")
 
@@ -96,10 +96,7 @@ def test_receive_by_scan_and_a_dispatch_without_the_gateway(tmp_path: Path) -> N
     assert (st["waiting"], st["last_seq"], st["app"]) == (1, 1, "warehouse")
     assert st["devices"]["scanner"]["state"] == "ready"
     assert st["counters"]["scans"] == 4 and st["counters"]["records"] == 1
-    db = sqlite3.connect(tmp_path / "data" / "terminal.sqlite")
-    (payload,) = db.execute("SELECT payload FROM records").fetchone()
-    db.close()
-    rec = decode_record(payload)
+    rec = only_record(tmp_path / "data" / "terminal.sqlite")
     assert verify_mac(rec, DEV.key) and rec["kind"] == "goods.in"
     body = rec["body"]
     assert isinstance(body, dict) and body["quantity"] == 2 and "party" not in body

@@ -245,3 +245,16 @@ def test_a_data_dir_lock_names_its_holder_and_goes_with_it(tmp_path: Path) -> No
     first.release()
     assert path.read_text() == ""
     PidLock(path).acquire("one at a time").release()
+
+
+def test_a_choice_names_what_is_allowed() -> None:
+    from hostlib.config import Section
+
+    problems: list[ConfigError] = []
+    s = Section("t.toml", "scanner", {"baudrate": 9601, "kind": "file"}, problems)
+    assert s.choice("kind", str, ("file", "device")) == "file"
+    assert s.choice("protocol", str, ("chafon", "r2000"), "chafon") == "chafon"
+    s.choice("baudrate", int, (9600, 19200), 9600)
+    assert [str(p) for p in problems] == [
+        str(ConfigError("t.toml", "scanner.baudrate", "must be one of 9600, 19200"))
+    ]
