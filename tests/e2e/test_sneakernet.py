@@ -81,7 +81,11 @@ def test_link_back_before_the_receipt_duplicates_are_not_conflicts(
     ch.central.start()  # the uplink resends the whole backlog: all known already
     wait_until(lambda: ch.agent_status()["depth"] == 0, 60, "the backlog acked")
     c = ch.collector_stats()
-    assert c["duplicates"] == 2000 and c["conflicts"] == 0, c
+    # every record came again and was known: a duplicate, never a conflict. More than 2,000
+    # when a batch went twice (the agent resends what is in flight when the collector comes
+    # back online after the broker: a CI run counted 3,000); still stored once each
+    assert c["duplicates"] >= 2000 and c["conflicts"] == 0, c
+    assert c["records"] == 2000, c
     ch.wait_forwarded(2000)
     ch.assert_exactly_once(2000)
     out = cli("agent", "import-receipt", "--config", str(ch.agent.config), str(receipt))
