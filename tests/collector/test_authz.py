@@ -35,6 +35,7 @@ SAMPLES = {
     "reg": "31103301002021000017",
     "id": "1",
     "kind": "sites",
+    "licence": "LIC-AUTHZ-0001",
 }
 
 
