@@ -179,7 +179,38 @@ class HostClock:
         return a - b
 
 
-class SerialEndpoint:
+class Outbound:
+    """One sender's data frames waiting to go (at most ``queue_max``, a ``HELLO`` first) and
+    their numbering: ``HELLO`` is 0, every other frame takes the next of 1..255."""
+
+    def __init__(self, queue_max: int) -> None:
+        self.queue_max = queue_max
+        self.queue: list[tuple[int, bytes]] = [(HELLO, b"")]
+        self.out: Frame | None = None
+        self.num = 0
+
+    def room(self) -> int:
+        return self.queue_max - len(self.queue)
+
+    def send(self, ftype: int, payload: bytes) -> bool:
+        if len(self.queue) >= self.queue_max:
+            return False
+        self.queue.append((ftype, payload))
+        return True
+
+    def take(self) -> Frame:
+        """The next queued frame, numbered, now the one outstanding (``out``)."""
+        ftype, payload = self.queue.pop(0)
+        if ftype == HELLO:
+            num = 0
+        else:
+            self.num = self.num % 255 + 1
+            num = self.num
+        self.out = Frame(ftype, num, payload)
+        return self.out
+
+
+class SerialEndpoint(Outbound):
     """Stop-and-wait over a point-to-point link; ``uart`` has ``read() -> bytes | None``
     and ``write(bytes)``; ``clock`` has ``diff(a, b)``; ``deliver(type, payload)`` gets each
     data frame once. ``keepalive_ms`` > 0 (the gateway) polls an idle terminal;
@@ -197,20 +228,17 @@ class SerialEndpoint:
         keepalive_ms: int = 0,
         byte_us: int = 0,
     ) -> None:
+        Outbound.__init__(self, queue_max)
         self.uart = uart
         self.clock = clock
         self.deliver = deliver
         self.rto_ms = rto_ms
         self.max_tries = max_tries
-        self.queue_max = queue_max
         self.keepalive_ms = keepalive_ms
         self.byte_us = byte_us
         self.dec = Decoder()
-        self.queue: list[tuple[int, bytes]] = [(HELLO, b"")]
-        self.out: Frame | None = None
         self.sent_at = 0
         self.tries = 0
-        self.num = 0
         self.rx_num = -1
         self.is_up = False
         self.ups = 0
@@ -221,15 +249,6 @@ class SerialEndpoint:
         self.hellos = 0  # HELLOs heard: the peer (re)started
         self.heard_at: int | None = None  # ticks of the last good frame heard
         self.polling = False  # a keepalive POLL is outstanding
-
-    def room(self) -> int:
-        return self.queue_max - len(self.queue)
-
-    def send(self, ftype: int, payload: bytes) -> bool:
-        if len(self.queue) >= self.queue_max:
-            return False
-        self.queue.append((ftype, payload))
-        return True
 
     def _write(self, data: bytes) -> None:
         self.frames_out += 1
@@ -257,17 +276,11 @@ class SerialEndpoint:
             self.sent_at = now
             self._write(encode(out.type, out.num, out.payload))
         if self.out is None and self.queue:
-            ftype, payload = self.queue.pop(0)
-            if ftype == HELLO:
-                num = 0
-            else:
-                self.num = self.num % 255 + 1
-                num = self.num
-            self.out = Frame(ftype, num, payload)
+            out = self.take()
             self.tries = 1
             self.sent_at = now
             self.polling = False
-            self._write(encode(ftype, num, payload))
+            self._write(encode(out.type, out.num, out.payload))
         elif (
             self.out is None
             and self.keepalive_ms
@@ -312,7 +325,7 @@ class SerialEndpoint:
         self.deliver(f.type, f.payload)  # type: ignore[operator]
 
 
-class BusTerminal:
+class BusTerminal(Outbound):
     """A terminal on an RS-485 bus (address ``addr``): speaks only when addressed.
 
     The same surface as :class:`SerialEndpoint` (``send``, ``room``, ``poll``, ``is_up``,
@@ -331,17 +344,14 @@ class BusTerminal:
     ) -> None:
         if not 0 < addr <= MAX_ADDR:
             raise ValueError("bus address out of range 1..254")
+        Outbound.__init__(self, queue_max)
         self.uart = uart
         self.clock = clock
         self.deliver = deliver
         self.addr = addr
         self.silence_ms = silence_ms
-        self.queue_max = queue_max
         self.dec = Decoder()
-        self.queue: list[tuple[int, bytes]] = [(HELLO, b"")]
-        self.out: Frame | None = None
         self.sent = False
-        self.num = 0
         self.rx_num = -1
         self.is_up = False
         self.ups = 0
@@ -351,15 +361,6 @@ class BusTerminal:
         self.frames_out = 0
         self.hellos = 0
         self.heard_at: int | None = None
-
-    def room(self) -> int:
-        return self.queue_max - len(self.queue)
-
-    def send(self, ftype: int, payload: bytes) -> bool:
-        if len(self.queue) >= self.queue_max:
-            return False
-        self.queue.append((ftype, payload))
-        return True
 
     def _write(self, ftype: int, num: int, payload: bytes = b"") -> None:
         self.frames_out += 1
@@ -394,13 +395,7 @@ class BusTerminal:
             return
         if f.type == POLL:
             if self.out is None and self.queue:
-                ftype, payload = self.queue.pop(0)
-                if ftype == HELLO:
-                    num = 0
-                else:
-                    self.num = self.num % 255 + 1
-                    num = self.num
-                self.out = Frame(ftype, num, payload)
+                self.take()
                 self.sent = False
             out = self.out
             if out is None:
@@ -424,15 +419,13 @@ class BusTerminal:
         self.deliver(f.type, f.payload)  # type: ignore[operator]
 
 
-class BusPeer:
+class BusPeer(Outbound):
     """The master's view of one terminal on the bus."""
 
-    def __init__(self, addr: int) -> None:
+    def __init__(self, addr: int, queue_max: int) -> None:
+        Outbound.__init__(self, queue_max)
         self.addr = addr
-        self.queue: list[tuple[int, bytes]] = [(HELLO, b"")]
-        self.out: Frame | None = None
         self.tries = 0
-        self.num = 0
         self.rx_num = -1
         self.heard_at: int | None = None
         self.misses = 0
@@ -470,7 +463,7 @@ class BusMaster:
         for a in addrs:
             if not 0 < a <= MAX_ADDR or a in self.peers:
                 raise ValueError("bus addresses must be distinct, 1..254")
-            self.peers[a] = BusPeer(a)
+            self.peers[a] = BusPeer(a, queue_max)
         self.order = list(self.peers)
         self.cur = 0
         self.phase_data = True
@@ -485,14 +478,10 @@ class BusMaster:
         self.timeouts = 0
 
     def room(self, addr: int) -> int:
-        return self.queue_max - len(self.peers[addr].queue)
+        return self.peers[addr].room()
 
     def send(self, addr: int, ftype: int, payload: bytes) -> bool:
-        p = self.peers[addr]
-        if len(p.queue) >= self.queue_max:
-            return False
-        p.queue.append((ftype, payload))
-        return True
+        return self.peers[addr].send(ftype, payload)
 
     def _write(self, p: BusPeer, ftype: int, num: int, payload: bytes = b"") -> None:
         self.frames_out += 1
@@ -533,13 +522,7 @@ class BusMaster:
         p = self.peers[self.order[self.cur]]
         if self.phase_data:
             if p.out is None and p.queue:
-                ftype, payload = p.queue.pop(0)
-                if ftype == HELLO:
-                    num = 0
-                else:
-                    p.num = p.num % 255 + 1
-                    num = p.num
-                p.out = Frame(ftype, num, payload)
+                p.take()
                 p.tries = 0
             out = p.out
             if out is not None:
