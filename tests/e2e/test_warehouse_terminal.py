@@ -3,14 +3,16 @@ fixture), the terminal as a child process driven on its stdin (``--app warehouse
 Chafon UHF reader and a barcode scanner simulated on ptys.
 
 Items are received by tag and by scan (a tag left in the field counts once, a code scanned
-twice too); a seed label QR (four lines on the wire) is one item; a dispatch to a licensed
-buyer is allowed by the real agent's dispatch gate and recorded with its ``gate_seq``; a
-dispatch of an item never received and of one already gone is refused with every reason
-shown and nothing recorded, though a forger on the open broker answers every request
-"allow" (with a key of its own, and unsealed); a buyer without a licence is refused at
-the terminal; the reader and the scanner are unplugged (their state shown) and replugged
-(a stocktake reads with both again); ``terminal status`` shows the devices and counters.
-Every record the terminal made reaches the collector exactly once, as the terminal made it.
+twice too); two boxes are packed into a tagged case (goods.pack); a seed label QR (four
+lines on the wire) is one item; a dispatch to a licensed buyer is allowed by the real
+agent's dispatch gate and recorded with its ``gate_seq``; once the lot is recalled at the
+collector, a dispatch of an item never received and of one already gone is refused with
+every reason shown (not in stock, already dispatched, recalled lot) and nothing recorded,
+though a forger on the open broker answers every request "allow" (with a key of its own,
+and unsealed); a buyer without a licence is refused at the terminal; the reader and the
+scanner are unplugged (their state shown) and replugged (a stocktake reads with both
+again); ``terminal status`` shows the devices and counters. Every record the terminal made
+reaches the collector exactly once, as the terminal made it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def write_config(root: Path, device: Device, broker_port: int, reader: str, scan
     return write_toml(root / "warehouse.toml", tables, arrays)
 
 
+def import_cli(ch: Chain, what: str, path: Path) -> None:
+    res = subprocess.run(
+        [
+            *(sys.executable, "-m", "traceedge", "collector", what),
+            *("--config", str(ch.collectors[0].config), str(path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+
+
 def import_licence(ch: Chain, tmp_path: Path) -> None:
     lic = tmp_path / "lic.csv"
     lic.write_text(
@@ -76,19 +91,18 @@ def import_licence(ch: Chain, tmp_path: Path) -> None:
         f"2020-01-01,2099-12-31,{SITE}\n",
         encoding="utf-8",
     )
-    res = subprocess.run(
-        [
-            *(sys.executable, "-m", "traceedge", "collector", "import-licences"),
-            *("--config", str(ch.collectors[0].config), str(lic)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
+    import_cli(ch, "import-licences", lic)
     wait_until(
         lambda: ch.agent_status()["licence_registry_version"] == 1, 30, "the licence push-down"
     )
+
+
+def recall_lot(ch: Chain, tmp_path: Path, lot: str) -> None:
+    """The lot recalled at the collector; the agent holds the recall list."""
+    recalls = tmp_path / "recalls.json"
+    recalls.write_text(json.dumps([{"lot": lot, "reason": "purity", "since": "2025-11-20"}]))
+    import_cli(ch, "import-recalls", recalls)
+    wait_until(lambda: ch.agent_status()["recall_list_version"] == 1, 30, "the recall push-down")
 
 
 def pesticide(n: int) -> Scan:
@@ -192,6 +206,19 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         scanner.scan(Scan("]Q1", "not a product code at all"))
         term.expect(r"^code not understood", at)
 
+        # 2a. pack the two pesticide boxes into a case with a tag of its own (goods.pack)
+        term.ask("pack", r"^mode: pack")
+        at = term.mark()
+        reader.tags = [tags[2]]
+        term.expect(rf"^outer package epc:{epc[2]}: read the inner ones", at)
+        clear_field()
+        at = term.mark()
+        scanner.scan(pesticide(1))
+        scanner.scan(pesticide(2))
+        term.expect(r"^2: pesticide ", at)
+        record(r"^pack: 2 inner")
+        term.ask("receive", r"^mode: receive")
+
         # 2b. a seed label QR: four lines on the wire, one item
         term.ask("product 3", r"^product: 郑单958")
         at = term.mark()
@@ -212,13 +239,17 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         clear_field()
         record(r"^dispatched 1 \(gate seq \d+\)")
 
-        # 4. refused: a drum never received and the one just gone; nothing recorded
+        # 4. the drums' lot is recalled; then refused: a drum never received and the one
+        # just gone, every reason shown, nothing recorded
+        recall_lot(ch, tmp_path, "L20251101")
         at = term.mark()
         reader.tags = [tags[0], tags[3]]
         term.expect(r"^2: epc ", at)
         clear_field()
-        record(r"^REFUSED: .*(not_in_stock.*already_dispatched|already_dispatched.*"
-               r"not_in_stock).*: NOT dispatched", n=0)  # fmt: skip
+        record(r"^REFUSED: .*: NOT dispatched", n=0)
+        refused = next(ln for ln in term.lines[at:] if ln.startswith("REFUSED: "))
+        for reason in ("not_in_stock", "already_dispatched", "recalled_lot"):
+            assert reason in refused, refused
         term.ask("cancel", r"^cancelled")
 
         # 5. a buyer without a licence on file: refused at the terminal, nothing asked
@@ -271,8 +302,8 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         assert re.search(r"bad_reads=1\b", res.stdout), res.stdout
 
         assert [made[s] for s in sorted(made)] == [
-            "goods.in", "goods.in", "goods.in", "goods.out", "goods.count",
-        ] and sorted(made) == [1, 2, 3, 4, 5], made  # fmt: skip
+            "goods.in", "goods.in", "goods.pack", "goods.in", "goods.out", "goods.count",
+        ] and sorted(made) == [1, 2, 3, 4, 5, 6], made  # fmt: skip
         wait_until(lambda: term.status()["waiting"] == 0, 30, "every record acknowledged")
         # the terminal's records and the agent's two goods.dispatch decisions
         ch.wait_forwarded(len(made) + 2, timeout=60)
@@ -285,6 +316,9 @@ def test_warehouse_terminal_end_to_end(chain_factory: Callable[..., Chain], tmp_
         assert body["licence"] == LICENCE and body["quantity"] == 50000
         assert body["items"] == [{"scheme": "epc", "id": f"epc:{epc[0]}", "level": "unknown"}]
         assert isinstance(body["gate_seq"], int)
+        pack = next(v[0]["body"] for v in got.values() if v[0]["kind"] == "goods.pack")
+        assert pack["action"] == "pack" and pack["parent"]["id"] == f"epc:{epc[2]}"
+        assert len(pack["children"]) == 2
         ch.assert_exactly_once(len(made) + 2)
     finally:
         if evil is not None:
