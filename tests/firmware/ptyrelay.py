@@ -15,6 +15,7 @@ import os
 import select
 import threading
 import tty
+from collections import deque
 from pathlib import Path
 
 from drivers.codecs import slink
@@ -54,6 +55,7 @@ class PtyRelay:
         self.records = 0
         self.corrupted = 0
         self.dropped = 0
+        self.seen: deque[str] = deque(maxlen=40)  # the last items decoded, for a failure
         self._dec = slink.Decoder()
         self._stop = threading.Event()
         self._wake = os.pipe()
@@ -92,6 +94,7 @@ class PtyRelay:
     def _spoil(self, data: bytes) -> bytes:
         out = b""
         for item in self._dec.feed(data):
+            self.seen.append(repr(item)[:60])
             if not isinstance(item, slink.Frame):
                 out += item.raw  # type: ignore[attr-defined]
                 continue

@@ -117,7 +117,7 @@ def test_warehouse_handheld_asks_the_dispatch_gate_over_the_serial_link(
                             port=relay.terminal.path)  # fmt: skip
     finally:
         relay.stop()
-    assert relay.corrupted == 1 and relay.dropped == 1, (relay.corrupted, relay.dropped)
+    assert relay.corrupted == 1 and relay.dropped == 1, (list(relay.seen), out[-40:])
     check_warehouse_run(ch, made, out)
     assert counters(out, "E2E serial")["retransmits"] >= 2
     want = {"allow": 1, "deny": 1, "errors": 0, "refused": 0}

@@ -222,18 +222,95 @@ async def warehouse_serial(config: "dict[str, Any]", port: str) -> None:
     uart.close()
 
 
-async def _warehouse_run(rig: "scen.Rig") -> None:
-    from tesim.devices import typed
+async def _step(rig: "scen.Rig", done: "Any", timeout_ms: int, what: str) -> None:
+    """Run the app until ``done()`` (each step waits for the app, not for a clock: under a
+    loaded machine the interpreter polls slowly, and a fixed timeline let a key press or
+    a tag pass between two polls unseen)."""
+    import asyncio
 
+    w, rt = rig.w, rig.rt
+    end = w.now + timeout_ms
+    while not done():
+        if w.now > end:
+            raise AssertionError("E2E step timed out: " + what)
+        w.tick()
+        rt.poll()
+        await asyncio.sleep_ms(5)
+
+
+async def _hold(rig: "scen.Rig", ms: int, polls: int = 8) -> None:
+    """At least ``ms`` and ``polls`` polls of the app."""
+    w = rig.w
+    n = [0]
+    end = w.now + ms
+
+    def done() -> bool:
+        n[0] += 1
+        return n[0] > polls and w.now >= end
+
+    await _step(rig, done, 60000, "hold")
+
+
+async def _keys(rig: "scen.Rig", keys: str) -> None:
+    """Press each key long enough for the keypad scan to see it, then let it go."""
+    for k in keys:
+        rig.w.keypad.pressed = k
+        await _hold(rig, 80)
+        rig.w.keypad.pressed = ""
+        await _hold(rig, 80)
+
+
+async def _read_tag(rig: "scen.Rig", said: "list[str]", epc_hex: str, line: str) -> None:
+    """A tag held in the handheld's field until the app shows ``line``, then taken away."""
+    rd = rig.dev["reader"]
+    epc = bytes.fromhex(epc_hex)
+    at = len(said)
+    if isinstance(rd.tags, dict):  # Chafon: EPC -> user memory
+        rd.tags[epc] = b""
+    else:  # R2000: the EPCs in the field
+        rd.tags.append(epc)
+    await _step(rig, lambda: any(s.startswith(line) for s in said[at:]), 20000, "read " + line)
+    rd.tags.clear()
+    app: "Any" = rig.rt.app
+    await _step(rig, lambda: app.last_epc == "", 20000, "the tag seen gone")
+
+
+def _shown(said: "list[str]", at: int, *starts: str) -> "Any":
+    return lambda: any(s.startswith(x) for s in said[at:] for x in starts)
+
+
+async def _warehouse_run(rig: "scen.Rig") -> None:
+    """Receive two tagged cylinders; dispatch one to the licensed buyer once the receipt
+    is acknowledged (in stock at the agent); then the same tag again (refused)."""
     _trace(rig)
+    rt = rig.rt
+    said: "list[str]" = []
+    say = rt.say
+
+    def keep(text: str) -> None:
+        said.append(text)
+        say(text)
+
+    rt.say = keep  # type: ignore[method-assign]
     t1, t2 = "3035A537C8377540000003E9", "3035A537C8377540000003EA"
-    rig.w.script(typed("1B1A", 300))
-    scen.tag(rig, 1000, t1)
-    scen.tag(rig, 2000, t2)
-    rig.w.script(typed("#", 3000))
-    rig.w.script(typed("2B1A1C", 5000))  # the goods.in is acked (in stock) by then
-    scen.tag(rig, 6000, t1)
-    rig.w.script(typed("#", 7000))
-    scen.tag(rig, 9000, t1)  # the same item again: the list was cleared after the out
-    rig.w.script(typed("#", 10000))
-    await _drive(rig, 12000, 40000, [])
+    at = len(said)
+    await _keys(rig, "1B1A")
+    await _step(rig, _shown(said, at, "product: "), 20000, "receive mode and product")
+    await _read_tag(rig, said, t1, "1: ")
+    await _read_tag(rig, said, t2, "2: ")
+    at = len(said)
+    await _keys(rig, "#")
+    await _step(rig, _shown(said, at, "received 2"), 20000, "the receipt recorded")
+    await _step(rig, lambda: rt.log.pending() == 0, 30000, "the receipt acknowledged")
+    at = len(said)
+    await _keys(rig, "2B1A1C")
+    await _step(rig, _shown(said, at, "party: "), 20000, "dispatch mode, product, party")
+    await _read_tag(rig, said, t1, "1: ")
+    at = len(said)
+    await _keys(rig, "#")
+    await _step(rig, _shown(said, at, "dispatched", "REFUSED", "no answer"), 30000, "answer")
+    await _read_tag(rig, said, t1, "1: ")  # the same item again: the list was cleared
+    at = len(said)
+    await _keys(rig, "#")
+    await _step(rig, _shown(said, at, "dispatched", "REFUSED", "no answer"), 30000, "answer")
+    await _drive(rig, 0, rig.w.now + 30000, [])
