@@ -3,12 +3,13 @@ identity rules as uplink batches, a receipt that confirms exactly what the store
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collector.bundle_import import check_bundle, import_bundle, write_receipt
+from collector.bundle_import import _tail, check_bundle, import_bundle, write_receipt
 from collector.store import SqliteStore, read_summary
 from collector.verify import Good, verify_batch
 from edge_agent.bundle import apply_receipt, export
@@ -19,6 +20,7 @@ from tests.stores import StoreUnderTest
 from wire import bundle as fmt
 from wire.batch import encode_batch
 from wire.command import verify_command
+from wire.envelope import WireError
 from wire.schemas import default_validator
 
 VALIDATOR = default_validator()
@@ -119,6 +121,43 @@ def test_store_nothing_for_a_bundle_cut_at_every_4k_boundary(tmp_path: Path, sit
             check_bundle(cut, site.registry)
         assert "nothing stored" in str(err.value)
     assert _stored(store_path) == 0
+
+
+class _Counting(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        b = super().read(n)
+        self.bytes_read += len(b)
+        return b
+
+
+def test_a_manifest_longer_than_the_first_read_is_found_and_a_torn_end_read_once(
+    tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is looked for in the file's last ``TAIL_READ`` bytes, then in as much
+    as a manifest may hold; a file that does not end with a newline is torn at the first
+    read (a torn month's bundle is not read 65 MiB deep for nothing)."""
+    _, path = _bundle(tmp_path, site, 30)
+    data = path.read_bytes()
+    monkeypatch.setattr(fmt, "TAIL_READ", 64)  # shorter than any manifest
+    assert check_bundle(path, site.registry).records == 90
+    f = _Counting(data)
+    offset, line = _tail(f, len(data))
+    assert data[offset:] == line + b"\n" and f.bytes_read == 64 + len(data)
+    torn = data[: len(data) - 1000].rstrip(b"\n")  # cut inside a line
+    f = _Counting(torn)
+    with pytest.raises(WireError, match="does not end with a complete manifest line"):
+        _tail(f, len(torn))
+    assert f.bytes_read == 64
+    # ends with a newline but the manifest is gone: the longer read is tried, then refused
+    cut = data[: data.rindex(b"\n", 0, len(data) - 1) + 1]
+    cut_path = tmp_path / "cut.bundle"
+    cut_path.write_bytes(cut)
+    with pytest.raises(BundleError, match="torn: the last line is not a bundle manifest"):
+        check_bundle(cut_path, site.registry)
 
 
 @pytest.mark.parametrize("where", ["magic", "record", "last record", "manifest", "newline"])

@@ -12,7 +12,9 @@ and their rates are printed to the test log (``sneakernet month: …``).
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +24,9 @@ from typing import Any
 
 import pytest
 
+from collector.bundle_import import check_bundle
+from hostlib.errors import BundleError
+from hostlib.registry import Registry
 from tests.conftest import Chain, wait_until
 from tests.sneakernet import MONTH_MS, fill_month
 
@@ -106,6 +111,7 @@ def hand_over(ch: Chain, usb: Path, n: int, say: Callable[[str], None]) -> Path:
     assert f": {n} records of 6 devices" in out, out
     say(f"export: {clock.rate(n)}, a {bundle.stat().st_size / 1e6:.0f} MB bundle")
     config = str(ch.collectors[0].config)
+    torn_and_tampered_refused(ch, bundle, n, config, usb.parent / "bad", say)
     clock = Clock()
     out = cli("collector", "import", "--config", config, str(bundle), "-q")
     assert f"{n} stored, 0 duplicates, 0 quarantined; {n} confirmed" in out, out
@@ -113,6 +119,54 @@ def hand_over(ch: Chain, usb: Path, n: int, say: Callable[[str], None]) -> Path:
     receipt = bundle.with_name(bundle.name + ".receipt")
     assert receipt.is_file() and not list(usb.glob("*.part"))
     return receipt
+
+
+def torn_and_tampered_refused(
+    ch: Chain, bundle: Path, n: int, config: str, work: Path, say: Callable[[str], None]
+) -> None:
+    """A copy of the month's bundle with one byte flipped amid the records is refused by
+    ``collector import`` and stores nothing; the copy cut at every 4 KiB boundary (and one
+    byte short) is refused by the check the command runs first, each cut alone."""
+    t0 = time.perf_counter()
+    work.mkdir()
+    bad = work / bundle.name
+    shutil.copyfile(bundle, bad)
+    size = bad.stat().st_size
+    at = size // 2
+    with open(bad, "r+b") as f:
+        f.seek(at)
+        was = f.read(1)
+        f.seek(at)
+        f.write(bytes([was[0] ^ 0x01]))
+    res = subprocess.run(
+        [sys.executable, "-m", "traceedge", "collector", "import", "--config", config, str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 1, res
+    assert "bundle refused: tampered" in res.stderr and "nothing stored" in res.stderr, res.stderr
+    assert not bad.with_name(bad.name + ".receipt").exists()
+    assert ch.collector_stats()["records"] == 0
+    with open(bad, "r+b") as f:
+        f.seek(at)
+        f.write(was)
+    registry = Registry(ch.registry)
+    assert check_bundle(bad, registry).records == n  # the copy is whole again
+    # from the end down: each truncate leaves the copy cut at the next boundary
+    cuts = [size - 1, *range((size - 1) // 4096 * 4096, -1, -4096)]
+    for cut in cuts:
+        os.truncate(bad, cut)
+        with pytest.raises(BundleError, match="refused") as err:
+            check_bundle(bad, registry)
+        assert "nothing stored" in str(err.value)
+    assert ch.collector_stats()["records"] == 0
+    bad.unlink()
+    say(
+        f"one flipped byte refused by the command; {len(cuts):,} cuts of the "
+        f"{size / 1e6:.0f} MB bundle (every 4 KiB boundary) refused "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
 
 
 def more_records(ch: Chain, last: dict[str, int], n: int) -> None:
