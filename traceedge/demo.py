@@ -179,9 +179,12 @@ def _run(
         time.sleep(1.0)
         p = _platform_counts(platform, epcis_out is not None)
         c = read_summary(store)
+        # what the gateway made for the controller so far (final count once it is off)
+        lift_now = lift_records
         try:
             a = read_status(workdir / "agent" / "outbox.sqlite")
             buffered, wired = a["depth"], _sources_line(a["sources"])
+            lift_now = max(lift_now, _source_records(a["sources"], "lift-1"))
         except TraceedgeError:
             buffered, wired = 0, ""
         if scene.error is not None:
@@ -191,7 +194,7 @@ def _run(
             fleet.stats.generated
             + chain_fleet.stats.generated
             + gateway.bus_generated()
-            + lift_records
+            + lift_now
             + wh_records
         )
         say(
