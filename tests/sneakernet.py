@@ -1,11 +1,14 @@
 """A site for the sneakernet tests: a device registry with terminals and the gateway, the
 centre's command key pair, and a real agent outbox filled with signed records; and a month
-of a busy site's records (:func:`fill_month`) for a real agent's outbox."""
+of a busy site's records (:func:`fill_month`) for a real agent's outbox; the commands run
+as their own processes (:func:`traceedge`, :func:`import_refused`)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +117,21 @@ def fill_month(
     assert stored == n, f"{stored} of {n} records stored in the outbox"
     k = len(devices)
     return {d.dev: n // k + (1 if i < n % k else 0) for i, d in enumerate(devices)}
+
+
+def traceedge(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``traceedge ARGS`` as its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "traceedge", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def import_refused(config: str, bundle: Path, timeout: float = 600) -> str:
+    """``traceedge collector import`` of a bad bundle: exit 1, the reason in one line of
+    stderr saying nothing was stored, no receipt written. The line."""
+    res = traceedge("collector", "import", "--config", config, str(bundle), timeout=timeout)
+    assert res.returncode == 1, res
+    assert "nothing stored" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not bundle.with_name(bundle.name + ".receipt").exists()
+    return res.stderr

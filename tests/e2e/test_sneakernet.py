@@ -5,24 +5,17 @@ agent, collector, Mosquitto and platform; the commands run as their own processe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from simulators.fleet import Fleet
 from tests.conftest import Chain, wait_until
+from tests.sneakernet import import_refused, traceedge
 
 
 def cli(*args: str) -> str:
-    res = subprocess.run(
-        [sys.executable, "-m", "traceedge", *args, "--quiet"]
-        if args[1] in ("export", "import")
-        else [sys.executable, "-m", "traceedge", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    quiet = ("--quiet",) if args[1] in ("export", "import") else ()
+    res = traceedge(*args, *quiet, timeout=300)
     assert res.returncode == 0, f"traceedge {' '.join(args)}: {res.stderr}"
     return res.stdout
 
@@ -102,15 +95,6 @@ def test_a_torn_bundle_is_refused_by_the_command(
     (bundle,) = usb.glob("*.bundle")
     data = bundle.read_bytes()
     bundle.write_bytes(data[: len(data) // 2])
-    config = str(ch.collectors[0].config)
-    res = subprocess.run(
-        [sys.executable, "-m", "traceedge", "collector", "import", "--config", config, str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 1
-    assert "bundle refused: torn" in res.stderr and "nothing stored" in res.stderr, res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
-    assert not bundle.with_name(bundle.name + ".receipt").exists()
+    err = import_refused(str(ch.collectors[0].config), bundle, timeout=120)
+    assert "bundle refused: torn" in err, err
     assert ch.collector_stats()["records"] == 0

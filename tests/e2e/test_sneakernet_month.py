@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from collector.bundle_import import check_bundle
 from hostlib.errors import BundleError
 from hostlib.registry import Registry
 from tests.conftest import Chain, wait_until
-from tests.sneakernet import MONTH_MS, fill_month
+from tests.sneakernet import MONTH_MS, fill_month, import_refused, traceedge
 
 MONTH_RECORDS = 1_000_002  # six terminals, 166,667 records each
 NEW_RECORDS = 300  # arrive at the agent after the export, before the receipt comes back
@@ -73,12 +71,7 @@ class Clock:
 
 def cli(*args: str) -> str:
     """Run ``traceedge ARGS`` as its own process; its stdout."""
-    res = subprocess.run(
-        [sys.executable, "-m", "traceedge", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    res = traceedge(*args)
     assert res.returncode == 0, f"traceedge {' '.join(args)}: {res.stderr}"
     return res.stdout
 
@@ -138,15 +131,8 @@ def torn_and_tampered_refused(
         was = f.read(1)
         f.seek(at)
         f.write(bytes([was[0] ^ 0x01]))
-    res = subprocess.run(
-        [sys.executable, "-m", "traceedge", "collector", "import", "--config", config, str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 1, res
-    assert "bundle refused: tampered" in res.stderr and "nothing stored" in res.stderr, res.stderr
-    assert not bad.with_name(bad.name + ".receipt").exists()
+    why = import_refused(config, bad)
+    assert "bundle refused: tampered" in why, why
     assert ch.collector_stats()["records"] == 0
     with open(bad, "r+b") as f:
         f.seek(at)
